@@ -1,0 +1,309 @@
+//! Record documents: one Automerge document per record.
+//!
+//! The document holds the record's JSON tree (see [`Record::to_json`]):
+//! objects are Automerge maps, so two people who change different fields
+//! both keep their change; `events` arrays are append-only Automerge lists,
+//! so concurrent appends both survive; other arrays are replaced whole
+//! (last writer wins, for short lists like parties or a route). Edits are
+//! written as a minimal diff against the document's current tree, which is
+//! what keeps concurrent edits to different fields from overwriting each
+//! other.
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::error::{CoreError, Result};
+use crate::model::Record;
+
+/// Keys whose arrays are append-only histories.
+const APPEND_ONLY: &[&str] = &["events"];
+
+/// Deepest nesting accepted when reading a document (hostile input guard).
+const MAX_DEPTH: usize = 16;
+
+/// One record as an Automerge document.
+pub struct RecordDoc {
+    doc: AutoCommit,
+}
+
+impl std::fmt::Debug for RecordDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordDoc").finish_non_exhaustive()
+    }
+}
+
+impl RecordDoc {
+    /// A new document holding `record`, written by `actor`. Validates first.
+    pub fn create(record: &Record, actor: ActorId) -> Result<Self> {
+        record.validate()?;
+        let mut doc = AutoCommit::new().with_actor(actor);
+        let Json::Object(tree) = record.to_json() else {
+            return Err(CoreError::Document("record is not an object".into()));
+        };
+        write_map(&mut doc, &ROOT, None, &tree)?;
+        doc.commit_with(CommitOptions::default().with_time(record.created_at / 1000));
+        Ok(RecordDoc { doc })
+    }
+
+    /// An empty document, to receive changes from elsewhere.
+    pub fn empty(actor: ActorId) -> Self {
+        RecordDoc { doc: AutoCommit::new().with_actor(actor) }
+    }
+
+    /// Load a saved document.
+    pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self> {
+        let doc = AutoCommit::load(bytes).map_err(|e| CoreError::Document(e.to_string()))?;
+        Ok(RecordDoc { doc: doc.with_actor(actor) })
+    }
+
+    /// Save the whole document compactly.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Current heads.
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// The document's JSON tree.
+    pub fn to_json(&self) -> Result<Json> {
+        read_obj(&self.doc, &ROOT, ObjType::Map, 0)
+    }
+
+    /// The typed record.
+    pub fn record(&self) -> Result<Record> {
+        Record::from_json(&self.to_json()?)
+    }
+
+    /// Replace the record with `new`, writing only what differs. The id,
+    /// kind, grid, author and creation time cannot change. Returns whether
+    /// anything changed.
+    pub fn update(&mut self, new: &Record) -> Result<bool> {
+        new.validate()?;
+        let old = self.to_json()?;
+        let old_rec = Record::from_json(&old)?;
+        if old_rec.id != new.id {
+            return Err(CoreError::invalid("id", "immutable", "记录编号不能修改"));
+        }
+        if old_rec.kind() != new.kind() {
+            return Err(CoreError::invalid("kind", "immutable", "记录类型不能修改"));
+        }
+        if old_rec.grid != new.grid {
+            return Err(CoreError::invalid("grid", "immutable", "记录所属网格不能修改"));
+        }
+        if old_rec.author != new.author || old_rec.created_at != new.created_at {
+            return Err(CoreError::invalid("author", "immutable", "记录人和创建时间不能修改"));
+        }
+        let mut new_json = new.to_json();
+        let old_obj = old.as_object().cloned().unwrap_or_default();
+        let changed = {
+            let mut a = old_obj.clone();
+            a.remove("updated_at");
+            let mut b = new_json.as_object().cloned().unwrap_or_default();
+            b.remove("updated_at");
+            a != b
+        };
+        if !changed {
+            return Ok(false);
+        }
+        if let Some(o) = new_json.as_object_mut() {
+            // updated_at never goes backwards across devices with bad clocks.
+            let prev = old_rec.updated_at;
+            if new.updated_at < prev {
+                o.insert("updated_at".into(), Json::from(prev));
+            }
+        }
+        let Json::Object(tree) = new_json else { return Ok(false) };
+        if let Err(e) = write_map(&mut self.doc, &ROOT, Some(&old_obj), &tree) {
+            self.doc.rollback();
+            return Err(e);
+        }
+        self.doc.commit_with(CommitOptions::default().with_time(new.updated_at / 1000));
+        Ok(true)
+    }
+
+    /// Changes made after `heads` (all changes for an empty slice).
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Change> {
+        self.doc.get_changes(heads)
+    }
+
+    /// Apply changes received from elsewhere. Changes already present are
+    /// ignored; changes whose dependencies are missing wait in the document
+    /// until the dependencies arrive.
+    pub fn apply(&mut self, changes: Vec<Change>) -> Result<()> {
+        self.doc.apply_changes(changes).map_err(|e| CoreError::Document(e.to_string()))
+    }
+
+    /// Merge another replica of the same record into this one.
+    pub fn merge(&mut self, other: &mut RecordDoc) -> Result<()> {
+        self.doc.merge(&mut other.doc).map(|_| ()).map_err(|e| CoreError::Document(e.to_string()))
+    }
+
+    /// Hashes this document is missing to apply what it holds.
+    pub fn missing_deps(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    /// A copy of this document that writes as another actor.
+    pub fn fork_as(&mut self, actor: ActorId) -> RecordDoc {
+        RecordDoc { doc: self.doc.fork().with_actor(actor) }
+    }
+
+    /// The underlying Automerge document.
+    pub fn automerge(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+}
+
+/// Parse one change from bytes received over the wire, without panicking on
+/// hostile input.
+pub fn parse_change(bytes: &[u8]) -> Result<Change> {
+    guarded(|| Change::from_bytes(bytes.to_vec()).map_err(|e| CoreError::Document(e.to_string())))
+}
+
+/// Run an Automerge call on untrusted input, turning a panic inside the
+/// library into an error. Automerge's decoders are not hardened against
+/// hostile bytes, so every call that touches received data goes through here.
+pub fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(CoreError::Document("document library failed on this input".into())),
+    }
+}
+
+fn scalar(v: &Json) -> ScalarValue {
+    match v {
+        Json::Null => ScalarValue::Null,
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => {
+            if n.is_f64() {
+                ScalarValue::F64(n.as_f64().unwrap_or(0.0))
+            } else if let Some(i) = n.as_i64() {
+                ScalarValue::Int(i)
+            } else {
+                ScalarValue::Uint(n.as_u64().unwrap_or(0))
+            }
+        }
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        Json::Array(_) | Json::Object(_) => ScalarValue::Null,
+    }
+}
+
+fn write_map(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    old: Option<&Map<String, Json>>,
+    new: &Map<String, Json>,
+) -> Result<()> {
+    for (k, v) in new {
+        let prev = old.and_then(|o| o.get(k));
+        if prev == Some(v) {
+            continue;
+        }
+        match v {
+            Json::Object(m) => match (prev, doc.get(obj, k.as_str())?) {
+                (Some(Json::Object(pm)), Some((Value::Object(ObjType::Map), id))) => write_map(doc, &id, Some(pm), m)?,
+                _ => {
+                    let id = doc.put_object(obj, k.as_str(), ObjType::Map)?;
+                    write_map(doc, &id, None, m)?;
+                }
+            },
+            Json::Array(items) if APPEND_ONLY.contains(&k.as_str()) => {
+                let existing = doc.get(obj, k.as_str())?;
+                let list = match existing {
+                    Some((Value::Object(ObjType::List), id)) => id,
+                    _ => doc.put_object(obj, k.as_str(), ObjType::List)?,
+                };
+                let seen: std::collections::HashSet<&str> = match prev {
+                    Some(Json::Array(p)) => p.iter().filter_map(|e| e.get("id").and_then(Json::as_str)).collect(),
+                    _ => Default::default(),
+                };
+                for item in items {
+                    let id = item.get("id").and_then(Json::as_str).unwrap_or_default();
+                    if seen.contains(id) {
+                        continue;
+                    }
+                    let at = doc.length(&list);
+                    insert_value(doc, &list, at, item)?;
+                }
+            }
+            Json::Array(items) => {
+                let list = doc.put_object(obj, k.as_str(), ObjType::List)?;
+                for (i, item) in items.iter().enumerate() {
+                    insert_value(doc, &list, i, item)?;
+                }
+            }
+            other => doc.put(obj, k.as_str(), scalar(other))?,
+        }
+    }
+    if let Some(old) = old {
+        for k in old.keys() {
+            if !new.contains_key(k) {
+                doc.delete(obj, k.as_str())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_value(doc: &mut AutoCommit, list: &ObjId, at: usize, v: &Json) -> Result<()> {
+    match v {
+        Json::Object(m) => {
+            let id = doc.insert_object(list, at, ObjType::Map)?;
+            write_map(doc, &id, None, m)
+        }
+        Json::Array(items) => {
+            let id = doc.insert_object(list, at, ObjType::List)?;
+            for (i, item) in items.iter().enumerate() {
+                insert_value(doc, &id, i, item)?;
+            }
+            Ok(())
+        }
+        other => Ok(doc.insert(list, at, scalar(other))?),
+    }
+}
+
+fn read_value(doc: &AutoCommit, v: Value<'_>, id: &ObjId, depth: usize) -> Result<Json> {
+    Ok(match v {
+        Value::Object(t) => read_obj(doc, id, t, depth + 1)?,
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(s) => Json::String(s.to_string()),
+            ScalarValue::Int(i) => Json::from(*i),
+            ScalarValue::Uint(u) => Json::from(*u),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
+            ScalarValue::Counter(c) => Json::from(i64::from(c)),
+            ScalarValue::Timestamp(t) => Json::from(*t),
+            ScalarValue::Boolean(b) => Json::Bool(*b),
+            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+        },
+    })
+}
+
+fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize) -> Result<Json> {
+    if depth > MAX_DEPTH {
+        return Err(CoreError::Document("document nested too deeply".into()));
+    }
+    match t {
+        ObjType::Map | ObjType::Table => {
+            let mut m = Map::new();
+            for k in doc.keys(obj) {
+                if let Some((v, id)) = doc.get(obj, k.as_str())? {
+                    m.insert(k, read_value(doc, v, &id, depth)?);
+                }
+            }
+            Ok(Json::Object(m))
+        }
+        ObjType::List => {
+            let mut out = Vec::new();
+            for i in 0..doc.length(obj) {
+                if let Some((v, id)) = doc.get(obj, i)? {
+                    out.push(read_value(doc, v, &id, depth)?);
+                }
+            }
+            Ok(Json::Array(out))
+        }
+        ObjType::Text => Ok(Json::String(doc.text(obj)?)),
+    }
+}

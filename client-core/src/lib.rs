@@ -1,0 +1,28 @@
+//! Gridsync's shared core, used by the phone (through `gridsync-ffi`) and by
+//! the server.
+//!
+//! Every field record (patrol, hazard, visit, household ledger, dispute) is
+//! one Automerge document. The core defines the domain model, how a record
+//! maps onto its document and how concurrent edits merge, the sync wire
+//! protocol, and (behind the `store` feature) the phone's SQLite store.
+//!
+//! # Layout
+//!
+//! - [`grid`]: the county tree ([`grid::GridPath`]) and roles.
+//! - [`model`]: record kinds, fields, validation, Chinese labels, derived status.
+//! - [`events`]: append-only histories, their causal order and conflicts.
+//! - [`doc`]: [`doc::RecordDoc`], a record as an Automerge document.
+//! - [`protocol`]: sync wire messages and their binary encoding.
+//! - [`error`]: [`error::CoreError`], the one error type.
+//! - [`store`] (feature `store`): the phone's SQLite store, outbox and cursor.
+
+pub mod doc;
+pub mod error;
+pub mod events;
+pub mod grid;
+pub mod model;
+pub mod protocol;
+#[cfg(feature = "store")]
+pub mod store;
+
+pub use error::{CoreError, FieldError, Result};

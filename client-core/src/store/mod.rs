@@ -1,0 +1,455 @@
+//! The phone's record store: SQLite with one row per record holding its
+//! Automerge document and index columns, an outbox of changes no server has
+//! acknowledged, and the sync cursor.
+//!
+//! Every write commits the document, its index columns and its outbox
+//! entries in one transaction, in WAL mode with `synchronous=FULL`, so a
+//! write that returned `Ok` survives the app being killed or the battery
+//! dying. Lists read index columns only, never documents.
+
+pub mod migrate;
+
+use std::path::Path;
+
+use automerge::{ActorId, Change};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::doc::{RecordDoc, guarded};
+use crate::error::{CoreError, Result};
+use crate::grid::GridPath;
+use crate::model::{DisputeLevel, Record, RecordKind};
+
+/// A line in a record list: index columns only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordSummary {
+    /// Record id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: RecordKind,
+    /// Owning grid.
+    pub grid: GridPath,
+    /// Derived status (machine name).
+    pub status: String,
+    /// Dispute level, for disputes.
+    pub level: Option<DisputeLevel>,
+    /// One-line title.
+    pub title: String,
+    /// When it happened, ms.
+    pub occurred_at: i64,
+    /// Last change, ms.
+    pub updated_at: i64,
+    /// Tombstoned.
+    pub deleted: bool,
+    /// A conflict waits to be settled.
+    pub has_conflict: bool,
+    /// Why a server refused the last changes, if it did.
+    pub rejection: Option<Rejection>,
+}
+
+/// A server's refusal of a record's changes, kept on the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Machine-readable reason code.
+    pub code: String,
+    /// Detail, in Chinese, for the user.
+    pub message_zh: String,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this kind.
+    pub kind: Option<RecordKind>,
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only records at or below this grid node.
+    pub grid: Option<GridPath>,
+    /// Occurred at or after (ms).
+    pub from: Option<i64>,
+    /// Occurred before (ms).
+    pub until: Option<i64>,
+    /// Substring of the name search text (household heads and members, titles).
+    pub search: Option<String>,
+    /// Include tombstoned records.
+    pub include_deleted: bool,
+    /// Page size (default 100, at most 10,000).
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+}
+
+/// One unacknowledged change in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Position in the outbox.
+    pub seq: i64,
+    /// Record the change belongs to.
+    pub doc_id: Uuid,
+    /// Automerge change hash.
+    pub hash: [u8; 32],
+    /// Raw change bytes.
+    pub change: Vec<u8>,
+}
+
+/// The phone's store.
+pub struct Store {
+    conn: Connection,
+    actor: ActorId,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn kind_of(s: &str) -> rusqlite::Result<RecordKind> {
+    RecordKind::parse(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+impl Store {
+    /// Open (or create) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// An in-memory store, for tests and previews.
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate::migrate_to(&mut conn, migrate::latest())?;
+        let actor: Option<Vec<u8>> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| r.get(0)).optional()?;
+        let actor = match actor {
+            Some(a) => ActorId::from(a),
+            None => {
+                let a = ActorId::random();
+                conn.execute("INSERT INTO meta (key, value) VALUES ('actor', ?1)", [a.to_bytes()])?;
+                a
+            }
+        };
+        Ok(Store { conn, actor })
+    }
+
+    /// This phone's Automerge actor id.
+    pub fn actor(&self) -> &ActorId {
+        &self.actor
+    }
+
+    /// Read a setting.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Write a setting.
+    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Save a new record. Fails if the id exists.
+    pub fn create(&mut self, record: &Record) -> Result<()> {
+        let mut doc = RecordDoc::create(record, self.actor.clone())?;
+        let changes = doc.changes_since(&[]);
+        let tx = self.conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM records WHERE id = ?1", [record.id.to_string()], |_| Ok(true))
+            .optional()?
+            .unwrap_or(false);
+        if exists {
+            return Err(CoreError::invalid("id", "duplicate", "该记录已存在"));
+        }
+        write_record(&tx, record, &mut doc)?;
+        push_outbox(&tx, record.id, changes)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Load a record's document.
+    pub fn load_doc(&self, id: Uuid) -> Result<RecordDoc> {
+        let bytes: Vec<u8> = self
+            .conn
+            .query_row("SELECT doc FROM records WHERE id = ?1", [id.to_string()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| CoreError::NotFound(id.to_string()))?;
+        RecordDoc::load(&bytes, self.actor.clone())
+    }
+
+    /// Read a record.
+    pub fn get(&self, id: Uuid) -> Result<Record> {
+        self.load_doc(id)?.record()
+    }
+
+    /// Replace a record's fields with `record`'s, writing only what differs.
+    /// Returns whether anything changed.
+    pub fn update(&mut self, record: &Record) -> Result<bool> {
+        let mut doc = self.load_doc(record.id)?;
+        let before = doc.heads();
+        if !doc.update(record)? {
+            return Ok(false);
+        }
+        let changes = doc.changes_since(&before);
+        let merged = doc.record()?;
+        let tx = self.conn.transaction()?;
+        write_record(&tx, &merged, &mut doc)?;
+        push_outbox(&tx, record.id, changes)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Load a record, let `edit` change it, save the difference.
+    pub fn edit(&mut self, id: Uuid, now: i64, edit: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut rec = self.get(id)?;
+        edit(&mut rec);
+        rec.updated_at = now;
+        self.update(&rec)?;
+        self.get(id)
+    }
+
+    /// Mark a record deleted (a tombstone that syncs like any change).
+    pub fn delete(&mut self, id: Uuid, now: i64) -> Result<()> {
+        self.edit(id, now, |r| r.deleted = true).map(|_| ())
+    }
+
+    /// List records by index columns.
+    pub fn list(&self, f: &ListFilter) -> Result<Vec<RecordSummary>> {
+        let mut sql = String::from(
+            "SELECT id, kind, grid, status, level, title, occurred_at, updated_at, deleted, has_conflict, rejection FROM records WHERE 1=1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(k) = f.kind {
+            arg(&mut sql, " AND kind = ?", k.as_str().to_owned().into());
+        }
+        if let Some(s) = &f.status {
+            arg(&mut sql, " AND status = ?", s.clone().into());
+        }
+        if let Some(g) = &f.grid
+            && g.level() != crate::grid::GridLevel::County
+        {
+            let g = g.to_string();
+            arg(&mut sql, " AND (grid = ?", g.clone().into());
+            arg(&mut sql, " OR grid LIKE ?)", format!("{g}/%").into());
+        }
+        if let Some(t) = f.from {
+            arg(&mut sql, " AND occurred_at >= ?", t.into());
+        }
+        if let Some(t) = f.until {
+            arg(&mut sql, " AND occurred_at < ?", t.into());
+        }
+        if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            arg(&mut sql, " AND search_text LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
+        }
+        if !f.include_deleted {
+            sql.push_str(" AND deleted = 0");
+        }
+        sql.push_str(" ORDER BY occurred_at DESC, id");
+        let limit = f.limit.unwrap_or(100).min(10_000);
+        arg(&mut sql, " LIMIT ?", i64::from(limit).into());
+        arg(&mut sql, " OFFSET ?", i64::from(f.offset.unwrap_or(0)).into());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            let id: String = r.get(0)?;
+            let level: Option<String> = r.get(4)?;
+            let rejection: Option<String> = r.get(10)?;
+            Ok(RecordSummary {
+                id: Uuid::parse_str(&id).unwrap_or_default(),
+                kind: kind_of(&r.get::<_, String>(1)?)?,
+                grid: GridPath::parse(&r.get::<_, String>(2)?).unwrap_or_default(),
+                status: r.get(3)?,
+                level: level.and_then(|l| serde_json::from_value(serde_json::Value::String(l)).ok()),
+                title: r.get(5)?,
+                occurred_at: r.get(6)?,
+                updated_at: r.get(7)?,
+                deleted: r.get(8)?,
+                has_conflict: r.get(9)?,
+                rejection: rejection.and_then(|j| serde_json::from_str(&j).ok()),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Number of records (not deleted).
+    pub fn count(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM records WHERE deleted = 0", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Oldest outbox entries, up to about `max_bytes` of change bytes (at
+    /// least one entry if any).
+    pub fn outbox(&self, max_bytes: usize) -> Result<Vec<OutboxEntry>> {
+        let mut st = self.conn.prepare_cached("SELECT seq, doc_id, hash, change FROM outbox ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        let mut total = 0;
+        while let Some(r) = rows.next()? {
+            let change: Vec<u8> = r.get(3)?;
+            if !out.is_empty() && total + change.len() > max_bytes {
+                break;
+            }
+            total += change.len();
+            let hash: Vec<u8> = r.get(2)?;
+            out.push(OutboxEntry {
+                seq: r.get(0)?,
+                doc_id: Uuid::parse_str(&r.get::<_, String>(1)?).map_err(|e| CoreError::Document(e.to_string()))?,
+                hash: hash.try_into().map_err(|_| CoreError::Document("bad hash in outbox".into()))?,
+                change,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Number of changes waiting to be acknowledged.
+    pub fn outbox_len(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Run `f` in one transaction over this store's tables.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&mut StoreTx<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let mut stx = StoreTx { tx, actor: self.actor.clone() };
+        let out = f(&mut stx)?;
+        stx.tx.commit()?;
+        Ok(out)
+    }
+
+    /// Delete every record, the outbox and cursors (a revoked device).
+    pub fn wipe(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM meta WHERE key <> 'actor';",
+        )?;
+        tx.commit()?;
+        self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+        Ok(())
+    }
+
+    /// Run SQLite's integrity check; `Ok(true)` when the file is sound.
+    pub fn integrity_ok(&self) -> Result<bool> {
+        let s: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(s == "ok")
+    }
+}
+
+/// A transaction over the store, used by the sync engine to apply a whole
+/// server response atomically.
+pub struct StoreTx<'a> {
+    tx: Transaction<'a>,
+    actor: ActorId,
+}
+
+impl StoreTx<'_> {
+    /// The cursor saved for `server`.
+    pub fn cursor(&self, server: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.tx.query_row("SELECT cursor FROM sync_cursor WHERE server = ?1", [server], |r| r.get(0)).optional()?)
+    }
+
+    /// Save the cursor for `server`.
+    pub fn set_cursor(&self, server: &str, cursor: &[u8], now: i64) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO sync_cursor (server, cursor, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT(server) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            params![server, cursor, now],
+        )?;
+        Ok(())
+    }
+
+    /// Drop acknowledged changes from the outbox.
+    pub fn ack(&self, doc_id: Uuid, hash: &[u8; 32]) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2", params![doc_id.to_string(), &hash[..]])?;
+        Ok(())
+    }
+
+    /// Keep a server's rejection on the record and drop its refused changes
+    /// from the outbox (resending them would be refused again); the local
+    /// record keeps them, marked, for the user to see and fix.
+    pub fn reject(&self, doc_id: Uuid, rejection: &Rejection, hashes: &[[u8; 32]]) -> Result<()> {
+        let json = serde_json::to_string(rejection).map_err(|e| CoreError::Document(e.to_string()))?;
+        self.tx.execute("UPDATE records SET rejection = ?2 WHERE id = ?1", params![doc_id.to_string(), json])?;
+        for h in hashes {
+            self.ack(doc_id, h)?;
+        }
+        Ok(())
+    }
+
+    /// Merge changes received from a server into the local record, creating
+    /// it if new. Returns whether the record is now readable (all of its
+    /// dependencies present).
+    pub fn apply_remote(&self, doc_id: Uuid, changes: &[Vec<u8>]) -> Result<bool> {
+        let existing: Option<Vec<u8>> = self
+            .tx
+            .query_row("SELECT doc FROM records WHERE id = ?1", [doc_id.to_string()], |r| r.get(0))
+            .optional()?;
+        let mut doc = match &existing {
+            Some(b) => RecordDoc::load(b, self.actor.clone())?,
+            None => RecordDoc::empty(self.actor.clone()),
+        };
+        let parsed: Vec<Change> = changes.iter().map(|c| crate::doc::parse_change(c)).collect::<Result<_>>()?;
+        guarded(|| doc.apply(parsed))?;
+        // Keep changes that wait for dependencies inside the saved document.
+        let record = match guarded(|| doc.record()) {
+            Ok(r) => r,
+            Err(_) if existing.is_none() => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        if record.id != doc_id {
+            return Err(CoreError::Document("record id does not match its document".into()));
+        }
+        write_record(&self.tx, &record, &mut doc)?;
+        Ok(true)
+    }
+}
+
+fn write_record(tx: &Transaction<'_>, record: &Record, doc: &mut RecordDoc) -> Result<()> {
+    let ix = record.index();
+    let bytes = doc.save();
+    tx.execute(
+        "INSERT INTO records (id, kind, grid, status, level, title, search_text, occurred_at, created_at, updated_at, deleted, sensitive, has_conflict, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+           search_text = excluded.search_text, occurred_at = excluded.occurred_at, updated_at = excluded.updated_at,
+           deleted = excluded.deleted, sensitive = excluded.sensitive, has_conflict = excluded.has_conflict, doc = excluded.doc",
+        params![
+            record.id.to_string(),
+            ix.kind.as_str(),
+            ix.grid.to_string(),
+            ix.status,
+            ix.level.map(|l| l.as_str()),
+            ix.title,
+            ix.search_text,
+            ix.occurred_at,
+            record.created_at,
+            record.updated_at,
+            ix.deleted,
+            ix.sensitive,
+            ix.has_conflict,
+            bytes,
+        ],
+    )?;
+    Ok(())
+}
+
+fn push_outbox(tx: &Transaction<'_>, doc_id: Uuid, changes: Vec<Change>) -> Result<()> {
+    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO outbox (doc_id, hash, change) VALUES (?1, ?2, ?3)")?;
+    for c in changes {
+        st.execute(params![doc_id.to_string(), &c.hash().0[..], c.raw_bytes()])?;
+    }
+    Ok(())
+}

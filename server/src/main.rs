@@ -1,0 +1,2 @@
+//! Gridsync server binary (placeholder until the server lands).
+fn main() {}
