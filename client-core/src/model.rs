@@ -504,6 +504,42 @@ impl DisputeAction {
     }
 }
 
+impl DisputeAction {
+    /// Whether a person with `role` may record this action on a dispute
+    /// currently handled at `level` ("small matters stay in the village, big
+    /// matters stay in the township"). Anyone whose grid holds the dispute may
+    /// record that it was found and add follow-ups; a grid manager may also
+    /// record an on-the-spot resolution or watch (就地化解 / 稳控) at village
+    /// level; classifying, planning, escalating and settling belong to the
+    /// people who handle that level; escalation goes one level up at a time.
+    pub fn may_act(&self, role: crate::grid::Role, level: DisputeLevel) -> bool {
+        use crate::grid::Role;
+        let handles = match role {
+            Role::VillageLeader | Role::Supervisor => Some(DisputeLevel::Village),
+            Role::TownshipChief => Some(DisputeLevel::Township),
+            Role::CountyStaff => Some(DisputeLevel::County),
+            Role::GridManager | Role::AgencyStaff => None,
+        };
+        match self {
+            DisputeAction::Found { .. } | DisputeAction::FollowUp { .. } => role != Role::AgencyStaff,
+            DisputeAction::Resolved { .. } | DisputeAction::Stabilized { .. }
+                if role == Role::GridManager && level == DisputeLevel::Village =>
+            {
+                true
+            }
+            DisputeAction::Escalated { to, .. } => {
+                handles == Some(level)
+                    && matches!(
+                        (level, to),
+                        (DisputeLevel::Village, DisputeLevel::Township)
+                            | (DisputeLevel::Township, DisputeLevel::County)
+                    )
+            }
+            _ => handles == Some(level),
+        }
+    }
+}
+
 impl HistoryAction for DisputeAction {
     fn conflicts_with(&self, other: &Self) -> Option<String> {
         use DisputeAction::*;

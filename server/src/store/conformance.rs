@@ -1,0 +1,324 @@
+//! One conformance suite every [`ServerStore`] backend must pass. A backend
+//! runs it with `conformance_tests!(expr)`, where `expr` builds a fresh,
+//! migrated, empty store.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use automerge::ActorId;
+use gridsync_core::doc::RecordDoc;
+use gridsync_core::grid::{GridPath, Role};
+use gridsync_core::model::*;
+
+use super::*;
+use crate::merge::{Outcome, merge_doc};
+
+pub fn user(id: &str, role: Role, grid: &str) -> User {
+    User { id: id.into(), display_name: format!("用户{id}"), role, grid: GridPath::parse(grid).unwrap() }
+}
+
+pub fn device(id: &str, user: &str) -> Device {
+    Device { id: id.into(), user_id: user.into(), name: "测试手机".into(), created_at: 0, last_sync_at: None, revoked_at: None }
+}
+
+pub fn patrol(grid: &str, author: &str) -> Record {
+    Record::new(
+        GridPath::parse(grid).unwrap(),
+        author,
+        1_700_000_000_000,
+        RecordBody::Patrol(Patrol {
+            slot: PatrolSlot::Morning,
+            started_at: 1_700_000_000_000,
+            ended_at: None,
+            route: vec![],
+            findings: "一切正常".into(),
+            hazard_ids: BTreeMap::new(),
+        }),
+    )
+}
+
+pub fn household(grid: &str, author: &str) -> Record {
+    Record::new(
+        GridPath::parse(grid).unwrap(),
+        author,
+        1_700_000_000_000,
+        RecordBody::Household(Household {
+            head_name: "王建国".into(),
+            address: "两当县城关镇".into(),
+            ten_household_group: String::new(),
+            members: BTreeMap::new(),
+            machinery: BTreeMap::new(),
+            vehicles: BTreeMap::new(),
+            facilities: BTreeMap::new(),
+            notes: String::new(),
+        }),
+    )
+}
+
+/// A record's changes as a phone would send them.
+pub fn incoming(rec: &Record) -> IncomingDoc {
+    let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
+    IncomingDoc { doc_id: rec.id, changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect() }
+}
+
+/// Merge docs as `u` through `store`, returning the outcomes.
+pub fn push(store: &dyn ServerStore, dev: &str, u: &User, docs: &[IncomingDoc]) -> Vec<Outcome> {
+    let mut outcomes = vec![None; docs.len()];
+    store
+        .merge_batch(dev, docs, &mut |i, stored, d| {
+            let (dec, out) = merge_doc(u, stored, d);
+            outcomes[i] = Some(out);
+            dec
+        })
+        .unwrap();
+    outcomes.into_iter().map(Option::unwrap).collect()
+}
+
+/// Read the feed to its end, waiting up to 10 s until `at_least` changes
+/// are visible (PostgreSQL hides rows while older transactions run).
+pub fn drain(store: &dyn ServerStore, scope: &ReadScope, exclude: &str, at_least: usize) -> Vec<(Uuid, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut cursor = Cursor::default();
+    let mut out = Vec::new();
+    loop {
+        let page = store.read_feed(cursor, scope, exclude, 64 * 1024).unwrap();
+        assert!(page.next >= cursor, "cursor went backwards");
+        cursor = page.next;
+        out.extend(page.changes);
+        if page.more {
+            continue;
+        }
+        if out.len() >= at_least || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Say a backend-specific suite was skipped.
+pub fn skipped() {
+    eprintln!("skipped: GRIDSYNC_TEST_POSTGRES_URL is not set (see README)");
+}
+
+pub fn acked(o: &Outcome) -> bool {
+    matches!(o, Outcome::Acked(_))
+}
+
+pub fn setup(store: &dyn ServerStore) {
+    for u in [
+        user("gm1", Role::GridManager, "t01/v01/g1"),
+        user("gm2", Role::GridManager, "t01/v01/g2"),
+        user("gm3", Role::GridManager, "t01/v02/g1"),
+        user("vl1", Role::VillageLeader, "t01/v01"),
+        user("tc1", Role::TownshipChief, "t01"),
+        user("tc2", Role::TownshipChief, "t02"),
+        user("county", Role::CountyStaff, ""),
+    ] {
+        store.add_user(&u).unwrap();
+    }
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        use $crate::store::conformance::*;
+        use $crate::store::*;
+        use gridsync_core::grid::{GridPath, Role};
+        use std::collections::HashSet;
+
+        fn make_opt() -> Option<Box<dyn ServerStore>> {
+            $make
+        }
+
+        #[test]
+        fn users_and_grid_nodes() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.put_grid_nodes(&[GridNode { path: GridPath::parse("t01").unwrap(), name: "城关镇".into() }]).unwrap();
+            s.put_grid_nodes(&[GridNode { path: GridPath::parse("t01").unwrap(), name: "城关镇(新)".into() }]).unwrap();
+            assert_eq!(s.grid_nodes().unwrap()[0].name, "城关镇(新)");
+            let u = user("gm1", Role::GridManager, "t01/v01/g1");
+            s.add_user(&u).unwrap();
+            assert!(matches!(s.add_user(&u), Err(StoreError::Conflict(_))));
+            assert_eq!(s.user("gm1").unwrap(), Some(u));
+            assert_eq!(s.user("nobody").unwrap(), None);
+            assert_eq!(s.users().unwrap().len(), 1);
+        }
+
+        #[test]
+        fn enrollment_codes_work_once_and_expire() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
+            assert!(matches!(s.create_enrollment(b"x", "nobody", 10), Err(StoreError::NotFound(_))));
+            s.create_enrollment(b"code1", "gm1", 1_000).unwrap();
+            s.create_enrollment(b"code2", "gm1", 1_000).unwrap();
+            let got = s.redeem_enrollment(b"code1", &device("d1", "gm1"), b"tok1", 500).unwrap();
+            assert_eq!(got.map(|u| u.id), Some("gm1".to_owned()));
+            assert!(s.redeem_enrollment(b"code1", &device("d2", "gm1"), b"tok2", 500).unwrap().is_none(), "used twice");
+            assert!(s.redeem_enrollment(b"code2", &device("d3", "gm1"), b"tok3", 1_000).unwrap().is_none(), "expired");
+            assert!(s.redeem_enrollment(b"nope", &device("d4", "gm1"), b"tok4", 1).unwrap().is_none());
+            let auth = s.device_by_token(b"tok1").unwrap().unwrap();
+            assert_eq!((auth.device.id.as_str(), auth.user.id.as_str()), ("d1", "gm1"));
+            assert!(s.device_by_token(b"tok2").unwrap().is_none());
+            s.touch_device("d1", 700).unwrap();
+            assert!(s.revoke_device("d1", 800).unwrap());
+            assert!(!s.revoke_device("zzz", 800).unwrap());
+            let d = &s.devices().unwrap()[0];
+            assert_eq!((d.last_sync_at, d.revoked_at), (Some(700), Some(800)));
+            assert_eq!(s.device_by_token(b"tok1").unwrap().unwrap().device.revoked_at, Some(800));
+        }
+
+        #[test]
+        fn each_change_is_stored_once_and_resending_is_harmless() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            let inc = incoming(&rec);
+            let out = push(s.as_ref(), "d1", &gm1, std::slice::from_ref(&inc));
+            assert!(acked(&out[0]));
+            assert_eq!(s.change_count().unwrap(), inc.changes.len() as u64);
+            let out = push(s.as_ref(), "d1", &gm1, &[inc.clone(), inc.clone()]);
+            assert!(out.iter().all(acked));
+            assert_eq!(s.change_count().unwrap(), inc.changes.len() as u64);
+            let view = s.record(rec.id).unwrap().unwrap();
+            assert_eq!((view.kind.as_str(), view.author.as_str()), ("patrol", "gm1"));
+            assert_eq!(view.json["data"]["findings"], "一切正常");
+            let county = s.user("county").unwrap().unwrap();
+            assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", 1).len(), inc.changes.len());
+        }
+
+        #[test]
+        fn rejected_records_write_nothing() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let other_village = patrol("t01/v02/g1", "gm1");
+            let out = push(s.as_ref(), "d1", &gm1, &[incoming(&other_village)]);
+            assert!(matches!(&out[0], $crate::merge::Outcome::Rejected(r) if r.reason == gridsync_core::protocol::RejectReason::OutOfScope));
+            let garbage = IncomingDoc { doc_id: uuid::Uuid::new_v4(), changes: vec![vec![1, 2, 3]] };
+            let out = push(s.as_ref(), "d1", &gm1, &[garbage]);
+            assert!(!acked(&out[0]));
+            assert_eq!(s.change_count().unwrap(), 0);
+            assert!(s.record(other_village.id).unwrap().is_none());
+        }
+
+        #[test]
+        fn feed_honours_scope_sensitivity_and_origin() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            let u = |id: &str| s.user(id).unwrap().unwrap();
+            let p1 = incoming(&patrol("t01/v01/g1", "gm1"));
+            let p2 = incoming(&patrol("t01/v01/g2", "gm2"));
+            let p3 = incoming(&patrol("t01/v02/g1", "gm3"));
+            let h1 = incoming(&household("t01/v01/g1", "gm1"));
+            assert!(push(s.as_ref(), "d1", &u("gm1"), &[p1.clone(), h1.clone()]).iter().all(acked));
+            assert!(push(s.as_ref(), "d2", &u("gm2"), std::slice::from_ref(&p2)).iter().all(acked));
+            assert!(push(s.as_ref(), "d3", &u("gm3"), std::slice::from_ref(&p3)).iter().all(acked));
+            let docs = |user: &str, exclude: &str, n: usize| -> HashSet<uuid::Uuid> {
+                drain(s.as_ref(), &ReadScope::of(&u(user)), exclude, n).into_iter().map(|(d, _)| d).collect()
+            };
+            assert_eq!(docs("gm1", "x", 2), HashSet::from([p1.doc_id, h1.doc_id]));
+            assert_eq!(docs("gm1", "d1", 0), HashSet::new(), "own changes are not echoed back");
+            assert_eq!(docs("vl1", "x", 3), HashSet::from([p1.doc_id, p2.doc_id, h1.doc_id]));
+            assert_eq!(docs("tc1", "x", 3), HashSet::from([p1.doc_id, p2.doc_id, p3.doc_id]), "township: no household");
+            assert_eq!(docs("tc2", "x", 0), HashSet::new());
+            assert_eq!(docs("county", "x", 3), HashSet::from([p1.doc_id, p2.doc_id, p3.doc_id]));
+        }
+
+        #[test]
+        fn feed_pages_are_bounded_and_resume() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let docs: Vec<IncomingDoc> = (0..40).map(|_| incoming(&patrol("t01/v01/g1", "gm1"))).collect();
+            assert!(push(s.as_ref(), "d1", &gm1, &docs).iter().all(acked));
+            let total: usize = docs.iter().flat_map(|d| &d.changes).map(Vec::len).sum();
+            let scope = ReadScope::of(&gm1);
+            drain(s.as_ref(), &scope, "x", 40);
+            let mut cursor = Cursor::default();
+            let mut seen = Vec::new();
+            let mut pages = 0;
+            loop {
+                let page = s.read_feed(cursor, &scope, "x", total / 4).unwrap();
+                pages += 1;
+                assert!(page.changes.iter().map(|c| c.1.len()).sum::<usize>() <= total / 4 + 1024);
+                cursor = Cursor::from_bytes(&page.next.to_bytes()).unwrap();
+                seen.extend(page.changes.into_iter().map(|c| c.0));
+                if !page.more {
+                    break;
+                }
+            }
+            assert!((4..=6).contains(&pages), "{pages} pages");
+            // One transaction's rows may come in the backend's lock order;
+            // what matters is every change exactly once.
+            let mut want: Vec<uuid::Uuid> = docs.iter().map(|d| d.doc_id).collect();
+            want.sort();
+            seen.sort();
+            assert_eq!(seen, want, "every change exactly once");
+            let after = s.read_feed(cursor, &scope, "x", 1 << 20).unwrap();
+            assert!(after.changes.is_empty() && !after.more);
+        }
+
+        #[test]
+        fn records_view_filters() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&patrol("t01/v01/g1", "gm1")), incoming(&household("t01/v01/g1", "gm1"))]).iter().all(acked));
+            let q = |kind: Option<&str>, sensitive: bool, under: &str| {
+                s.records(&ViewQuery {
+                    under: Some(GridPath::parse(under).unwrap()),
+                    kind: kind.map(str::to_owned),
+                    sensitive,
+                    ..Default::default()
+                })
+                .unwrap()
+                .len()
+            };
+            assert_eq!(q(None, true, "t01"), 2);
+            assert_eq!(q(None, false, "t01"), 1);
+            assert_eq!(q(Some("household"), true, "t01/v01/g1"), 1);
+            assert_eq!(q(None, true, "t02"), 0);
+        }
+
+        #[test]
+        fn concurrent_merges_of_one_record_lose_nothing() {
+            let Some(s) = make_opt() else { return skipped() };
+            let s: std::sync::Arc<dyn ServerStore> = s.into();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            let mut base = gridsync_core::doc::RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
+            let first = IncomingDoc { doc_id: rec.id, changes: base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect() };
+            assert!(push(s.as_ref(), "d0", &gm1, &[first]).iter().all(acked));
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let s = s.clone();
+                    let gm1 = gm1.clone();
+                    let mut fork = base.fork_as(automerge::ActorId::random());
+                    let mut rec = rec.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..5 {
+                            let heads = fork.heads();
+                            if let gridsync_core::model::RecordBody::Patrol(p) = &mut rec.body {
+                                p.findings = format!("线程{t}第{i}次");
+                                p.hazard_ids.insert(uuid::Uuid::new_v4().to_string(), true);
+                            }
+                            fork.update(&rec).unwrap();
+                            let ch = fork.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
+                            let out = push(s.as_ref(), &format!("d{t}"), &gm1, &[IncomingDoc { doc_id: rec.id, changes: ch }]);
+                            assert!(acked(&out[0]), "{out:?}");
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(s.change_count().unwrap(), 1 + 4 * 5);
+            let view = s.record(rec.id).unwrap().unwrap();
+            assert_eq!(view.json["data"]["hazard_ids"].as_object().unwrap().len(), 20, "every linked hazard kept");
+        }
+    };
+}

@@ -1,0 +1,337 @@
+//! Server storage behind one trait, [`ServerStore`], with an embedded SQLite
+//! backend ([`sqlite::SqliteServerStore`], one county on one machine) and a
+//! PostgreSQL backend ([`postgres::PostgresServerStore`], several stateless
+//! nodes). Both pass the same conformance suite (`conformance.rs`).
+//!
+//! The trait is synchronous: handlers call it on actix's blocking pool.
+//! Merging happens inside [`ServerStore::merge_batch`] so that loading a
+//! document, applying changes and writing the result are one transaction
+//! per request, with the document row locked (PostgreSQL `FOR UPDATE`,
+//! SQLite's single writer) so two nodes never lose each other's merges.
+
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use gridsync_core::grid::{GridLevel, GridPath, Role};
+use gridsync_core::model::RecordIndex;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A row already exists (user id, grid path...).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// A referenced row does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database schema is newer than this build.
+    #[error("database schema version {found} is newer than this server supports ({supported})")]
+    SchemaTooNew {
+        /// Version found.
+        found: i64,
+        /// Highest known.
+        supported: i64,
+    },
+    /// Opening the database failed.
+    #[error("cannot open database: {0}")]
+    Open(String),
+}
+
+/// Result with [`StoreError`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A node of the county tree with its Chinese name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GridNode {
+    /// Path (`t01/v03`).
+    pub path: GridPath,
+    /// Name (`城关镇`, `张家村`, `第一组`).
+    pub name: String,
+}
+
+/// A person who uses Gridsync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Login id.
+    pub id: String,
+    /// Name shown in the UI.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Grid node the role applies to.
+    pub grid: GridPath,
+}
+
+impl User {
+    /// The node whose records this user reads and writes.
+    pub fn scope(&self) -> GridPath {
+        self.grid.ancestor(self.role.grid_level())
+    }
+}
+
+/// A device enrolled for a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// Device id.
+    pub id: String,
+    /// The user it acts for.
+    pub user_id: String,
+    /// Name given at enrollment.
+    pub name: String,
+    /// Enrolled at, ms.
+    pub created_at: i64,
+    /// Last successful sync, ms.
+    pub last_sync_at: Option<i64>,
+    /// Revoked at, ms.
+    pub revoked_at: Option<i64>,
+}
+
+/// A device presenting its token, with its user.
+#[derive(Debug, Clone)]
+pub struct DeviceAuth {
+    /// The device.
+    pub device: Device,
+    /// Its user.
+    pub user: User,
+}
+
+/// A record as stored on the server.
+#[derive(Debug, Clone)]
+pub struct StoredDoc {
+    /// Compact Automerge save of the whole document.
+    pub snapshot: Vec<u8>,
+}
+
+/// Result of merging one record's incoming changes.
+#[derive(Debug, Clone)]
+pub enum DocDecision {
+    /// New changes to store, with the merged document.
+    Accept(Box<MergedDoc>),
+    /// Every change was already stored.
+    AlreadyStored,
+    /// Refused; nothing is written for this record.
+    Reject,
+}
+
+/// A merged record, ready to write.
+#[derive(Debug, Clone)]
+pub struct MergedDoc {
+    /// Changes not stored before, with their hashes.
+    pub new_changes: Vec<([u8; 32], Vec<u8>)>,
+    /// Compact save after the merge.
+    pub snapshot: Vec<u8>,
+    /// Index columns of the merged record.
+    pub index: RecordIndex,
+    /// The merged record as JSON (the materialized view for reports).
+    pub json: String,
+    /// Author user id.
+    pub author: String,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Updated, ms.
+    pub updated_at: i64,
+}
+
+/// Position in the change feed. SQLite uses `seq` only; PostgreSQL orders
+/// by (transaction id, seq) and reads only below the oldest running
+/// transaction, so no later commit can land behind a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cursor {
+    /// Transaction id (0 on SQLite).
+    pub xid: u64,
+    /// Sequence within the feed.
+    pub seq: u64,
+}
+
+impl Cursor {
+    /// Wire form: 16 bytes, big-endian.
+    pub fn to_bytes(self) -> Vec<u8> {
+        let mut v = self.xid.to_be_bytes().to_vec();
+        v.extend_from_slice(&self.seq.to_be_bytes());
+        v
+    }
+
+    /// Parse the wire form; empty means the start of the feed.
+    pub fn from_bytes(b: &[u8]) -> Option<Cursor> {
+        match b.len() {
+            0 => Some(Cursor::default()),
+            16 => Some(Cursor {
+                xid: u64::from_be_bytes(b[..8].try_into().ok()?),
+                seq: u64::from_be_bytes(b[8..].try_into().ok()?),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What a device may read from the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadScope {
+    /// Node whose records are visible (`None`: nothing).
+    pub node: Option<GridPath>,
+    /// Whether sensitive records are visible.
+    pub sensitive: bool,
+}
+
+impl ReadScope {
+    /// The read scope of a user.
+    pub fn of(user: &User) -> ReadScope {
+        match user.role {
+            Role::AgencyStaff => ReadScope { node: None, sensitive: false },
+            r => ReadScope { node: Some(user.scope()), sensitive: r.reads_sensitive() },
+        }
+    }
+
+    /// (township, village, group) equality filters for SQL.
+    pub fn filters(&self) -> [Option<String>; 3] {
+        let Some(n) = &self.node else { return [None, None, None] };
+        [
+            n.township().map(str::to_owned),
+            n.village().map(str::to_owned),
+            (n.level() == GridLevel::Group).then(|| n.group().unwrap_or_default().to_owned()),
+        ]
+    }
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone, Default)]
+pub struct FeedPage {
+    /// (record id, change bytes), in feed order.
+    pub changes: Vec<(Uuid, Vec<u8>)>,
+    /// Cursor after the last change returned (or the scan position).
+    pub next: Cursor,
+    /// More changes are waiting.
+    pub more: bool,
+}
+
+/// A materialized record for reports and the dashboard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordView {
+    /// Record id.
+    pub id: Uuid,
+    /// Kind machine name.
+    pub kind: String,
+    /// Owning grid.
+    pub grid: GridPath,
+    /// Status machine name.
+    pub status: String,
+    /// Dispute level.
+    pub level: Option<String>,
+    /// Title.
+    pub title: String,
+    /// When it happened, ms.
+    pub occurred_at: i64,
+    /// Created, ms.
+    pub created_at: i64,
+    /// Updated, ms.
+    pub updated_at: i64,
+    /// Author user id.
+    pub author: String,
+    /// Sensitive.
+    pub sensitive: bool,
+    /// Deleted.
+    pub deleted: bool,
+    /// Conflict waiting.
+    pub has_conflict: bool,
+    /// The record as JSON.
+    pub json: serde_json::Value,
+}
+
+/// Filter for [`ServerStore::records`].
+#[derive(Debug, Clone, Default)]
+pub struct ViewQuery {
+    /// Only at or below this node.
+    pub under: Option<GridPath>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Include sensitive records.
+    pub sensitive: bool,
+    /// Occurred at or after, ms.
+    pub from: Option<i64>,
+    /// Occurred before, ms.
+    pub until: Option<i64>,
+    /// At most this many (default 10,000).
+    pub limit: Option<u32>,
+}
+
+/// One incoming record in a sync request.
+#[derive(Debug, Clone)]
+pub struct IncomingDoc {
+    /// Record id.
+    pub doc_id: Uuid,
+    /// Raw changes.
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// Storage the server needs; every backend passes `conformance.rs`.
+pub trait ServerStore: Send + Sync {
+    /// Create or upgrade the schema.
+    fn migrate(&self) -> StoreResult<()>;
+    /// Insert or rename grid nodes.
+    fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()>;
+    /// Every grid node, ordered by path.
+    fn grid_nodes(&self) -> StoreResult<Vec<GridNode>>;
+    /// Add a user; `Conflict` if the id exists.
+    fn add_user(&self, user: &User) -> StoreResult<()>;
+    /// A user by id.
+    fn user(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Every user.
+    fn users(&self) -> StoreResult<Vec<User>>;
+    /// Store a hashed one-time enrollment code for a user.
+    fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()>;
+    /// Use an enrollment code once: if it exists, is unused and unexpired,
+    /// mark it used and create the device; returns the user.
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: &Device,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<User>>;
+    /// The device holding this token hash, with its user.
+    fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>>;
+    /// Revoke a device; false if unknown.
+    fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool>;
+    /// Every device.
+    fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Record a successful sync.
+    fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()>;
+    /// Merge a request's records in one transaction. `merge` is called once
+    /// per record with its index in `docs` and its stored state, while the
+    /// record is locked (backends may visit records in lock order); what it
+    /// returns is written before the commit. Returns the decisions in
+    /// request order.
+    fn merge_batch(
+        &self,
+        device_id: &str,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>>;
+    /// Changes after `cursor` visible to `scope`, excluding those uploaded by
+    /// `exclude_device`, up to about `max_bytes` (at least one change).
+    fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude_device: &str, max_bytes: usize)
+    -> StoreResult<FeedPage>;
+    /// Materialized records for reports.
+    fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>>;
+    /// One materialized record.
+    fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>>;
+    /// Number of stored changes (for tests and metrics).
+    fn change_count(&self) -> StoreResult<u64>;
+    /// Whether the database answers.
+    fn ping(&self) -> StoreResult<()>;
+}

@@ -1,0 +1,435 @@
+//! [`PostgresServerStore`]: a province on several stateless server nodes
+//! sharing one PostgreSQL database.
+//!
+//! Two things differ from SQLite because several nodes write at once:
+//! a merge takes a transaction-scoped advisory lock per record (in record id
+//! order, so two nodes cannot deadlock) before reading its snapshot; and the
+//! change feed is ordered by (writing transaction id, seq) and read only
+//! below the oldest transaction still running, because a sequence number is
+//! handed out at insert time, not at commit time (see
+//! `docs/decisions/002-change-feed-cursor.md`).
+
+use std::sync::Mutex;
+
+use ::postgres::{Client, NoTls, Transaction};
+use uuid::Uuid;
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/server-postgres/001_init.sql")];
+
+/// The PostgreSQL store: a small pool of connections.
+pub struct PostgresServerStore {
+    url: String,
+    pool: Mutex<Vec<Client>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn user_of(r: &::postgres::Row, at: usize) -> StoreResult<User> {
+    Ok(User {
+        id: r.try_get(at)?,
+        display_name: r.try_get(at + 1)?,
+        role: r.try_get::<_, String>(at + 2)?.parse().map_err(corrupt)?,
+        grid: GridPath::parse(&r.try_get::<_, String>(at + 3)?).map_err(corrupt)?,
+    })
+}
+
+fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
+    Ok(Device {
+        id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        name: r.try_get(2)?,
+        created_at: r.try_get(3)?,
+        last_sync_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+    })
+}
+
+fn parts(g: &GridPath) -> (String, String, String) {
+    (
+        g.township().unwrap_or_default().to_owned(),
+        g.village().unwrap_or_default().to_owned(),
+        g.group().unwrap_or_default().to_owned(),
+    )
+}
+
+const VIEW_COLS: &str =
+    "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
+
+fn view_of(r: &::postgres::Row) -> StoreResult<RecordView> {
+    Ok(RecordView {
+        id: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        grid: GridPath::parse(&r.try_get::<_, String>(2)?).map_err(corrupt)?,
+        status: r.try_get(3)?,
+        level: r.try_get(4)?,
+        title: r.try_get(5)?,
+        occurred_at: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        updated_at: r.try_get(8)?,
+        author: r.try_get(9)?,
+        sensitive: r.try_get(10)?,
+        deleted: r.try_get(11)?,
+        has_conflict: r.try_get(12)?,
+        json: r.try_get(13)?,
+    })
+}
+
+/// Advisory lock key for a record: its id's first 8 bytes.
+fn lock_key(id: &Uuid) -> i64 {
+    let b = id.as_bytes();
+    i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+impl PostgresServerStore {
+    /// Connect to `url` (`postgres://user@host:port/db`).
+    pub fn connect(url: &str) -> StoreResult<Self> {
+        let first = Client::connect(url, NoTls).map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(PostgresServerStore { url: url.to_owned(), pool: Mutex::new(vec![first]) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+        let pooled = lock(&self.pool).pop();
+        let mut client = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => Client::connect(&self.url, NoTls)?,
+        };
+        let out = f(&mut client);
+        if !client.is_closed() {
+            let mut pool = lock(&self.pool);
+            if pool.len() < 16 {
+                pool.push(client);
+            }
+        }
+        out
+    }
+
+    fn tx<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+impl ServerStore for PostgresServerStore {
+    fn migrate(&self) -> StoreResult<()> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // Serialize migrations across nodes starting at once.
+            tx.execute("SELECT pg_advisory_xact_lock(7346829)", &[])?;
+            tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+            let current: i64 =
+                tx.query_opt("SELECT max(version) FROM schema_version", &[])?.and_then(|r| r.get(0)).unwrap_or(0);
+            if current > MIGRATIONS.len() as i64 {
+                return Err(StoreError::SchemaTooNew { found: current, supported: MIGRATIONS.len() as i64 });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                tx.batch_execute(sql)?;
+                tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i64 + 1)])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()> {
+        self.tx(|tx| {
+            let st = tx.prepare(
+                "INSERT INTO grid_nodes (path, name) VALUES ($1, $2) ON CONFLICT (path) DO UPDATE SET name = excluded.name",
+            )?;
+            for n in nodes {
+                tx.execute(&st, &[&n.path.to_string(), &n.name])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn grid_nodes(&self) -> StoreResult<Vec<GridNode>> {
+        self.with(|c| {
+            c.query("SELECT path, name FROM grid_nodes ORDER BY path", &[])?
+                .iter()
+                .map(|r| Ok(GridNode { path: GridPath::parse(r.try_get(0)?).map_err(corrupt)?, name: r.try_get(1)? }))
+                .collect()
+        })
+    }
+
+    fn add_user(&self, u: &User) -> StoreResult<()> {
+        self.with(|c| {
+            let n = c.execute(
+                "INSERT INTO users (id, display_name, role, grid) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                &[&u.id, &u.display_name, &u.role.as_str(), &u.grid.to_string()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("user {}", u.id)));
+            }
+            Ok(())
+        })
+    }
+
+    fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.with(|c| {
+            c.query_opt("SELECT id, display_name, role, grid FROM users WHERE id = $1", &[&id])?
+                .map(|r| user_of(&r, 0))
+                .transpose()
+        })
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        self.with(|c| {
+            c.query("SELECT id, display_name, role, grid FROM users ORDER BY id", &[])?.iter().map(|r| user_of(r, 0)).collect()
+        })
+    }
+
+    fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
+        self.with(|c| {
+            if c.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])?.is_none() {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            c.execute(
+                "INSERT INTO enrollments (code_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+                &[&code_hash, &user_id, &expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn redeem_enrollment(&self, code_hash: &[u8], device: &Device, token_hash: &[u8], now: i64) -> StoreResult<Option<User>> {
+        self.tx(|tx| {
+            let Some(row) = tx.query_opt(
+                "UPDATE enrollments SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+                &[&code_hash, &now],
+            )?
+            else {
+                return Ok(None);
+            };
+            let user_id: String = row.try_get(0)?;
+            tx.execute(
+                "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&device.id, &user_id, &device.name, &token_hash, &now],
+            )?;
+            let r = tx.query_one("SELECT id, display_name, role, grid FROM users WHERE id = $1", &[&user_id])?;
+            Ok(Some(user_of(&r, 0)?))
+        })
+    }
+
+    fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, u.id, u.display_name, u.role, u.grid
+                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
+                &[&token_hash],
+            )?
+            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 6)? }))
+            .transpose()
+        })
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            Ok(c.execute("UPDATE devices SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1", &[&device_id, &now])? > 0)
+        })
+    }
+
+    fn devices(&self) -> StoreResult<Vec<Device>> {
+        self.with(|c| {
+            c.query(
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at FROM devices ORDER BY user_id, created_at",
+                &[],
+            )?
+            .iter()
+            .map(device_of)
+            .collect()
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
+            Ok(())
+        })
+    }
+
+    fn merge_batch(
+        &self,
+        device_id: &str,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
+        // Lock records in id order so two nodes cannot deadlock.
+        let mut order: Vec<usize> = (0..docs.len()).collect();
+        order.sort_by_key(|&i| docs[i].doc_id);
+        self.tx(|tx| {
+            let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
+            let ins_change = tx.prepare(
+                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (doc_id, hash) DO NOTHING",
+            )?;
+            for i in order {
+                let d = &docs[i];
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&d.doc_id)])?;
+                let stored = tx.query_opt("SELECT snapshot, sensitive FROM documents WHERE id = $1", &[&d.doc_id])?;
+                let was_sensitive = stored.as_ref().map(|r| r.get::<_, bool>(1)).unwrap_or(false);
+                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0) });
+                let decision = merge(i, stored, d);
+                if let DocDecision::Accept(m) = &decision {
+                    let ix = &m.index;
+                    let (t, v, g) = parts(&ix.grid);
+                    let sensitive = ix.sensitive || was_sensitive;
+                    let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
+                    tx.execute(
+                        "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                         ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+                           occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+                           deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+                        &[
+                            &d.doc_id,
+                            &ix.kind.as_str(),
+                            &ix.grid.to_string(),
+                            &t,
+                            &v,
+                            &g,
+                            &ix.status,
+                            &ix.level.map(|l| l.as_str()),
+                            &ix.title,
+                            &ix.occurred_at,
+                            &m.created_at,
+                            &m.updated_at,
+                            &m.author,
+                            &sensitive,
+                            &ix.deleted,
+                            &ix.has_conflict,
+                            &json,
+                            &m.snapshot,
+                        ],
+                    )?;
+                    if sensitive && !was_sensitive {
+                        tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
+                    }
+                    for (hash, bytes) in &m.new_changes {
+                        tx.execute(&ins_change, &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive])?;
+                    }
+                }
+                out[i] = Some(decision);
+            }
+            Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+        })
+    }
+
+    fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude: &str, max_bytes: usize) -> StoreResult<FeedPage> {
+        if scope.node.is_none() {
+            return Ok(FeedPage { changes: vec![], next: cursor, more: false });
+        }
+        let [t, v, g] = scope.filters();
+        // Unused filters are NULL; PostgreSQL re-plans for the first runs of
+        // a prepared statement, so the scope's index is still chosen.
+        let sql = "SELECT xid::text, seq, doc_id, bytes, origin FROM changes
+             WHERE (xid, seq) > ($1::text::xid8, $2) AND xid < pg_snapshot_xmin(pg_current_snapshot())
+               AND ($3::text IS NULL OR township = $3) AND ($4::text IS NULL OR village = $4)
+               AND ($5::text IS NULL OR grp = $5) AND ($7 OR NOT sensitive)
+             ORDER BY xid, seq LIMIT $6";
+        self.with(|c| {
+            let st = c.prepare(sql)?;
+            let mut page = FeedPage { changes: vec![], next: cursor, more: false };
+            let mut total = 0usize;
+            const BATCH: i64 = 512;
+            loop {
+                let rows =
+                    c.query(
+                    &st,
+                    &[&page.next.xid.to_string(), &(page.next.seq as i64), &t, &v, &g, &BATCH, &scope.sensitive],
+                )?;
+                let n = rows.len() as i64;
+                for r in rows {
+                    let xid: String = r.try_get(0)?;
+                    let seq: i64 = r.try_get(1)?;
+                    let bytes: Vec<u8> = r.try_get(3)?;
+                    let origin: String = r.try_get(4)?;
+                    if origin != exclude {
+                        if !page.changes.is_empty() && total + bytes.len() > max_bytes {
+                            page.more = true;
+                            return Ok(page);
+                        }
+                        total += bytes.len();
+                        page.changes.push((r.try_get(2)?, bytes));
+                    }
+                    page.next = Cursor { xid: xid.parse().map_err(corrupt)?, seq: seq as u64 };
+                }
+                if n < BATCH {
+                    return Ok(page);
+                }
+            }
+        })
+    }
+
+    fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>> {
+        let (t, v, g) = q.under.as_ref().map(parts).unwrap_or_default();
+        let sql = format!(
+            "SELECT {VIEW_COLS} FROM documents
+             WHERE ($1 = '' OR township = $1) AND ($2 = '' OR village = $2) AND ($3 = '' OR grp = $3)
+               AND ($4::text IS NULL OR kind = $4) AND ($5 OR NOT sensitive)
+               AND ($6::bigint IS NULL OR occurred_at >= $6) AND ($7::bigint IS NULL OR occurred_at < $7)
+             ORDER BY occurred_at DESC, id LIMIT $8"
+        );
+        self.with(|c| {
+            c.query(
+                &sql,
+                &[&t, &v, &g, &q.kind, &q.sensitive, &q.from, &q.until, &i64::from(q.limit.unwrap_or(10_000))],
+            )?
+            .iter()
+            .map(view_of)
+            .collect()
+        })
+    }
+
+    fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>> {
+        self.with(|c| {
+            c.query_opt(&format!("SELECT {VIEW_COLS} FROM documents WHERE id = $1"), &[&id])?.map(|r| view_of(&r)).transpose()
+        })
+    }
+
+    fn change_count(&self) -> StoreResult<u64> {
+        self.with(|c| Ok(c.query_one("SELECT count(*) FROM changes", &[])?.get::<_, i64>(0) as u64))
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.with(|c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+}
+
+/// For tests: a fresh schema in the database at `GRIDSYNC_TEST_POSTGRES_URL`,
+/// returned as a URL whose connections use it. `None` when the variable is
+/// not set (the suite then skips, saying so).
+pub fn test_database_url() -> Option<String> {
+    let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL").ok()?;
+    let schema = format!("gs_test_{}", Uuid::new_v4().simple());
+    let mut c = Client::connect(&base, NoTls).ok()?;
+    c.batch_execute(&format!("CREATE SCHEMA {schema}")).ok()?;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Some(format!("{base}{sep}options=-csearch_path%3D{schema}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PostgresServerStore, test_database_url};
+    crate::conformance_tests!({
+        test_database_url().map(|url| {
+            let s = PostgresServerStore::connect(&url).unwrap();
+            s.migrate().unwrap();
+            Box::new(s) as Box<dyn ServerStore>
+        })
+    });
+}

@@ -1,0 +1,452 @@
+//! [`SqliteServerStore`]: one county on one machine, embedded SQLite in WAL
+//! mode with `synchronous=FULL` (an acknowledged change survives power loss).
+//!
+//! One writer connection behind a mutex serializes merges, which also makes
+//! the feed's `seq` commit order; readers use their own connections.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
+
+use super::*;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/server-sqlite/001_init.sql")];
+
+/// The embedded SQLite store.
+pub struct SqliteServerStore {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<std::path::PathBuf>,
+}
+
+fn open_conn(path: Option<&Path>) -> StoreResult<Connection> {
+    let conn = match path {
+        Some(p) => Connection::open(p)?,
+        None => Connection::open_in_memory()?,
+    };
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave a half-written
+    // transaction behind (rusqlite rolls back on drop), so the connection is
+    // still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn role_of(s: &str) -> rusqlite::Result<Role> {
+    s.parse().map_err(|e: gridsync_core::CoreError| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn grid_of(s: &str) -> rusqlite::Result<GridPath> {
+    GridPath::parse(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn user_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(at)?,
+        display_name: r.get(at + 1)?,
+        role: role_of(&r.get::<_, String>(at + 2)?)?,
+        grid: grid_of(&r.get::<_, String>(at + 3)?)?,
+    })
+}
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+        last_sync_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+fn parts(g: &GridPath) -> (String, String, String) {
+    (
+        g.township().unwrap_or_default().to_owned(),
+        g.village().unwrap_or_default().to_owned(),
+        g.group().unwrap_or_default().to_owned(),
+    )
+}
+
+fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
+    let id: String = r.get(0)?;
+    let json: String = r.get(13)?;
+    Ok(RecordView {
+        id: Uuid::parse_str(&id).unwrap_or_default(),
+        kind: r.get(1)?,
+        grid: grid_of(&r.get::<_, String>(2)?)?,
+        status: r.get(3)?,
+        level: r.get(4)?,
+        title: r.get(5)?,
+        occurred_at: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        author: r.get(9)?,
+        sensitive: r.get(10)?,
+        deleted: r.get(11)?,
+        has_conflict: r.get(12)?,
+        json: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+const VIEW_COLS: &str =
+    "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
+
+impl SqliteServerStore {
+    /// Open (creating if needed) the database file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let writer = open_conn(Some(&path))?;
+        Ok(SqliteServerStore { writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), path: Some(path) })
+    }
+
+    /// A private in-memory database (tests). Reads go through the writer.
+    pub fn in_memory() -> StoreResult<Self> {
+        Ok(SqliteServerStore { writer: Mutex::new(open_conn(None)?), readers: Mutex::new(Vec::new()), path: None })
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let Some(path) = &self.path else {
+            return f(&lock(&self.writer));
+        };
+        let conn = lock(&self.readers).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_conn(Some(path))?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+impl ServerStore for SqliteServerStore {
+    fn migrate(&self) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if current > MIGRATIONS.len() as i64 {
+            return Err(StoreError::SchemaTooNew { found: current, supported: MIGRATIONS.len() as i64 });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO grid_nodes (path, name) VALUES (?1, ?2) ON CONFLICT(path) DO UPDATE SET name = excluded.name",
+            )?;
+            for n in nodes {
+                st.execute(params![n.path.to_string(), n.name])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn grid_nodes(&self) -> StoreResult<Vec<GridNode>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT path, name FROM grid_nodes ORDER BY path")?;
+            let rows = st.query_map([], |r| Ok(GridNode { path: grid_of(&r.get::<_, String>(0)?)?, name: r.get(1)? }))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn add_user(&self, u: &User) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        let n = conn.execute(
+            "INSERT INTO users (id, display_name, role, grid) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(id) DO NOTHING",
+            params![u.id, u.display_name, u.role.as_str(), u.grid.to_string()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Conflict(format!("user {}", u.id)));
+        }
+        Ok(())
+    }
+
+    fn user(&self, id: &str) -> StoreResult<Option<User>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [id], |r| user_row(r, 0))
+                .optional()?)
+        })
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id, display_name, role, grid FROM users ORDER BY id")?;
+            let rows = st.query_map([], |r| user_row(r, 0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        let exists: bool = conn.query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |_| Ok(true)).optional()?.is_some();
+        if !exists {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        conn.execute(
+            "INSERT INTO enrollments (code_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![code_hash, user_id, expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn redeem_enrollment(&self, code_hash: &[u8], device: &Device, token_hash: &[u8], now: i64) -> StoreResult<Option<User>> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let user_id: Option<String> = tx
+            .query_row(
+                "UPDATE enrollments SET used_at = ?2 WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING user_id",
+                params![code_hash, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(user_id) = user_id else { return Ok(None) };
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![device.id, user_id, device.name, token_hash, now],
+        )?;
+        let user =
+            tx.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&user_id], |r| user_row(r, 0))?;
+        tx.commit()?;
+        Ok(Some(user))
+    }
+
+    fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, u.id, u.display_name, u.role, u.grid
+                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
+                [token_hash],
+                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 6)? }),
+            )
+            .optional()?)
+        })
+    }
+
+    fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
+        let conn = lock(&self.writer);
+        let n = conn.execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+            params![device_id, now],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn devices(&self) -> StoreResult<Vec<Device>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at FROM devices ORDER BY user_id, created_at",
+            )?;
+            let rows = st.query_map([], device_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1", params![device_id, now])?;
+        Ok(())
+    }
+
+    fn merge_batch(
+        &self,
+        device_id: &str,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for (i, d) in docs.iter().enumerate() {
+            let id = d.doc_id.to_string();
+            let stored: Option<(Vec<u8>, i64)> = tx
+                .query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let was_sensitive = stored.as_ref().is_some_and(|s| s.1 != 0);
+            let decision = merge(i, stored.map(|(snapshot, _)| StoredDoc { snapshot }), d);
+            if let DocDecision::Accept(m) = &decision {
+                let ix = &m.index;
+                let (t, v, g) = parts(&ix.grid);
+                // Sensitivity is sticky: once a record held sensitive data,
+                // its whole history stays restricted.
+                let sensitive = ix.sensitive || was_sensitive;
+                tx.execute(
+                    "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     ON CONFLICT(id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+                       occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+                       deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+                    params![
+                        id,
+                        ix.kind.as_str(),
+                        ix.grid.to_string(),
+                        t,
+                        v,
+                        g,
+                        ix.status,
+                        ix.level.map(|l| l.as_str()),
+                        ix.title,
+                        ix.occurred_at,
+                        m.created_at,
+                        m.updated_at,
+                        m.author,
+                        sensitive,
+                        ix.deleted,
+                        ix.has_conflict,
+                        m.json,
+                        m.snapshot,
+                    ],
+                )?;
+                if sensitive && !was_sensitive {
+                    tx.execute("UPDATE changes SET sensitive = 1 WHERE doc_id = ?1", [&id])?;
+                }
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(doc_id, hash) DO NOTHING",
+                )?;
+                for (hash, bytes) in &m.new_changes {
+                    st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive])?;
+                }
+            }
+            out.push(decision);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude: &str, max_bytes: usize) -> StoreResult<FeedPage> {
+        let Some(_) = &scope.node else {
+            return Ok(FeedPage { changes: vec![], next: cursor, more: false });
+        };
+        let [t, v, g] = scope.filters();
+        let mut sql = String::from("SELECT seq, doc_id, bytes, origin FROM changes WHERE seq > ?1");
+        if t.is_some() {
+            sql.push_str(" AND township = ?2");
+        }
+        if v.is_some() {
+            sql.push_str(" AND village = ?3");
+        }
+        if g.is_some() {
+            sql.push_str(" AND grp = ?4");
+        }
+        if !scope.sensitive {
+            sql.push_str(" AND sensitive = 0");
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?5");
+        self.read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let mut page = FeedPage { changes: vec![], next: cursor, more: false };
+            let mut total = 0usize;
+            const BATCH: i64 = 512;
+            loop {
+                let mut rows = st.query(params![page.next.seq as i64, t, v, g, BATCH])?;
+                let mut n = 0;
+                while let Some(r) = rows.next()? {
+                    n += 1;
+                    let seq: i64 = r.get(0)?;
+                    let bytes: Vec<u8> = r.get(2)?;
+                    let origin: String = r.get(3)?;
+                    if origin != exclude {
+                        if !page.changes.is_empty() && total + bytes.len() > max_bytes {
+                            page.more = true;
+                            return Ok(page);
+                        }
+                        total += bytes.len();
+                        let doc: String = r.get(1)?;
+                        let doc = Uuid::parse_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        page.changes.push((doc, bytes));
+                    }
+                    page.next = Cursor { xid: 0, seq: seq as u64 };
+                }
+                if n < BATCH {
+                    return Ok(page);
+                }
+            }
+        })
+    }
+
+    fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>> {
+        let mut sql = format!("SELECT {VIEW_COLS} FROM documents WHERE 1=1");
+        let (t, v, g) = q.under.as_ref().map(parts).unwrap_or_default();
+        if !t.is_empty() {
+            sql.push_str(" AND township = ?1");
+        }
+        if !v.is_empty() {
+            sql.push_str(" AND village = ?2");
+        }
+        if !g.is_empty() {
+            sql.push_str(" AND grp = ?3");
+        }
+        if q.kind.is_some() {
+            sql.push_str(" AND kind = ?4");
+        }
+        if !q.sensitive {
+            sql.push_str(" AND sensitive = 0");
+        }
+        if q.from.is_some() {
+            sql.push_str(" AND occurred_at >= ?5");
+        }
+        if q.until.is_some() {
+            sql.push_str(" AND occurred_at < ?6");
+        }
+        sql.push_str(" ORDER BY occurred_at DESC, id LIMIT ?7");
+        self.read(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(
+                params![t, v, g, q.kind, q.from, q.until, i64::from(q.limit.unwrap_or(10_000))],
+                view_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>> {
+        self.read(|c| {
+            Ok(c.query_row(&format!("SELECT {VIEW_COLS} FROM documents WHERE id = ?1"), [id.to_string()], view_row)
+                .optional()?)
+        })
+    }
+
+    fn change_count(&self) -> StoreResult<u64> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteServerStore;
+    crate::conformance_tests!({
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteServerStore::open(dir.path().join("s.sqlite3")).unwrap();
+        // Keep the directory for the life of the test process.
+        std::mem::forget(dir);
+        s.migrate().unwrap();
+        Some(Box::new(s))
+    });
+}
