@@ -38,19 +38,20 @@ pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::
     Ok(s)
 }
 
+/// Every route of the server; tests mount it on `actix_web::test` apps.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/enroll", web::post().to(api::enroll))
+        .route("/v1/sync", web::post().to(api::sync))
+        .route("/healthz", web::get().to(api::healthz))
+        .route("/metrics", web::get().to(api::metrics))
+        .default_service(web::to(api::not_found));
+}
+
 /// Build the HTTP server on an already-bound listener (tests bind port 0).
 /// The caller awaits the returned server; its handle stops it.
 pub fn run(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(state);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/v1/enroll", web::post().to(api::enroll))
-            .route("/v1/sync", web::post().to(api::sync))
-            .route("/healthz", web::get().to(api::healthz))
-            .route("/metrics", web::get().to(api::metrics))
-            .default_service(web::to(api::not_found))
-    })
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
     .workers(workers.max(1))
     .listen(listener)?
     .run();
