@@ -15,6 +15,8 @@
 //! - [`protocol`]: sync wire messages and their binary encoding.
 //! - [`error`]: [`error::CoreError`], the one error type.
 //! - [`store`] (feature `store`): the phone's SQLite store, outbox and cursor.
+//! - [`sync`] (feature `store`): the sans-I/O sync engine over the store.
+//! - [`transport`] (feature `store`; HTTP with feature `http`): what moves the engine's bytes.
 
 pub mod doc;
 pub mod error;
@@ -24,5 +26,9 @@ pub mod model;
 pub mod protocol;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(feature = "store")]
+pub mod sync;
+#[cfg(feature = "store")]
+pub mod transport;
 
 pub use error::{CoreError, FieldError, Result};

@@ -232,6 +232,44 @@ pub struct EnrollResponse {
     pub grid: String,
 }
 
+/// A sync bundle file: what a phone with no network has not had
+/// acknowledged, for another device or the township office to import.
+/// The contents of a bundle file (encoded like a sync message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// Device that wrote it (its enrolled id, or empty when not enrolled).
+    pub device_id: String,
+    /// User the device acts for.
+    pub user_id: String,
+    /// Written at, ms.
+    pub created_at: i64,
+    /// The device's cursor with its server when written.
+    pub cursor: Vec<u8>,
+    /// Unacknowledged changes by record.
+    pub docs: Vec<DocChanges>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Records touched.
+    pub records: u64,
+    /// Changes read from the bundle.
+    pub changes: u64,
+}
+
+impl Bundle {
+    /// Encode for writing to a file.
+    pub fn encode(&self) -> Result<Vec<u8>, CoreError> {
+        encode(self)
+    }
+
+    /// Decode a file's bytes (refusing garbage without panicking).
+    pub fn decode(bytes: &[u8]) -> Result<Bundle, CoreError> {
+        decode(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

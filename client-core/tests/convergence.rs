@@ -2,6 +2,10 @@
 //! record edited concurrently on different phones end up identical whatever
 //! order they are merged in, and nobody's edit or appended event is lost.
 
+// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
+// of a test crate; a failed unwrap in a helper is a failed test all the same.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, ChangeHash};
@@ -662,4 +666,33 @@ fn different_fields_of_one_member_both_survive() {
     assert_eq!((m.name.as_str(), m.id_number.as_str()), ("王秀英", ID_NUMBERS[1]));
     // `updated_at` is one register: concurrent saves keep one of the two times.
     assert!([T0 + MINUTE, T0 + 2 * MINUTE].contains(&rec.updated_at));
+}
+
+/// A member removed on one phone while another phone corrects the same
+/// member's name stays removed: removal is a change to the household's
+/// member map, the correction a change inside the removed entry.
+#[test]
+fn removal_of_a_member_wins_over_a_concurrent_edit_of_it() {
+    let mut a = RecordDoc::create(&base_record(RecordKind::Household), ActorId::random()).unwrap();
+    let mut b = a.fork_as(ActorId::random());
+    let mut ra = a.record().unwrap();
+    body!(ra, Household).members.remove("m3");
+    ra.updated_at = T0 + MINUTE;
+    a.update(&ra).unwrap();
+    let mut rb = b.record().unwrap();
+    body!(rb, Household).members.get_mut("m3").unwrap().name = "李小花".into();
+    body!(rb, Household).members.insert("m9".into(), member("王秀英", PersonCategory::Resident));
+    rb.updated_at = T0 + 2 * MINUTE;
+    b.update(&rb).unwrap();
+    let (sa, sb) = (a.save(), b.save());
+    for (x, y) in [(&sa, &sb), (&sb, &sa)] {
+        let mut x = RecordDoc::load(x, ActorId::random()).unwrap();
+        let mut y = RecordDoc::load(y, ActorId::random()).unwrap();
+        x.merge(&mut y).unwrap();
+        let rec = x.record().unwrap();
+        let RecordBody::Household(h) = &rec.body else { panic!() };
+        assert!(!h.members.contains_key("m3"));
+        assert_eq!(h.members["m9"].name, "王秀英");
+        assert_eq!(h.members.len(), 4);
+    }
 }

@@ -1,6 +1,10 @@
 //! A phone killed in the middle of writing (battery pulled, app killed by
 //! the OS) keeps every record the app was told had been saved.
 
+// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
+// of a test crate; a failed unwrap in a helper is a failed test all the same.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::merge::{Outcome, merge_doc};
 use crate::metrics::Metrics;
-use crate::store::{Cursor, Device, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError};
+use crate::store::{Cursor, Device, DeviceAuth, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError};
 
 /// Limits on what one request may carry.
 #[derive(Debug, Clone)]
@@ -130,7 +130,9 @@ pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpRe
                 grid: user.grid.to_string(),
             })
         }
-        Ok(Ok(None)) => error(StatusCode::UNAUTHORIZED, "invalid_code", "注册码无效、已使用或已过期，请向管理员重新申请"),
+        Ok(Ok(None)) => {
+            error(StatusCode::UNAUTHORIZED, "invalid_code", "注册码无效、已使用或已过期，请向管理员重新申请")
+        }
         Ok(Err(e)) => store_error(&e),
         Err(_) => blocking_error(),
     }
@@ -209,65 +211,12 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
     };
     let page_bytes = request.max_response_bytes.clamp(16 * 1024, state.limits.max_page_bytes) as usize;
-    let incoming: Vec<IncomingDoc> = request
-        .docs
-        .into_iter()
-        .map(|d| IncomingDoc { doc_id: Uuid::from_bytes(d.doc), changes: d.changes })
-        .collect();
+    let incoming: Vec<IncomingDoc> =
+        request.docs.into_iter().map(|d| IncomingDoc { doc_id: Uuid::from_bytes(d.doc), changes: d.changes }).collect();
 
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let result = web::block(move || -> Result<SyncResponse, StoreError> {
-        let user = auth.user.clone();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; incoming.len()];
-        let decisions = store.merge_batch(&auth.device.id, &incoming, &mut |i, stored, doc| {
-            let (decision, outcome) = merge_doc(&user, stored, doc);
-            outcomes[i] = Some(outcome);
-            decision
-        })?;
-        let mut resp = SyncResponse::default();
-        for ((decision, outcome), doc) in decisions.iter().zip(outcomes).zip(&incoming) {
-            match (decision, outcome) {
-                (DocDecision::Accept(m), Some(Outcome::Acked(h))) => {
-                    Metrics::add(&metrics.changes_stored, m.new_changes.len() as u64);
-                    Metrics::add(&metrics.changes_duplicate, h.len().saturating_sub(m.new_changes.len()) as u64);
-                    resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
-                }
-                (_, Some(Outcome::Acked(h))) => {
-                    Metrics::add(&metrics.changes_duplicate, h.len() as u64);
-                    resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
-                }
-                (_, Some(Outcome::Rejected(r))) => {
-                    Metrics::add(&metrics.docs_rejected, 1);
-                    tracing::info!(device = %auth.device.id, doc = %doc.doc_id, reason = r.reason.as_str(), "record rejected");
-                    resp.rejected.push(r);
-                }
-                (_, None) => {}
-            }
-        }
-        let scope = ReadScope::of(&user);
-        let page = store.read_feed(cursor, &scope, &auth.device.id, page_bytes)?;
-        Metrics::add(&metrics.changes_sent, page.changes.len() as u64);
-        for (doc, bytes) in page.changes {
-            match resp.changes.last_mut() {
-                Some(last) if last.doc == *doc.as_bytes() => last.changes.push(bytes),
-                _ => resp.changes.push(DocChanges { doc: *doc.as_bytes(), changes: vec![bytes] }),
-            }
-        }
-        resp.next_cursor = page.next.to_bytes();
-        resp.more = page.more;
-        store.touch_device(&auth.device.id, now_ms())?;
-        tracing::info!(
-            device = %auth.device.id,
-            acked = resp.acked.len(),
-            rejected = resp.rejected.len(),
-            sent = resp.changes.len(),
-            more = resp.more,
-            "sync"
-        );
-        Ok(resp)
-    })
-    .await;
+    let result = web::block(move || process_sync(store.as_ref(), &metrics, &auth, incoming, cursor, page_bytes)).await;
     let resp = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return store_error(&e),
@@ -283,6 +232,67 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "服务器内部错误")
         }
     }
+}
+
+/// One sync round on the server, without HTTP: merge the device's records
+/// in one transaction, then read its next feed page. Used by the HTTP
+/// handler, the bundle import and the deterministic simulation.
+pub fn process_sync(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    auth: &DeviceAuth,
+    incoming: Vec<IncomingDoc>,
+    cursor: Cursor,
+    page_bytes: usize,
+) -> Result<SyncResponse, StoreError> {
+    let user = auth.user.clone();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; incoming.len()];
+    let decisions = store.merge_batch(&auth.device.id, &incoming, &mut |i, stored, doc| {
+        let (decision, outcome) = merge_doc(&user, stored, doc);
+        outcomes[i] = Some(outcome);
+        decision
+    })?;
+    let mut resp = SyncResponse::default();
+    for ((decision, outcome), doc) in decisions.iter().zip(outcomes).zip(&incoming) {
+        match (decision, outcome) {
+            (DocDecision::Accept(m), Some(Outcome::Acked(h))) => {
+                Metrics::add(&metrics.changes_stored, m.new_changes.len() as u64);
+                Metrics::add(&metrics.changes_duplicate, h.len().saturating_sub(m.new_changes.len()) as u64);
+                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
+            }
+            (_, Some(Outcome::Acked(h))) => {
+                Metrics::add(&metrics.changes_duplicate, h.len() as u64);
+                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
+            }
+            (_, Some(Outcome::Rejected(r))) => {
+                Metrics::add(&metrics.docs_rejected, 1);
+                tracing::info!(device = %auth.device.id, doc = %doc.doc_id, reason = r.reason.as_str(), "record rejected");
+                resp.rejected.push(r);
+            }
+            (_, None) => {}
+        }
+    }
+    let scope = ReadScope::of(&user);
+    let page = store.read_feed(cursor, &scope, &auth.device.id, page_bytes)?;
+    Metrics::add(&metrics.changes_sent, page.changes.len() as u64);
+    for (doc, bytes) in page.changes {
+        match resp.changes.last_mut() {
+            Some(last) if last.doc == *doc.as_bytes() => last.changes.push(bytes),
+            _ => resp.changes.push(DocChanges { doc: *doc.as_bytes(), changes: vec![bytes] }),
+        }
+    }
+    resp.next_cursor = page.next.to_bytes();
+    resp.more = page.more;
+    store.touch_device(&auth.device.id, now_ms())?;
+    tracing::info!(
+        device = %auth.device.id,
+        acked = resp.acked.len(),
+        rejected = resp.rejected.len(),
+        sent = resp.changes.len(),
+        more = resp.more,
+        "sync"
+    );
+    Ok(resp)
 }
 
 /// `GET /healthz`: 200 when the database answers.

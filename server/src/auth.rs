@@ -11,8 +11,7 @@ const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 /// A new one-time enrollment code, `XXXX-XXXX-XXXX` (about 59 bits).
 pub fn new_enrollment_code() -> String {
     let mut rng = rand::rngs::OsRng;
-    let chars: Vec<char> =
-        (0..12).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect();
+    let chars: Vec<char> = (0..12).map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char).collect();
     format!(
         "{}-{}-{}",
         chars[..4].iter().collect::<String>(),

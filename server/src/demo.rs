@@ -10,11 +10,23 @@ use crate::store::{GridNode, User};
 
 /// Township names.
 pub const TOWNSHIPS: [&str; 12] = [
-    "城关镇", "站儿巷镇", "西坡镇", "杨店镇", "显龙镇", "左家镇", "鱼池镇", "张家庄镇", "金洞镇", "云屏镇", "泰山镇", "兴化镇",
+    "城关镇",
+    "站儿巷镇",
+    "西坡镇",
+    "杨店镇",
+    "显龙镇",
+    "左家镇",
+    "鱼池镇",
+    "张家庄镇",
+    "金洞镇",
+    "云屏镇",
+    "泰山镇",
+    "兴化镇",
 ];
 
 const SURNAMES: [&str; 20] = [
-    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗",
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林",
+    "罗",
 ];
 const GIVEN: [&str; 24] = [
     "建国", "秀英", "志强", "桂兰", "文华", "海燕", "国平", "玉梅", "永红", "德明", "春花", "建军", "丽娟", "明亮",
@@ -69,10 +81,21 @@ pub fn demo_county() -> DemoCounty {
         let villages = if ti == 0 { 11 } else { 10 };
         for vi in 0..villages {
             let v = format!("{t}/v{:02}", vi + 1);
-            let vname = format!("{}{}", SURNAMES[(ti * 3 + vi) % SURNAMES.len()], VILLAGE_SUFFIX[vi % VILLAGE_SUFFIX.len()]);
+            let vname =
+                format!("{}{}", SURNAMES[(ti * 3 + vi) % SURNAMES.len()], VILLAGE_SUFFIX[vi % VILLAGE_SUFFIX.len()]);
             nodes.push(GridNode { path: path(&v), name: vname });
-            users.push(User { id: format!("vl-{}", v.replace('/', "-")), display_name: next_name(), role: Role::VillageLeader, grid: path(&v) });
-            users.push(User { id: format!("sv-{}", v.replace('/', "-")), display_name: next_name(), role: Role::Supervisor, grid: path(&v) });
+            users.push(User {
+                id: format!("vl-{}", v.replace('/', "-")),
+                display_name: next_name(),
+                role: Role::VillageLeader,
+                grid: path(&v),
+            });
+            users.push(User {
+                id: format!("sv-{}", v.replace('/', "-")),
+                display_name: next_name(),
+                role: Role::Supervisor,
+                grid: path(&v),
+            });
             let groups = if village_no < 43 { 4 } else { 3 };
             village_no += 1;
             for (gi, gname) in GROUP_NAMES.iter().enumerate().take(groups) {
@@ -87,9 +110,21 @@ pub fn demo_county() -> DemoCounty {
             }
         }
     }
-    users.push(User { id: "county-admin".into(), display_name: "县综治中心".into(), role: Role::CountyStaff, grid: GridPath::county() });
-    for (id, name) in [("police", "县公安局"), ("procuratorate", "县检察院"), ("court", "县法院"), ("justice", "县司法局")] {
-        users.push(User { id: id.into(), display_name: name.into(), role: Role::AgencyStaff, grid: GridPath::county() });
+    users.push(User {
+        id: "county-admin".into(),
+        display_name: "县综治中心".into(),
+        role: Role::CountyStaff,
+        grid: GridPath::county(),
+    });
+    for (id, name) in
+        [("police", "县公安局"), ("procuratorate", "县检察院"), ("court", "县法院"), ("justice", "县司法局")]
+    {
+        users.push(User {
+            id: id.into(),
+            display_name: name.into(),
+            role: Role::AgencyStaff,
+            grid: GridPath::county(),
+        });
     }
     DemoCounty { nodes, users }
 }

@@ -29,7 +29,8 @@ pub use api::{AppState, Limits};
 /// Open the store named by a database URL: `postgres://...` for
 /// PostgreSQL, anything else is a SQLite file path.
 pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::StoreError> {
-    let s: Arc<dyn store::ServerStore> = if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+    let s: Arc<dyn store::ServerStore> = if database.starts_with("postgres://") || database.starts_with("postgresql://")
+    {
         Arc::new(store::postgres::PostgresServerStore::connect(database)?)
     } else {
         Arc::new(store::sqlite::SqliteServerStore::open(database)?)
@@ -52,8 +53,55 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub fn run(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<actix_web::dev::Server> {
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-    .workers(workers.max(1))
-    .listen(listener)?
-    .run();
+        .workers(workers.max(1))
+        .listen(listener)?
+        .run();
     Ok(server)
+}
+
+/// What importing a bundle did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleImport {
+    /// Device the bundle came from.
+    pub device_id: String,
+    /// Records whose changes were stored (or already were).
+    pub records_acked: usize,
+    /// Records refused, with their reason codes.
+    pub records_rejected: Vec<(String, String)>,
+}
+
+/// Import a sync bundle a phone wrote offline (see
+/// `gridsync_core::transport::bundle`). It is merged exactly as if the
+/// phone had synced: with its user's scope and rules; a revoked or unknown
+/// device is refused.
+pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> anyhow::Result<BundleImport> {
+    use gridsync_core::protocol::Bundle;
+    let bundle = Bundle::decode(bytes).map_err(|e| anyhow::anyhow!("not a Gridsync bundle: {e}"))?;
+    let device = store
+        .devices()?
+        .into_iter()
+        .find(|d| d.id == bundle.device_id)
+        .ok_or_else(|| anyhow::anyhow!("the bundle's device {} is not enrolled here", bundle.device_id))?;
+    if device.revoked_at.is_some() {
+        anyhow::bail!("the bundle's device {} has been revoked", device.id);
+    }
+    let user = store.user(&device.user_id)?.ok_or_else(|| anyhow::anyhow!("unknown user {}", device.user_id))?;
+    let auth = store::DeviceAuth { device, user };
+    let incoming: Vec<store::IncomingDoc> = bundle
+        .docs
+        .into_iter()
+        .map(|d| store::IncomingDoc { doc_id: uuid::Uuid::from_bytes(d.doc), changes: d.changes })
+        .collect();
+    let metrics = metrics::Metrics::default();
+    // Merge only: the feed page is not wanted, so ask for the smallest.
+    let resp = api::process_sync(store, &metrics, &auth, incoming, store::Cursor { xid: u64::MAX, seq: u64::MAX }, 1)?;
+    Ok(BundleImport {
+        device_id: auth.device.id,
+        records_acked: resp.acked.len(),
+        records_rejected: resp
+            .rejected
+            .iter()
+            .map(|r| (uuid::Uuid::from_bytes(r.doc).to_string(), r.reason.as_str().to_owned()))
+            .collect(),
+    })
 }

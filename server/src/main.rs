@@ -93,6 +93,12 @@ enum Command {
         /// Device id.
         id: String,
     },
+    /// Import a sync bundle file a phone wrote offline, as that phone.
+    /// Importing the same bundle again is harmless.
+    ImportBundle {
+        /// The bundle file.
+        file: PathBuf,
+    },
 }
 
 fn database(cli: &Cli) -> anyhow::Result<String> {
@@ -172,7 +178,8 @@ fn main() -> anyhow::Result<()> {
                 println!("loaded {} grid nodes and {added} new users", county.nodes.len());
             } else if let Some(file) = file {
                 let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-                let nodes: Vec<GridNode> = serde_json::from_str(&text).with_context(|| "the file is not a list of {path, name}")?;
+                let nodes: Vec<GridNode> =
+                    serde_json::from_str(&text).with_context(|| "the file is not a list of {path, name}")?;
                 store.put_grid_nodes(&nodes)?;
                 println!("loaded {} grid nodes", nodes.len());
             } else {
@@ -215,6 +222,11 @@ fn main() -> anyhow::Result<()> {
                 bail!("no device with id {id}");
             }
             println!("revoked {id}; it will be told to wipe its data at its next sync");
+        }
+        Command::ImportBundle { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report = gridsync_server::import_bundle(store.as_ref(), &bytes)?;
+            println!("{}", serde_json::to_string(&report)?);
         }
     }
     Ok(())

@@ -65,8 +65,11 @@ pub fn merge_doc(user: &User, stored: Option<StoredDoc>, incoming: &IncomingDoc)
         Some(d) => d,
         None => RecordDoc::empty(actor),
     };
-    let known: HashSet<[u8; 32]> =
-        hashes.iter().copied().filter(|h| doc.automerge().get_change_by_hash(&automerge::ChangeHash(*h)).is_some()).collect();
+    let known: HashSet<[u8; 32]> = hashes
+        .iter()
+        .copied()
+        .filter(|h| doc.automerge().get_change_by_hash(&automerge::ChangeHash(*h)).is_some())
+        .collect();
     let new: Vec<_> = parsed.into_iter().filter(|c| !known.contains(&c.hash().0)).collect();
     if new.is_empty() {
         return (DocDecision::AlreadyStored, Outcome::Acked(hashes));

@@ -314,6 +314,14 @@ impl Store {
         Ok(out)
     }
 
+    /// The saved cursor for `server`.
+    pub fn read_cursor(&self, server: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row("SELECT cursor FROM sync_cursor WHERE server = ?1", [server], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Number of changes waiting to be acknowledged.
     pub fn outbox_len(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
@@ -368,6 +376,12 @@ impl StoreTx<'_> {
         Ok(())
     }
 
+    /// Forget every cursor (after enrolling with a server anew).
+    pub fn clear_cursors(&self) -> Result<()> {
+        self.tx.execute("DELETE FROM sync_cursor", [])?;
+        Ok(())
+    }
+
     /// Drop acknowledged changes from the outbox.
     pub fn ack(&self, doc_id: Uuid, hash: &[u8; 32]) -> Result<()> {
         self.tx
@@ -385,6 +399,27 @@ impl StoreTx<'_> {
             self.ack(doc_id, h)?;
         }
         Ok(())
+    }
+
+    /// The server accepted the record: forget an earlier rejection.
+    pub fn clear_rejection(&self, doc_id: Uuid) -> Result<()> {
+        self.tx.execute(
+            "UPDATE records SET rejection = NULL WHERE id = ?1 AND rejection IS NOT NULL",
+            [doc_id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Put a record's whole history back in the outbox (the server is
+    /// missing earlier changes of it).
+    pub fn requeue_history(&self, doc_id: Uuid) -> Result<()> {
+        let bytes: Option<Vec<u8>> = self
+            .tx
+            .query_row("SELECT doc FROM records WHERE id = ?1", [doc_id.to_string()], |r| r.get(0))
+            .optional()?;
+        let Some(bytes) = bytes else { return Ok(()) };
+        let mut doc = RecordDoc::load(&bytes, self.actor.clone())?;
+        push_outbox(&self.tx, doc_id, doc.changes_since(&[]))
     }
 
     /// Merge changes received from a server into the local record, creating

@@ -18,7 +18,14 @@ pub fn user(id: &str, role: Role, grid: &str) -> User {
 }
 
 pub fn device(id: &str, user: &str) -> Device {
-    Device { id: id.into(), user_id: user.into(), name: "测试手机".into(), created_at: 0, last_sync_at: None, revoked_at: None }
+    Device {
+        id: id.into(),
+        user_id: user.into(),
+        name: "测试手机".into(),
+        created_at: 0,
+        last_sync_at: None,
+        revoked_at: None,
+    }
 }
 
 pub fn patrol(grid: &str, author: &str) -> Record {

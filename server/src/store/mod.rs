@@ -324,8 +324,13 @@ pub trait ServerStore: Send + Sync {
     ) -> StoreResult<Vec<DocDecision>>;
     /// Changes after `cursor` visible to `scope`, excluding those uploaded by
     /// `exclude_device`, up to about `max_bytes` (at least one change).
-    fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude_device: &str, max_bytes: usize)
-    -> StoreResult<FeedPage>;
+    fn read_feed(
+        &self,
+        cursor: Cursor,
+        scope: &ReadScope,
+        exclude_device: &str,
+        max_bytes: usize,
+    ) -> StoreResult<FeedPage>;
     /// Materialized records for reports.
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>>;
     /// One materialized record.

@@ -60,8 +60,7 @@ fn parts(g: &GridPath) -> (String, String, String) {
     )
 }
 
-const VIEW_COLS: &str =
-    "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
+const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
 
 fn view_of(r: &::postgres::Row) -> StoreResult<RecordView> {
     Ok(RecordView {
@@ -186,7 +185,10 @@ impl ServerStore for PostgresServerStore {
 
     fn users(&self) -> StoreResult<Vec<User>> {
         self.with(|c| {
-            c.query("SELECT id, display_name, role, grid FROM users ORDER BY id", &[])?.iter().map(|r| user_of(r, 0)).collect()
+            c.query("SELECT id, display_name, role, grid FROM users ORDER BY id", &[])?
+                .iter()
+                .map(|r| user_of(r, 0))
+                .collect()
         })
     }
 
@@ -203,7 +205,13 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn redeem_enrollment(&self, code_hash: &[u8], device: &Device, token_hash: &[u8], now: i64) -> StoreResult<Option<User>> {
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: &Device,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<User>> {
         self.tx(|tx| {
             let Some(row) = tx.query_opt(
                 "UPDATE enrollments SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
@@ -236,7 +244,10 @@ impl ServerStore for PostgresServerStore {
 
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
         self.with(|c| {
-            Ok(c.execute("UPDATE devices SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1", &[&device_id, &now])? > 0)
+            Ok(c.execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1",
+                &[&device_id, &now],
+            )? > 0)
         })
     }
 
@@ -344,8 +355,7 @@ impl ServerStore for PostgresServerStore {
             let mut total = 0usize;
             const BATCH: i64 = 512;
             loop {
-                let rows =
-                    c.query(
+                let rows = c.query(
                     &st,
                     &[&page.next.xid.to_string(), &(page.next.seq as i64), &t, &v, &g, &BATCH, &scope.sensitive],
                 )?;
@@ -394,7 +404,9 @@ impl ServerStore for PostgresServerStore {
 
     fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>> {
         self.with(|c| {
-            c.query_opt(&format!("SELECT {VIEW_COLS} FROM documents WHERE id = $1"), &[&id])?.map(|r| view_of(&r)).transpose()
+            c.query_opt(&format!("SELECT {VIEW_COLS} FROM documents WHERE id = $1"), &[&id])?
+                .map(|r| view_of(&r))
+                .transpose()
         })
     }
 

@@ -47,7 +47,8 @@ fn role_of(s: &str) -> rusqlite::Result<Role> {
 }
 
 fn grid_of(s: &str) -> rusqlite::Result<GridPath> {
-    GridPath::parse(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    GridPath::parse(s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 fn user_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<User> {
@@ -99,8 +100,7 @@ fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
     })
 }
 
-const VIEW_COLS: &str =
-    "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
+const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
 
 impl SqliteServerStore {
     /// Open (creating if needed) the database file at `path`.
@@ -167,7 +167,8 @@ impl ServerStore for SqliteServerStore {
     fn grid_nodes(&self) -> StoreResult<Vec<GridNode>> {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT path, name FROM grid_nodes ORDER BY path")?;
-            let rows = st.query_map([], |r| Ok(GridNode { path: grid_of(&r.get::<_, String>(0)?)?, name: r.get(1)? }))?;
+            let rows =
+                st.query_map([], |r| Ok(GridNode { path: grid_of(&r.get::<_, String>(0)?)?, name: r.get(1)? }))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -201,7 +202,8 @@ impl ServerStore for SqliteServerStore {
 
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         let conn = lock(&self.writer);
-        let exists: bool = conn.query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |_| Ok(true)).optional()?.is_some();
+        let exists: bool =
+            conn.query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |_| Ok(true)).optional()?.is_some();
         if !exists {
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
@@ -212,7 +214,13 @@ impl ServerStore for SqliteServerStore {
         Ok(())
     }
 
-    fn redeem_enrollment(&self, code_hash: &[u8], device: &Device, token_hash: &[u8], now: i64) -> StoreResult<Option<User>> {
+    fn redeem_enrollment(
+        &self,
+        code_hash: &[u8],
+        device: &Device,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<User>> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let user_id: Option<String> = tx
@@ -227,8 +235,9 @@ impl ServerStore for SqliteServerStore {
             "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![device.id, user_id, device.name, token_hash, now],
         )?;
-        let user =
-            tx.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&user_id], |r| user_row(r, 0))?;
+        let user = tx.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&user_id], |r| {
+            user_row(r, 0)
+        })?;
         tx.commit()?;
         Ok(Some(user))
     }
@@ -282,7 +291,9 @@ impl ServerStore for SqliteServerStore {
         for (i, d) in docs.iter().enumerate() {
             let id = d.doc_id.to_string();
             let stored: Option<(Vec<u8>, i64)> = tx
-                .query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [&id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             let was_sensitive = stored.as_ref().is_some_and(|s| s.1 != 0);
             let decision = merge(i, stored.map(|(snapshot, _)| StoredDoc { snapshot }), d);
@@ -414,10 +425,8 @@ impl ServerStore for SqliteServerStore {
         sql.push_str(" ORDER BY occurred_at DESC, id LIMIT ?7");
         self.read(|c| {
             let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(
-                params![t, v, g, q.kind, q.from, q.until, i64::from(q.limit.unwrap_or(10_000))],
-                view_row,
-            )?;
+            let rows = st
+                .query_map(params![t, v, g, q.kind, q.from, q.until, i64::from(q.limit.unwrap_or(10_000))], view_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }

@@ -1,0 +1,189 @@
+//! HTTP transport: reqwest over rustls. Timeouts on every request, retries
+//! with jittered exponential backoff on network failures and 5xx answers
+//! (every sync request is safe to repeat), the device token, and the
+//! server's wipe instruction honoured.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::protocol::{CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody};
+use crate::store::Store;
+use crate::sync::{SyncError, SyncOptions, SyncReport, SyncSession, backoff};
+use crate::transport::Enrollment;
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request before giving up (the session can be run again
+    /// later and resumes where it stopped).
+    pub attempts: u32,
+    /// First backoff.
+    pub base: Duration,
+    /// Longest backoff.
+    pub max: Duration,
+    /// Timeout of one HTTP exchange.
+    pub timeout: Duration,
+    /// Timeout for connecting.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A client for one server.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+fn install_crypto() {
+    // Only the first call installs; later calls find a provider and return Err.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+enum Attempt {
+    Done(Vec<u8>),
+    Retry(String),
+    Fatal(SyncError),
+}
+
+impl HttpClient {
+    /// A client with the given retry policy.
+    pub fn new(retry: RetryPolicy) -> Result<Self, SyncError> {
+        install_crypto();
+        let client = reqwest::Client::builder()
+            .timeout(retry.timeout)
+            .connect_timeout(retry.connect_timeout)
+            .user_agent(concat!("gridsync-core/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        Ok(HttpClient { client, retry })
+    }
+
+    /// Trade a one-time code for a device token and save it in the store.
+    pub async fn enroll(
+        &self,
+        store: &mut Store,
+        server_url: &str,
+        code: &str,
+        device_name: &str,
+    ) -> Result<Enrollment, SyncError> {
+        let url = format!("{}/v1/enroll", server_url.trim_end_matches('/'));
+        let body = serde_json::to_vec(&EnrollRequest { code: code.to_owned(), device_name: device_name.to_owned() })
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let resp = self
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(server_error(status.as_u16(), &bytes));
+        }
+        let r: EnrollResponse = serde_json::from_slice(&bytes).map_err(|e| SyncError::Network(e.to_string()))?;
+        let e = Enrollment {
+            server_url: server_url.trim_end_matches('/').to_owned(),
+            device_id: r.device_id,
+            token: r.token,
+            user_id: r.user_id,
+            display_name: r.display_name,
+            role: r.role,
+            grid: r.grid,
+        };
+        store.set_enrollment(&e)?;
+        store.transaction(|tx| tx.clear_cursors())?;
+        Ok(e)
+    }
+
+    /// Run a whole sync with the enrolled server; `progress` sees the report
+    /// after every round.
+    pub async fn sync(
+        &self,
+        store: &mut Store,
+        opts: SyncOptions,
+        progress: &mut (dyn FnMut(&SyncReport) + Send),
+    ) -> Result<SyncReport, SyncError> {
+        let enrollment = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
+        let url = format!("{}/v1/sync", enrollment.server_url);
+        let mut session = SyncSession::new(super::CURSOR_KEY, opts);
+        while let Some(req) = session.next_request(store)? {
+            let mut attempt = 0;
+            let body = loop {
+                match self.post(&url, &enrollment.token, &req.body).await {
+                    Attempt::Done(b) => break b,
+                    Attempt::Fatal(SyncError::Revoked) => {
+                        store.wipe()?;
+                        return Err(SyncError::Revoked);
+                    }
+                    Attempt::Fatal(e) => return Err(e),
+                    Attempt::Retry(why) => {
+                        attempt += 1;
+                        if attempt >= self.retry.attempts {
+                            return Err(SyncError::Network(why));
+                        }
+                        session.note_retry(req.body.len() as u64);
+                        let jitter: f64 = rand::thread_rng().r#gen();
+                        tokio::time::sleep(backoff(attempt - 1, self.retry.base, self.retry.max, jitter)).await;
+                    }
+                }
+            };
+            session.handle_response(store, &req, &body)?;
+            progress(&session.report);
+        }
+        Ok(session.finish())
+    }
+
+    async fn post(&self, url: &str, token: &str, body: &[u8]) -> Attempt {
+        let resp = match self
+            .client
+            .post(url)
+            .header("content-type", CONTENT_TYPE)
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_vec())
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        let status = resp.status();
+        let bytes = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        if status.is_success() {
+            return Attempt::Done(bytes.to_vec());
+        }
+        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
+            return Attempt::Retry(format!("server answered {status}"));
+        }
+        Attempt::Fatal(server_error(status.as_u16(), &bytes))
+    }
+}
+
+fn server_error(status: u16, body: &[u8]) -> SyncError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    match parsed {
+        Some(e) if e.wipe => SyncError::Revoked,
+        Some(e) if status == 401 => SyncError::Unauthorized(e.error),
+        Some(e) => SyncError::Server { status, code: e.error, message_zh: e.message_zh },
+        None => SyncError::Server {
+            status, code: "unknown".into(), message_zh: "服务器返回了无法识别的错误".into()
+        },
+    }
+}
