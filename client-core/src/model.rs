@@ -510,8 +510,9 @@ impl DisputeAction {
     /// matters stay in the township"). Anyone whose grid holds the dispute may
     /// record that it was found and add follow-ups; a grid manager may also
     /// record an on-the-spot resolution or watch (就地化解 / 稳控) at village
-    /// level; classifying, planning, escalating and settling belong to the
-    /// people who handle that level; escalation goes one level up at a time.
+    /// level; classifying, planning and escalating belong to the people who
+    /// handle that level (settling a conflict also to those below it);
+    /// escalation goes one level up at a time.
     pub fn may_act(&self, role: crate::grid::Role, level: DisputeLevel) -> bool {
         use crate::grid::Role;
         let handles = match role {
@@ -535,6 +536,10 @@ impl DisputeAction {
                             | (DisputeLevel::Township, DisputeLevel::County)
                     )
             }
+            // A conflict comes from concurrent edits below the level it
+            // shows (a resolution racing an escalation), so those who
+            // handle any level up to the current one may settle it.
+            DisputeAction::Settled { .. } => handles.is_some_and(|h| h <= level),
             _ => handles == Some(level),
         }
     }
@@ -694,6 +699,34 @@ impl Dispute {
             st.status = DisputeStatus::Conflict;
         }
         st
+    }
+}
+
+impl Dispute {
+    /// The state as the author of event `id` saw it: derived from that
+    /// event's causal ancestors only. Permissions are checked against this,
+    /// so whether an event is allowed does not depend on which concurrent
+    /// edit reached the server first.
+    pub fn state_seen_by(&self, id: &str) -> DisputeState {
+        let by_id: BTreeMap<&str, &Event<DisputeAction>> = self.events.iter().map(|e| (e.id.as_str(), e)).collect();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut stack: Vec<&str> =
+            by_id.get(id).map(|e| e.parents.iter().map(String::as_str).collect()).unwrap_or_default();
+        while let Some(p) = stack.pop() {
+            if seen.insert(p)
+                && let Some(e) = by_id.get(p)
+            {
+                stack.extend(e.parents.iter().map(String::as_str));
+            }
+        }
+        Dispute {
+            parties: self.parties.clone(),
+            category: self.category,
+            summary: String::new(),
+            found_at: self.found_at,
+            events: self.events.iter().filter(|e| seen.contains(e.id.as_str())).cloned().collect(),
+        }
+        .state()
     }
 }
 

@@ -10,7 +10,7 @@
 //! - Dispute actions follow [`DisputeAction::may_act`].
 
 use gridsync_core::grid::Role;
-use gridsync_core::model::{DisputeAction, Record, RecordBody};
+use gridsync_core::model::{Record, RecordBody};
 
 use crate::store::User;
 
@@ -51,14 +51,13 @@ pub fn may_write(user: &User, before: Option<&Record>, after: &Record) -> Result
             Some(RecordBody::Dispute(b)) => b.events.iter().map(|e| e.id.as_str()).collect(),
             _ => Default::default(),
         };
-        let level = match before.map(|b| &b.body) {
-            Some(RecordBody::Dispute(b)) => b.state().level,
-            _ => gridsync_core::model::DisputeLevel::Village,
-        };
         for e in d.events.iter().filter(|e| !old_events.contains(e.id.as_str())) {
             if e.by != user.id {
                 return Err(Denied::Forbidden("事件记录人必须是当前用户".into()));
             }
+            // Judge each new event by the level its author saw, so the
+            // outcome does not depend on which concurrent edit arrived first.
+            let level = d.state_seen_by(&e.id).level;
             if !e.action.may_act(user.role, level) {
                 return Err(Denied::Forbidden(format!(
                     "{}不能在{}纠纷上进行“{}”操作",
@@ -66,11 +65,6 @@ pub fn may_write(user: &User, before: Option<&Record>, after: &Record) -> Result
                     level.label_zh(),
                     e.action.label_zh()
                 )));
-            }
-            if let DisputeAction::Escalated { .. } = e.action {
-                // Escalation is checked against the level before this push;
-                // two escalations in one push are refused above unless the
-                // user handles both levels, which no role does.
             }
         }
     }

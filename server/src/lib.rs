@@ -8,12 +8,14 @@
 //! - [`access`]: who may read and write what.
 //! - [`store`]: the [`store::ServerStore`] trait and its SQLite and PostgreSQL backends.
 //! - [`auth`]: enrollment codes and device tokens.
+//! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county.
 //! - [`metrics`]: Prometheus counters.
 
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod demo;
 pub mod merge;
 pub mod metrics;

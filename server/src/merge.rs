@@ -74,6 +74,14 @@ pub fn merge_doc(user: &User, stored: Option<StoredDoc>, incoming: &IncomingDoc)
     if new.is_empty() {
         return (DocDecision::AlreadyStored, Outcome::Acked(hashes));
     }
+    // A record's history has one root: the change that created it. Another
+    // change without dependencies is a second document's history under this
+    // id; merged in, it would put a conflicting copy of every field (kept
+    // or refused depending only on which actor id sorts higher).
+    let roots = new.iter().filter(|c| c.deps().is_empty()).count();
+    if roots > usize::from(stored.is_none()) {
+        return reject(RejectReason::Immutable, "记录的历史不能替换".into(), hashes);
+    }
     let new_changes: Vec<([u8; 32], Vec<u8>)> = new.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect();
     if let Err(e) = guarded(|| doc.apply(new)) {
         return reject(RejectReason::Malformed, format!("记录数据已损坏：{e}"), hashes);

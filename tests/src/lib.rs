@@ -1,1 +1,15 @@
-//! End-to-end test support.
+//! Support for Gridsync's end-to-end tests: real `gridsync-server`
+//! processes on loopback, simulated phones running the real client core and
+//! HTTP transport, a fault-injecting proxy, and record factories.
+//!
+//! # Layout
+//!
+//! - [`server`]: start, kill (SIGKILL) and restart server processes.
+//! - [`device`]: a simulated phone.
+//! - [`proxy`]: a TCP proxy that cuts requests and loses responses.
+//! - [`records`]: records of every kind, as a grid manager makes them.
+
+pub mod device;
+pub mod proxy;
+pub mod records;
+pub mod server;

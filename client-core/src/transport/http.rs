@@ -26,6 +26,9 @@ pub struct RetryPolicy {
     pub timeout: Duration,
     /// Timeout for connecting.
     pub connect_timeout: Duration,
+    /// Keep connections open between requests (off in fault tests, so a
+    /// proxy's per-connection faults hit single requests).
+    pub reuse_connections: bool,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +39,7 @@ impl Default for RetryPolicy {
             max: Duration::from_secs(30),
             timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
+            reuse_connections: true,
         }
     }
 }
@@ -62,7 +66,11 @@ impl HttpClient {
     /// A client with the given retry policy.
     pub fn new(retry: RetryPolicy) -> Result<Self, SyncError> {
         install_crypto();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !retry.reuse_connections {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder
             .timeout(retry.timeout)
             .connect_timeout(retry.connect_timeout)
             .user_agent(concat!("gridsync-core/", env!("CARGO_PKG_VERSION")))

@@ -102,8 +102,9 @@ impl Server {
     async fn mount(store: Arc<dyn ServerStore>, limits: Limits, dir: Option<tempfile::TempDir>) -> Server {
         let metrics = Arc::new(Metrics::default());
         let state = AppState { store: store.clone(), metrics: metrics.clone(), limits };
-        let app =
-            Rc::new(test::init_service(App::new().app_data(web::Data::new(state)).configure(gridsync_server::routes)).await);
+        let app = Rc::new(
+            test::init_service(App::new().app_data(web::Data::new(state)).configure(gridsync_server::routes)).await,
+        );
         let call: Call = Box::new(move |req: TestRequest| {
             let app = app.clone();
             Box::pin(async move {
@@ -197,8 +198,9 @@ impl Server {
         let mut cursor = vec![];
         let mut got = BTreeMap::new();
         for _ in 0..1000 {
-            let resp =
-                self.sync(dev, &SyncRequest { cursor: cursor.clone(), docs: vec![], max_response_bytes: 16 * 1024 }).await;
+            let resp = self
+                .sync(dev, &SyncRequest { cursor: cursor.clone(), docs: vec![], max_response_bytes: 16 * 1024 })
+                .await;
             for d in &resp.changes {
                 *got.entry(Uuid::from_bytes(d.doc)).or_insert(0) += d.changes.len();
             }
@@ -229,10 +231,8 @@ impl Server {
             created_at: rec.created_at,
             updated_at: rec.updated_at,
         };
-        let incoming = IncomingDoc {
-            doc_id: rec.id,
-            changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-        };
+        let incoming =
+            IncomingDoc { doc_id: rec.id, changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect() };
         let d = self
             .store
             .merge_batch("seed-directly", &[incoming], &mut |_, _, _| DocDecision::Accept(Box::new(merged.clone())))

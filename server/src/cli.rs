@@ -1,0 +1,234 @@
+//! The `gridsync-server` command line: run the sync server and administer it.
+//!
+//! ```text
+//! gridsync-server serve --demo                 # SQLite in ./data, demo county
+//! gridsync-server --database-url postgres://... serve
+//! gridsync-server add-user --id gm-1 --name 王建国 --role grid_manager --grid t01/v01/g1
+//! gridsync-server enroll-code --user gm-1
+//! gridsync-server devices
+//! gridsync-server revoke-device <device-id>
+//! ```
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::store::{GridNode, ServerStore, StoreError, User};
+use crate::{AppState, Limits, auth, demo, open_store};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use gridsync_core::grid::{GridPath, Role};
+
+#[derive(Parser)]
+#[command(name = "gridsync-server", version, about = "Gridsync sync server")]
+struct Cli {
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "GRIDSYNC_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host/db); without it, SQLite in the data directory.
+    #[arg(long, env = "GRIDSYNC_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "GRIDSYNC_LOG_JSON", global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "GRIDSYNC_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Seed the demo county (Liangdang-shaped) if the database is empty.
+        #[arg(long)]
+        demo: bool,
+        /// HTTP worker threads (default: number of CPUs).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Create or upgrade the database schema and exit.
+    Migrate,
+    /// Load the county tree from a JSON file (`[{"path": "t01", "name": "城关镇"}, ...]`) or the demo county.
+    LoadTree {
+        /// JSON file with the nodes.
+        #[arg(long, conflicts_with = "demo")]
+        file: Option<PathBuf>,
+        /// Load the demo county and its users.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Add a user.
+    AddUser {
+        /// Login id.
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// grid_manager, village_leader, supervisor, township_chief, county_staff, agency_staff.
+        #[arg(long)]
+        role: String,
+        /// Grid path (t01/v03/g2 for a grid manager, t01/v03 for a village leader...).
+        #[arg(long, default_value = "")]
+        grid: String,
+    },
+    /// List users.
+    Users,
+    /// Issue a one-time enrollment code for a user's phone.
+    EnrollCode {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 72)]
+        valid_hours: i64,
+    },
+    /// List enrolled devices.
+    Devices,
+    /// Revoke a device: it is refused and told to wipe its data.
+    RevokeDevice {
+        /// Device id.
+        id: String,
+    },
+    /// Import a sync bundle file a phone wrote offline, as that phone.
+    /// Importing the same bundle again is harmless.
+    ImportBundle {
+        /// The bundle file.
+        file: PathBuf,
+    },
+}
+
+fn database(cli: &Cli) -> anyhow::Result<String> {
+    if let Some(url) = &cli.database_url {
+        return Ok(url.clone());
+    }
+    std::fs::create_dir_all(&cli.data_dir).with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
+    Ok(cli.data_dir.join("gridsync.sqlite3").to_string_lossy().into_owned())
+}
+
+fn seed_demo(store: &dyn ServerStore) -> anyhow::Result<bool> {
+    if !store.grid_nodes()?.is_empty() {
+        return Ok(false);
+    }
+    let county = demo::demo_county();
+    store.put_grid_nodes(&county.nodes)?;
+    for u in &county.users {
+        match store.add_user(u) {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+fn issue_code(store: &dyn ServerStore, user: &str, hours: i64) -> anyhow::Result<String> {
+    let code = auth::new_enrollment_code();
+    let expires = crate::api::now_ms() + hours * 3_600_000;
+    store.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), user, expires)?;
+    Ok(code)
+}
+
+/// Parse the command line and run the command.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    if cli.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
+    let db = database(&cli)?;
+    let store = open_store(&db).with_context(|| "cannot open the database")?;
+    match cli.command {
+        Command::Serve { listen, demo, workers } => {
+            if demo && seed_demo(store.as_ref())? {
+                println!("已载入演示县（12个乡镇、121个村、406个村民小组）。Demo county loaded.");
+                for user in ["gm-t01-v01-g1", "vl-t01-v01", "tc-t01-1"] {
+                    println!("enrollment code for {user}: {}", issue_code(store.as_ref(), user, 72)?);
+                }
+            }
+            let listener = TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, database = if db.starts_with("postgres") { "postgresql" } else { "sqlite" }, "listening");
+            println!("listening on http://{addr}");
+            let state = AppState { store: Arc::clone(&store), metrics: Default::default(), limits: Limits::default() };
+            let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let server = crate::run(listener, state, workers)?;
+                server.await
+            })?;
+        }
+        Command::Migrate => println!("schema up to date"),
+        Command::LoadTree { file, demo } => {
+            if demo {
+                let county = demo::demo_county();
+                store.put_grid_nodes(&county.nodes)?;
+                let mut added = 0;
+                for u in &county.users {
+                    match store.add_user(u) {
+                        Ok(()) => added += 1,
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                println!("loaded {} grid nodes and {added} new users", county.nodes.len());
+            } else if let Some(file) = file {
+                let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                let nodes: Vec<GridNode> =
+                    serde_json::from_str(&text).with_context(|| "the file is not a list of {path, name}")?;
+                store.put_grid_nodes(&nodes)?;
+                println!("loaded {} grid nodes", nodes.len());
+            } else {
+                bail!("give --file PATH or --demo");
+            }
+        }
+        Command::AddUser { id, name, role, grid } => {
+            let role: Role = role.parse().map_err(|e: gridsync_core::CoreError| anyhow::anyhow!("{e}"))?;
+            let grid = GridPath::parse(&grid).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if grid.level() != role.grid_level() {
+                bail!("a {} is assigned to a {:?} path, got `{grid}`", role.as_str(), role.grid_level());
+            }
+            if id.trim().is_empty() || id.len() > 64 {
+                bail!("user id must be 1 to 64 characters");
+            }
+            store.add_user(&User { id: id.clone(), display_name: name, role, grid })?;
+            println!("added user {id}");
+        }
+        Command::Users => {
+            for u in store.users()? {
+                println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.grid, u.display_name);
+            }
+        }
+        Command::EnrollCode { user, valid_hours } => {
+            if !(1..=24 * 30).contains(&valid_hours) {
+                bail!("--valid-hours must be between 1 and 720");
+            }
+            let code = issue_code(store.as_ref(), &user, valid_hours)?;
+            println!("{code}");
+        }
+        Command::Devices => {
+            for d in store.devices()? {
+                let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
+                let last = d.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
+                println!("{}\t{}\t{}\t{state}\tlast_sync_ms={last}", d.id, d.user_id, d.name);
+            }
+        }
+        Command::RevokeDevice { id } => {
+            if !store.revoke_device(&id, crate::api::now_ms())? {
+                bail!("no device with id {id}");
+            }
+            println!("revoked {id}; it will be told to wipe its data at its next sync");
+        }
+        Command::ImportBundle { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let report = crate::import_bundle(store.as_ref(), &bytes)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}

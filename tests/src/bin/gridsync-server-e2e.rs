@@ -1,0 +1,7 @@
+//! The server binary the end-to-end tests start: the same command line as
+//! `gridsync-server`, built as part of this package so that `cargo test`
+//! always runs the tests against the current code.
+
+fn main() -> anyhow::Result<()> {
+    gridsync_server::cli::main()
+}

@@ -1,0 +1,106 @@
+//! A simulated phone: the real client core store and HTTP transport.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use gridsync_core::grid::GridPath;
+use gridsync_core::model::{Record, RecordKind};
+use gridsync_core::store::{ListFilter, Store};
+use gridsync_core::sync::{SyncError, SyncOptions, SyncReport};
+use gridsync_core::transport::http::{HttpClient, RetryPolicy};
+use uuid::Uuid;
+
+/// One phone.
+pub struct Device {
+    /// Its store.
+    pub store: Store,
+    /// Its HTTP client.
+    pub client: HttpClient,
+    /// User id.
+    pub user: String,
+    /// User's grid.
+    pub grid: GridPath,
+    /// Sync options.
+    pub opts: SyncOptions,
+}
+
+/// Retry policy for tests: quick, few attempts, no connection reuse (so a
+/// proxy's per-connection faults hit single requests).
+pub fn test_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(5),
+        reuse_connections: false,
+    }
+}
+
+impl Device {
+    /// Enroll a fresh in-memory phone with `server_url` using `code`.
+    pub async fn enroll(server_url: &str, code: &str) -> Result<Device> {
+        Self::enroll_with(server_url, code, test_retry()).await
+    }
+
+    /// Enroll with a given retry policy.
+    pub async fn enroll_with(server_url: &str, code: &str, retry: RetryPolicy) -> Result<Device> {
+        let mut store = Store::open_in_memory()?;
+        let client = HttpClient::new(retry)?;
+        let e = client.enroll(&mut store, server_url, code, "测试手机").await?;
+        Ok(Device { store, client, user: e.user_id, grid: GridPath::parse(&e.grid)?, opts: SyncOptions::default() })
+    }
+
+    /// Point the phone at another node of the same deployment.
+    pub fn set_server(&mut self, url: &str) -> Result<()> {
+        let mut e = self.store.enrollment()?.ok_or_else(|| anyhow::anyhow!("not enrolled"))?;
+        e.server_url = url.to_owned();
+        self.store.set_enrollment(&e)?;
+        Ok(())
+    }
+
+    /// Sync once.
+    pub async fn sync(&mut self) -> Result<SyncReport, SyncError> {
+        self.client.sync(&mut self.store, self.opts.clone(), &mut |_| {}).await
+    }
+
+    /// Save a new record made by this phone's user.
+    pub fn create(&mut self, rec: &Record) -> Result<()> {
+        self.store.create(rec)?;
+        Ok(())
+    }
+
+    /// Every record the phone holds (including deleted), as JSON by id.
+    pub fn records(&self) -> Result<BTreeMap<Uuid, serde_json::Value>> {
+        let mut out = BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            let page = self.store.list(&ListFilter {
+                include_deleted: true,
+                limit: Some(10_000),
+                offset: Some(offset),
+                ..Default::default()
+            })?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            offset += page.len() as u32;
+            for s in page {
+                out.insert(s.id, self.store.load_doc(s.id)?.to_json()?);
+            }
+        }
+    }
+
+    /// Ids of the records of one kind the phone holds.
+    pub fn ids(&self, kind: RecordKind) -> Result<Vec<Uuid>> {
+        let mut v: Vec<Uuid> = self
+            .store
+            .list(&ListFilter { kind: Some(kind), include_deleted: true, limit: Some(10_000), ..Default::default() })?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+}

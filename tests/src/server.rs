@@ -1,0 +1,173 @@
+//! Real `gridsync-server` processes for tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use gridsync_server::store::ServerStore;
+
+/// Where a server keeps its data.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// SQLite in this directory.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl Db {
+    fn args(&self) -> Vec<String> {
+        match self {
+            Db::Sqlite(dir) => vec!["--data-dir".into(), dir.to_string_lossy().into_owned()],
+            Db::Postgres(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+
+    /// Open the same database from the test process (to seed users, issue
+    /// codes, and check what the server stored).
+    pub fn open(&self) -> Result<Arc<dyn ServerStore>> {
+        let target = match self {
+            Db::Sqlite(dir) => {
+                std::fs::create_dir_all(dir)?;
+                dir.join("gridsync.sqlite3").to_string_lossy().into_owned()
+            }
+            Db::Postgres(url) => url.clone(),
+        };
+        Ok(gridsync_server::open_store(&target)?)
+    }
+}
+
+/// The server binary: this package's `gridsync-server-e2e`, which Cargo
+/// builds from the current sources before it runs the tests.
+pub fn server_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/gridsync-server-e2e
+    let profile_dir = exe.parent().and_then(Path::parent).context("unexpected test binary location")?;
+    let bin = profile_dir.join("gridsync-server-e2e");
+    if !bin.exists() {
+        bail!("{} is missing: run the tests with `cargo test -p gridsync-tests`", bin.display());
+    }
+    Ok(bin)
+}
+
+/// A running server process.
+pub struct ServerProc {
+    child: Option<Child>,
+    db: Db,
+    addr: String,
+}
+
+impl ServerProc {
+    /// Start a server on an ephemeral loopback port.
+    pub fn start(db: Db) -> Result<ServerProc> {
+        Self::start_on(db, "127.0.0.1:0")
+    }
+
+    fn start_on(db: Db, listen: &str) -> Result<ServerProc> {
+        let mut child = Command::new(server_binary()?)
+            .args(db.args())
+            .args(["serve", "--listen", listen, "--workers", "2"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start gridsync-server")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else {
+                let status = child.wait()?;
+                bail!("gridsync-server exited before listening: {status}");
+            };
+            if let Some(a) = line?.strip_prefix("listening on http://") {
+                break a.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ServerProc { child: Some(child), db, addr })
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Kill with SIGKILL (no chance to flush anything) and wait for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same address, retrying while the port is released.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let mut last = None;
+        for _ in 0..50 {
+            match Self::start_on(self.db.clone(), &self.addr.clone()) {
+                Ok(mut p) => {
+                    self.child = p.child.take();
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("restart failed")))
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Issue an enrollment code for `user` directly in the database.
+pub fn issue_code(store: &dyn ServerStore, user: &str) -> Result<String> {
+    let code = gridsync_server::auth::new_enrollment_code();
+    let hash = gridsync_server::auth::hash_secret(&gridsync_server::auth::normalize_code(&code));
+    store.create_enrollment(&hash, user, gridsync_server::api::now_ms() + 3_600_000)?;
+    Ok(code)
+}
+
+/// Load the demo county's tree and users.
+pub fn seed_demo(store: &dyn ServerStore) -> Result<()> {
+    let county = gridsync_server::demo::demo_county();
+    store.put_grid_nodes(&county.nodes)?;
+    for u in &county.users {
+        match store.add_user(u) {
+            Ok(()) | Err(gridsync_server::store::StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A fresh PostgreSQL database for a test, or `None` (test skipped) when
+/// `GRIDSYNC_TEST_POSTGRES_URL` is not set.
+pub fn postgres_db() -> Option<Db> {
+    match gridsync_server::store::postgres::test_database_url() {
+        Some(url) => Some(Db::Postgres(url)),
+        None => {
+            eprintln!("skipped: GRIDSYNC_TEST_POSTGRES_URL is not set (see README)");
+            None
+        }
+    }
+}

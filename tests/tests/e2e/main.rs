@@ -1,0 +1,10 @@
+//! Gridsync end-to-end tests: one test binary, one module per area.
+//!
+//! Most tests start real `gridsync-server` processes on loopback ports;
+//! PostgreSQL tests read `GRIDSYNC_TEST_POSTGRES_URL` and are skipped
+//! (saying so) without it.
+
+mod disputes;
+mod evening;
+mod revoke;
+mod simulation;
