@@ -160,7 +160,14 @@ impl RecordDoc {
 /// Parse one change from bytes received over the wire, without panicking on
 /// hostile input.
 pub fn parse_change(bytes: &[u8]) -> Result<Change> {
-    guarded(|| Change::from_bytes(bytes.to_vec()).map_err(|e| CoreError::Document(e.to_string())))
+    let change = guarded(|| Change::from_bytes(bytes.to_vec()).map_err(|e| CoreError::Document(e.to_string())))?;
+    // Automerge 0.12 does not verify a chunk's checksum (bytes 4..8, the
+    // first four bytes of the change hash) when parsing; do it here so a
+    // corrupted change is refused instead of stored as a new one.
+    if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+        return Err(CoreError::Document("change checksum mismatch".into()));
+    }
+    Ok(change)
 }
 
 /// Run an Automerge call on untrusted input, turning a panic inside the

@@ -104,3 +104,35 @@ impl Device {
         Ok(v)
     }
 }
+
+/// A bare HTTP client, for sending exactly the bytes a test wants.
+pub struct RawClient(reqwest::Client);
+
+impl Default for RawClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RawClient {
+    /// A client without connection reuse.
+    pub fn new() -> Self {
+        RawClient(reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap_or_default())
+    }
+
+    /// POST a sync body and return the response body (error on non-200).
+    pub async fn post_sync(&self, base: &str, token: &str, body: &[u8]) -> Result<Vec<u8>> {
+        let resp = self
+            .0
+            .post(format!("{base}/v1/sync"))
+            .header("content-type", gridsync_core::protocol::CONTENT_TYPE)
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_vec())
+            .send()
+            .await?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?.to_vec();
+        anyhow::ensure!(status.is_success(), "status {status}: {}", String::from_utf8_lossy(&bytes));
+        Ok(bytes)
+    }
+}

@@ -4,7 +4,9 @@
 //! PostgreSQL tests read `GRIDSYNC_TEST_POSTGRES_URL` and are skipped
 //! (saying so) without it.
 
+mod backlog;
 mod disputes;
 mod evening;
+mod faults;
 mod revoke;
 mod simulation;
