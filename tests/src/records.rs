@@ -38,8 +38,8 @@ pub fn patrol(grid: &GridPath, author: &str, day: i64, slot: PatrolSlot) -> Reco
 /// A hazard with its report event.
 pub fn hazard(grid: &GridPath, author: &str, day: i64) -> Record {
     let at = DAY0 + day * 86_400_000 + 3_600_000;
-    let mut events: Vec<Event<HazardAction>> = Vec::new();
-    events.push(next_event(&events, author, at, HazardAction::Reported { note: "巡查发现".into() }));
+    let events: Vec<Event<HazardAction>> =
+        vec![next_event(&[], author, at, HazardAction::Reported { note: "巡查发现".into() })];
     Record::new(
         grid.clone(),
         author,
@@ -107,8 +107,8 @@ pub fn household(grid: &GridPath, author: &str, rng: &mut StdRng) -> Record {
 /// A dispute just found by a grid manager.
 pub fn dispute(grid: &GridPath, author: &str, day: i64) -> Record {
     let at = DAY0 + day * 86_400_000 + 2 * 3_600_000;
-    let mut events: Vec<Event<DisputeAction>> = Vec::new();
-    events.push(next_event(&events, author, at, DisputeAction::Found { note: "村民反映".into() }));
+    let events: Vec<Event<DisputeAction>> =
+        vec![next_event(&[], author, at, DisputeAction::Found { note: "村民反映".into() })];
     Record::new(
         grid.clone(),
         author,
