@@ -4,6 +4,8 @@
 //! PostgreSQL tests read `GRIDSYNC_TEST_POSTGRES_URL` and are skipped
 //! (saying so) without it.
 
+#![allow(clippy::unwrap_used)]
+
 mod backlog;
 mod disputes;
 mod evening;
