@@ -171,3 +171,37 @@ pub fn postgres_db() -> Option<Db> {
         }
     }
 }
+
+/// The test's own handle on the server's database. PostgreSQL's client
+/// blocks, so inside async tests every call goes through [`blocking`], and
+/// the handle is dropped off the async workers too (also when a test fails).
+pub struct Admin(Option<Arc<dyn ServerStore>>);
+
+impl Admin {
+    /// Open `db` from an async test.
+    pub fn open(db: &Db) -> Admin {
+        Admin(Some(blocking(|| db.open().expect("open the test database"))))
+    }
+}
+
+impl std::ops::Deref for Admin {
+    type Target = Arc<dyn ServerStore>;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Admin {
+    fn drop(&mut self) {
+        let inner = self.0.take();
+        blocking(move || drop(inner));
+    }
+}
+
+/// Run blocking work from a multi-threaded async test.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(f),
+        Err(_) => f(),
+    }
+}

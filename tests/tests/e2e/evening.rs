@@ -6,7 +6,7 @@ use gridsync_core::model::RecordKind;
 use gridsync_server::store::ViewQuery;
 use gridsync_tests::device::Device;
 use gridsync_tests::records::day_of_records;
-use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
+use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, postgres_db, seed_demo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use uuid::Uuid;
@@ -18,25 +18,37 @@ use uuid::Uuid;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_devices_sync_a_day_and_each_sees_only_its_scope() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::Sqlite(dir.path().to_path_buf());
-    let admin = db.open().unwrap();
-    seed_demo(admin.as_ref()).unwrap();
+    evening(Db::Sqlite(dir.path().to_path_buf())).await;
+}
+
+/// The same evening with the server on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_devices_sync_a_day_on_postgres() {
+    let Some(db) = blocking(postgres_db) else { return };
+    evening(db).await;
+}
+
+async fn evening(db: Db) {
+    let admin = Admin::open(&db);
+    blocking(|| seed_demo(admin.as_ref()).unwrap());
     let server = ServerProc::start(db.clone()).unwrap();
 
     // Township t01 has 11 villages with 4 groups each: 44 grid managers.
-    let managers: Vec<_> = admin
-        .users()
-        .unwrap()
+    let managers: Vec<_> = blocking(|| admin.users().unwrap())
         .into_iter()
         .filter(|u| u.role == gridsync_core::grid::Role::GridManager && u.grid.township() == Some("t01"))
         .collect();
     assert!(managers.len() >= 40, "{}", managers.len());
     let mut devices = Vec::new();
     for u in &managers {
-        devices.push(Device::enroll(&server.url(), &issue_code(admin.as_ref(), &u.id).unwrap()).await.unwrap());
+        let code = blocking(|| issue_code(admin.as_ref(), &u.id).unwrap());
+        devices.push(Device::enroll(&server.url(), &code).await.unwrap());
     }
-    let mut leader = Device::enroll(&server.url(), &issue_code(admin.as_ref(), "vl-t01-v01").unwrap()).await.unwrap();
-    let mut chief = Device::enroll(&server.url(), &issue_code(admin.as_ref(), "tc-t01-1").unwrap()).await.unwrap();
+    let codes = blocking(|| {
+        [issue_code(admin.as_ref(), "vl-t01-v01").unwrap(), issue_code(admin.as_ref(), "tc-t01-1").unwrap()]
+    });
+    let mut leader = Device::enroll(&server.url(), &codes[0]).await.unwrap();
+    let mut chief = Device::enroll(&server.url(), &codes[1]).await.unwrap();
 
     let mut rng = StdRng::seed_from_u64(7);
     let mut made: BTreeMap<Uuid, gridsync_core::grid::GridPath> = BTreeMap::new();
@@ -66,8 +78,8 @@ async fn forty_devices_sync_a_day_and_each_sees_only_its_scope() {
         assert_eq!(d.store.outbox_len().unwrap(), 0);
         devices.push(d);
     }
-    assert_eq!(admin.change_count().unwrap() as usize, changes_made, "every change stored once");
-    let on_server = admin.records(&ViewQuery { sensitive: true, ..Default::default() }).unwrap();
+    assert_eq!(blocking(|| admin.change_count().unwrap()) as usize, changes_made, "every change stored once");
+    let on_server = blocking(|| admin.records(&ViewQuery { sensitive: true, ..Default::default() }).unwrap());
     assert_eq!(on_server.len(), made.len());
 
     // A second round brings nothing new for a grid manager: one manager per group.
@@ -91,6 +103,6 @@ async fn forty_devices_sync_a_day_and_each_sees_only_its_scope() {
 
     // The phones' copies equal the server's merged records.
     for (id, json) in leader.records().unwrap() {
-        assert_eq!(admin.record(id).unwrap().unwrap().json, json);
+        assert_eq!(blocking(|| admin.record(id).unwrap().unwrap().json), json);
     }
 }

@@ -7,8 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod backlog;
+mod bundle;
 mod disputes;
 mod evening;
 mod faults;
+mod postgres;
 mod revoke;
 mod simulation;

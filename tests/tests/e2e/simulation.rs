@@ -72,6 +72,7 @@ fn faulty_network_converges_for_every_seed() {
             }
         }
     }
+    eprintln!("{:?}", T.iter().map(|t| t.load(std::sync::atomic::Ordering::Relaxed) / 1000).collect::<Vec<_>>());
     eprintln!("simulation: {} seeds in {:.1?}; {total:?}", REGRESSION_SEEDS.len() as u64 + n, started.elapsed());
     // The faults must actually have happened.
     assert!(n < 20 || (total.lost_requests > 0 && total.lost_replies > 0 && total.duplicates > 0 && total.late > 0));
@@ -229,13 +230,13 @@ impl Sim {
             }
             let p = self.rng.gen_range(0..self.phones.len());
             match self.rng.gen_range(0..100) {
-                0..30 => self.create(p),
-                30..65 => self.edit(p),
+                0..30 => tm(2, || self.create(p)),
+                30..65 => tm(3, || self.edit(p)),
                 _ => self.sync_faulty(p),
             }
         }
-        self.heal()?;
-        self.check()?;
+        tm(4, || self.heal())?;
+        tm(5, || self.check())?;
         Ok(self.stats.clone())
     }
 
@@ -379,7 +380,7 @@ impl Sim {
     }
 
     fn serve(&self, p: usize, body: &[u8]) -> Vec<u8> {
-        serve(&self.server, &self.metrics, &self.phones[p].auth, body)
+        tm(0, || serve(&self.server, &self.metrics, &self.phones[p].auth, body))
     }
 
     /// A request of an abandoned attempt reaches the server; nobody is
@@ -424,7 +425,7 @@ impl Sim {
                 self.stats.abandoned_rounds += 1;
                 return;
             };
-            session.handle_response(&mut self.phones[p].store, &req, &body).unwrap();
+            tm(1, || session.handle_response(&mut self.phones[p].store, &req, &body).unwrap());
         }
     }
 
@@ -433,7 +434,7 @@ impl Sim {
         let mut session = SyncSession::new(CURSOR, self.phones[p].opts.clone());
         while let Some(req) = session.next_request(&mut self.phones[p].store).unwrap() {
             let body = self.serve(p, &req.body);
-            session.handle_response(&mut self.phones[p].store, &req, &body).unwrap();
+            tm(1, || session.handle_response(&mut self.phones[p].store, &req, &body).unwrap());
         }
         session.finish()
     }
@@ -574,10 +575,18 @@ impl Sim {
     }
 }
 
+static T: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+fn tm<R>(i: usize, f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let r = f();
+    T[i].fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+    r
+}
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn run_seed(seed: u64) -> Result<Stats, String> {
-    Sim::new(seed).run()
+    let mut s = tm(6, || Sim::new(seed));
+    s.run()
 }
