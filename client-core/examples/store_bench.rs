@@ -253,6 +253,8 @@ fn bench_writes(dir: &Path, writes: usize) -> Result<()> {
                     DisputeAction::FollowUp { note: "再次调解".into() },
                 ));
             }
+            // The benchmark creates field records only.
+            _ => {}
         }
         let t = Instant::now();
         store.update(&rec)?;

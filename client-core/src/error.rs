@@ -60,6 +60,10 @@ pub enum CoreError {
     /// A file could not be read or written.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// An encrypted store could not be opened with the key given (or the
+    /// file is not a Gridsync store at all).
+    #[error("wrong key for the encrypted store, or not a store")]
+    WrongKey,
 }
 
 impl CoreError {
@@ -79,6 +83,7 @@ impl CoreError {
             CoreError::Storage(_) => "本地存储出错".into(),
             CoreError::SchemaTooNew { .. } => "本地数据由更新版本的应用写入，请升级应用".into(),
             CoreError::Io(_) => "文件读写出错".into(),
+            CoreError::WrongKey => "无法解密本机数据：密钥不正确".into(),
         }
     }
 }

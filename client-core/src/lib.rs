@@ -13,6 +13,7 @@
 //! - [`events`]: append-only histories, their causal order and conflicts.
 //! - [`doc`]: [`doc::RecordDoc`], a record as an Automerge document.
 //! - [`protocol`]: sync wire messages and their binary encoding.
+//! - [`reports`]: supervision figures (weekly summary, monthly figures, patrol coverage, backlog), pure.
 //! - [`error`]: [`error::CoreError`], the one error type.
 //! - [`store`] (feature `store`): the phone's SQLite store, outbox and cursor.
 //! - [`sync`] (feature `store`): the sans-I/O sync engine over the store.
@@ -24,6 +25,7 @@ pub mod events;
 pub mod grid;
 pub mod model;
 pub mod protocol;
+pub mod reports;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]

@@ -33,12 +33,37 @@ pub enum RecordKind {
     Household,
     /// 矛盾纠纷: a dispute and its resolution history.
     Dispute,
+    /// 周排查: a village's weekly review meeting (grid is the village).
+    VillageMeeting,
+    /// 月研判: a township's monthly review (grid is the township).
+    TownshipReview,
+    /// 月报: a township's written monthly report to the county (grid is the township).
+    MonthlyReport,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: [RecordKind; 5] =
-        [RecordKind::Patrol, RecordKind::Hazard, RecordKind::Visit, RecordKind::Household, RecordKind::Dispute];
+    pub const ALL: [RecordKind; 8] = [
+        RecordKind::Patrol,
+        RecordKind::Hazard,
+        RecordKind::Visit,
+        RecordKind::Household,
+        RecordKind::Dispute,
+        RecordKind::VillageMeeting,
+        RecordKind::TownshipReview,
+        RecordKind::MonthlyReport,
+    ];
+
+    /// The grid level a record of this kind belongs to: field records to a
+    /// group, the weekly meeting to a village, the monthly review and
+    /// report to a township.
+    pub fn grid_level(self) -> GridLevel {
+        match self {
+            RecordKind::VillageMeeting => GridLevel::Village,
+            RecordKind::TownshipReview | RecordKind::MonthlyReport => GridLevel::Township,
+            _ => GridLevel::Group,
+        }
+    }
 
     /// Stable machine name.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +73,9 @@ impl RecordKind {
             RecordKind::Visit => "visit",
             RecordKind::Household => "household",
             RecordKind::Dispute => "dispute",
+            RecordKind::VillageMeeting => "village_meeting",
+            RecordKind::TownshipReview => "township_review",
+            RecordKind::MonthlyReport => "monthly_report",
         }
     }
 
@@ -59,6 +87,9 @@ impl RecordKind {
             RecordKind::Visit => "走访",
             RecordKind::Household => "户籍台账",
             RecordKind::Dispute => "矛盾纠纷",
+            RecordKind::VillageMeeting => "周排查例会",
+            RecordKind::TownshipReview => "月研判",
+            RecordKind::MonthlyReport => "月度报告",
         }
     }
 
@@ -774,6 +805,76 @@ impl Hazard {
     }
 }
 
+/// One grid's week as the village leader noted it at the weekly meeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct GridWeekNote {
+    /// The figures computed from the grid's records when the meeting was
+    /// held (see [`crate::reports::weekly_summary`]), kept as they were.
+    #[serde(default)]
+    pub figures: BTreeMap<String, i64>,
+    /// What the grid manager reported and the leader noted.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// 周排查: a village's weekly review meeting. Each grid manager reports the
+/// week; the leader sums up, classifies new disputes, sets plans and teams
+/// (those go into the disputes' own histories) and records the decisions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VillageMeeting {
+    /// When it was held, ms since epoch.
+    pub held_at: i64,
+    /// Who attended (names).
+    #[serde(default)]
+    pub attendees: Vec<String>,
+    /// Per group (grid path `t01/v03/g2`): the week's figures and notes.
+    #[serde(default)]
+    pub grid_summaries: BTreeMap<String, GridWeekNote>,
+    /// Ids of the dispute records reviewed (a set: concurrent edits merge).
+    #[serde(default)]
+    pub disputes_reviewed: BTreeMap<String, bool>,
+    /// What was decided.
+    #[serde(default)]
+    pub decisions: String,
+}
+
+/// 月研判: a township's monthly review of escalated disputes and hazards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TownshipReview {
+    /// Month reviewed, `YYYY-MM`.
+    pub month: String,
+    /// When it was held, ms since epoch.
+    #[serde(default)]
+    pub held_at: Option<i64>,
+    /// Who attended (names).
+    #[serde(default)]
+    pub attendees: Vec<String>,
+    /// Ids of the dispute records reviewed.
+    #[serde(default)]
+    pub disputes_reviewed: BTreeMap<String, bool>,
+    /// Plans and assignments decided.
+    #[serde(default)]
+    pub decisions: String,
+}
+
+/// 月报: a township's written monthly report to the county political-legal
+/// committee. The report on month M is due before the 20th of month M+1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonthlyReport {
+    /// Month reported on, `YYYY-MM`.
+    pub month: String,
+    /// Figures (counts keyed by machine names such as `patrols.morning`),
+    /// usually drafted from the records by the server.
+    #[serde(default)]
+    pub figures: BTreeMap<String, i64>,
+    /// The written report.
+    #[serde(default)]
+    pub narrative: String,
+    /// When the township chief submitted it, ms since epoch; `None` while a draft.
+    #[serde(default)]
+    pub submitted_at: Option<i64>,
+}
+
 /// The kind-specific part of a record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordBody {
@@ -787,6 +888,12 @@ pub enum RecordBody {
     Household(Household),
     /// 矛盾纠纷
     Dispute(Dispute),
+    /// 周排查
+    VillageMeeting(VillageMeeting),
+    /// 月研判
+    TownshipReview(TownshipReview),
+    /// 月报
+    MonthlyReport(MonthlyReport),
 }
 
 impl RecordBody {
@@ -798,6 +905,9 @@ impl RecordBody {
             RecordBody::Visit(_) => RecordKind::Visit,
             RecordBody::Household(_) => RecordKind::Household,
             RecordBody::Dispute(_) => RecordKind::Dispute,
+            RecordBody::VillageMeeting(_) => RecordKind::VillageMeeting,
+            RecordBody::TownshipReview(_) => RecordKind::TownshipReview,
+            RecordBody::MonthlyReport(_) => RecordKind::MonthlyReport,
         }
     }
 
@@ -808,6 +918,9 @@ impl RecordBody {
             RecordBody::Visit(b) => serde_json::to_value(b),
             RecordBody::Household(b) => serde_json::to_value(b),
             RecordBody::Dispute(b) => serde_json::to_value(b),
+            RecordBody::VillageMeeting(b) => serde_json::to_value(b),
+            RecordBody::TownshipReview(b) => serde_json::to_value(b),
+            RecordBody::MonthlyReport(b) => serde_json::to_value(b),
         };
         // Serializing plain structs of strings and numbers into a Value
         // cannot fail; fall back to null rather than panic.
@@ -825,6 +938,9 @@ impl RecordBody {
             RecordKind::Visit => RecordBody::Visit(de(v)?),
             RecordKind::Household => RecordBody::Household(de(v)?),
             RecordKind::Dispute => RecordBody::Dispute(de(v)?),
+            RecordKind::VillageMeeting => RecordBody::VillageMeeting(de(v)?),
+            RecordKind::TownshipReview => RecordBody::TownshipReview(de(v)?),
+            RecordKind::MonthlyReport => RecordBody::MonthlyReport(de(v)?),
         })
     }
 }
@@ -1042,6 +1158,53 @@ impl Record {
                 }
                 check_events(&d.events, &mut errs);
             }
+            RecordBody::VillageMeeting(m) => {
+                check_people("attendees", &m.attendees, "参会人员", &mut errs);
+                check_dispute_ids(&m.disputes_reviewed, &mut errs);
+                check_long("decisions", &m.decisions, "会议决定", 8000, &mut errs);
+                if m.grid_summaries.len() > 20 {
+                    errs.push(FieldError::new("grid_summaries", "too_long", "网格小结不能超过20个"));
+                }
+                for (g, note) in &m.grid_summaries {
+                    match GridPath::parse(g) {
+                        Ok(p) if p.level() == GridLevel::Group && self.grid.contains(&p) => {}
+                        _ => errs.push(FieldError::new(
+                            format!("grid_summaries[{g}]"),
+                            "not_in_village",
+                            format!("“{g}”不是本村的网格"),
+                        )),
+                    }
+                    check_long(&format!("grid_summaries[{g}].note"), &note.note, "网格小结", 2000, &mut errs);
+                }
+            }
+            RecordBody::TownshipReview(t) => {
+                if parse_month(&t.month).is_none() {
+                    errs.push(FieldError::new("month", "bad_month", "研判月份格式应为“YYYY-MM”"));
+                }
+                check_people("attendees", &t.attendees, "参会人员", &mut errs);
+                check_dispute_ids(&t.disputes_reviewed, &mut errs);
+                check_long("decisions", &t.decisions, "研判意见", 8000, &mut errs);
+            }
+            RecordBody::MonthlyReport(r) => {
+                if parse_month(&r.month).is_none() {
+                    errs.push(FieldError::new("month", "bad_month", "报告月份格式应为“YYYY-MM”"));
+                }
+                check_long("narrative", &r.narrative, "报告正文", 20_000, &mut errs);
+                if r.figures.len() > 200 {
+                    errs.push(FieldError::new("figures", "too_long", "统计项不能超过200个"));
+                }
+                if r.figures.values().any(|n| *n < 0) {
+                    errs.push(FieldError::new("figures", "negative", "统计数不能为负数"));
+                }
+            }
+        }
+        let level = self.kind().grid_level();
+        if level != GridLevel::Group && self.grid.level() != level {
+            errs.push(FieldError::new(
+                "grid",
+                "wrong_level",
+                format!("{}必须属于{}一级网格", self.kind().label_zh(), level.label_zh()),
+            ));
         }
         if errs.is_empty() { Ok(()) } else { Err(CoreError::Invalid(errs)) }
     }
@@ -1092,12 +1255,79 @@ impl Record {
                 ix.title = format!("{}：{}", st.category.label_zh(), truncate_chars(&d.summary, 40));
                 ix.occurred_at = d.found_at;
             }
+            RecordBody::VillageMeeting(m) => {
+                ix.status = "held".into();
+                ix.title = format!("{} 周排查例会", date_of(m.held_at));
+                ix.occurred_at = m.held_at;
+            }
+            RecordBody::TownshipReview(t) => {
+                ix.status = "held".into();
+                ix.title = format!("{} 月研判", t.month);
+                ix.occurred_at = parse_month(&t.month).map_or(self.created_at, |(start, _)| start);
+            }
+            RecordBody::MonthlyReport(r) => {
+                ix.status = if r.submitted_at.is_some() { "submitted" } else { "draft" }.into();
+                ix.title = format!("{} 月度报告", r.month);
+                ix.occurred_at = parse_month(&r.month).map_or(self.created_at, |(start, _)| start);
+            }
         }
         if ix.search_text.is_empty() {
             ix.search_text = ix.title.clone();
         }
         ix
     }
+}
+
+fn check_long(field: &str, value: &str, label: &str, max: usize, errs: &mut Vec<FieldError>) {
+    if value.chars().count() > max {
+        errs.push(FieldError::new(field, "too_long", format!("{label}不能超过{max}个字")));
+    }
+}
+
+fn check_people(field: &str, people: &[String], label: &str, errs: &mut Vec<FieldError>) {
+    if people.len() > 200 {
+        errs.push(FieldError::new(field, "too_long", format!("{label}不能超过200人")));
+    }
+    if people.iter().any(|p| p.trim().is_empty() || p.chars().count() > 50) {
+        errs.push(FieldError::new(field, "bad_name", format!("{label}姓名不能为空，且不超过50个字")));
+    }
+}
+
+fn check_dispute_ids(ids: &BTreeMap<String, bool>, errs: &mut Vec<FieldError>) {
+    if ids.keys().any(|id| Uuid::parse_str(id).is_err()) {
+        errs.push(FieldError::new("disputes_reviewed", "bad_uuid", "审议的纠纷编号格式错误"));
+    }
+}
+
+/// Milliseconds in an hour; Beijing time is UTC+8 all year.
+const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The start (inclusive) and end (exclusive) of a month `YYYY-MM` in
+/// Beijing time, ms since epoch; `None` unless the text is a valid month
+/// between 2000 and 2199.
+pub fn parse_month(s: &str) -> Option<(i64, i64)> {
+    let (y, m) = s.split_once('-')?;
+    if y.len() != 4 || m.len() != 2 {
+        return None;
+    }
+    use chrono::Datelike;
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    if !(2000..2200).contains(&y) {
+        return None;
+    }
+    let start = chrono::NaiveDate::from_ymd_opt(y, m, 1)?;
+    let end = if m == 12 { chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1)? } else { start.with_month(m + 1)? };
+    Some((beijing_midnight_ms(start), beijing_midnight_ms(end)))
+}
+
+/// Midnight at the start of `day` in Beijing time, ms since epoch.
+pub fn beijing_midnight_ms(day: chrono::NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp_millis()) - BEIJING_OFFSET_MS
+}
+
+/// The calendar day (Beijing time) of an instant in ms since epoch.
+pub fn beijing_day(ms: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms + BEIJING_OFFSET_MS).map(|d| d.date_naive()).unwrap_or_default()
 }
 
 fn check_point(field: &str, p: &GeoPoint, errs: &mut Vec<FieldError>) {

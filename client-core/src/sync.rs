@@ -148,11 +148,17 @@ impl SyncSession {
         store.transaction(|tx| {
             for ack in &resp.acked {
                 let doc = Uuid::from_bytes(ack.doc);
-                for h in &ack.hashes {
+                // An empty list acknowledges everything sent for the record.
+                let hashes: &[[u8; 32]] = if ack.hashes.is_empty() {
+                    req.sent.get(&doc).map(Vec::as_slice).unwrap_or_default()
+                } else {
+                    &ack.hashes
+                };
+                for h in hashes {
                     tx.ack(doc, h)?;
                 }
                 tx.clear_rejection(doc)?;
-                acked_changes += ack.hashes.len() as u64;
+                acked_changes += hashes.len() as u64;
                 acked_docs.push(doc);
             }
             for rej in &resp.rejected {
@@ -165,7 +171,11 @@ impl SyncSession {
                     continue;
                 }
                 let r = Rejection { code: rej.reason.as_str().to_owned(), message_zh: rej.detail.clone() };
-                tx.reject(doc, &r, &rej.hashes)?;
+                // The server refuses a record's changes as a whole; drop
+                // everything this request carried for it (the server cannot
+                // name changes it could not parse). The record keeps them.
+                let sent = req.sent.get(&doc).map(Vec::as_slice).unwrap_or_default();
+                tx.reject(doc, &r, if sent.is_empty() { &rej.hashes } else { sent })?;
                 newly_rejected.push((doc, r));
             }
             let mut by_doc: BTreeMap<Uuid, Vec<Vec<u8>>> = BTreeMap::new();
@@ -180,7 +190,6 @@ impl SyncSession {
             tx.set_cursor(&server, &resp.next_cursor, chrono::Utc::now().timestamp_millis())?;
             Ok(())
         })?;
-        let _ = &req.sent;
         self.repaired.extend(repairs);
         self.sent_records.extend(acked_docs);
         self.received_records.extend(received_docs);

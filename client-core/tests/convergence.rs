@@ -13,9 +13,9 @@ use gridsync_core::doc::RecordDoc;
 use gridsync_core::events::Event;
 use gridsync_core::grid::GridPath;
 use gridsync_core::model::{
-    Asset, Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeStatus, GeoPoint, Hazard, HazardAction,
-    HazardCategory, Household, Location, Member, Patrol, PatrolSlot, PersonCategory, Record, RecordBody, RecordKind,
-    Visit, VisitTarget, next_event,
+    Asset, Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeStatus, GeoPoint, GridWeekNote, Hazard,
+    HazardAction, HazardCategory, Household, Location, Member, MonthlyReport, Patrol, PatrolSlot, PersonCategory,
+    Record, RecordBody, RecordKind, TownshipReview, VillageMeeting, Visit, VisitTarget, next_event,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -117,8 +117,31 @@ fn base_record(kind: RecordKind) -> Record {
                 action: DisputeAction::Found { note: String::new() },
             }],
         }),
+        RecordKind::VillageMeeting => RecordBody::VillageMeeting(VillageMeeting {
+            held_at: T0,
+            attendees: vec!["王秀英".into(), "李建国".into()],
+            grid_summaries: BTreeMap::from([(
+                "t01/v03/g1".to_owned(),
+                GridWeekNote { figures: BTreeMap::from([("patrols.morning".to_owned(), 5)]), note: String::new() },
+            )]),
+            disputes_reviewed: BTreeMap::new(),
+            decisions: String::new(),
+        }),
+        RecordKind::TownshipReview => RecordBody::TownshipReview(TownshipReview {
+            month: "2024-04".into(),
+            held_at: None,
+            attendees: vec!["张桂兰".into()],
+            disputes_reviewed: BTreeMap::new(),
+            decisions: String::new(),
+        }),
+        RecordKind::MonthlyReport => RecordBody::MonthlyReport(MonthlyReport {
+            month: "2024-04".into(),
+            figures: BTreeMap::from([("patrols.morning".to_owned(), 120), ("disputes.found".to_owned(), 3)]),
+            narrative: String::new(),
+            submitted_at: None,
+        }),
     };
-    Record::new(grid(), "gm1", T0, body)
+    Record::new(grid().ancestor(kind.grid_level()), "gm1", T0, body)
 }
 
 /// One field that a person may edit: where it sits in the record's JSON,
@@ -256,6 +279,71 @@ fn slots(kind: RecordKind) -> Vec<Slot> {
             },
             Slot { pointer: "/data/found_at", edit: |r, v| body!(r, Dispute).found_at = T0 - i64::from(v) * MINUTE },
         ],
+        RecordKind::VillageMeeting => vec![
+            Slot { pointer: "/data/decisions", edit: |r, v| body!(r, VillageMeeting).decisions = text(v) },
+            Slot {
+                pointer: "/data/attendees",
+                edit: |r, v| {
+                    body!(r, VillageMeeting).attendees =
+                        (0..=v % 3).map(|i| NAMES[(usize::from(v) + usize::from(i)) % 6].to_owned()).collect();
+                },
+            },
+            Slot {
+                pointer: "/data/held_at",
+                edit: |r, v| body!(r, VillageMeeting).held_at = T0 + i64::from(v) * MINUTE,
+            },
+            // Two grid managers' notes are edited by different people at once.
+            Slot {
+                pointer: "/data/grid_summaries/t01~1v03~1g1/note",
+                edit: |r, v| {
+                    if let Some(n) = body!(r, VillageMeeting).grid_summaries.get_mut("t01/v03/g1") {
+                        n.note = text(v);
+                    }
+                },
+            },
+            Slot {
+                pointer: "/data/grid_summaries/t01~1v03~1g2",
+                edit: |r, v| {
+                    body!(r, VillageMeeting).grid_summaries.insert(
+                        "t01/v03/g2".into(),
+                        GridWeekNote {
+                            figures: BTreeMap::from([("hazards.open".to_owned(), i64::from(v))]),
+                            note: text(v),
+                        },
+                    );
+                },
+            },
+        ],
+        RecordKind::TownshipReview => vec![
+            Slot { pointer: "/data/decisions", edit: |r, v| body!(r, TownshipReview).decisions = text(v) },
+            Slot {
+                pointer: "/data/attendees",
+                edit: |r, v| body!(r, TownshipReview).attendees = vec![NAMES[usize::from(v) % 6].to_owned()],
+            },
+            Slot {
+                pointer: "/data/held_at",
+                edit: |r, v| body!(r, TownshipReview).held_at = Some(T0 + i64::from(v) * MINUTE),
+            },
+        ],
+        RecordKind::MonthlyReport => vec![
+            Slot { pointer: "/data/narrative", edit: |r, v| body!(r, MonthlyReport).narrative = text(v) },
+            Slot {
+                pointer: "/data/figures/patrols.morning",
+                edit: |r, v| {
+                    body!(r, MonthlyReport).figures.insert("patrols.morning".into(), i64::from(v));
+                },
+            },
+            Slot {
+                pointer: "/data/figures/disputes.found",
+                edit: |r, v| {
+                    body!(r, MonthlyReport).figures.insert("disputes.found".into(), i64::from(v) + 1);
+                },
+            },
+            Slot {
+                pointer: "/data/submitted_at",
+                edit: |r, v| body!(r, MonthlyReport).submitted_at = Some(T0 + i64::from(v) * MINUTE),
+            },
+        ],
     }
 }
 
@@ -343,7 +431,13 @@ fn apply_op(kind: RecordKind, doc: &mut RecordDoc, op: Op, who: &str, now: i64) 
                 appended = Some(e.id.clone());
                 h.events.push(e);
             }
-            RecordBody::Visit(_) => {}
+            RecordBody::Visit(_) | RecordBody::MonthlyReport(_) => {}
+            RecordBody::VillageMeeting(VillageMeeting { disputes_reviewed: ids, .. })
+            | RecordBody::TownshipReview(TownshipReview { disputes_reviewed: ids, .. }) => {
+                let id = Uuid::new_v4().to_string();
+                ids.insert(id.clone(), true);
+                appended = Some(id);
+            }
             RecordBody::Household(h) => {
                 let id = Uuid::new_v4().to_string();
                 if v % 2 == 0 {
@@ -397,7 +491,9 @@ fn appended_ids(rec: &Record) -> Vec<String> {
     match &rec.body {
         RecordBody::Patrol(p) => p.hazard_ids.keys().cloned().collect(),
         RecordBody::Hazard(h) => h.events.iter().map(|e| e.id.clone()).collect(),
-        RecordBody::Visit(_) => vec![],
+        RecordBody::Visit(_) | RecordBody::MonthlyReport(_) => vec![],
+        RecordBody::VillageMeeting(m) => m.disputes_reviewed.keys().cloned().collect(),
+        RecordBody::TownshipReview(t) => t.disputes_reviewed.keys().cloned().collect(),
         RecordBody::Household(h) => h.members.keys().chain(h.machinery.keys()).cloned().collect(),
         RecordBody::Dispute(d) => d.events.iter().map(|e| e.id.clone()).collect(),
     }
@@ -547,6 +643,21 @@ proptest! {
     #[test]
     fn disputes_converge(plan in plan()) {
         check_convergence(RecordKind::Dispute, &plan)?;
+    }
+
+    #[test]
+    fn village_meetings_converge(plan in plan()) {
+        check_convergence(RecordKind::VillageMeeting, &plan)?;
+    }
+
+    #[test]
+    fn township_reviews_converge(plan in plan()) {
+        check_convergence(RecordKind::TownshipReview, &plan)?;
+    }
+
+    #[test]
+    fn monthly_reports_converge(plan in plan()) {
+        check_convergence(RecordKind::MonthlyReport, &plan)?;
     }
 }
 

@@ -8,9 +8,12 @@
 //!   and written only by those who work the grid on the ground: the group's
 //!   manager and the village's leader and supervisor.
 //! - Dispute actions follow [`DisputeAction::may_act`].
+//! - Supervision records: the weekly village meeting is written by the
+//!   village's leader or supervisor; the township's monthly review and
+//!   monthly report by its chief. A submitted monthly report is final.
 
 use gridsync_core::grid::Role;
-use gridsync_core::model::{Record, RecordBody};
+use gridsync_core::model::{Record, RecordBody, RecordKind};
 
 use crate::store::User;
 
@@ -45,6 +48,24 @@ pub fn may_write(user: &User, before: Option<&Record>, after: &Record) -> Result
     }
     if before.is_none() && after.author != user.id {
         return Err(Denied::Forbidden("新记录的记录人必须是当前用户".into()));
+    }
+    match after.kind() {
+        RecordKind::VillageMeeting if !matches!(user.role, Role::VillageLeader | Role::Supervisor) => {
+            return Err(Denied::Forbidden("只有本村网格长或网格督导员可以记录周排查例会".into()));
+        }
+        RecordKind::TownshipReview | RecordKind::MonthlyReport if user.role != Role::TownshipChief => {
+            return Err(Denied::Forbidden("只有乡镇网格总长可以记录月研判和月度报告".into()));
+        }
+        _ => {}
+    }
+    // The county judges lateness by the submission time: once submitted, a
+    // report (and that time) cannot change.
+    if let Some(b) = before
+        && let RecordBody::MonthlyReport(old) = &b.body
+        && old.submitted_at.is_some()
+        && (b.body != after.body || b.deleted != after.deleted)
+    {
+        return Err(Denied::Forbidden("月度报告已提交，不能再修改".into()));
     }
     if let RecordBody::Dispute(d) = &after.body {
         let old_events: std::collections::HashSet<&str> = match before.map(|b| &b.body) {

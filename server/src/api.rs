@@ -258,11 +258,13 @@ pub fn process_sync(
             (DocDecision::Accept(m), Some(Outcome::Acked(h))) => {
                 Metrics::add(&metrics.changes_stored, m.new_changes.len() as u64);
                 Metrics::add(&metrics.changes_duplicate, h.len().saturating_sub(m.new_changes.len()) as u64);
-                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
+                // Every change sent for this record is stored: an empty list
+                // says so without repeating 32 bytes per change.
+                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: vec![] });
             }
             (_, Some(Outcome::Acked(h))) => {
                 Metrics::add(&metrics.changes_duplicate, h.len() as u64);
-                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: h });
+                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: vec![] });
             }
             (_, Some(Outcome::Rejected(r))) => {
                 Metrics::add(&metrics.docs_rejected, 1);

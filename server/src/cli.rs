@@ -101,6 +101,17 @@ enum Command {
     },
 }
 
+/// Print lines, stopping quietly when the reader goes away (`| head`).
+fn print_lines(lines: impl Iterator<Item = String>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        if writeln!(out, "{l}").is_err() {
+            return;
+        }
+    }
+}
+
 fn database(cli: &Cli) -> anyhow::Result<String> {
     if let Some(url) = &cli.database_url {
         return Ok(url.clone());
@@ -131,9 +142,14 @@ fn issue_code(store: &dyn ServerStore, user: &str, hours: i64) -> anyhow::Result
     Ok(code)
 }
 
-/// Parse the command line and run the command.
+/// Parse the process's command line and run the command.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    main_from(std::env::args())
+}
+
+/// Parse `args` (program name first) and run the command.
+pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> {
+    let cli = Cli::parse_from(args);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
     if cli.log_json {
@@ -200,9 +216,11 @@ pub fn main() -> anyhow::Result<()> {
             println!("added user {id}");
         }
         Command::Users => {
-            for u in store.users()? {
-                println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.grid, u.display_name);
-            }
+            let lines = store
+                .users()?
+                .into_iter()
+                .map(|u| format!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.grid, u.display_name));
+            print_lines(lines);
         }
         Command::EnrollCode { user, valid_hours } => {
             if !(1..=24 * 30).contains(&valid_hours) {
@@ -212,11 +230,12 @@ pub fn main() -> anyhow::Result<()> {
             println!("{code}");
         }
         Command::Devices => {
-            for d in store.devices()? {
+            let lines = store.devices()?.into_iter().map(|d| {
                 let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
                 let last = d.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
-                println!("{}\t{}\t{}\t{state}\tlast_sync_ms={last}", d.id, d.user_id, d.name);
-            }
+                format!("{}\t{}\t{}\t{state}\tlast_sync_ms={last}", d.id, d.user_id, d.name)
+            });
+            print_lines(lines);
         }
         Command::RevokeDevice { id } => {
             if !store.revoke_device(&id, crate::api::now_ms())? {

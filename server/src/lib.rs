@@ -11,6 +11,9 @@
 //! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county.
 //! - [`metrics`]: Prometheus counters.
+//! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
+//! - [`reports_files`]: those reports as XLSX and CSV.
+//! - [`reports_api`]: their HTTP endpoints (`/v1/reports/...`, `/v1/case-counts`, `/v1/openapi.json`).
 
 pub mod access;
 pub mod api;
@@ -19,6 +22,9 @@ pub mod cli;
 pub mod demo;
 pub mod merge;
 pub mod metrics;
+pub mod reports;
+pub mod reports_api;
+pub mod reports_files;
 pub mod store;
 
 use std::net::TcpListener;
@@ -47,6 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/sync", web::post().to(api::sync))
         .route("/healthz", web::get().to(api::healthz))
         .route("/metrics", web::get().to(api::metrics))
+        .configure(reports_api::routes)
         .default_service(web::to(api::not_found));
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,6 +22,19 @@ pub struct ProxyStats {
     pub cut_requests: AtomicU64,
     /// Responses lost after the server answered.
     pub lost_responses: AtomicU64,
+    /// Bytes client → server that reached the server.
+    pub bytes_up: AtomicU64,
+    /// Bytes server → client that reached the client.
+    pub bytes_down: AtomicU64,
+}
+
+/// A weak link: bandwidth, latency and dropped connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Shaping {
+    /// Bytes per second in each direction.
+    pub bytes_per_sec: u64,
+    /// One-way delay added before each burst.
+    pub one_way_delay: Duration,
 }
 
 /// A running proxy.
@@ -35,6 +49,8 @@ pub struct Proxy {
     pub stats: Arc<ProxyStats>,
     /// Where traffic goes (`host:port`), changeable when the server restarts.
     pub target: Arc<Mutex<String>>,
+    /// Link shaping, if any.
+    pub shaping: Arc<Mutex<Option<Shaping>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -48,7 +64,8 @@ impl Proxy {
         let stats = Arc::new(ProxyStats::default());
         let target = Arc::new(Mutex::new(target.to_owned()));
         let rng = Arc::new(Mutex::new(StdRng::seed_from_u64(seed)));
-        let (c, l, s, t) = (cut.clone(), lose.clone(), stats.clone(), target.clone());
+        let shaping: Arc<Mutex<Option<Shaping>>> = Arc::new(Mutex::new(None));
+        let (c, l, s, t, sh) = (cut.clone(), lose.clone(), stats.clone(), target.clone(), shaping.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let roll: u32 = rng.lock().await.gen_range(0..100);
@@ -62,18 +79,28 @@ impl Proxy {
                     Fault::None
                 };
                 let target = t.lock().await.clone();
+                let shaping = *sh.lock().await;
+                let cut_at: u64 = rng.lock().await.gen_range(200..20_000);
                 let stats = s.clone();
                 tokio::spawn(async move {
-                    let _ = handle(client, &target, fault, &stats).await;
+                    let _ = match shaping {
+                        Some(sh) => shaped(client, &target, sh, fault, cut_at, &stats).await,
+                        None => handle(client, &target, fault, &stats).await,
+                    };
                 });
             }
         });
-        Ok(Proxy { addr, cut_percent: cut, lose_percent: lose, stats, target, task })
+        Ok(Proxy { addr, cut_percent: cut, lose_percent: lose, stats, target, shaping, task })
     }
 
     /// Base URL through the proxy.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Shape the link (applies to new connections).
+    pub async fn set_shaping(&self, s: Option<Shaping>) {
+        *self.shaping.lock().await = s;
     }
 
     /// Set fault rates (percent of connections).
@@ -101,7 +128,13 @@ async fn handle(mut client: TcpStream, target: &str, fault: Fault, stats: &Proxy
     match fault {
         Fault::None => {
             stats.passed.fetch_add(1, Ordering::Relaxed);
-            tokio::io::copy_bidirectional(&mut client, &mut server).await?;
+            // Count as bytes pass, so long-lived connections are measured too.
+            let (cr, cw) = client.split();
+            let (sr, sw) = server.split();
+            tokio::select! {
+                r = counting_copy(cr, sw, &stats.bytes_up) => r?,
+                r = counting_copy(sr, cw, &stats.bytes_down) => r?,
+            }
         }
         Fault::CutRequest => {
             // Forward only part of the first chunk, then drop both sides.
@@ -124,4 +157,93 @@ async fn handle(mut client: TcpStream, target: &str, fault: Fault, stats: &Proxy
         }
     }
     Ok(())
+}
+
+/// Copy one direction at `rate` bytes/s, delaying each burst by the link's
+/// one-way latency; stop after `limit` bytes when the connection is cut.
+async fn shaped_copy<R, W>(
+    mut r: R,
+    mut w: W,
+    sh: Shaping,
+    limit: Option<u64>,
+    counter: &AtomicU64,
+) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 1024];
+    let mut sent = 0u64;
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        if last.elapsed() > sh.one_way_delay {
+            // A new burst after a pause: it travels the link's latency first.
+            tokio::time::sleep(sh.one_way_delay).await;
+        }
+        let n = match limit {
+            Some(l) if sent + n as u64 >= l => {
+                let rest = (l - sent) as usize;
+                w.write_all(&buf[..rest]).await?;
+                counter.fetch_add(rest as u64, Ordering::Relaxed);
+                return Err(std::io::Error::other("connection cut"));
+            }
+            _ => n,
+        };
+        tokio::time::sleep(Duration::from_secs_f64(n as f64 / sh.bytes_per_sec as f64)).await;
+        w.write_all(&buf[..n]).await?;
+        sent += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        last = tokio::time::Instant::now();
+    }
+}
+
+async fn shaped(
+    mut client: TcpStream,
+    target: &str,
+    sh: Shaping,
+    fault: Fault,
+    cut_at: u64,
+    stats: &ProxyStats,
+) -> std::io::Result<()> {
+    let mut server = TcpStream::connect(target).await?;
+    let limit = match fault {
+        Fault::None => None,
+        _ => {
+            stats.cut_requests.fetch_add(1, Ordering::Relaxed);
+            Some(cut_at)
+        }
+    };
+    if limit.is_none() {
+        stats.passed.fetch_add(1, Ordering::Relaxed);
+    }
+    let (cr, cw) = client.split();
+    let (sr, sw) = server.split();
+    // The cut applies to whichever direction reaches it first.
+    tokio::select! {
+        r = shaped_copy(cr, sw, sh, limit, &stats.bytes_up) => r?,
+        r = shaped_copy(sr, cw, sh, limit, &stats.bytes_down) => r?,
+    }
+    Ok(())
+}
+
+async fn counting_copy<R, W>(mut r: R, mut w: W, counter: &AtomicU64) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }

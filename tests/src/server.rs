@@ -57,16 +57,25 @@ pub struct ServerProc {
     child: Option<Child>,
     db: Db,
     addr: String,
+    bin: PathBuf,
+    prefix: Vec<String>,
 }
 
 impl ServerProc {
     /// Start a server on an ephemeral loopback port.
     pub fn start(db: Db) -> Result<ServerProc> {
-        Self::start_on(db, "127.0.0.1:0")
+        Self::start_with(server_binary()?, vec![], db)
     }
 
-    fn start_on(db: Db, listen: &str) -> Result<ServerProc> {
-        let mut child = Command::new(server_binary()?)
+    /// Start `bin` with `prefix` arguments before the server's own (the
+    /// bench re-runs itself as the server this way).
+    pub fn start_with(bin: PathBuf, prefix: Vec<String>, db: Db) -> Result<ServerProc> {
+        Self::start_on(bin, prefix, db, "127.0.0.1:0")
+    }
+
+    fn start_on(bin: PathBuf, prefix: Vec<String>, db: Db, listen: &str) -> Result<ServerProc> {
+        let mut child = Command::new(&bin)
+            .args(&prefix)
             .args(db.args())
             .args(["serve", "--listen", listen, "--workers", "2"])
             .env("RUST_LOG", "warn")
@@ -87,7 +96,12 @@ impl ServerProc {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProc { child: Some(child), db, addr })
+        Ok(ServerProc { child: Some(child), db, addr, bin, prefix })
+    }
+
+    /// Process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Base URL.
@@ -118,7 +132,7 @@ impl ServerProc {
         self.kill();
         let mut last = None;
         for _ in 0..50 {
-            match Self::start_on(self.db.clone(), &self.addr.clone()) {
+            match Self::start_on(self.bin.clone(), self.prefix.clone(), self.db.clone(), &self.addr.clone()) {
                 Ok(mut p) => {
                     self.child = p.child.take();
                     return Ok(());

@@ -8,7 +8,8 @@ use gridsync_core::events::Event;
 use gridsync_core::grid::GridPath;
 use gridsync_core::model::{
     Asset, Dispute, DisputeAction, DisputeCategory, GeoPoint, Hazard, HazardAction, HazardCategory, Household,
-    Location, Member, Patrol, PatrolSlot, PersonCategory, Record, RecordBody, RecordKind, Visit, VisitTarget,
+    Location, Member, MonthlyReport, Patrol, PatrolSlot, PersonCategory, Record, RecordBody, RecordKind,
+    TownshipReview, VillageMeeting, Visit, VisitTarget,
 };
 use uuid::Uuid;
 
@@ -88,6 +89,28 @@ pub fn sample(kind: RecordKind, grid_path: &str, at: i64) -> Record {
             found_at: at,
             events: vec![first_event("gm1", at, DisputeAction::Found { note: String::new() })],
         }),
+        RecordKind::VillageMeeting => RecordBody::VillageMeeting(VillageMeeting {
+            held_at: at,
+            attendees: vec!["李建国".into(), "王秀英".into()],
+            grid_summaries: BTreeMap::new(),
+            disputes_reviewed: BTreeMap::new(),
+            decisions: "宅基地纠纷由村调委会调解".into(),
+        }),
+        RecordKind::TownshipReview => RecordBody::TownshipReview(TownshipReview {
+            month: "2024-04".into(),
+            held_at: Some(at),
+            attendees: vec!["张桂兰".into()],
+            disputes_reviewed: BTreeMap::new(),
+            decisions: "两起纠纷指定专人化解".into(),
+        }),
+        RecordKind::MonthlyReport => RecordBody::MonthlyReport(MonthlyReport {
+            month: "2024-04".into(),
+            figures: BTreeMap::from([("patrols.morning".to_owned(), 90)]),
+            narrative: "本月社会治安总体平稳".into(),
+            submitted_at: None,
+        }),
     };
-    Record::new(grid(grid_path), "gm1", at, body)
+    // Weekly meetings belong to the village, monthly reviews and reports to
+    // the township.
+    Record::new(grid(grid_path).ancestor(kind.grid_level()), "gm1", at, body)
 }

@@ -290,6 +290,45 @@ macro_rules! conformance_tests {
         }
 
         #[test]
+        fn case_counts_are_replaced_and_read_by_year() {
+            let Some(s) = make_opt() else { return skipped() };
+            setup(s.as_ref());
+            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
+            let c = |v: &str, year: i32, kind: CaseKind, count: u32, at: i64| CaseCount {
+                village: GridPath::parse(v).unwrap(),
+                year,
+                kind,
+                count,
+                entered_by: "police".into(),
+                entered_at: at,
+            };
+            s.put_case_counts(&[
+                c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
+                c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
+                c("t01/v01", 2021, CaseKind::Lawsuit, 1, 1),
+                c("t01/v01", 2022, CaseKind::Criminal, 4, 1),
+            ])
+            .unwrap();
+            s.put_case_counts(&[c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2)]).unwrap();
+            let got = s.case_counts(2021).unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2),
+                    c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
+                    c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
+                ]
+            );
+            assert_eq!(s.case_counts(2022).unwrap().len(), 1);
+            assert!(s.case_counts(2020).unwrap().is_empty());
+            // All or nothing: an unknown user fails the whole batch.
+            let mut bad = c("t01/v02", 2020, CaseKind::Criminal, 1, 3);
+            bad.entered_by = "nobody".into();
+            assert!(s.put_case_counts(&[c("t01/v02", 2020, CaseKind::Lawsuit, 1, 3), bad]).is_err());
+            assert!(s.case_counts(2020).unwrap().is_empty());
+        }
+
+        #[test]
         fn concurrent_merges_of_one_record_lose_nothing() {
             let Some(s) = make_opt() else { return skipped() };
             let s: std::sync::Arc<dyn ServerStore> = s.into();

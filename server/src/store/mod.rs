@@ -6,8 +6,9 @@
 //! The trait is synchronous: handlers call it on actix's blocking pool.
 //! Merging happens inside [`ServerStore::merge_batch`] so that loading a
 //! document, applying changes and writing the result are one transaction
-//! per request, with the document row locked (PostgreSQL `FOR UPDATE`,
-//! SQLite's single writer) so two nodes never lose each other's merges.
+//! per request, with the record locked (a transaction-scoped advisory lock
+//! per record on PostgreSQL, SQLite's single writer) so two nodes never
+//! lose each other's merges.
 
 pub mod postgres;
 pub mod sqlite;
@@ -269,6 +270,84 @@ pub struct ViewQuery {
     pub limit: Option<u32>,
 }
 
+/// What an agency counts per village and year for the four-none villages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseKind {
+    /// 治安案件 (county police bureau).
+    PublicSecurity,
+    /// 刑事案件 (county procuratorate).
+    Criminal,
+    /// 诉讼案件 (county court).
+    Lawsuit,
+}
+
+impl CaseKind {
+    /// Every kind.
+    pub const ALL: [CaseKind; 3] = [CaseKind::PublicSecurity, CaseKind::Criminal, CaseKind::Lawsuit];
+
+    /// Stable machine name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseKind::PublicSecurity => "public_security",
+            CaseKind::Criminal => "criminal",
+            CaseKind::Lawsuit => "lawsuit",
+        }
+    }
+
+    /// Chinese label of the case.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            CaseKind::PublicSecurity => "治安案件",
+            CaseKind::Criminal => "刑事案件",
+            CaseKind::Lawsuit => "诉讼案件",
+        }
+    }
+
+    /// Parse a machine name.
+    pub fn parse(s: &str) -> Option<CaseKind> {
+        CaseKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Cases of one kind in one village in one year, as an agency entered them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseCount {
+    /// The village (`t01/v03`).
+    pub village: GridPath,
+    /// Calendar year.
+    pub year: i32,
+    /// What was counted.
+    pub kind: CaseKind,
+    /// How many cases.
+    pub count: u32,
+    /// User id of who entered it.
+    pub entered_by: String,
+    /// When, ms.
+    pub entered_at: i64,
+}
+
+impl CaseCount {
+    /// Build from stored columns, refusing what the schema should not hold.
+    pub fn from_row(
+        village: &str,
+        year: i32,
+        kind: &str,
+        count: i64,
+        entered_by: String,
+        entered_at: i64,
+    ) -> StoreResult<CaseCount> {
+        Ok(CaseCount {
+            village: GridPath::parse(village).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            year,
+            kind: CaseKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("case kind {kind}")))?,
+            count: u32::try_from(count).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            entered_by,
+            entered_at,
+        })
+    }
+}
+
 /// One incoming record in a sync request.
 #[derive(Debug, Clone)]
 pub struct IncomingDoc {
@@ -335,6 +414,11 @@ pub trait ServerStore: Send + Sync {
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>>;
     /// One materialized record.
     fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>>;
+    /// Enter case counts, replacing any entered before for the same
+    /// (village, year, kind); all or nothing.
+    fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()>;
+    /// Every case count entered for `year`, ordered by village and kind.
+    fn case_counts(&self, year: i32) -> StoreResult<Vec<CaseCount>>;
     /// Number of stored changes (for tests and metrics).
     fn change_count(&self) -> StoreResult<u64>;
     /// Whether the database answers.

@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::*;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/server-sqlite/001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/server-sqlite/001_init.sql"),
+    include_str!("../../../migrations/server-sqlite/002_case_counts.sql"),
+];
 
 /// The embedded SQLite store.
 pub struct SqliteServerStore {
@@ -435,6 +438,53 @@ impl ServerStore for SqliteServerStore {
         self.read(|c| {
             Ok(c.query_row(&format!("SELECT {VIEW_COLS} FROM documents WHERE id = ?1"), [id.to_string()], view_row)
                 .optional()?)
+        })
+    }
+
+    fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO case_counts (village, year, kind, count, entered_by, entered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(village, year, kind) DO UPDATE SET count = excluded.count,
+                   entered_by = excluded.entered_by, entered_at = excluded.entered_at",
+            )?;
+            for c in counts {
+                st.execute(params![
+                    c.village.to_string(),
+                    c.year,
+                    c.kind.as_str(),
+                    i64::from(c.count),
+                    c.entered_by,
+                    c.entered_at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn case_counts(&self, year: i32) -> StoreResult<Vec<CaseCount>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT village, year, kind, count, entered_by, entered_at FROM case_counts WHERE year = ?1 ORDER BY village, kind",
+            )?;
+            let rows = st.query_map([year], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i32>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (village, year, kind, count, entered_by, entered_at) = row?;
+                CaseCount::from_row(&village, year, &kind, count, entered_by, entered_at)
+            })
+            .collect()
         })
     }
 

@@ -346,9 +346,15 @@ pub fn hashes(d: &DocChanges) -> Vec<[u8; 32]> {
     d.changes.iter().map(|c| automerge::Change::from_bytes(c.clone()).unwrap().hash().0).collect()
 }
 
-/// The acked hashes per record of a response.
+/// The acked hashes per record of a response, given the request it
+/// answers (an empty hash list acknowledges every change sent for the record).
 pub fn acked(resp: &SyncResponse) -> HashMap<Uuid, Vec<[u8; 32]>> {
     resp.acked.iter().map(|a| (Uuid::from_bytes(a.doc), a.hashes.clone())).collect()
+}
+
+/// Whether the response acknowledges exactly the changes `sent` for `id`.
+pub fn acks_all(resp: &SyncResponse, id: Uuid, sent: &[[u8; 32]]) -> bool {
+    resp.acked.iter().any(|a| Uuid::from_bytes(a.doc) == id && (a.hashes.is_empty() || a.hashes == sent))
 }
 
 /// A sync request in the uncompressed wire form (compression byte 0),

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod backlog;
+mod bench;
 mod bundle;
 mod disputes;
 mod evening;

@@ -7,10 +7,9 @@
 //! changes in the device's scope since the cursor, the next cursor, and
 //! whether more pages remain. Both are encoded by [`encode`]: a 5-byte
 //! header (`GS`, protocol version, compression) and a postcard body,
-//! deflate-compressed. See `docs/protocol.md` and
+//! deflate-compressed with a preset dictionary of typical sync bodies
+//! (`dict-v1.bin`), which halves small messages. See `docs/protocol.md` and
 //! `docs/decisions/001-wire-format.md`.
-
-use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +29,12 @@ pub const DEFAULT_PAGE_BYTES: u32 = 256 * 1024;
 const MAGIC: &[u8; 2] = b"GS";
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_DEFLATE: u8 = 1;
+const COMPRESSION_DEFLATE_DICT_V1: u8 = 2;
+
+/// Preset deflate dictionary of compression code 2: 16 KiB of typical sync
+/// bodies (built once by `tests/examples/make_dictionary.rs`). Part of the
+/// wire format: it never changes; a new one gets a new code.
+pub const DICTIONARY_V1: &[u8] = include_bytes!("dict-v1.bin");
 
 /// A record's id on the wire: 16 raw bytes.
 pub type DocId = [u8; 16];
@@ -62,7 +67,8 @@ pub struct SyncRequest {
 pub struct DocAck {
     /// Record id.
     pub doc: DocId,
-    /// Hashes of the changes now durably stored on the server.
+    /// Hashes of the changes now durably stored on the server; empty means
+    /// every change the request carried for this record.
     pub hashes: Vec<Hash>,
 }
 
@@ -143,16 +149,50 @@ pub struct SyncResponse {
     pub more: bool,
 }
 
-/// Encode a message: header, then deflate-compressed postcard.
+/// Encode a message: header, then postcard deflated with the preset dictionary.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CoreError> {
     let body = postcard::to_allocvec(msg).map_err(|e| CoreError::Protocol(e.to_string()))?;
-    let mut out = Vec::with_capacity(body.len() / 2 + 8);
+    let mut out = Vec::with_capacity(body.len() / 2 + 64);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    out.push(COMPRESSION_DEFLATE);
-    let mut enc = flate2::write::DeflateEncoder::new(out, flate2::Compression::best());
-    enc.write_all(&body)?;
-    Ok(enc.finish()?)
+    out.push(COMPRESSION_DEFLATE_DICT_V1);
+    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+    c.set_dictionary(DICTIONARY_V1).map_err(|e| CoreError::Protocol(e.to_string()))?;
+    let header = out.len();
+    out.resize(header + body.len() + body.len() / 8 + 64, 0);
+    let status = c
+        .compress(&body, &mut out[header..], flate2::FlushCompress::Finish)
+        .map_err(|e| CoreError::Protocol(e.to_string()))?;
+    if status != flate2::Status::StreamEnd {
+        return Err(CoreError::Protocol("compression did not finish".into()));
+    }
+    out.truncate(header + c.total_out() as usize);
+    Ok(out)
+}
+
+fn inflate(payload: &[u8], dictionary: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
+    let bad = |e: String| CoreError::Protocol(format!("bad compression: {e}"));
+    let mut d = flate2::Decompress::new(false);
+    if let Some(dict) = dictionary {
+        d.set_dictionary(dict).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity((payload.len() * 4 + 1024).min(MAX_DECODED_BYTES + 1));
+    loop {
+        let (in_before, out_before) = (d.total_in(), d.total_out());
+        let rest = payload.get(d.total_in() as usize..).unwrap_or_default();
+        let status = d.decompress_vec(rest, &mut out, flate2::FlushDecompress::None).map_err(|e| bad(e.to_string()))?;
+        if out.len() > MAX_DECODED_BYTES {
+            return Err(CoreError::Protocol("message too large when decompressed".into()));
+        }
+        if status == flate2::Status::StreamEnd {
+            return Ok(out);
+        }
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().clamp(1024, MAX_DECODED_BYTES + 1 - out.len()));
+        } else if d.total_in() == in_before && d.total_out() == out_before {
+            return Err(bad("truncated stream".into()));
+        }
+    }
 }
 
 /// Decode a message, refusing unknown versions, bodies that inflate past
@@ -170,19 +210,13 @@ pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CoreErr
     let payload = &bytes[5..];
     let body = match bytes[4] {
         COMPRESSION_NONE => payload.to_vec(),
-        COMPRESSION_DEFLATE => {
-            let mut out = Vec::new();
-            flate2::read::DeflateDecoder::new(payload)
-                .take(MAX_DECODED_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| CoreError::Protocol(format!("bad compression: {e}")))?;
-            if out.len() > MAX_DECODED_BYTES {
-                return Err(CoreError::Protocol("message too large when decompressed".into()));
-            }
-            out
-        }
+        COMPRESSION_DEFLATE => inflate(payload, None)?,
+        COMPRESSION_DEFLATE_DICT_V1 => inflate(payload, Some(DICTIONARY_V1))?,
         c => return Err(CoreError::Protocol(format!("unknown compression {c}"))),
     };
+    if body.len() > MAX_DECODED_BYTES {
+        return Err(CoreError::Protocol("message too large when decompressed".into()));
+    }
     postcard::from_bytes(&body).map_err(|e| CoreError::Protocol(format!("malformed body: {e}")))
 }
 
@@ -289,6 +323,38 @@ mod tests {
         }
     }
 
+    /// The dictionary is part of the wire format: changing it breaks every
+    /// phone in the field.
+    #[test]
+    fn dictionary_is_pinned() {
+        use sha2_free_hash as h;
+        assert_eq!(DICTIONARY_V1.len(), 16 * 1024);
+        insta::assert_snapshot!(h::fnv1a64(DICTIONARY_V1));
+    }
+
+    mod sha2_free_hash {
+        /// FNV-1a, enough to pin a file's bytes in a snapshot.
+        pub fn fnv1a64(b: &[u8]) -> String {
+            let mut h: u64 = 0xcbf29ce484222325;
+            for x in b {
+                h ^= u64::from(*x);
+                h = h.wrapping_mul(0x100000001b3);
+            }
+            format!("{h:016x}")
+        }
+    }
+
+    #[test]
+    fn old_plain_deflate_bodies_still_decode() {
+        use std::io::Write;
+        let body = postcard::to_allocvec(&sample()).unwrap();
+        let mut bytes = b"GS\x00\x01\x01".to_vec();
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&body).unwrap();
+        bytes.extend(enc.finish().unwrap());
+        assert_eq!(decode::<SyncResponse>(&bytes).unwrap(), sample());
+    }
+
     #[test]
     fn round_trips() {
         let bytes = encode(&sample()).unwrap();
@@ -336,6 +402,7 @@ mod tests {
 
     #[test]
     fn refuses_compression_bombs() {
+        use std::io::Write;
         let zeros = vec![0u8; MAX_DECODED_BYTES + 10];
         let mut bytes = b"GS\x00\x01\x01".to_vec();
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());

@@ -1,0 +1,263 @@
+//! Reports as files: the township's monthly report and the county's
+//! four-none table as XLSX (one sheet per table, Chinese headers) and CSV
+//! (UTF-8 with a BOM so that Excel shows the Chinese; tables separated by
+//! an empty line).
+
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+use crate::reports::{FourNoneTable, MonthlyReportData};
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Text(s)
+    }
+}
+
+impl From<u32> for Cell {
+    fn from(n: u32) -> Self {
+        Cell::Int(i64::from(n))
+    }
+}
+
+/// A table with a title (the sheet name) and Chinese headers.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Sheet name (at most 31 characters).
+    pub title: String,
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+/// Tables as CSV: UTF-8 with a BOM.
+pub fn to_csv(tables: &[Table]) -> Vec<u8> {
+    let mut out = String::from("\u{feff}");
+    for (i, t) in tables.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let line = |cells: Vec<String>| cells.join(",") + "\r\n";
+        out.push_str(&line(t.headers.iter().map(|h| csv_field(h)).collect()));
+        for r in &t.rows {
+            out.push_str(&line(
+                r.iter()
+                    .map(|c| match c {
+                        Cell::Text(s) => csv_field(s),
+                        Cell::Int(n) => n.to_string(),
+                    })
+                    .collect(),
+            ));
+        }
+    }
+    out.into_bytes()
+}
+
+/// Tables as an XLSX workbook, one sheet each.
+pub fn to_xlsx(tables: &[Table]) -> Result<Vec<u8>, XlsxError> {
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    for t in tables {
+        let ws = wb.add_worksheet();
+        ws.set_name(&t.title)?;
+        for (c, h) in t.headers.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, h, &bold)?;
+            ws.set_column_width(c as u16, (h.chars().count() as f64 * 2.2).max(10.0))?;
+        }
+        for (r, row) in t.rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (r, c) = (r as u32 + 1, c as u16);
+                match cell {
+                    Cell::Text(s) => ws.write_string(r, c, s)?,
+                    Cell::Int(n) => ws.write_number(r, c, *n as f64)?,
+                };
+            }
+        }
+    }
+    wb.save_to_buffer()
+}
+
+/// Headers of the monthly report's table.
+pub const MONTHLY_HEADERS: [&str; 15] = [
+    "网格",
+    "名称",
+    "早巡次数",
+    "午巡次数",
+    "晚巡次数",
+    "新发现隐患",
+    "已处置隐患",
+    "未消除隐患",
+    "走访流动人口/出租房",
+    "走访重点人群",
+    "走访特殊场所",
+    "新排查矛盾纠纷",
+    "已化解矛盾纠纷",
+    "上报矛盾纠纷",
+    "积案",
+];
+
+fn monthly_row(grid: String, name: String, f: &gridsync_core::reports::MonthlyFigures) -> Vec<Cell> {
+    vec![
+        grid.into(),
+        name.into(),
+        f.patrols.morning.into(),
+        f.patrols.midday.into(),
+        f.patrols.evening.into(),
+        f.hazards_found.into(),
+        f.hazards_handled.into(),
+        f.hazards_open.into(),
+        f.visits.floating_population.into(),
+        f.visits.key_person.into(),
+        f.visits.special_place.into(),
+        f.disputes_found.into(),
+        f.disputes_resolved.into(),
+        f.disputes_escalated.into(),
+        f.disputes_backlog.into(),
+    ]
+}
+
+/// The monthly report as tables: the figures per village with the
+/// township's total, and a sheet about the report itself.
+pub fn monthly_tables(m: &MonthlyReportData) -> Vec<Table> {
+    let mut rows: Vec<Vec<Cell>> =
+        m.villages.iter().map(|v| monthly_row(v.village.to_string(), v.name.clone(), &v.figures)).collect();
+    rows.push(monthly_row(m.township.to_string(), format!("{}合计", m.name), &m.total));
+    let status = m.submission.status.label_zh();
+    vec![
+        Table {
+            title: "月度统计".into(), headers: MONTHLY_HEADERS.iter().map(|h| (*h).to_owned()).collect(), rows
+        },
+        Table {
+            title: "报告信息".into(),
+            headers: vec!["项目".into(), "内容".into()],
+            rows: vec![
+                vec!["乡镇".into(), m.name.clone().into()],
+                vec!["月份".into(), m.month.clone().into()],
+                vec!["积案认定天数".into(), m.total.backlog_days.into()],
+                vec!["报送状态".into(), status.into()],
+            ],
+        },
+    ]
+}
+
+/// Headers of the four-none village table.
+pub const FOUR_NONE_HEADERS: [&str; 12] = [
+    "乡镇",
+    "村（社区）",
+    "网格编码",
+    "治安案件数",
+    "无治安案件村",
+    "刑事案件数",
+    "无刑事案件村",
+    "诉讼案件数",
+    "无诉讼村",
+    "积案数",
+    "无矛盾纠纷积案村",
+    "四项均达标",
+];
+
+fn yes(b: bool) -> Cell {
+    if b { "是" } else { "否" }.into()
+}
+
+fn count(c: Option<u32>) -> Cell {
+    c.map_or_else(|| "未录入".into(), Cell::from)
+}
+
+/// The four-none table as tables: one line per village, then the totals
+/// against the 2023 goals.
+pub fn four_none_tables(t: &FourNoneTable) -> Vec<Table> {
+    let rows = t
+        .villages
+        .iter()
+        .map(|v| {
+            vec![
+                v.township_name.clone().into(),
+                v.name.clone().into(),
+                v.village.to_string().into(),
+                count(v.public_security_cases),
+                yes(v.meets[0]),
+                count(v.criminal_cases),
+                yes(v.meets[1]),
+                count(v.lawsuits),
+                yes(v.meets[2]),
+                v.backlog_disputes.into(),
+                yes(v.meets[3]),
+                yes(v.all_four),
+            ]
+        })
+        .collect();
+    let mut totals: Vec<Vec<Cell>> = t
+        .totals
+        .iter()
+        .map(|x| {
+            vec![
+                x.label_zh.clone().into(),
+                x.villages.into(),
+                x.of.into(),
+                x.percent_text.clone().into(),
+                x.goal_percent.map_or_else(|| "—".into(), |g| format!("{g}%").into()),
+                x.goal_met.map_or_else(|| "—".into(), yes),
+            ]
+        })
+        .collect();
+    let a = &t.all_four;
+    totals.push(vec![
+        a.label_zh.clone().into(),
+        a.villages.into(),
+        a.of.into(),
+        a.percent_text.clone().into(),
+        "—".into(),
+        "—".into(),
+    ]);
+    vec![
+        Table {
+            title: format!("{}年四无创建", t.year),
+            headers: FOUR_NONE_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
+            rows,
+        },
+        Table {
+            title: "达标汇总".into(),
+            headers: ["创建类别", "达标村数", "村（社区）总数", "达标比例", "2023年目标", "是否达到目标"]
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
+            rows: totals,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_a_bom_and_quotes_what_needs_it() {
+        let t = Table {
+            title: "表".into(),
+            headers: vec!["名称".into(), "数".into()],
+            rows: vec![vec!["张家村,一组".into(), Cell::Int(3)], vec!["说\"好\"".into(), Cell::Int(0)]],
+        };
+        let csv = String::from_utf8(to_csv(&[t])).unwrap();
+        assert_eq!(csv, "\u{feff}名称,数\r\n\"张家村,一组\",3\r\n\"说\"\"好\"\"\",0\r\n");
+    }
+}

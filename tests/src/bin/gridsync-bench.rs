@@ -1,0 +1,505 @@
+//! `gridsync-bench`: what a sync costs, in numbers.
+//!
+//! Starts a real `gridsync-server` on loopback (this binary re-runs itself
+//! as the server), drives simulated phones through the real client core and
+//! HTTP transport, and prints one JSON line per scenario. Bytes are counted
+//! on the socket by a pass-through proxy (HTTP headers included).
+//!
+//! ```text
+//! cargo run --release -p gridsync-tests --bin gridsync-bench            # full run
+//! cargo run --release -p gridsync-tests --bin gridsync-bench -- --smoke # small sizes (CI)
+//! cargo run --release -p gridsync-tests --bin gridsync-bench -- --postgres postgres://postgres@127.0.0.1/test
+//! ```
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use gridsync_core::model::{PatrolSlot, Record, RecordBody};
+use gridsync_core::store::{ListFilter, Store};
+use gridsync_core::transport::http::RetryPolicy;
+use gridsync_server::store::ServerStore;
+use gridsync_tests::device::{Device, test_retry};
+use gridsync_tests::proxy::{Proxy, Shaping};
+use gridsync_tests::records::{DAY0, day_of_records, dispute, dispute_act, hazard_step, patrol};
+use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+
+struct Config {
+    smoke: bool,
+    postgres: Option<String>,
+    only: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<Config> {
+    let mut c = Config { smoke: false, postgres: None, only: vec![] };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => c.smoke = true,
+            "--postgres" => c.postgres = Some(it.next().context("--postgres needs a URL")?.clone()),
+            "--scenario" => c.only.push(it.next().context("--scenario needs a name")?.clone()),
+            "-h" | "--help" => {
+                println!(
+                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|client]..."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    Ok(c)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    // Re-run as the server, or as the child that measures opening a store.
+    if args.get(1).map(String::as_str) == Some("--as-server") {
+        let mut a = vec!["gridsync-server".to_owned()];
+        a.extend(args[2..].iter().cloned());
+        return gridsync_server::cli::main_from(a);
+    }
+    if args.get(1).map(String::as_str) == Some("--as-open-child") {
+        return open_child(args.get(2).context("path")?);
+    }
+    let cfg = parse_args(&args[1..])?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(run(cfg))
+}
+
+fn want(cfg: &Config, name: &str) -> bool {
+    cfg.only.is_empty() || cfg.only.iter().any(|o| o == name)
+}
+
+fn emit(v: serde_json::Value) {
+    println!("{v}");
+    let _ = std::io::stdout().flush();
+}
+
+/// Server process CPU seconds (user + system) and peak RSS in MiB.
+fn server_usage(pid: Option<u32>) -> (f64, f64) {
+    let Some(pid) = pid else { return (0.0, 0.0) };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" that ends the command name: utime is field 14, stime 15.
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+/// gzip size of records as a JSON array (the baseline the brief compares with).
+fn gzip_json(records: &[&Record]) -> usize {
+    let arr = serde_json::Value::Array(records.iter().map(|r| r.to_json()).collect());
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = enc.write_all(arr.to_string().as_bytes());
+    enc.finish().map(|v| v.len()).unwrap_or(0)
+}
+
+struct Bed {
+    _dir: tempfile::TempDir,
+    server: ServerProc,
+    admin: Arc<dyn ServerStore>,
+    proxy: Proxy,
+}
+
+async fn bed(cfg: &Config) -> Result<Bed> {
+    let dir = tempfile::tempdir()?;
+    let db = match &cfg.postgres {
+        Some(url) => Db::Postgres(gridsync_server::store::postgres::fresh_schema_url(url, "gs_bench")?),
+        None => Db::Sqlite(dir.path().to_path_buf()),
+    };
+    let admin = tokio::task::block_in_place(|| db.open())?;
+    tokio::task::block_in_place(|| seed_demo(admin.as_ref()))?;
+    let exe = std::env::current_exe()?;
+    let server = ServerProc::start_with(exe, vec!["--as-server".into()], db)?;
+    let proxy = Proxy::start(server.addr(), 5).await?;
+    Ok(Bed { _dir: dir, server, admin, proxy })
+}
+
+async fn enroll(bed: &Bed, user: &str, retry: RetryPolicy) -> Result<Device> {
+    let code = tokio::task::block_in_place(|| issue_code(bed.admin.as_ref(), user))?;
+    Device::enroll_with(&bed.proxy.url(), &code, retry).await
+}
+
+fn reset(bed: &Bed) {
+    bed.proxy.stats.bytes_up.store(0, Ordering::Relaxed);
+    bed.proxy.stats.bytes_down.store(0, Ordering::Relaxed);
+}
+
+fn socket_bytes(bed: &Bed) -> (u64, u64) {
+    (bed.proxy.stats.bytes_up.load(Ordering::Relaxed), bed.proxy.stats.bytes_down.load(Ordering::Relaxed))
+}
+
+/// One grid manager's evening: 3 patrols, a hazard with one handling
+/// update, 2 visits, and a household or a dispute change.
+fn evening_records(d: &Device, i: usize, rng: &mut StdRng) -> Vec<Record> {
+    let mut recs = day_of_records(&d.grid, &d.user, 0, rng);
+    if i % 2 == 1 {
+        recs.pop();
+        let mut dp = dispute(&d.grid, &d.user, 0);
+        dispute_act(
+            &mut dp,
+            &d.user,
+            DAY0 + 9 * 3_600_000,
+            gridsync_core::model::DisputeAction::FollowUp { note: "已电话回访双方".into() },
+        );
+        recs.push(dp);
+    }
+    recs
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let machine = json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "database": if cfg.postgres.is_some() { "postgresql" } else { "sqlite" },
+        "smoke": cfg.smoke,
+    });
+    emit(json!({"scenario": "machine", "machine": machine}));
+    let bed = bed(&cfg).await?;
+    let users: Vec<String> = tokio::task::block_in_place(|| bed.admin.users())?
+        .into_iter()
+        .filter(|u| u.role == gridsync_core::grid::Role::GridManager)
+        .map(|u| u.id)
+        .collect();
+    let mut rng = StdRng::seed_from_u64(2026);
+
+    if want(&cfg, "evening") {
+        let n = if cfg.smoke { 12 } else { users.len() };
+        let mut devices = Vec::new();
+        for u in users.iter().take(n) {
+            devices.push(enroll(&bed, u, RetryPolicy::default()).await?);
+        }
+        let mut baseline = 0usize;
+        let mut records = 0usize;
+        for (i, d) in devices.iter_mut().enumerate() {
+            let recs = evening_records(d, i, &mut rng);
+            for r in &recs {
+                d.create(r)?;
+            }
+            baseline += gzip_json(&recs.iter().collect::<Vec<_>>());
+            records += recs.len();
+        }
+        reset(&bed);
+        let (cpu0, _) = server_usage(bed.server.pid());
+        let started = Instant::now();
+        let sem = Arc::new(tokio::sync::Semaphore::new(32));
+        let mut tasks = Vec::new();
+        for mut d in devices {
+            let sem = sem.clone();
+            tasks.push(tokio::spawn(async move {
+                let _p = sem.acquire().await;
+                let r = d.sync().await;
+                r.map(|r| (r.requests, r.bytes_up, r.bytes_down))
+            }));
+        }
+        let mut requests = 0;
+        let mut max_requests = 0;
+        let (mut body_up, mut body_down) = (0, 0);
+        for t in tasks {
+            let (r, bu, bd) = t.await??;
+            requests += r;
+            max_requests = max_requests.max(r);
+            body_up += bu;
+            body_down += bd;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let (cpu1, rss) = server_usage(bed.server.pid());
+        let (up, down) = socket_bytes(&bed);
+        emit(json!({
+            "scenario": "evening", "devices": n, "records": records, "bytes_up": up, "bytes_down": down,
+            "bytes_per_record": (up + down) as f64 / records as f64, "requests": requests,
+            "max_requests_per_device": max_requests, "body_bytes_up": body_up, "body_bytes_down": body_down, "wall_s": wall, "server_cpu_s": cpu1 - cpu0,
+            "server_peak_rss_mib": rss, "gzip_json_bytes": baseline,
+            "ratio_to_gzip_json": (up + down) as f64 / baseline as f64,
+            "target": "1 request per device; ratio <= 1.5",
+        }));
+    }
+
+    let backlog_days = if cfg.smoke { 5 } else { 30 };
+    if want(&cfg, "backlog") || want(&cfg, "supervisor") || want(&cfg, "weak_link") {
+        // A phone back after 30 days: 7 records a day.
+        let user = "gm-t02-v01-g1";
+        let mut d = enroll(&bed, user, RetryPolicy::default()).await?;
+        let mut recs = Vec::new();
+        for day in 0..backlog_days {
+            for r in day_of_records(&d.grid, &d.user, day, &mut rng) {
+                d.create(&r)?;
+                recs.push(r);
+            }
+        }
+        let baseline = gzip_json(&recs.iter().collect::<Vec<_>>());
+        reset(&bed);
+        let (cpu0, _) = server_usage(bed.server.pid());
+        let started = Instant::now();
+        let report = d.sync().await?;
+        let (cpu1, rss) = server_usage(bed.server.pid());
+        let (up, down) = socket_bytes(&bed);
+        if want(&cfg, "backlog") {
+            emit(json!({
+                "scenario": "backlog_30_days", "records": recs.len(), "bytes_up": up, "bytes_down": down,
+                "bytes_per_record": (up + down) as f64 / recs.len() as f64, "requests": report.requests,
+                "wall_s": started.elapsed().as_secs_f64(), "server_cpu_s": cpu1 - cpu0, "server_peak_rss_mib": rss,
+                "gzip_json_bytes": baseline, "ratio_to_gzip_json": (up + down) as f64 / baseline as f64,
+                "target": "<= 3 requests; ratio <= 2",
+            }));
+        }
+
+        if want(&cfg, "supervisor") {
+            // The village leader's fresh phone downloads the village.
+            let mut vl = enroll(&bed, "vl-t02-v01", RetryPolicy::default()).await?;
+            reset(&bed);
+            let (cpu0, _) = server_usage(bed.server.pid());
+            let started = Instant::now();
+            let report = vl.sync().await?;
+            let (cpu1, rss) = server_usage(bed.server.pid());
+            let (up, down) = socket_bytes(&bed);
+            let n = vl.store.count()? as usize;
+            emit(json!({
+                "scenario": "supervisor_pull", "records": n, "bytes_up": up, "bytes_down": down,
+                "bytes_per_record": (up + down) as f64 / n.max(1) as f64, "requests": report.requests,
+                "wall_s": started.elapsed().as_secs_f64(), "server_cpu_s": cpu1 - cpu0, "server_peak_rss_mib": rss,
+                "gzip_json_bytes": baseline, "ratio_to_gzip_json": (up + down) as f64 / baseline as f64,
+            }));
+        }
+
+        if want(&cfg, "weak_link") {
+            // The same 30 days over 64 kbit/s, 300 ms round trips, 5% of
+            // connections cut; sync is simply run again after a failure.
+            let mut slow = enroll(&bed, "gm-t02-v01-g2", RetryPolicy::default()).await?;
+            for day in 0..backlog_days {
+                for r in day_of_records(&slow.grid, &slow.user, day, &mut rng) {
+                    slow.create(&r)?;
+                }
+            }
+            bed.proxy
+                .set_shaping(Some(Shaping { bytes_per_sec: 8_000, one_way_delay: Duration::from_millis(150) }))
+                .await;
+            bed.proxy.set_faults(5, 0);
+            slow.client = gridsync_core::transport::http::HttpClient::new(RetryPolicy {
+                attempts: 8,
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(8),
+                timeout: Duration::from_secs(120),
+                connect_timeout: Duration::from_secs(10),
+                reuse_connections: false,
+            })?;
+            reset(&bed);
+            let cuts0 = bed.proxy.stats.cut_requests.load(Ordering::Relaxed);
+            let started = Instant::now();
+            let mut sessions = 0;
+            let mut retries = 0;
+            let mut requests = 0;
+            loop {
+                sessions += 1;
+                match slow.sync().await {
+                    Ok(r) => {
+                        retries += r.retries;
+                        requests += r.requests;
+                        break;
+                    }
+                    Err(e) if sessions < 10 => eprintln!("weak link: session {sessions} failed: {e}; resuming"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let (up, down) = socket_bytes(&bed);
+            bed.proxy.set_shaping(None).await;
+            bed.proxy.set_faults(0, 0);
+            emit(json!({
+                "scenario": "weak_link_backlog", "records": backlog_days * 7, "link": "64 kbit/s, 300 ms RTT, 5% connections cut",
+                "bytes_up": up, "bytes_down": down, "requests": requests, "retries": retries, "sessions": sessions,
+                "connections_cut": bed.proxy.stats.cut_requests.load(Ordering::Relaxed) - cuts0,
+                "wall_s": started.elapsed().as_secs_f64(), "outbox_left": slow.store.outbox_len()?,
+            }));
+        }
+    }
+
+    if want(&cfg, "throughput") {
+        // 400 phones sync at once, each with a batch of record changes.
+        let n = if cfg.smoke { 20 } else { 400 };
+        let per = if cfg.smoke { 5 } else { 15 };
+        let mut devices = Vec::new();
+        for u in users.iter().skip(6).take(n) {
+            devices.push(enroll(&bed, u, test_retry()).await?);
+        }
+        let mut changes = 0u64;
+        for d in devices.iter_mut() {
+            for i in 0..per {
+                let mut p = patrol(
+                    &d.grid,
+                    &d.user,
+                    40 + i as i64 / 3,
+                    [PatrolSlot::Morning, PatrolSlot::Midday, PatrolSlot::Evening][i % 3],
+                );
+                if i % 5 == 4 {
+                    let mut h = gridsync_tests::records::hazard(&d.grid, &d.user, 40);
+                    hazard_step(&mut h, &d.user, DAY0 + 41 * 86_400_000, "已处置");
+                    d.create(&h)?;
+                } else {
+                    if let RecordBody::Patrol(x) = &mut p.body {
+                        x.findings = format!("第{i}次巡查");
+                    }
+                    d.create(&p)?;
+                }
+            }
+            changes += d.store.outbox_len()?;
+        }
+        let (cpu0, _) = server_usage(bed.server.pid());
+        let barrier = Arc::new(tokio::sync::Barrier::new(n));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for mut d in devices {
+            let b = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                b.wait().await;
+                let t = Instant::now();
+                let r = d.sync().await;
+                (t.elapsed().as_secs_f64(), r.is_ok())
+            }));
+        }
+        let mut lat = Vec::new();
+        let mut failed = 0;
+        for t in tasks {
+            let (l, ok) = t.await?;
+            lat.push(l);
+            if !ok {
+                failed += 1;
+            }
+        }
+        let wall = started.elapsed().as_secs_f64();
+        let (cpu1, rss) = server_usage(bed.server.pid());
+        lat.sort_by(f64::total_cmp);
+        let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).saturating_sub(1).min(lat.len() - 1)];
+        emit(json!({
+            "scenario": "merge_throughput", "devices": n, "changes": changes, "failed_syncs": failed,
+            "changes_per_s": changes as f64 / wall, "wall_s": wall, "p50_s": pct(0.50), "p99_s": pct(0.99),
+            "server_cpu_s": cpu1 - cpu0, "server_peak_rss_mib": rss,
+            "note": "bench client and server share the machine's cores",
+            "target": ">= 5000 changes/s, p99 < 1 s",
+        }));
+    }
+
+    if want(&cfg, "client") {
+        client_figures(cfg.smoke)?;
+    }
+    Ok(())
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1).min(v.len() - 1)]
+}
+
+fn client_figures(smoke: bool) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("phone.sqlite3");
+    let mut store = Store::open(&path)?;
+    let grid = gridsync_core::grid::GridPath::parse("t01/v01/g1")?;
+    let mut rng = StdRng::seed_from_u64(1);
+    let n_ops = if smoke { 100 } else { 1000 };
+    let mut create = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..n_ops {
+        let r = if i % 7 == 6 {
+            gridsync_tests::records::household(&grid, "gm", &mut rng)
+        } else {
+            patrol(&grid, "gm", i as i64 / 3, PatrolSlot::Morning)
+        };
+        let t = Instant::now();
+        store.create(&r)?;
+        create.push(t.elapsed().as_secs_f64() * 1000.0);
+        ids.push(r.id);
+    }
+    let mut update = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let t = Instant::now();
+        store.edit(*id, DAY0 + i as i64, |r| {
+            if let RecordBody::Patrol(p) = &mut r.body {
+                p.findings = format!("更新{i}");
+            } else if let RecordBody::Household(h) = &mut r.body {
+                h.notes = format!("更新{i}");
+            }
+        })?;
+        update.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    emit(
+        json!({"scenario": "client_create", "ops": n_ops, "mean_ms": mean(&create), "p99_ms": percentile(&mut create, 0.99), "target_ms": 2.0}),
+    );
+    emit(
+        json!({"scenario": "client_update", "ops": n_ops, "mean_ms": mean(&update), "p99_ms": percentile(&mut update, 0.99), "target_ms": 2.0}),
+    );
+
+    // Fill to 10,000 (or 50,000 for the open figure) inside transactions.
+    let open_n = if smoke { 2_000 } else { 50_000 };
+    let list_n = if smoke { 2_000 } else { 10_000 };
+    let mut filled = n_ops;
+    let mut list_ms = None;
+    while filled < open_n {
+        let batch: Vec<Record> = (0..500.min(open_n - filled))
+            .map(|i| patrol(&grid, "gm", ((filled + i) / 3) as i64, PatrolSlot::Evening))
+            .collect();
+        for r in &batch {
+            store.create(r)?;
+        }
+        filled += batch.len();
+        if list_ms.is_none() && filled >= list_n {
+            let filter = ListFilter {
+                kind: Some(gridsync_core::model::RecordKind::Patrol),
+                from: Some(DAY0),
+                until: Some(DAY0 + 400 * 86_400_000),
+                limit: Some(100),
+                ..Default::default()
+            };
+            let mut v = Vec::new();
+            for _ in 0..20 {
+                let t = Instant::now();
+                let rows = store.list(&filter)?;
+                v.push(t.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(rows.len() == 100, "list returned {}", rows.len());
+            }
+            let search = ListFilter { search: Some("王".into()), limit: Some(100), ..Default::default() };
+            let t = Instant::now();
+            store.list(&search)?;
+            let search_ms = t.elapsed().as_secs_f64() * 1000.0;
+            list_ms = Some((percentile(&mut v, 0.5), search_ms));
+        }
+    }
+    if let Some((median, search_ms)) = list_ms {
+        emit(
+            json!({"scenario": "client_list", "records": list_n, "filter_median_ms": median, "name_search_ms": search_ms, "target_ms": 50.0}),
+        );
+    }
+    drop(store);
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--as-open-child", &path.to_string_lossy()])
+        .output()?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).context("open child output")?;
+    emit(
+        json!({"scenario": "client_open", "records": open_n, "open_ms": v["open_ms"], "peak_rss_mib": v["peak_rss_mib"], "target": "< 200 ms, < 64 MiB"}),
+    );
+    Ok(())
+}
+
+fn open_child(path: &str) -> Result<()> {
+    let t = Instant::now();
+    let store = Store::open(path)?;
+    let rows = store.list(&ListFilter { limit: Some(100), ..Default::default() })?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(!rows.is_empty(), "empty store");
+    let (_, rss) = server_usage(Some(std::process::id()));
+    println!("{}", json!({"open_ms": ms, "peak_rss_mib": rss}));
+    Ok(())
+}
