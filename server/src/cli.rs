@@ -7,6 +7,7 @@
 //! gridsync-server enroll-code --user gm-1
 //! gridsync-server devices
 //! gridsync-server revoke-device <device-id>
+//! gridsync-server set-password --user tc-t01-1 --password-stdin < pw.txt
 //! ```
 
 use std::net::TcpListener;
@@ -92,6 +93,16 @@ enum Command {
     RevokeDevice {
         /// Device id.
         id: String,
+    },
+    /// Set a user's password for the web dashboard (read from stdin, one
+    /// line; at least 10 characters). Clears any sign-in lockout.
+    SetPassword {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Read the password from stdin without prompting (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Import a sync bundle file a phone wrote offline, as that phone.
     /// Importing the same bundle again is harmless.
@@ -242,6 +253,21 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                 bail!("no device with id {id}");
             }
             println!("revoked {id}; it will be told to wipe its data at its next sync");
+        }
+        Command::SetPassword { user, password_stdin } => {
+            if store.user(&user)?.is_none() {
+                bail!("no user with id {user}");
+            }
+            if !password_stdin {
+                eprintln!("请输入新密码（至少10个字符），回车结束 / type the new password and press Enter:");
+            }
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            crate::dashboard::password::check_new(password)?;
+            let hash = crate::dashboard::password::hash(password)?;
+            store.set_web_password(&user, &hash, crate::api::now_ms())?;
+            println!("password set for {user}");
         }
         Command::ImportBundle { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

@@ -13,12 +13,15 @@
 //! - [`metrics`]: Prometheus counters.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
 //! - [`reports_files`]: those reports as XLSX and CSV.
+//! - [`dashboard`]: the supervisors' web dashboard (`/`, `/web/...`), in `src/web/`.
 //! - [`reports_api`]: their HTTP endpoints (`/v1/reports/...`, `/v1/case-counts`, `/v1/openapi.json`).
 
 pub mod access;
 pub mod api;
 pub mod auth;
 pub mod cli;
+#[path = "web/mod.rs"]
+pub mod dashboard;
 pub mod demo;
 pub mod merge;
 pub mod metrics;
@@ -54,6 +57,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .route("/metrics", web::get().to(api::metrics))
         .configure(reports_api::routes)
+        .configure(dashboard::configure)
         .default_service(web::to(api::not_found));
 }
 

@@ -841,7 +841,11 @@ async fn metrics_and_unknown_paths() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
 
-    for path in ["/", "/v2/sync", "/v1/sync/extra", "/healthz/x", "/%E4%B8%AD"] {
+    // `/` is the web dashboard's sign-in page (docs/dashboard.md).
+    let home = srv.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.content_type.starts_with("text/html"), "{}", home.content_type);
+    for path in ["/v2/sync", "/v1/sync/extra", "/healthz/x", "/%E4%B8%AD", "/web/x/y/z"] {
         let r = srv.get(path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert!(r.content_type.starts_with("application/json"), "{path}: {}", r.content_type);

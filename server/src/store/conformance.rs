@@ -290,6 +290,69 @@ macro_rules! conformance_tests {
         }
 
         #[test]
+        fn web_passwords_lock_out_and_reset() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.add_user(&user("tc1", Role::TownshipChief, "t01")).unwrap();
+            assert!(matches!(s.set_web_password("nobody", "$argon2id$x", 1), Err(StoreError::NotFound(_))));
+            assert_eq!(s.web_password("tc1").unwrap(), None);
+            s.note_failed_sign_in("tc1", 5, 3, 100).unwrap(); // no password: nothing to count
+            s.set_web_password("tc1", "$argon2id$a", 1).unwrap();
+            for i in 0..2 {
+                s.note_failed_sign_in("tc1", 10 + i, 3, 100).unwrap();
+            }
+            let p = s.web_password("tc1").unwrap().unwrap();
+            assert_eq!((p.hash.as_str(), p.failures, p.locked_until), ("$argon2id$a", 2, None));
+            s.note_failed_sign_in("tc1", 20, 3, 100).unwrap();
+            let p = s.web_password("tc1").unwrap().unwrap();
+            assert_eq!((p.failures, p.locked_until), (0, Some(120)));
+            s.clear_failed_sign_ins("tc1").unwrap();
+            assert_eq!(s.web_password("tc1").unwrap().unwrap().locked_until, None);
+            s.note_failed_sign_in("tc1", 30, 3, 100).unwrap();
+            s.set_web_password("tc1", "$argon2id$b", 40).unwrap();
+            let p = s.web_password("tc1").unwrap().unwrap();
+            assert_eq!((p.hash.as_str(), p.failures, p.locked_until), ("$argon2id$b", 0, None));
+        }
+
+        #[test]
+        fn web_sessions_expire_and_end() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.add_user(&user("tc1", Role::TownshipChief, "t01")).unwrap();
+            let mk = |h: &[u8], exp: i64| WebSession {
+                token_hash: h.to_vec(),
+                user_id: "tc1".into(),
+                csrf: "c".into(),
+                created_at: 0,
+                expires_at: exp,
+            };
+            s.create_web_session(&mk(b"a", 100)).unwrap();
+            s.create_web_session(&mk(b"b", 50)).unwrap();
+            assert_eq!(s.web_session(b"a", 10).unwrap(), Some(mk(b"a", 100)));
+            assert_eq!(s.web_session(b"a", 100).unwrap(), None);
+            assert_eq!(s.web_session(b"zz", 10).unwrap(), None);
+            s.delete_web_session(b"a", 60).unwrap();
+            assert_eq!(s.web_session(b"a", 10).unwrap(), None);
+            assert_eq!(s.web_session(b"b", 10).unwrap(), None, "expired sessions are dropped");
+        }
+
+        #[test]
+        fn audit_log_appends_newest_first() {
+            let Some(s) = make_opt() else { return skipped() };
+            let e = |at: i64, action: &str| AuditEntry {
+                at,
+                user_id: "tc1".into(),
+                action: action.into(),
+                target: "x".into(),
+                ip: "127.0.0.1".into(),
+            };
+            s.append_audit(&e(1, "sign_in")).unwrap();
+            s.append_audit(&e(2, "view_household")).unwrap();
+            s.append_audit(&e(2, "sign_out")).unwrap();
+            let log = s.audit_log(2).unwrap();
+            assert_eq!(log, vec![e(2, "sign_out"), e(2, "view_household")]);
+            assert_eq!(s.audit_log(10).unwrap().len(), 3);
+        }
+
+        #[test]
         fn case_counts_are_replaced_and_read_by_year() {
             let Some(s) = make_opt() else { return skipped() };
             setup(s.as_ref());

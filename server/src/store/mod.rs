@@ -357,6 +357,47 @@ pub struct IncomingDoc {
     pub changes: Vec<Vec<u8>>,
 }
 
+/// A user's web password: an argon2id PHC string, with the sign-in lockout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebPassword {
+    /// The PHC string (`$argon2id$...`).
+    pub hash: String,
+    /// Failed sign-ins since the last success or lockout.
+    pub failures: u32,
+    /// Sign-ins refused until this instant, ms.
+    pub locked_until: Option<i64>,
+}
+
+/// A signed-in web session. Only the SHA-256 of the cookie token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// SHA-256 of the cookie token.
+    pub token_hash: Vec<u8>,
+    /// Who signed in.
+    pub user_id: String,
+    /// The CSRF token of the session's forms.
+    pub csrf: String,
+    /// Signed in at, ms.
+    pub created_at: i64,
+    /// Valid before this instant, ms.
+    pub expires_at: i64,
+}
+
+/// One line of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// When, ms.
+    pub at: i64,
+    /// Who (user id, or the id tried at a failed sign-in).
+    pub user_id: String,
+    /// What (`sign_in`, `sign_in_failed`, `view_household`, `revoke_device`...).
+    pub action: String,
+    /// On what (record id, device id...).
+    pub target: String,
+    /// From where (client IP).
+    pub ip: String,
+}
+
 /// Storage the server needs; every backend passes `conformance.rs`.
 pub trait ServerStore: Send + Sync {
     /// Create or upgrade the schema.
@@ -423,4 +464,24 @@ pub trait ServerStore: Send + Sync {
     fn change_count(&self) -> StoreResult<u64>;
     /// Whether the database answers.
     fn ping(&self) -> StoreResult<()>;
+    /// Set (or replace) a user's web password hash; clears any lockout.
+    /// `NotFound` if the user does not exist.
+    fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()>;
+    /// A user's web password, if one was set.
+    fn web_password(&self, user_id: &str) -> StoreResult<Option<WebPassword>>;
+    /// Count a failed sign-in; at `max_failures` the account is locked
+    /// until `now + lock_ms` and the counter starts again.
+    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()>;
+    /// Forget failed sign-ins after a successful one.
+    fn clear_failed_sign_ins(&self, user_id: &str) -> StoreResult<()>;
+    /// Store a new web session.
+    fn create_web_session(&self, session: &WebSession) -> StoreResult<()>;
+    /// The unexpired session with this token hash.
+    fn web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<WebSession>>;
+    /// End a session (sign-out); also drops every expired session.
+    fn delete_web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()>;
+    /// Append a line to the audit log.
+    fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The latest `limit` audit lines, newest first.
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

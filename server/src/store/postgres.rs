@@ -19,6 +19,7 @@ use super::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/001_init.sql"),
     include_str!("../../../migrations/server-postgres/002_case_counts.sql"),
+    include_str!("../../../migrations/server-postgres/003_web.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -466,6 +467,115 @@ impl ServerStore for PostgresServerStore {
         self.with(|c| {
             c.query_one("SELECT 1", &[])?;
             Ok(())
+        })
+    }
+
+    fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            if c.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])?.is_none() {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            c.execute(
+                "INSERT INTO web_passwords (user_id, hash, set_at, failures, locked_until) VALUES ($1, $2, $3, 0, NULL)
+                 ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at, failures = 0, locked_until = NULL",
+                &[&user_id, &hash, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn web_password(&self, user_id: &str) -> StoreResult<Option<WebPassword>> {
+        self.with(|c| {
+            Ok(c.query_opt("SELECT hash, failures, locked_until FROM web_passwords WHERE user_id = $1", &[&user_id])?
+                .map(|r| WebPassword {
+                    hash: r.get(0),
+                    failures: u32::try_from(r.get::<_, i32>(1)).unwrap_or(u32::MAX),
+                    locked_until: r.get(2),
+                }))
+        })
+    }
+
+    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()> {
+        let max = i32::try_from(max_failures).unwrap_or(i32::MAX);
+        let until = now.saturating_add(lock_ms);
+        self.with(|c| {
+            c.execute(
+                "UPDATE web_passwords SET
+                   locked_until = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_until END,
+                   failures = CASE WHEN failures + 1 >= $2 THEN 0 ELSE failures + 1 END
+                 WHERE user_id = $1",
+                &[&user_id, &max, &until],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn clear_failed_sign_ins(&self, user_id: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE web_passwords SET failures = 0, locked_until = NULL WHERE user_id = $1", &[&user_id])?;
+            Ok(())
+        })
+    }
+
+    fn create_web_session(&self, s: &WebSession) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&s.token_hash, &s.user_id, &s.csrf, &s.created_at, &s.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<WebSession>> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT token_hash, user_id, csrf, created_at, expires_at FROM web_sessions WHERE token_hash = $1 AND expires_at > $2",
+                &[&token_hash, &now],
+            )?
+            .map(|r| WebSession {
+                token_hash: r.get(0),
+                user_id: r.get(1),
+                csrf: r.get(2),
+                created_at: r.get(3),
+                expires_at: r.get(4),
+            }))
+        })
+    }
+
+    fn delete_web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM web_sessions WHERE token_hash = $1 OR expires_at <= $2", &[&token_hash, &now])?;
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit_log (at, user_id, action, target, ip) VALUES ($1, $2, $3, $4, $5)",
+                &[&e.at, &e.user_id, &e.action, &e.target, &e.ip],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT at, user_id, action, target, ip FROM audit_log ORDER BY seq DESC LIMIT $1",
+                &[&i64::from(limit)],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| AuditEntry {
+                    at: r.get(0),
+                    user_id: r.get(1),
+                    action: r.get(2),
+                    target: r.get(3),
+                    ip: r.get(4),
+                })
+                .collect())
         })
     }
 }

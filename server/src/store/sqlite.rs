@@ -15,6 +15,7 @@ use super::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/001_init.sql"),
     include_str!("../../../migrations/server-sqlite/002_case_counts.sql"),
+    include_str!("../../../migrations/server-sqlite/003_web.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -494,6 +495,116 @@ impl ServerStore for SqliteServerStore {
 
     fn ping(&self) -> StoreResult<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        let known: Option<i64> =
+            conn.query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |r| r.get(0)).optional()?;
+        if known.is_none() {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        conn.execute(
+            "INSERT INTO web_passwords (user_id, hash, set_at, failures, locked_until) VALUES (?1, ?2, ?3, 0, NULL)
+             ON CONFLICT(user_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at, failures = 0, locked_until = NULL",
+            params![user_id, hash, now],
+        )?;
+        Ok(())
+    }
+
+    fn web_password(&self, user_id: &str) -> StoreResult<Option<WebPassword>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT hash, failures, locked_until FROM web_passwords WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    Ok(WebPassword {
+                        hash: r.get(0)?,
+                        failures: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+                        locked_until: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "UPDATE web_passwords SET
+               locked_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE locked_until END,
+               failures = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE failures + 1 END
+             WHERE user_id = ?1",
+            params![user_id, i64::from(max_failures), now.saturating_add(lock_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn clear_failed_sign_ins(&self, user_id: &str) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute("UPDATE web_passwords SET failures = 0, locked_until = NULL WHERE user_id = ?1", [user_id])?;
+        Ok(())
+    }
+
+    fn create_web_session(&self, s: &WebSession) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![s.token_hash, s.user_id, s.csrf, s.created_at, s.expires_at],
+        )?;
+        Ok(())
+    }
+
+    fn web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<Option<WebSession>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT token_hash, user_id, csrf, created_at, expires_at FROM web_sessions WHERE token_hash = ?1 AND expires_at > ?2",
+                params![token_hash, now],
+                |r| {
+                    Ok(WebSession {
+                        token_hash: r.get(0)?,
+                        user_id: r.get(1)?,
+                        csrf: r.get(2)?,
+                        created_at: r.get(3)?,
+                        expires_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn delete_web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute("DELETE FROM web_sessions WHERE token_hash = ?1 OR expires_at <= ?2", params![token_hash, now])?;
+        Ok(())
+    }
+
+    fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO audit_log (at, user_id, action, target, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.at, e.user_id, e.action, e.target, e.ip],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT at, user_id, action, target, ip FROM audit_log ORDER BY seq DESC LIMIT ?1")?;
+            let rows = st.query_map([i64::from(limit)], |r| {
+                Ok(AuditEntry {
+                    at: r.get(0)?,
+                    user_id: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    ip: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod backlog;
 mod bench;
+mod browser;
 mod bundle;
 mod disputes;
 mod evening;

@@ -1,0 +1,115 @@
+//! Page building: an escaping helper, the page frame with its inline CSS
+//! (served from the binary, no CDN), and Chinese date formatting.
+
+use std::fmt::Write as _;
+
+/// Escape text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Beijing time `YYYY-MM-DD HH:MM` of a ms timestamp.
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| (d + chrono::Duration::hours(8)).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
+const CSS: &str = "
+*{box-sizing:border-box}
+body{margin:0;font-family:'Noto Sans CJK SC','WenQuanYi Micro Hei','Source Han Sans SC','Microsoft YaHei','PingFang SC',sans-serif;background:#f3f5f7;color:#1d2733;font-size:15px}
+header{background:#b3261e;color:#fff;padding:10px 20px;display:flex;align-items:center;gap:18px;flex-wrap:wrap}
+header h1{font-size:18px;margin:0 12px 0 0}
+header a{color:#fff;text-decoration:none}
+header .who{margin-left:auto;font-size:13px}
+header form{display:inline;margin:0}
+header button{background:transparent;border:1px solid #fff;color:#fff;border-radius:4px;padding:3px 10px;cursor:pointer}
+main{max-width:1080px;margin:18px auto;padding:0 16px}
+h2{font-size:20px;margin:8px 0 14px}
+h3{font-size:16px;margin:18px 0 8px}
+.card{background:#fff;border-radius:6px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:14px 18px;margin-bottom:16px}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border-bottom:1px solid #e3e7eb;padding:7px 9px;text-align:left;vertical-align:top}
+th{background:#f0f2f4;font-weight:600}
+th.n{text-align:right}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:#b3261e;font-weight:600}
+.ok{color:#1b7f3b}
+.tag{display:inline-block;padding:1px 8px;border-radius:10px;background:#eef1f4;font-size:13px}
+.tag.warn{background:#fde7e5;color:#b3261e}
+.muted{color:#66727f;font-size:13px}
+.btn{display:inline-block;background:#b3261e;color:#fff;border:0;border-radius:4px;padding:7px 16px;font-size:15px;cursor:pointer;text-decoration:none}
+.btn.alt{background:#37474f}
+.login{max-width:380px;margin:70px auto}
+.login label{display:block;margin:12px 0 4px}
+.login input{width:100%;padding:8px;font-size:15px;border:1px solid #c5ccd3;border-radius:4px}
+.msg{background:#fde7e5;color:#8c1d18;padding:8px 12px;border-radius:4px}
+ol.timeline{list-style:none;padding:0;margin:0;border-left:3px solid #b3261e}
+ol.timeline li{padding:6px 0 10px 14px;position:relative}
+ol.timeline li:before{content:'';position:absolute;left:-8px;top:11px;width:11px;height:11px;border-radius:50%;background:#b3261e}
+";
+
+/// Who is signed in, for the page header.
+pub struct Header<'a> {
+    /// Display name.
+    pub name: &'a str,
+    /// Role label.
+    pub role: &'a str,
+    /// CSRF token for the sign-out form.
+    pub csrf: &'a str,
+    /// Whether to show the county staff's links.
+    pub county: bool,
+}
+
+/// A whole page: `title` and already-escaped `body`.
+pub fn page(title: &str, header: Option<&Header<'_>>, body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + 4096);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · 两当县网格化管理</title><style>{CSS}</style></head><body><header><h1>两当县网格化管理平台</h1>",
+        esc(title)
+    );
+    if let Some(h) = header {
+        out.push_str(
+            "<a href=\"/web\">总览</a><a href=\"/web/disputes\">矛盾纠纷</a><a href=\"/web/devices\">设备</a>",
+        );
+        if h.county {
+            out.push_str("<a href=\"/web/audit\">审计日志</a>");
+        }
+        let _ = write!(
+            out,
+            "<span class=\"who\">{}（{}）</span><form method=\"post\" action=\"/signout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signout\">退出登录</button></form>",
+            esc(h.name),
+            esc(h.role),
+            esc(h.csrf)
+        );
+    }
+    let _ = write!(out, "</header><main>{body}</main></body></html>");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(time(0), "1970-01-01 08:00");
+        assert!(page("<t>", None, "").contains("&lt;t&gt;"));
+    }
+}

@@ -1,0 +1,719 @@
+//! The dashboard's pages. Each takes the store and the signed-in user,
+//! checks scope first, and returns an [`Out`]. Runs on the blocking pool.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use automerge::ActorId;
+use gridsync_core::doc::RecordDoc;
+use gridsync_core::grid::{GridLevel, GridPath, Role};
+use gridsync_core::model::{Dispute, DisputeCategory, DisputeLevel, DisputeStatus, MonthlyReport, Record, RecordBody};
+use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
+use uuid::Uuid;
+
+use super::html::{esc, page, time};
+use super::{Ctx, Out, WebError};
+use crate::access::may_read;
+use crate::api::now_ms;
+use crate::merge::{Outcome, merge_doc};
+use crate::reports;
+use crate::reports_files::{self, Cell};
+use crate::store::{DocDecision, IncomingDoc, RecordView, ServerStore, ViewQuery};
+
+const OUT_OF_SCOPE: &str = "该页面超出您的网格范围，您只能查看本人负责网格内的信息";
+const SENSITIVE: &str = "户籍台账属于个人敏感信息，只有本网格的网格管理员、网格长和网格督导员可以查看";
+
+fn names(s: &dyn ServerStore) -> Result<HashMap<GridPath, String>, WebError> {
+    Ok(s.grid_nodes()?.into_iter().map(|n| (n.path, n.name)).collect())
+}
+
+fn parse_grid(s: &str) -> Result<GridPath, WebError> {
+    GridPath::parse(s).map_err(|_| WebError::NotFound)
+}
+
+/// The part of `node` the user may see: the node itself when it is inside
+/// their scope, their own scope when it is inside the node; otherwise 403.
+fn visible(user: &crate::store::User, node: &GridPath) -> Result<GridPath, WebError> {
+    if user.role == Role::AgencyStaff {
+        return Err(WebError::Forbidden("县直部门账号只能录入“四无”案件数，不能查看网格记录".into()));
+    }
+    let scope = user.scope();
+    if scope.contains(node) {
+        Ok(node.clone())
+    } else if node.contains(&scope) {
+        Ok(scope)
+    } else {
+        Err(WebError::Forbidden(OUT_OF_SCOPE.into()))
+    }
+}
+
+/// Records of a kind under a node, parsed; deleted ones left out.
+fn load(
+    s: &dyn ServerStore,
+    under: &GridPath,
+    kind: &str,
+    sensitive: bool,
+) -> Result<Vec<(RecordView, Record)>, WebError> {
+    let views = s.records(&ViewQuery {
+        under: Some(under.clone()),
+        kind: Some(kind.into()),
+        sensitive,
+        limit: Some(5000),
+        ..Default::default()
+    })?;
+    Ok(views
+        .into_iter()
+        .filter(|v| !v.deleted)
+        .filter_map(|v| Record::from_json(&v.json).ok().map(|r| (v, r)))
+        .collect())
+}
+
+fn open_hazard(v: &RecordView) -> bool {
+    v.status != "resolved"
+}
+
+fn dispute_of(r: &Record) -> Option<&Dispute> {
+    match &r.body {
+        RecordBody::Dispute(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn last_month(now: i64) -> String {
+    use chrono::Datelike;
+    let today = gridsync_core::model::beijing_day(now);
+    let first = today.with_day(1).unwrap_or(today);
+    (first - chrono::Days::new(1)).format("%Y-%m").to_string()
+}
+
+fn html(ctx: &Ctx, title: &str, body: &str) -> Out {
+    Out::Html(page(title, Some(&ctx.header()), body))
+}
+
+fn village_link(names: &HashMap<GridPath, String>, g: &GridPath) -> String {
+    let v = g.ancestor(GridLevel::Village);
+    let name = names.get(&v).cloned().unwrap_or_else(|| v.to_string());
+    match (v.township(), v.village()) {
+        (Some(t), Some(vv)) => format!("<a href=\"/web/t/{}/{}\">{}</a>", esc(t), esc(vv), esc(&name)),
+        _ => esc(&name),
+    }
+}
+
+/// `GET /web`
+pub fn overview(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
+    let u = &ctx.user;
+    match u.role {
+        Role::AgencyStaff => {
+            return Ok(html(
+                ctx,
+                "总览",
+                "<div class=\"card\"><h2>县直部门</h2><p>县直部门账号通过 <code>/v1/case-counts</code> 接口录入“四无”案件数，不查看网格记录。</p></div>",
+            ));
+        }
+        Role::TownshipChief => {
+            let scope = u.scope();
+            return Ok(Out::Redirect(format!("/web/t/{}", scope.township().unwrap_or_default())));
+        }
+        Role::VillageLeader | Role::Supervisor | Role::GridManager => {
+            let v = u.scope().ancestor(GridLevel::Village);
+            return Ok(Out::Redirect(format!(
+                "/web/t/{}/{}",
+                v.township().unwrap_or_default(),
+                v.village().unwrap_or_default()
+            )));
+        }
+        _ => {}
+    }
+    let county = GridPath::county();
+    let names = names(s)?;
+    let now = now_ms();
+    let hazards = load(s, &county, "hazard", false)?;
+    let disputes = load(s, &county, "dispute", false)?;
+    let month = last_month(now);
+    let subs = reports::submissions(s, &county, &month, now)?;
+    let mut body = format!(
+        "<h2>全县总览</h2><div class=\"card\"><table id=\"townships\"><tr><th>乡镇</th><th>未消除隐患</th><th>未化解纠纷</th><th>上报至县的纠纷</th><th>{}月度报告</th></tr>",
+        esc(&month)
+    );
+    for t in &subs.townships {
+        let under = |g: &GridPath| t.township.contains(g);
+        let oh = hazards.iter().filter(|(v, _)| under(&v.grid) && open_hazard(v)).count();
+        let states: Vec<_> = disputes
+            .iter()
+            .filter(|(v, _)| under(&v.grid))
+            .filter_map(|(_, r)| dispute_of(r).map(Dispute::state))
+            .collect();
+        let od = states.iter().filter(|st| st.status != DisputeStatus::Resolved).count();
+        let esc_county =
+            states.iter().filter(|st| st.status != DisputeStatus::Resolved && st.level == DisputeLevel::County).count();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/web/t/{code}\">{name}</a></td><td class=\"n\">{oh}</td><td class=\"n\">{od}</td><td class=\"n\">{esc_county}</td><td><a href=\"/web/reports/{code}/{m}\">{status}</a></td></tr>",
+            code = esc(&t.township.to_string()),
+            name = esc(names.get(&t.township).map(String::as_str).unwrap_or(&t.name)),
+            m = esc(&month),
+            status = esc(t.status.label_zh()),
+        );
+    }
+    body.push_str("</table></div>");
+    Ok(html(ctx, "全县总览", &body))
+}
+
+/// `GET /web/t/{t}`
+pub fn township(s: &dyn ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError> {
+    let node = parse_grid(t)?;
+    if node.level() != GridLevel::Township {
+        return Err(WebError::NotFound);
+    }
+    let names = names(s)?;
+    let Some(tname) = names.get(&node).cloned() else { return Err(WebError::NotFound) };
+    let seen = visible(&ctx.user, &node)?;
+    let hazards = load(s, &seen, "hazard", false)?;
+    let disputes = load(s, &seen, "dispute", false)?;
+    let mut villages: Vec<(&GridPath, &String)> = names
+        .iter()
+        .filter(|(p, _)| p.level() == GridLevel::Village && node.contains(p) && (seen.contains(p) || p.contains(&seen)))
+        .collect();
+    villages.sort();
+    let month = last_month(now_ms());
+    let mut body = format!("<h2 id=\"title\">{}</h2>", esc(&tname));
+    if ctx.user.role == Role::TownshipChief || ctx.user.role == Role::CountyStaff {
+        let _ = write!(
+            body,
+            "<div class=\"card\"><a class=\"btn\" id=\"report-link\" href=\"/web/reports/{t}/{m}\">{m} 月度报告</a> \
+             <a class=\"btn alt\" href=\"/web/disputes?grid={t}\">全部矛盾纠纷</a></div>",
+            t = esc(t),
+            m = esc(&month)
+        );
+    }
+    body.push_str("<div class=\"card\"><h3>各村情况</h3><table id=\"villages\"><tr><th>村（社区）</th><th>未消除隐患</th><th>未化解纠纷</th><th>待裁定冲突</th></tr>");
+    for (p, name) in &villages {
+        let oh = hazards.iter().filter(|(v, _)| p.contains(&v.grid) && open_hazard(v)).count();
+        let st: Vec<_> = disputes
+            .iter()
+            .filter(|(v, _)| p.contains(&v.grid))
+            .filter_map(|(_, r)| dispute_of(r).map(Dispute::state))
+            .collect();
+        let od = st.iter().filter(|s| s.status != DisputeStatus::Resolved).count();
+        let conflicts = st.iter().filter(|s| !s.conflicts.is_empty()).count();
+        let cls = |n: usize| if n > 0 { "n bad" } else { "n" };
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/web/t/{}/{}\">{}</a></td><td class=\"{}\">{oh}</td><td class=\"{}\">{od}</td><td class=\"{}\">{conflicts}</td></tr>",
+            esc(p.township().unwrap_or_default()),
+            esc(p.village().unwrap_or_default()),
+            esc(name),
+            cls(oh),
+            cls(od),
+            cls(conflicts)
+        );
+    }
+    body.push_str("</table></div>");
+    let escalated: Vec<_> = disputes
+        .iter()
+        .filter_map(|(v, r)| dispute_of(r).map(|d| (v, d.state())))
+        .filter(|(_, st)| st.status != DisputeStatus::Resolved && st.level != DisputeLevel::Village)
+        .collect();
+    body.push_str("<div class=\"card\"><h3>上报至乡镇及以上的纠纷</h3>");
+    if escalated.is_empty() {
+        body.push_str("<p class=\"muted\">暂无</p>");
+    } else {
+        body.push_str("<table><tr><th>纠纷</th><th>村</th><th>层级</th><th>状态</th></tr>");
+        for (v, st) in escalated {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/web/disputes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                v.id,
+                esc(&v.title),
+                village_link(&names, &v.grid),
+                esc(st.level.label_zh()),
+                esc(st.status.label_zh())
+            );
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("</div>");
+    Ok(html(ctx, &tname, &body))
+}
+
+/// `GET /web/t/{t}/{v}`
+pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError> {
+    let node = parse_grid(v)?;
+    if node.level() != GridLevel::Village {
+        return Err(WebError::NotFound);
+    }
+    let names = names(s)?;
+    let Some(vname) = names.get(&node).cloned() else { return Err(WebError::NotFound) };
+    let seen = visible(&ctx.user, &node)?;
+    let tname = names.get(&node.ancestor(GridLevel::Township)).cloned().unwrap_or_default();
+    let mut body = format!("<h2 id=\"title\">{} · {}</h2>", esc(&tname), esc(&vname));
+    let hazards = load(s, &seen, "hazard", false)?;
+    body.push_str("<div class=\"card\"><h3>未消除的隐患</h3><table id=\"hazards\"><tr><th>隐患</th><th>网格</th><th>状态</th><th>发现时间</th></tr>");
+    for (h, _) in hazards.iter().filter(|(h, _)| open_hazard(h)) {
+        let status = if h.status == "handling" { "处置中" } else { "待处置" };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><span class=\"tag warn\">{status}</span></td><td>{}</td></tr>",
+            esc(&h.title),
+            esc(names.get(&h.grid).map(String::as_str).unwrap_or_default()),
+            time(h.occurred_at)
+        );
+    }
+    body.push_str("</table></div>");
+    let disputes = load(s, &seen, "dispute", false)?;
+    body.push_str("<div class=\"card\"><h3>矛盾纠纷</h3>");
+    body.push_str(&dispute_table(&names, &disputes));
+    body.push_str("</div>");
+    if ctx.user.role.reads_sensitive() {
+        let households = load(s, &seen, "household", true)?;
+        body.push_str("<div class=\"card\"><h3>户籍台账（敏感信息，查看将被记录）</h3><table id=\"households\"><tr><th>户</th><th>网格</th></tr>");
+        for (h, _) in &households {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/web/households/{}\">{}</a></td><td>{}</td></tr>",
+                h.id,
+                esc(&h.title),
+                esc(names.get(&h.grid).map(String::as_str).unwrap_or_default())
+            );
+        }
+        body.push_str("</table></div>");
+    }
+    Ok(html(ctx, &vname, &body))
+}
+
+fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(RecordView, Record)]) -> String {
+    let mut out = String::from(
+        "<table id=\"disputes\"><tr><th>纠纷</th><th>村</th><th>类别</th><th>层级</th><th>状态</th><th>发现时间</th></tr>",
+    );
+    for (v, r) in disputes {
+        let Some(d) = dispute_of(r) else { continue };
+        let st = d.state();
+        let cls = match st.status {
+            DisputeStatus::Resolved => "tag",
+            _ => "tag warn",
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/web/disputes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><span class=\"{cls}\">{}</span></td><td>{}</td></tr>",
+            v.id,
+            esc(&v.title),
+            village_link(names, &v.grid),
+            esc(st.category.label_zh()),
+            esc(st.level.label_zh()),
+            esc(st.status.label_zh()),
+            time(d.found_at)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// `GET /web/disputes?grid=`
+pub fn disputes(s: &dyn ServerStore, ctx: &Ctx, grid: Option<&str>) -> Result<Out, WebError> {
+    let node = match grid {
+        Some(g) => parse_grid(g)?,
+        None => ctx.user.scope(),
+    };
+    let seen = visible(&ctx.user, &node)?;
+    let names = names(s)?;
+    let mut list = load(s, &seen, "dispute", false)?;
+    list.sort_by_key(|(v, _)| std::cmp::Reverse(v.occurred_at));
+    let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
+    let body = format!("<h2>矛盾纠纷 · {}</h2><div class=\"card\">{}</div>", esc(&title), dispute_table(&names, &list));
+    Ok(html(ctx, "矛盾纠纷", &body))
+}
+
+fn field_zh(k: &str) -> &str {
+    match k {
+        "note" => "备注",
+        "category" => "类别",
+        "plan" => "化解方案",
+        "team" => "化解小组",
+        "to" | "level" => "层级",
+        "reason" => "原因",
+        "outcome" => "结果",
+        "kept" => "保留事件",
+        _ => k,
+    }
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("、"),
+        other => other.to_string(),
+    }
+}
+
+/// `GET /web/disputes/{id}`
+pub fn dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
+    let v = s.record(id)?.ok_or(WebError::NotFound)?;
+    if v.kind != "dispute" || v.deleted {
+        return Err(WebError::NotFound);
+    }
+    if !may_read(&ctx.user, &v.grid, v.sensitive) {
+        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
+    }
+    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
+    let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
+    let names = names(s)?;
+    let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let st = d.state();
+    let mut body = format!(
+        "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · 类别：{} · 层级：{} · 状态：<span class=\"tag warn\" id=\"status\">{}</span></p>\
+         <p>当事人：{}</p><p>{}</p><p class=\"muted\">发现于 {}</p></div>",
+        esc(&v.title),
+        village_link(&names, &v.grid),
+        esc(st.category.label_zh()),
+        esc(st.level.label_zh()),
+        esc(st.status.label_zh()),
+        esc(&d.parties.join("、")),
+        esc(&d.summary),
+        time(d.found_at)
+    );
+    if !st.conflicts.is_empty() {
+        body.push_str("<div class=\"card\" id=\"conflicts\"><h3 class=\"bad\">待裁定的冲突</h3><ul>");
+        for c in &st.conflicts {
+            let _ = write!(body, "<li>{}</li>", esc(&c.reason_zh));
+        }
+        body.push_str("</ul><p class=\"muted\">由网格长在手机端裁定。</p></div>");
+    }
+    let mut events = d.events.clone();
+    events.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    body.push_str("<div class=\"card\"><h3>处理经过</h3><ol class=\"timeline\" id=\"timeline\">");
+    for e in &events {
+        let mut details = String::new();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&e.action) {
+            for (k, val) in m.iter().filter(|(k, _)| k.as_str() != "type") {
+                let text = match k.as_str() {
+                    "category" => serde_json::from_value::<DisputeCategory>(val.clone())
+                        .map(|c| c.label_zh().to_owned())
+                        .unwrap_or_else(|_| value_text(val)),
+                    "to" | "level" => serde_json::from_value::<DisputeLevel>(val.clone())
+                        .map(|l| l.label_zh().to_owned())
+                        .unwrap_or_else(|_| value_text(val)),
+                    _ => value_text(val),
+                };
+                if !text.is_empty() {
+                    let _ = write!(details, "<div class=\"muted\">{}：{}</div>", esc(field_zh(k)), esc(&text));
+                }
+            }
+        }
+        let _ = write!(
+            body,
+            "<li><strong>{}</strong> · {} · {}{}</li>",
+            esc(e.action.label_zh()),
+            esc(&who(&e.by)),
+            time(e.at),
+            details
+        );
+    }
+    body.push_str("</ol></div>");
+    Ok(html(ctx, &v.title, &body))
+}
+
+fn mask_id(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() < 10 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 10))
+}
+
+/// `GET /web/households/{id}`: sensitive; every view is audited.
+pub fn household(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
+    let v = s.record(id)?.ok_or(WebError::NotFound)?;
+    if v.kind != "household" || v.deleted {
+        return Err(WebError::NotFound);
+    }
+    if !may_read(&ctx.user, &v.grid, true) {
+        let why = if ctx.user.scope().contains(&v.grid) { SENSITIVE } else { OUT_OF_SCOPE };
+        ctx.audit(s, "view_household_refused", &id.to_string())?;
+        return Err(WebError::Forbidden(why.into()));
+    }
+    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
+    let RecordBody::Household(h) = &r.body else { return Err(WebError::NotFound) };
+    // Audited before anything is shown.
+    ctx.audit(s, "view_household", &id.to_string())?;
+    let names = names(s)?;
+    let mut body = format!(
+        "<h2 id=\"title\">户籍台账：{}</h2><div class=\"card\"><p>{} · {}</p><p>住址：{}</p><p>十户联防：{}</p>\
+         <p class=\"muted\">本次查看已记入审计日志。</p></div>",
+        esc(&h.head_name),
+        village_link(&names, &v.grid),
+        esc(names.get(&v.grid).map(String::as_str).unwrap_or_default()),
+        esc(&h.address),
+        esc(if h.ten_household_group.is_empty() { "—" } else { &h.ten_household_group })
+    );
+    body.push_str("<div class=\"card\"><h3>家庭成员</h3><table id=\"members\"><tr><th>姓名</th><th>关系</th><th>人员类别</th><th>身份证号</th><th>监护人</th></tr>");
+    for m in h.members.values() {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.name),
+            esc(&m.relation),
+            esc(m.category.label_zh()),
+            esc(&mask_id(&m.id_number)),
+            esc(m.guardian.as_deref().unwrap_or("—"))
+        );
+    }
+    body.push_str("</table></div>");
+    for (title, assets) in [("农机具", &h.machinery), ("车辆", &h.vehicles), ("区域设施", &h.facilities)] {
+        let _ = write!(body, "<div class=\"card\"><h3>{title}</h3><table><tr><th>名称</th><th>型号/牌照</th></tr>");
+        for a in assets.values() {
+            let _ = write!(body, "<tr><td>{}</td><td>{}</td></tr>", esc(&a.description), esc(&a.identifier));
+        }
+        body.push_str("</table></div>");
+    }
+    Ok(html(ctx, "户籍台账", &body))
+}
+
+fn tables_html(tables: &[reports_files::Table]) -> String {
+    let mut out = String::new();
+    for (i, t) in tables.iter().enumerate() {
+        let _ = write!(out, "<div class=\"card\"><h3>{}</h3><table id=\"report-table-{i}\"><tr>", esc(&t.title));
+        for h in &t.headers {
+            let _ = write!(out, "<th>{}</th>", esc(h));
+        }
+        out.push_str("</tr>");
+        for row in &t.rows {
+            out.push_str("<tr>");
+            for c in row {
+                match c {
+                    Cell::Text(s) => {
+                        let _ = write!(out, "<td>{}</td>", esc(s));
+                    }
+                    Cell::Int(n) => {
+                        let _ = write!(out, "<td class=\"n\">{n}</td>");
+                    }
+                }
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</table></div>");
+    }
+    out
+}
+
+/// `GET /web/reports/{t}/{YYYY-MM}[.xlsx]`
+pub fn report(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out, WebError> {
+    let (month, xlsx) = match month.strip_suffix(".xlsx") {
+        Some(m) => (m, true),
+        None => (month, false),
+    };
+    let grid = reports::target(&ctx.user, Some(t))?;
+    let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now_ms())?;
+    let tables = reports_files::monthly_tables(&data);
+    if xlsx {
+        let bytes = reports_files::to_xlsx(&tables).map_err(|e| WebError::Store(format!("xlsx: {e}")))?;
+        ctx.audit(s, "download_report", &format!("{grid}/{month}"))?;
+        return Ok(Out::File {
+            bytes,
+            ctype: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            name: format!("monthly-{}-{month}.xlsx", grid.to_string().replace('/', "-")),
+        });
+    }
+    let sub = &data.submission;
+    let mut body = format!(
+        "<h2 id=\"title\">{} {} 月度报告</h2><div class=\"card\"><p>报送状态：<span class=\"tag\" id=\"submission\">{}</span>{}</p>\
+         <p><a class=\"btn alt\" id=\"download\" href=\"/web/reports/{}/{}.xlsx\">下载Excel（XLSX）</a></p>",
+        esc(&data.name),
+        esc(month),
+        esc(sub.status.label_zh()),
+        sub.submitted_at.map(|t| format!(" · 提交于 {}", time(t))).unwrap_or_default(),
+        esc(t),
+        esc(month)
+    );
+    let own = ctx.user.role == Role::TownshipChief && ctx.user.scope() == grid;
+    if own && sub.submitted_at.is_none() {
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"/web/reports/{}/{}/submit\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <p><label for=\"narrative\">报告正文</label><br><textarea id=\"narrative\" name=\"narrative\" rows=\"4\" cols=\"70\" maxlength=\"5000\"></textarea></p>\
+             <p><button class=\"btn\" type=\"submit\" id=\"submit\">提交月度报告</button> <span class=\"muted\">提交后不能修改，报送时间以提交时间为准。</span></p></form>",
+            esc(t),
+            esc(month),
+            esc(&ctx.session.csrf)
+        );
+    }
+    body.push_str("</div>");
+    body.push_str(&tables_html(&tables));
+    Ok(html(ctx, "月度报告", &body))
+}
+
+/// `POST /web/reports/{t}/{YYYY-MM}/submit`: the chief submits the drafted
+/// figures as a `monthly_report` record, merged exactly like a phone's.
+pub fn submit_report(
+    s: &dyn ServerStore,
+    ctx: &Ctx,
+    t: &str,
+    month: &str,
+    form: &HashMap<String, String>,
+) -> Result<Out, WebError> {
+    let grid = reports::target(&ctx.user, Some(t))?;
+    if ctx.user.role != Role::TownshipChief || ctx.user.scope() != grid {
+        return Err(WebError::Forbidden("只有本乡镇的网格总长可以提交月度报告".into()));
+    }
+    let now = now_ms();
+    let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
+    if data.submission.submitted_at.is_some() {
+        return Err(WebError::Bad("该月的月度报告已经提交".into()));
+    }
+    let narrative: String = form.get("narrative").map(|n| n.trim().chars().take(5000).collect()).unwrap_or_default();
+    let rec = Record::new(
+        grid.clone(),
+        &ctx.user.id,
+        now,
+        RecordBody::MonthlyReport(MonthlyReport {
+            month: month.to_owned(),
+            figures: data.draft_figures.clone().into_iter().collect::<BTreeMap<_, _>>(),
+            narrative,
+            submitted_at: Some(now),
+        }),
+    );
+    let mut doc = RecordDoc::create(&rec, ActorId::random()).map_err(|e| WebError::Store(e.to_string()))?;
+    let incoming = IncomingDoc {
+        doc_id: rec.id,
+        changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+    };
+    let user = ctx.user.clone();
+    let mut refused = None;
+    let decisions =
+        s.merge_batch(&format!("web:{}", ctx.user.id), std::slice::from_ref(&incoming), &mut |_, stored, d| {
+            let (decision, outcome) = merge_doc(&user, stored, d);
+            if let Outcome::Rejected(r) = outcome {
+                refused = Some(r.detail);
+            }
+            decision
+        })?;
+    if !matches!(decisions.first(), Some(DocDecision::Accept(_))) {
+        return Err(WebError::Bad(refused.unwrap_or_else(|| "提交未被接受".into())));
+    }
+    ctx.audit(s, "submit_report", &format!("{grid}/{month}"))?;
+    Ok(Out::Redirect(format!("/web/reports/{t}/{month}")))
+}
+
+/// `GET /web/devices`: devices of the people in the user's scope.
+pub fn devices(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
+    let scope = visible(&ctx.user, &ctx.user.scope())?;
+    let users: HashMap<String, crate::store::User> =
+        s.users()?.into_iter().filter(|u| scope.contains(&u.grid)).map(|u| (u.id.clone(), u)).collect();
+    let names = names(s)?;
+    let now = now_ms();
+    let admin = ctx.user.role == Role::CountyStaff;
+    let mut body = String::from(
+        "<h2>设备同步情况</h2><div class=\"card\"><table id=\"devices\"><tr><th>设备</th><th>使用人</th><th>网格</th><th>最近同步</th><th>状态</th>",
+    );
+    if admin {
+        body.push_str("<th></th>");
+    }
+    body.push_str("</tr>");
+    for d in s.devices()?.into_iter().filter(|d| users.contains_key(&d.user_id)) {
+        let u = &users[&d.user_id];
+        let stale = d.last_sync_at.is_none_or(|t| now - t > 3 * 86_400_000);
+        let last = d.last_sync_at.map(time).unwrap_or_else(|| "从未同步".into());
+        let state = if d.revoked_at.is_some() {
+            "<span class=\"tag\">已停用</span>"
+        } else if stale {
+            "<span class=\"tag warn\">超过3天未同步</span>"
+        } else {
+            "<span class=\"tag\">正常</span>"
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}（{}）</td><td>{}</td><td>{}</td><td>{state}</td>",
+            esc(&d.name),
+            esc(&u.display_name),
+            esc(u.role.label_zh()),
+            esc(names.get(&u.grid).map(String::as_str).unwrap_or_default()),
+            esc(&last)
+        );
+        if admin {
+            if d.revoked_at.is_none() {
+                let _ = write!(
+                    body,
+                    "<td><form method=\"post\" action=\"/web/devices/{}/revoke\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <button class=\"btn\" type=\"submit\">停用</button></form></td>",
+                    esc(&d.id),
+                    esc(&ctx.session.csrf)
+                );
+            } else {
+                body.push_str("<td></td>");
+            }
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table></div>");
+    Ok(html(ctx, "设备", &body))
+}
+
+/// `POST /web/devices/{id}/revoke`: county staff only.
+pub fn revoke_device(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    if ctx.user.role != Role::CountyStaff {
+        return Err(WebError::Forbidden("只有县综治中心管理员可以停用设备".into()));
+    }
+    if id.is_empty() || id.len() > 128 {
+        return Err(WebError::NotFound);
+    }
+    if !s.revoke_device(id, now_ms())? {
+        return Err(WebError::NotFound);
+    }
+    ctx.audit(s, "revoke_device", id)?;
+    Ok(Out::Redirect("/web/devices".into()))
+}
+
+fn action_zh(a: &str) -> &str {
+    match a {
+        "sign_in" => "登录",
+        "sign_in_failed" => "登录失败",
+        "sign_in_locked" => "登录被锁定",
+        "sign_out" => "退出登录",
+        "view_household" => "查看户籍台账",
+        "view_household_refused" => "查看户籍台账被拒绝",
+        "download_report" => "下载月度报告",
+        "submit_report" => "提交月度报告",
+        "revoke_device" => "停用设备",
+        other => other,
+    }
+}
+
+/// `GET /web/audit`: county staff only.
+pub fn audit(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
+    if ctx.user.role != Role::CountyStaff {
+        return Err(WebError::Forbidden("审计日志仅供县综治中心管理员查看".into()));
+    }
+    let mut body = String::from(
+        "<h2>审计日志</h2><div class=\"card\"><p class=\"muted\">最近500条，只增不改。</p><table id=\"audit\"><tr><th>时间</th><th>账号</th><th>操作</th><th>对象</th><th>来源IP</th></tr>",
+    );
+    for e in s.audit_log(500)? {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td data-action=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            time(e.at),
+            esc(&e.user_id),
+            esc(&e.action),
+            esc(action_zh(&e.action)),
+            esc(&e.target),
+            esc(&e.ip)
+        );
+    }
+    body.push_str("</table></div>");
+    Ok(html(ctx, "审计日志", &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_masked() {
+        assert_eq!(mask_id("62122519800101123X"), "621225********123X");
+        assert_eq!(mask_id("123"), "***");
+        assert_eq!(last_month(1_700_000_000_000), "2023-10");
+    }
+}
