@@ -21,6 +21,25 @@ use gridsync_core::model::RecordIndex;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// (township, village, group) codes of a path, empty where absent: the
+/// index columns both backends store.
+fn parts(g: &GridPath) -> (String, String, String) {
+    (
+        g.township().unwrap_or_default().to_owned(),
+        g.village().unwrap_or_default().to_owned(),
+        g.group().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Columns of a [`RecordView`], in the order both backends read them.
+const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
+
+/// Lock a mutex, ignoring poisoning: a panic while holding a connection
+/// cannot leave a half-written transaction behind (it rolls back on drop).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -28,10 +28,6 @@ pub struct PostgresServerStore {
     pool: Mutex<Vec<Client>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -55,16 +51,6 @@ fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
         revoked_at: r.try_get(5)?,
     })
 }
-
-fn parts(g: &GridPath) -> (String, String, String) {
-    (
-        g.township().unwrap_or_default().to_owned(),
-        g.village().unwrap_or_default().to_owned(),
-        g.group().unwrap_or_default().to_owned(),
-    )
-}
-
-const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
 
 fn view_of(r: &::postgres::Row) -> StoreResult<RecordView> {
     Ok(RecordView {

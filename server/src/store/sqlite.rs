@@ -93,13 +93,6 @@ fn open_conn(path: Option<&Path>) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave a half-written
-    // transaction behind (rusqlite rolls back on drop), so the connection is
-    // still usable.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn role_of(s: &str) -> rusqlite::Result<Role> {
     s.parse().map_err(|e: gridsync_core::CoreError| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -131,14 +124,6 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
-fn parts(g: &GridPath) -> (String, String, String) {
-    (
-        g.township().unwrap_or_default().to_owned(),
-        g.village().unwrap_or_default().to_owned(),
-        g.group().unwrap_or_default().to_owned(),
-    )
-}
-
 fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
     let id: String = r.get(0)?;
     let json: String = r.get(13)?;
@@ -159,8 +144,6 @@ fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
         json: serde_json::from_str(&json).unwrap_or(serde_json::Value::Null),
     })
 }
-
-const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
 
 impl SqliteServerStore {
     /// Open (creating if needed) the database file at `path`.
