@@ -67,9 +67,17 @@ impl RecordDoc {
         self.doc.get_heads()
     }
 
-    /// The document's JSON tree.
+    /// The document's JSON tree. Values of a type the record writer never
+    /// writes (counters, timestamps, bytes, text and table objects) are an
+    /// error, not silently mapped.
     pub fn to_json(&self) -> Result<Json> {
-        read_obj(&self.doc, &ROOT, ObjType::Map, 0)
+        read_obj(&self.doc, &ROOT, ObjType::Map, 0, None)
+    }
+
+    /// The JSON tree as it was at `heads` (every change they depend on,
+    /// nothing else): the state a change was made against.
+    pub fn to_json_at(&self, heads: &[ChangeHash]) -> Result<Json> {
+        read_obj(&self.doc, &ROOT, ObjType::Map, 0, Some(heads))
     }
 
     /// The typed record.
@@ -149,6 +157,12 @@ impl RecordDoc {
     /// A copy of this document that writes as another actor.
     pub fn fork_as(&mut self, actor: ActorId) -> RecordDoc {
         RecordDoc { doc: self.doc.fork().with_actor(actor) }
+    }
+
+    /// A copy of this document as it was at `heads` (their changes and
+    /// everything they depend on, nothing else), writing as `actor`.
+    pub fn fork_at(&mut self, heads: &[ChangeHash], actor: ActorId) -> Result<RecordDoc> {
+        Ok(RecordDoc { doc: self.doc.fork_at(heads)?.with_actor(actor) })
     }
 
     /// The underlying Automerge document.
@@ -272,45 +286,71 @@ fn insert_value(doc: &mut AutoCommit, list: &ObjId, at: usize, v: &Json) -> Resu
     }
 }
 
-fn read_value(doc: &AutoCommit, v: Value<'_>, id: &ObjId, depth: usize) -> Result<Json> {
+fn read_value(doc: &AutoCommit, v: Value<'_>, id: &ObjId, depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
+    let wrong = || CoreError::invalid("data", "wrong_type", "记录含有不支持的数据类型");
     Ok(match v {
-        Value::Object(t) => read_obj(doc, id, t, depth + 1)?,
+        Value::Object(t) => read_obj(doc, id, t, depth + 1, heads)?,
         Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(s) => Json::String(s.to_string()),
             ScalarValue::Int(i) => Json::from(*i),
             ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).unwrap_or(Json::Null),
-            ScalarValue::Counter(c) => Json::from(i64::from(c)),
-            ScalarValue::Timestamp(t) => Json::from(*t),
+            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).ok_or_else(wrong)?,
             ScalarValue::Boolean(b) => Json::Bool(*b),
-            ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+            ScalarValue::Null => Json::Null,
+            // The record writer never makes these; a document holding one
+            // was written by something else, and its meaning (a counter
+            // adds up concurrent increments) is not the schema's.
+            ScalarValue::Counter(_)
+            | ScalarValue::Timestamp(_)
+            | ScalarValue::Bytes(_)
+            | ScalarValue::Unknown { .. } => {
+                return Err(wrong());
+            }
         },
     })
 }
 
-fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize) -> Result<Json> {
+fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
     if depth > MAX_DEPTH {
         return Err(CoreError::Document("document nested too deeply".into()));
     }
     match t {
-        ObjType::Map | ObjType::Table => {
+        ObjType::Map => {
             let mut m = Map::new();
-            for k in doc.keys(obj) {
-                if let Some((v, id)) = doc.get(obj, k.as_str())? {
-                    m.insert(k, read_value(doc, v, &id, depth)?);
+            let keys: Vec<String> = match heads {
+                Some(h) => doc.keys_at(obj, h).collect(),
+                None => doc.keys(obj).collect(),
+            };
+            for k in keys {
+                let got = match heads {
+                    Some(h) => doc.get_at(obj, k.as_str(), h)?,
+                    None => doc.get(obj, k.as_str())?,
+                };
+                if let Some((v, id)) = got {
+                    let value = read_value(doc, v, &id, depth, heads)?;
+                    m.insert(k, value);
                 }
             }
             Ok(Json::Object(m))
         }
         ObjType::List => {
-            let mut out = Vec::new();
-            for i in 0..doc.length(obj) {
-                if let Some((v, id)) = doc.get(obj, i)? {
-                    out.push(read_value(doc, v, &id, depth)?);
+            let len = match heads {
+                Some(h) => doc.length_at(obj, h),
+                None => doc.length(obj),
+            };
+            let mut out = Vec::with_capacity(len.min(4096));
+            for i in 0..len {
+                let got = match heads {
+                    Some(h) => doc.get_at(obj, i, h)?,
+                    None => doc.get(obj, i)?,
+                };
+                if let Some((v, id)) = got {
+                    out.push(read_value(doc, v, &id, depth, heads)?);
                 }
             }
             Ok(Json::Array(out))
         }
-        ObjType::Text => Ok(Json::String(doc.text(obj)?)),
+        // Text and tables are never written by the record writer.
+        ObjType::Text | ObjType::Table => Err(CoreError::invalid("data", "wrong_type", "记录含有不支持的数据类型")),
     }
 }

@@ -64,6 +64,25 @@ pub enum CoreError {
     /// file is not a Gridsync store at all).
     #[error("wrong key for the encrypted store, or not a store")]
     WrongKey,
+    /// The enrolled user may not take this step (the same rule the server
+    /// applies: [`crate::rules`]); nothing was saved.
+    #[error("not allowed ({reason}, field `{field}`): {message_zh}")]
+    NotAllowed {
+        /// Machine-readable reason (`forbidden`, `out_of_scope`, `immutable`).
+        reason: String,
+        /// The field or part of the record concerned.
+        field: String,
+        /// Why, in Chinese.
+        message_zh: String,
+    },
+    /// The server refused earlier changes of this record; it must be
+    /// repaired (`Store::repair`) before it is edited again, or the new
+    /// edit would be refused with them.
+    #[error("record has refused changes; repair it first: {message_zh}")]
+    NeedsRepair {
+        /// The server's reason, in Chinese.
+        message_zh: String,
+    },
 }
 
 impl CoreError {
@@ -84,7 +103,17 @@ impl CoreError {
             CoreError::SchemaTooNew { .. } => "本地数据由更新版本的应用写入，请升级应用".into(),
             CoreError::Io(_) => "文件读写出错".into(),
             CoreError::WrongKey => "无法解密本机数据：密钥不正确".into(),
+            CoreError::NotAllowed { message_zh, .. } => message_zh.clone(),
+            CoreError::NeedsRepair { message_zh } => {
+                format!("服务器拒绝了该记录的修改（{message_zh}），请先撤销被拒绝的修改再继续编辑")
+            }
         }
+    }
+}
+
+impl From<crate::rules::Refusal> for CoreError {
+    fn from(r: crate::rules::Refusal) -> Self {
+        CoreError::NotAllowed { reason: r.reason.as_str().to_owned(), field: r.field, message_zh: r.message_zh }
     }
 }
 

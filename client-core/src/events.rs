@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// One entry in an append-only history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event<A> {
     /// Unique id (UUID string).
     pub id: String,

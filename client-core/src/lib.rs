@@ -12,6 +12,8 @@
 //! - [`model`]: record kinds, fields, validation, Chinese labels, derived status.
 //! - [`events`]: append-only histories, their causal order and conflicts.
 //! - [`doc`]: [`doc::RecordDoc`], a record as an Automerge document.
+//! - [`rules`]: who may change what, judged on one step of a record.
+//! - [`judge`]: received changes judged one at a time against the state at their dependencies.
 //! - [`protocol`]: sync wire messages and their binary encoding.
 //! - [`reports`]: supervision figures (weekly summary, monthly figures, patrol coverage, backlog), pure.
 //! - [`error`]: [`error::CoreError`], the one error type.
@@ -23,9 +25,11 @@ pub mod doc;
 pub mod error;
 pub mod events;
 pub mod grid;
+pub mod judge;
 pub mod model;
 pub mod protocol;
 pub mod reports;
+pub mod rules;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]

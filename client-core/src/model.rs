@@ -19,6 +19,15 @@ use crate::grid::{GridLevel, GridPath};
 /// Schema version written into every new record document.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// The keys of a record document's root map; any other key is refused.
+const HEADER_KEYS: [&str; 9] =
+    ["id", "kind", "schema", "grid", "author", "created_at", "updated_at", "deleted", "data"];
+
+/// At most `n` characters of `s`, for quoting hostile input in messages.
+fn clip(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
 /// The kinds of record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,6 +113,7 @@ impl RecordKind {
 
 /// A point from the phone's GPS.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GeoPoint {
     /// Latitude in degrees.
     pub lat: f64,
@@ -136,6 +146,7 @@ impl PatrolSlot {
 
 /// 一巡: one walk of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Patrol {
     /// Morning, midday or evening.
     pub slot: PatrolSlot,
@@ -195,6 +206,7 @@ impl HazardCategory {
 
 /// Where something is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Location {
     /// Place description, in words.
     pub text: String,
@@ -205,7 +217,7 @@ pub struct Location {
 
 /// A step in a hazard's handling (报隐患 / 报隐患处置情况).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 pub enum HazardAction {
     /// The hazard was reported.
     Reported {
@@ -236,6 +248,7 @@ impl HistoryAction for HazardAction {
 
 /// 二报: a hazard found on patrol and its handling history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Hazard {
     /// What kind of hazard.
     pub category: HazardCategory,
@@ -273,6 +286,7 @@ impl VisitTarget {
 
 /// 三查: one in-person visit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Visit {
     /// What was visited.
     pub target: VisitTarget,
@@ -319,6 +333,7 @@ impl PersonCategory {
 
 /// One member of a household.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Member {
     /// Name.
     pub name: String,
@@ -337,6 +352,7 @@ pub struct Member {
 
 /// A machine, vehicle or facility in the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Asset {
     /// What it is (拖拉机, 三轮车, 水窖...).
     pub description: String,
@@ -347,6 +363,7 @@ pub struct Asset {
 
 /// 四清: a household's base ledger (基础台账). Sensitive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Household {
     /// Name of the head of household.
     pub head_name: String,
@@ -447,7 +464,7 @@ impl DisputeLevel {
 
 /// One step in a dispute's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 pub enum DisputeAction {
     /// 排查发现: found and recorded by a grid manager.
     Found {
@@ -542,7 +559,7 @@ impl DisputeAction {
     /// record that it was found and add follow-ups; a grid manager may also
     /// record an on-the-spot resolution or watch (就地化解 / 稳控) at village
     /// level; classifying, planning and escalating belong to the people who
-    /// handle that level (settling a conflict also to those below it);
+    /// handle that level (settling a conflict also to those above it);
     /// escalation goes one level up at a time.
     pub fn may_act(&self, role: crate::grid::Role, level: DisputeLevel) -> bool {
         use crate::grid::Role;
@@ -567,10 +584,11 @@ impl DisputeAction {
                             | (DisputeLevel::Township, DisputeLevel::County)
                     )
             }
-            // A conflict comes from concurrent edits below the level it
-            // shows (a resolution racing an escalation), so those who
-            // handle any level up to the current one may settle it.
-            DisputeAction::Settled { .. } => handles.is_some_and(|h| h <= level),
+            // Those who handle the dispute's level or a higher one settle
+            // its conflicts; those below may only confirm an escalation that
+            // raced their own level's step (`rules` checks that the
+            // settlement does not take the dispute back down).
+            DisputeAction::Settled { .. } => handles.is_some(),
             _ => handles == Some(level),
         }
     }
@@ -608,6 +626,7 @@ impl HistoryAction for DisputeAction {
 
 /// 矛盾纠纷: a dispute and its append-only history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dispute {
     /// Names of the parties.
     pub parties: Vec<String>,
@@ -807,6 +826,7 @@ impl Hazard {
 
 /// One grid's week as the village leader noted it at the weekly meeting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct GridWeekNote {
     /// The figures computed from the grid's records when the meeting was
     /// held (see [`crate::reports::weekly_summary`]), kept as they were.
@@ -821,6 +841,7 @@ pub struct GridWeekNote {
 /// week; the leader sums up, classifies new disputes, sets plans and teams
 /// (those go into the disputes' own histories) and records the decisions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct VillageMeeting {
     /// When it was held, ms since epoch.
     pub held_at: i64,
@@ -840,6 +861,7 @@ pub struct VillageMeeting {
 
 /// 月研判: a township's monthly review of escalated disputes and hazards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TownshipReview {
     /// Month reviewed, `YYYY-MM`.
     pub month: String,
@@ -860,6 +882,7 @@ pub struct TownshipReview {
 /// 月报: a township's written monthly report to the county political-legal
 /// committee. The report on month M is due before the 20th of month M+1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MonthlyReport {
     /// Month reported on, `YYYY-MM`.
     pub month: String,
@@ -911,7 +934,7 @@ impl RecordBody {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let v = match self {
             RecordBody::Patrol(b) => serde_json::to_value(b),
             RecordBody::Hazard(b) => serde_json::to_value(b),
@@ -929,8 +952,34 @@ impl RecordBody {
 
     fn from_json(kind: RecordKind, v: Value) -> Result<Self, CoreError> {
         fn de<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, CoreError> {
-            serde_json::from_value(v)
-                .map_err(|e| CoreError::invalid("data", "malformed", format!("记录内容格式错误：{e}")))
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { "data".to_owned() } else { path };
+                let msg = e.inner().to_string();
+                // serde_json's messages are stable enough to sort into the
+                // reason codes the app shows; the field names the place.
+                let named = |prefix: &str| {
+                    msg.strip_prefix(prefix).map(|rest| {
+                        let name = clip(rest.split('`').next().unwrap_or_default(), 40);
+                        let full = if field == "data" { name.clone() } else { format!("{field}.{name}") };
+                        (name, full)
+                    })
+                };
+                if let Some((name, full)) = named("unknown field `") {
+                    return CoreError::invalid(full, "unknown_field", format!("记录含有未知字段“{name}”"));
+                }
+                if let Some((_, full)) = named("missing field `") {
+                    return CoreError::invalid(full.clone(), "required", format!("缺少字段“{full}”"));
+                }
+                let (reason, zh) = if msg.starts_with("unknown variant") {
+                    ("unknown_value", format!("字段“{field}”的取值无效"))
+                } else if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+                    ("wrong_type", format!("字段“{field}”的类型错误"))
+                } else {
+                    ("malformed", format!("字段“{field}”格式错误"))
+                };
+                CoreError::invalid(field, reason, zh)
+            })
         }
         Ok(match kind {
             RecordKind::Patrol => RecordBody::Patrol(de(v)?),
@@ -1038,17 +1087,43 @@ impl Record {
         })
     }
 
-    /// Read a record back from its JSON tree.
+    /// Read a record back from its JSON tree. Strict: a key no schema
+    /// knows, a value of the wrong type or a missing required field is an
+    /// error naming the field, so a document written by a hostile or buggy
+    /// client cannot carry data the schema does not describe.
     pub fn from_json(v: &Value) -> Result<Self, CoreError> {
+        let Some(obj) = v.as_object() else {
+            return Err(CoreError::invalid("record", "not_an_object", "记录格式错误"));
+        };
+        if let Some(k) = obj.keys().find(|k| !HEADER_KEYS.contains(&k.as_str())) {
+            return Err(CoreError::invalid(k.as_str(), "unknown_field", format!("记录含有未知字段“{}”", clip(k, 40))));
+        }
         let s = |k: &str| -> Result<&str, CoreError> {
-            v.get(k).and_then(Value::as_str).ok_or_else(|| CoreError::invalid(k, "required", format!("缺少字段“{k}”")))
+            match obj.get(k) {
+                Some(Value::String(s)) => Ok(s),
+                None => Err(CoreError::invalid(k, "required", format!("缺少字段“{k}”"))),
+                Some(_) => Err(CoreError::invalid(k, "wrong_type", format!("字段“{k}”应为文字"))),
+            }
         };
         let n = |k: &str| -> Result<i64, CoreError> {
-            v.get(k).and_then(Value::as_i64).ok_or_else(|| CoreError::invalid(k, "required", format!("缺少字段“{k}”")))
+            match obj.get(k) {
+                Some(x) if x.is_i64() => Ok(x.as_i64().unwrap_or_default()),
+                None => Err(CoreError::invalid(k, "required", format!("缺少字段“{k}”"))),
+                Some(_) => Err(CoreError::invalid(k, "wrong_type", format!("字段“{k}”应为整数"))),
+            }
         };
         let id = Uuid::parse_str(s("id")?).map_err(|_| CoreError::invalid("id", "bad_uuid", "记录编号格式错误"))?;
         let kind = RecordKind::parse(s("kind")?)?;
-        let data = v.get("data").cloned().unwrap_or(Value::Null);
+        let deleted = match obj.get("deleted") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(CoreError::invalid("deleted", "wrong_type", "字段“deleted”应为是或否")),
+        };
+        let data = match obj.get("data") {
+            Some(d @ Value::Object(_)) => d.clone(),
+            None => return Err(CoreError::invalid("data", "required", "缺少记录内容")),
+            Some(_) => return Err(CoreError::invalid("data", "wrong_type", "记录内容格式错误")),
+        };
         Ok(Record {
             id,
             schema: n("schema")?,
@@ -1056,27 +1131,30 @@ impl Record {
             author: s("author")?.to_owned(),
             created_at: n("created_at")?,
             updated_at: n("updated_at")?,
-            deleted: v.get("deleted").and_then(Value::as_bool).unwrap_or(false),
+            deleted,
             body: RecordBody::from_json(kind, data)?,
         })
     }
 
-    /// Check every field; the error lists each bad field with a Chinese message.
+    /// Check every field; the error lists each bad field with a Chinese
+    /// message. Every text, list and map has a stated limit (see
+    /// `docs/records.md`), so no field can carry more than its purpose needs.
     pub fn validate(&self) -> Result<(), CoreError> {
         let mut errs = Vec::new();
-        let mut req = |field: &str, value: &str, label: &str, max: usize| {
+        fn req(errs: &mut Vec<FieldError>, field: &str, value: &str, label: &str, max: usize) {
             if value.trim().is_empty() {
                 errs.push(FieldError::new(field, "required", format!("请填写{label}")));
             } else if value.chars().count() > max {
                 errs.push(FieldError::new(field, "too_long", format!("{label}不能超过{max}个字")));
             }
-        };
-        req("author", &self.author, "记录人", 64);
+        }
+        req(&mut errs, "author", &self.author, "记录人", 64);
+        if self.schema != SCHEMA_VERSION {
+            errs.push(FieldError::new("schema", "unknown_schema", format!("不支持的记录版本{}", self.schema)));
+        }
         match &self.body {
             RecordBody::Patrol(p) => {
-                if p.findings.chars().count() > 4000 {
-                    req("findings", &p.findings, "巡查情况", 4000);
-                }
+                check_long("findings", &p.findings, "巡查情况", 4000, &mut errs);
                 if let Some(end) = p.ended_at
                     && end < p.started_at
                 {
@@ -1088,25 +1166,19 @@ impl Record {
                 for (i, pt) in p.route.iter().enumerate() {
                     check_point(&format!("route[{i}]"), pt, &mut errs);
                 }
-                for id in p.hazard_ids.keys() {
-                    if Uuid::parse_str(id).is_err() {
-                        errs.push(FieldError::new("hazard_ids", "bad_uuid", "关联隐患编号格式错误"));
-                    }
-                }
+                check_id_set("hazard_ids", &p.hazard_ids, "关联隐患", 100, &mut errs);
             }
             RecordBody::Hazard(h) => {
-                req("description", &h.description, "隐患描述", 2000);
-                req("location.text", &h.location.text, "隐患位置", 200);
+                req(&mut errs, "description", &h.description, "隐患描述", 2000);
+                req(&mut errs, "location.text", &h.location.text, "隐患位置", 200);
                 if let Some(pt) = &h.location.gps {
                     check_point("location.gps", pt, &mut errs);
                 }
                 check_events(&h.events, &mut errs);
             }
             RecordBody::Visit(v) => {
-                req("subject", &v.subject, "走访对象", 100);
-                if v.findings.chars().count() > 4000 {
-                    errs.push(FieldError::new("findings", "too_long", "走访情况不能超过4000个字"));
-                }
+                req(&mut errs, "subject", &v.subject, "走访对象", 100);
+                check_long("findings", &v.findings, "走访情况", 4000, &mut errs);
                 if let Some(h) = &v.household_id
                     && Uuid::parse_str(h).is_err()
                 {
@@ -1114,22 +1186,32 @@ impl Record {
                 }
             }
             RecordBody::Household(h) => {
-                req("head_name", &h.head_name, "户主姓名", 50);
-                req("address", &h.address, "住址", 200);
+                req(&mut errs, "head_name", &h.head_name, "户主姓名", 50);
+                req(&mut errs, "address", &h.address, "住址", 200);
+                check_long("ten_household_group", &h.ten_household_group, "十户联防组", 50, &mut errs);
+                check_long("notes", &h.notes, "备注", 4000, &mut errs);
+                if h.members.len() > 100 {
+                    errs.push(FieldError::new("members", "too_long", "家庭成员不能超过100人"));
+                }
                 for (id, m) in &h.members {
-                    let f = |x: &str| format!("members[{id}].{x}");
+                    let f = |x: &str| format!("members[{}].{x}", clip(id, 64));
+                    check_key("members", id, &mut errs);
                     if m.name.trim().is_empty() {
                         errs.push(FieldError::new(f("name"), "required", "请填写成员姓名"));
                     }
                     if m.name.chars().count() > 50 {
                         errs.push(FieldError::new(f("name"), "too_long", "成员姓名不能超过50个字"));
                     }
+                    check_long(&f("relation"), &m.relation, "与户主关系", 20, &mut errs);
                     if !m.id_number.is_empty() && !valid_id_number(&m.id_number) {
                         errs.push(FieldError::new(
                             f("id_number"),
                             "bad_id_number",
-                            format!("{}的身份证号码无效（应为18位且校验位正确）", m.name),
+                            format!("{}的身份证号码无效（应为18位且校验位正确）", clip(&m.name, 50)),
                         ));
+                    }
+                    if let Some(g) = &m.guardian {
+                        check_long(&f("guardian"), g, "监护人姓名", 50, &mut errs);
                     }
                     if m.category == PersonCategory::UnderGuardianship
                         && m.guardian.as_deref().is_none_or(|g| g.trim().is_empty())
@@ -1137,52 +1219,62 @@ impl Record {
                         errs.push(FieldError::new(
                             f("guardian"),
                             "required",
-                            format!("{}是监护对象，请填写监护人", m.name),
+                            format!("{}是监护对象，请填写监护人", clip(&m.name, 50)),
                         ));
                     }
                 }
                 for (field, map) in
                     [("machinery", &h.machinery), ("vehicles", &h.vehicles), ("facilities", &h.facilities)]
                 {
+                    if map.len() > 100 {
+                        errs.push(FieldError::new(field, "too_long", "登记项不能超过100个"));
+                    }
                     for (id, a) in map {
+                        check_key(field, id, &mut errs);
+                        let id = clip(id, 64);
                         if a.description.trim().is_empty() {
                             errs.push(FieldError::new(format!("{field}[{id}].description"), "required", "请填写名称"));
                         }
+                        check_long(&format!("{field}[{id}].description"), &a.description, "名称", 100, &mut errs);
+                        check_long(&format!("{field}[{id}].identifier"), &a.identifier, "编号", 64, &mut errs);
                     }
                 }
             }
             RecordBody::Dispute(d) => {
-                req("summary", &d.summary, "纠纷概要", 2000);
+                req(&mut errs, "summary", &d.summary, "纠纷概要", 2000);
                 if d.parties.iter().all(|p| p.trim().is_empty()) {
                     errs.push(FieldError::new("parties", "required", "请至少填写一方当事人"));
                 }
+                check_people("parties", &d.parties, "当事人", 50, &mut errs);
                 check_events(&d.events, &mut errs);
             }
             RecordBody::VillageMeeting(m) => {
-                check_people("attendees", &m.attendees, "参会人员", &mut errs);
-                check_dispute_ids(&m.disputes_reviewed, &mut errs);
+                check_people("attendees", &m.attendees, "参会人员", 200, &mut errs);
+                check_id_set("disputes_reviewed", &m.disputes_reviewed, "审议的纠纷", 500, &mut errs);
                 check_long("decisions", &m.decisions, "会议决定", 8000, &mut errs);
                 if m.grid_summaries.len() > 20 {
                     errs.push(FieldError::new("grid_summaries", "too_long", "网格小结不能超过20个"));
                 }
                 for (g, note) in &m.grid_summaries {
+                    let shown = clip(g, 40);
                     match GridPath::parse(g) {
                         Ok(p) if p.level() == GridLevel::Group && self.grid.contains(&p) => {}
                         _ => errs.push(FieldError::new(
-                            format!("grid_summaries[{g}]"),
+                            format!("grid_summaries[{shown}]"),
                             "not_in_village",
-                            format!("“{g}”不是本村的网格"),
+                            format!("“{shown}”不是本村的网格"),
                         )),
                     }
-                    check_long(&format!("grid_summaries[{g}].note"), &note.note, "网格小结", 2000, &mut errs);
+                    check_long(&format!("grid_summaries[{shown}].note"), &note.note, "网格小结", 2000, &mut errs);
+                    check_figures(&format!("grid_summaries[{shown}].figures"), &note.figures, &mut errs);
                 }
             }
             RecordBody::TownshipReview(t) => {
                 if parse_month(&t.month).is_none() {
                     errs.push(FieldError::new("month", "bad_month", "研判月份格式应为“YYYY-MM”"));
                 }
-                check_people("attendees", &t.attendees, "参会人员", &mut errs);
-                check_dispute_ids(&t.disputes_reviewed, &mut errs);
+                check_people("attendees", &t.attendees, "参会人员", 200, &mut errs);
+                check_id_set("disputes_reviewed", &t.disputes_reviewed, "审议的纠纷", 500, &mut errs);
                 check_long("decisions", &t.decisions, "研判意见", 8000, &mut errs);
             }
             RecordBody::MonthlyReport(r) => {
@@ -1190,12 +1282,7 @@ impl Record {
                     errs.push(FieldError::new("month", "bad_month", "报告月份格式应为“YYYY-MM”"));
                 }
                 check_long("narrative", &r.narrative, "报告正文", 20_000, &mut errs);
-                if r.figures.len() > 200 {
-                    errs.push(FieldError::new("figures", "too_long", "统计项不能超过200个"));
-                }
-                if r.figures.values().any(|n| *n < 0) {
-                    errs.push(FieldError::new("figures", "negative", "统计数不能为负数"));
-                }
+                check_figures("figures", &r.figures, &mut errs);
             }
         }
         let level = self.kind().grid_level();
@@ -1284,18 +1371,43 @@ fn check_long(field: &str, value: &str, label: &str, max: usize, errs: &mut Vec<
     }
 }
 
-fn check_people(field: &str, people: &[String], label: &str, errs: &mut Vec<FieldError>) {
-    if people.len() > 200 {
-        errs.push(FieldError::new(field, "too_long", format!("{label}不能超过200人")));
+fn check_people(field: &str, people: &[String], label: &str, max: usize, errs: &mut Vec<FieldError>) {
+    if people.len() > max {
+        errs.push(FieldError::new(field, "too_long", format!("{label}不能超过{max}人")));
     }
-    if people.iter().any(|p| p.trim().is_empty() || p.chars().count() > 50) {
+    let blank_allowed = field == "parties";
+    if people.iter().any(|p| p.chars().count() > 50 || (!blank_allowed && p.trim().is_empty())) {
         errs.push(FieldError::new(field, "bad_name", format!("{label}姓名不能为空，且不超过50个字")));
     }
 }
 
-fn check_dispute_ids(ids: &BTreeMap<String, bool>, errs: &mut Vec<FieldError>) {
+/// A set of record ids (`{id: true}`): each a UUID, at most `max`.
+fn check_id_set(field: &str, ids: &BTreeMap<String, bool>, label: &str, max: usize, errs: &mut Vec<FieldError>) {
+    if ids.len() > max {
+        errs.push(FieldError::new(field, "too_long", format!("{label}不能超过{max}个")));
+    }
     if ids.keys().any(|id| Uuid::parse_str(id).is_err()) {
-        errs.push(FieldError::new("disputes_reviewed", "bad_uuid", "审议的纠纷编号格式错误"));
+        errs.push(FieldError::new(field, "bad_uuid", format!("{label}编号格式错误")));
+    }
+}
+
+/// A key of a keyed collection (member id, machine id): 1 to 64 characters.
+fn check_key(field: &str, key: &str, errs: &mut Vec<FieldError>) {
+    if key.is_empty() || key.chars().count() > 64 {
+        errs.push(FieldError::new(field, "bad_key", "登记项编号不能为空，且不超过64个字符"));
+    }
+}
+
+/// Named counts: at most 200, names of 1 to 64 characters, none negative.
+fn check_figures(field: &str, figures: &BTreeMap<String, i64>, errs: &mut Vec<FieldError>) {
+    if figures.len() > 200 {
+        errs.push(FieldError::new(field, "too_long", "统计项不能超过200个"));
+    }
+    if figures.keys().any(|k| k.is_empty() || k.chars().count() > 64) {
+        errs.push(FieldError::new(field, "bad_key", "统计项名称不能为空，且不超过64个字符"));
+    }
+    if figures.values().any(|n| *n < 0) {
+        errs.push(FieldError::new(field, "negative", "统计数不能为负数"));
     }
 }
 
@@ -1336,11 +1448,30 @@ fn check_point(field: &str, p: &GeoPoint, errs: &mut Vec<FieldError>) {
     }
 }
 
-fn check_events<A>(events: &[Event<A>], errs: &mut Vec<FieldError>) {
+fn check_events<A: Serialize>(events: &[Event<A>], errs: &mut Vec<FieldError>) {
     let mut ids = BTreeSet::new();
     for (i, e) in events.iter().enumerate() {
         if !ids.insert(e.id.as_str()) {
             errs.push(FieldError::new(format!("events[{i}].id"), "duplicate", "事件编号重复"));
+        }
+        if Uuid::parse_str(&e.id).is_err() {
+            errs.push(FieldError::new(format!("events[{i}].id"), "bad_uuid", "事件编号格式错误"));
+        }
+        if e.by.trim().is_empty() || e.by.chars().count() > 64 {
+            errs.push(FieldError::new(format!("events[{i}].by"), "bad_user", "事件记录人不能为空，且不超过64个字符"));
+        }
+        if e.parents.len() > 16 {
+            errs.push(FieldError::new(format!("events[{i}].parents"), "too_long", "前序事件不能超过16个"));
+        }
+        // Every text in an action (notes, plans, team names) is bounded.
+        if let Ok(v) = serde_json::to_value(&e.action)
+            && !texts_within(&v, 2000, 50)
+        {
+            errs.push(FieldError::new(
+                format!("events[{i}].action"),
+                "too_long",
+                "事件内容过长（每项不超过2000字，名单不超过50人）",
+            ));
         }
     }
     for (i, e) in events.iter().enumerate() {
@@ -1348,8 +1479,22 @@ fn check_events<A>(events: &[Event<A>], errs: &mut Vec<FieldError>) {
             errs.push(FieldError::new(format!("events[{i}].parents"), "unknown_parent", "事件引用了不存在的前序事件"));
         }
     }
-    if events.len() > 1000 {
-        errs.push(FieldError::new("events", "too_long", "事件记录不能超过1000条"));
+    if events.len() > MAX_EVENTS {
+        errs.push(FieldError::new("events", "too_long", format!("事件记录不能超过{MAX_EVENTS}条")));
+    }
+}
+
+/// Most events in one record's history.
+pub const MAX_EVENTS: usize = 1000;
+
+/// Whether every string in `v` has at most `max_chars` characters and every
+/// array at most `max_items` items.
+fn texts_within(v: &Value, max_chars: usize, max_items: usize) -> bool {
+    match v {
+        Value::String(s) => s.chars().count() <= max_chars,
+        Value::Array(a) => a.len() <= max_items && a.iter().all(|x| texts_within(x, max_chars, max_items)),
+        Value::Object(m) => m.values().all(|x| texts_within(x, max_chars, max_items)),
+        _ => true,
     }
 }
 

@@ -48,8 +48,11 @@ pub struct SyncReport {
     pub records_received: u64,
     /// Changes received.
     pub changes_received: u64,
-    /// Records refused by the server, with reasons.
+    /// Records with changes refused by the server, with reasons.
     pub rejected: Vec<(Uuid, Rejection)>,
+    /// Records received that could not be applied and were set aside
+    /// (kept, retried when more of them arrives), with why.
+    pub set_aside: Vec<(Uuid, String)>,
     /// Request body bytes.
     pub bytes_up: u64,
     /// Response body bytes.
@@ -145,6 +148,7 @@ impl SyncSession {
         let mut received_docs = Vec::new();
         let mut acked_changes = 0u64;
         let mut acked_docs = Vec::new();
+        let mut set_aside = Vec::new();
         store.transaction(|tx| {
             for ack in &resp.acked {
                 let doc = Uuid::from_bytes(ack.doc);
@@ -161,21 +165,38 @@ impl SyncSession {
                 acked_changes += hashes.len() as u64;
                 acked_docs.push(doc);
             }
+            let now = chrono::Utc::now().timestamp_millis();
             for rej in &resp.rejected {
                 let doc = Uuid::from_bytes(rej.doc);
-                if rej.reason == RejectReason::MissingDependencies && !self.repaired.contains(&doc) {
-                    // The server lacks earlier changes of this record (it
-                    // was restored from a backup, say): send its history.
-                    repairs.push(doc);
-                    tx.requeue_history(doc)?;
+                let r = Rejection { code: rej.reason.as_str().to_owned(), message_zh: rej.detail.clone() };
+                if rej.reason == RejectReason::MissingDependencies {
+                    if !self.repaired.contains(&doc) {
+                        // The server lacks earlier changes of this record (it
+                        // was restored from a backup, say): send its history.
+                        repairs.push(doc);
+                        tx.requeue_history(doc)?;
+                    } else {
+                        // Still missing after a resend: keep the changes for
+                        // a later session and show why.
+                        tx.note_rejection(doc, &r)?;
+                        newly_rejected.push((doc, r));
+                    }
                     continue;
                 }
-                let r = Rejection { code: rej.reason.as_str().to_owned(), message_zh: rej.detail.clone() };
-                // The server refuses a record's changes as a whole; drop
-                // everything this request carried for it (the server cannot
-                // name changes it could not parse). The record keeps them.
-                let sent = req.sent.get(&doc).map(Vec::as_slice).unwrap_or_default();
-                tx.reject(doc, &r, if sent.is_empty() { &rej.hashes } else { sent })?;
+                // The server names the refused changes; a change it could
+                // not even parse has no hash, and then every change sent for
+                // the record that it did not acknowledge is refused.
+                let hashes: Vec<[u8; 32]> = if rej.hashes.is_empty() {
+                    let acked: std::collections::HashSet<[u8; 32]> =
+                        resp.acked.iter().filter(|a| a.doc == rej.doc).flat_map(|a| a.hashes.iter().copied()).collect();
+                    req.sent.get(&doc).into_iter().flatten().copied().filter(|h| !acked.contains(h)).collect()
+                } else {
+                    rej.hashes.clone()
+                };
+                // The server lists the changes that broke a rule before
+                // those refused along with them: the record shows the first.
+                let shown = !newly_rejected.iter().any(|(d, _)| *d == doc);
+                tx.reject(doc, &r, &hashes, now, shown)?;
                 newly_rejected.push((doc, r));
             }
             let mut by_doc: BTreeMap<Uuid, Vec<Vec<u8>>> = BTreeMap::new();
@@ -184,8 +205,12 @@ impl SyncSession {
             }
             for (doc, changes) in by_doc {
                 received += changes.len() as u64;
-                tx.apply_remote(doc, &changes)?;
-                received_docs.push(doc);
+                // One record that cannot be applied never stops the rest:
+                // it is set aside and the cursor moves on.
+                match tx.apply_or_set_aside(doc, &changes, now)? {
+                    None => received_docs.push(doc),
+                    Some(why) => set_aside.push((doc, why)),
+                }
             }
             tx.set_cursor(&server, &resp.next_cursor, chrono::Utc::now().timestamp_millis())?;
             Ok(())
@@ -198,6 +223,7 @@ impl SyncSession {
         self.report.records_sent = self.sent_records.len() as u64;
         self.report.records_received = self.received_records.len() as u64;
         self.report.rejected.extend(newly_rejected);
+        self.report.set_aside.extend(set_aside);
         self.more = resp.more;
         Ok(())
     }

@@ -39,6 +39,25 @@ pub enum ApiError {
         /// For the user; lists every bad field when there are several.
         message_zh: String,
     },
+    /// The enrolled user may not take this step (the same rule the server
+    /// applies; nothing was saved): show `message_zh`, do not offer the step.
+    #[error("not allowed `{field}` ({reason}): {message_zh}")]
+    NotAllowed {
+        /// The field or part of the record concerned.
+        field: String,
+        /// `forbidden`, `out_of_scope` or `immutable`.
+        reason: String,
+        /// For the user.
+        message_zh: String,
+    },
+    /// The server refused earlier changes of this record: show the reason
+    /// and offer `repair_record`, which drops the refused step and keeps
+    /// the rest; edits wait until then.
+    #[error("record needs repair: {message_zh}")]
+    NeedsRepair {
+        /// For the user.
+        message_zh: String,
+    },
     /// The record does not exist on this phone.
     #[error("record {id} not found")]
     NotFound {
@@ -95,6 +114,8 @@ impl From<CoreError> for ApiError {
             }
             CoreError::NotFound(id) => ApiError::NotFound { id, message_zh },
             CoreError::WrongKey => ApiError::WrongKey { message_zh },
+            CoreError::NotAllowed { reason, field, .. } => ApiError::NotAllowed { field, reason, message_zh },
+            CoreError::NeedsRepair { .. } => ApiError::NeedsRepair { message_zh },
             other => ApiError::Storage { detail: other.to_string(), message_zh },
         }
     }

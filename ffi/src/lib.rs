@@ -298,6 +298,14 @@ impl GridCore {
         .await
     }
 
+    /// Repair a record whose changes the server refused (its `rejection`
+    /// says why): the refused steps are dropped, this phone's later steps
+    /// on it are kept as new changes, and they go with the next sync.
+    pub async fn repair_record(&self, id: String) -> Result<RepairStats, ApiError> {
+        let id = parse_id(&id)?;
+        self.with_store(move |store| Ok(store.repair(id, now_ms())?.into())).await
+    }
+
     /// Sync with the enrolled server until nothing is left either way.
     /// `progress` hears after every round. A revoked device gets
     /// `NotAuthorized { wiped: true }` and an empty store.

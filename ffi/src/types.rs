@@ -618,6 +618,9 @@ pub struct SyncStats {
     pub changes_received: u64,
     /// Records refused, with reasons.
     pub rejected: Vec<RejectedRecord>,
+    /// Ids of records received that could not be applied and were set
+    /// aside (kept, retried, reported to the server); the sync went on.
+    pub set_aside: Vec<String>,
     /// Request bytes.
     pub bytes_up: u64,
     /// Response bytes.
@@ -628,6 +631,19 @@ pub struct SyncStats {
     pub retries: u64,
     /// Wall time, ms (0 in progress reports).
     pub duration_ms: u64,
+}
+
+/// What repairing a record did.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RepairStats {
+    /// Refused steps dropped.
+    pub dropped: u64,
+    /// Later steps of this phone's applied again, to be synced.
+    pub replayed: u64,
+    /// Later steps that could not be applied again.
+    pub skipped: u64,
+    /// The record's creation was refused, so it was removed from the phone.
+    pub removed: bool,
 }
 
 /// What importing a bundle did.
@@ -1029,12 +1045,19 @@ impl From<&gridsync_core::sync::SyncReport> for SyncStats {
                     message_zh: rej.message_zh.clone(),
                 })
                 .collect(),
+            set_aside: r.set_aside.iter().map(|(id, _)| id.to_string()).collect(),
             bytes_up: r.bytes_up,
             bytes_down: r.bytes_down,
             requests: r.requests,
             retries: r.retries,
             duration_ms: r.duration_ms,
         }
+    }
+}
+
+impl From<gridsync_core::store::RepairReport> for RepairStats {
+    fn from(r: gridsync_core::store::RepairReport) -> Self {
+        RepairStats { dropped: r.dropped, replayed: r.replayed, skipped: r.skipped, removed: r.removed }
     }
 }
 

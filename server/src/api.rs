@@ -1,4 +1,4 @@
-//! HTTP API: `POST /v1/enroll`, `POST /v1/sync`, `GET /healthz`, `GET /metrics`.
+//! HTTP API: `POST /v1/enroll`, `POST /v1/sync`, `POST /v1/problems`, `GET /healthz`, `GET /metrics`.
 //!
 //! Every refusal is JSON ([`ErrorBody`]) with a machine-readable `error`
 //! code and a Chinese message. Storage work runs on actix's blocking pool.
@@ -10,15 +10,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use gridsync_core::protocol::{
-    self, CONTENT_TYPE, DocAck, DocChanges, EnrollRequest, EnrollResponse, ErrorBody, SUPPORTED_VERSIONS, SyncRequest,
-    SyncResponse,
+    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport, SUPPORTED_VERSIONS, SyncRequest,
 };
 use uuid::Uuid;
 
 use crate::auth;
-use crate::merge::{Outcome, merge_doc};
 use crate::metrics::Metrics;
-use crate::store::{Cursor, Device, DeviceAuth, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError};
+use crate::store::{Cursor, Device, DeviceAuth, IncomingDoc, Redeemed, ServerStore, StoreError};
+use crate::sync::process_sync_at;
 
 /// Limits on what one request may carry.
 #[derive(Debug, Clone)]
@@ -46,12 +45,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// The server's clock.
+    pub clock: crate::sync::Clock,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use crate::sync::now_ms;
 
 fn error(status: StatusCode, code: &str, message_zh: &str) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
@@ -105,6 +103,13 @@ pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpRe
     if code.len() != 12 {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_code", "注册码应为12位字母和数字");
     }
+    let actor = match req.actor.as_deref().map(hex::decode) {
+        None => None,
+        Some(Ok(a)) if (1..=32).contains(&a.len()) => Some(a),
+        Some(_) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用");
+        }
+    };
     let token = auth::new_token();
     let device = Device {
         id: Uuid::new_v4().to_string(),
@@ -113,12 +118,13 @@ pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpRe
         created_at: now_ms(),
         last_sync_at: None,
         revoked_at: None,
+        actor,
     };
     let store = state.store.clone();
     let (code_hash, token_hash, dev) = (auth::hash_secret(&code), auth::hash_secret(&token), device.clone());
     let res = web::block(move || store.redeem_enrollment(&code_hash, &dev, &token_hash, now_ms())).await;
     match res {
-        Ok(Ok(Some(user))) => {
+        Ok(Ok(Redeemed::Enrolled(user))) => {
             Metrics::add(&state.metrics.enrollments, 1);
             tracing::info!(device = %device.id, user = %user.id, "device enrolled");
             HttpResponse::Ok().json(EnrollResponse {
@@ -130,9 +136,14 @@ pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpRe
                 grid: user.grid.to_string(),
             })
         }
-        Ok(Ok(None)) => {
+        Ok(Ok(Redeemed::InvalidCode)) => {
             error(StatusCode::UNAUTHORIZED, "invalid_code", "注册码无效、已使用或已过期，请向管理员重新申请")
         }
+        Ok(Ok(Redeemed::ActorInUse)) => error(
+            StatusCode::CONFLICT,
+            "actor_in_use",
+            "本机的设备标识已被其他用户的设备使用，请清除本机数据后重新注册",
+        ),
         Ok(Err(e)) => store_error(&e),
         Err(_) => blocking_error(),
     }
@@ -157,26 +168,35 @@ pub async fn sync(req: HttpRequest, state: web::Data<AppState>, payload: web::Pa
     resp
 }
 
-async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web::Payload) -> HttpResponse {
-    let Some(token) = bearer(&req) else {
-        return error(StatusCode::UNAUTHORIZED, "unauthorized", "设备未注册，请先用注册码注册");
+/// The enrolled, unrevoked device presenting the request's bearer token.
+async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<DeviceAuth, HttpResponse> {
+    let Some(token) = bearer(req) else {
+        return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "设备未注册，请先用注册码注册"));
     };
     let store = state.store.clone();
     let auth = match web::block(move || store.device_by_token(&auth::hash_secret(&token))).await {
         Ok(Ok(Some(a))) => a,
-        Ok(Ok(None)) => return error(StatusCode::UNAUTHORIZED, "unauthorized", "设备凭证无效，请重新注册"),
-        Ok(Err(e)) => return store_error(&e),
-        Err(_) => return blocking_error(),
+        Ok(Ok(None)) => return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "设备凭证无效，请重新注册")),
+        Ok(Err(e)) => return Err(store_error(&e)),
+        Err(_) => return Err(blocking_error()),
     };
     if auth.device.revoked_at.is_some() {
         tracing::warn!(device = %auth.device.id, "revoked device tried to sync");
-        return HttpResponse::Unauthorized().json(ErrorBody {
+        return Err(HttpResponse::Unauthorized().json(ErrorBody {
             error: "device_revoked".into(),
             message_zh: "此设备已被管理员停用，本机数据将被清除".into(),
             wipe: true,
             supported_versions: vec![],
-        });
+        }));
     }
+    Ok(auth)
+}
+
+async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let auth = match authenticate(&req, state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let body = match read_body(payload, state.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -216,7 +236,9 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
 
     let store = state.store.clone();
     let metrics = state.metrics.clone();
-    let result = web::block(move || process_sync(store.as_ref(), &metrics, &auth, incoming, cursor, page_bytes)).await;
+    let now = state.clock.now();
+    let result =
+        web::block(move || process_sync_at(store.as_ref(), &metrics, &auth, incoming, cursor, page_bytes, now)).await;
     let resp = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return store_error(&e),
@@ -234,67 +256,35 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     }
 }
 
-/// One sync round on the server, without HTTP: merge the device's records
-/// in one transaction, then read its next feed page. Used by the HTTP
-/// handler, the bundle import and the deterministic simulation.
-pub fn process_sync(
-    store: &dyn ServerStore,
-    metrics: &Metrics,
-    auth: &DeviceAuth,
-    incoming: Vec<IncomingDoc>,
-    cursor: Cursor,
-    page_bytes: usize,
-) -> Result<SyncResponse, StoreError> {
-    let user = auth.user.clone();
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; incoming.len()];
-    let decisions = store.merge_batch(&auth.device.id, &incoming, &mut |i, stored, doc| {
-        let (decision, outcome) = merge_doc(&user, stored, doc);
-        outcomes[i] = Some(outcome);
-        decision
-    })?;
-    let mut resp = SyncResponse::default();
-    for ((decision, outcome), doc) in decisions.iter().zip(outcomes).zip(&incoming) {
-        match (decision, outcome) {
-            (DocDecision::Accept(m), Some(Outcome::Acked(h))) => {
-                Metrics::add(&metrics.changes_stored, m.new_changes.len() as u64);
-                Metrics::add(&metrics.changes_duplicate, h.len().saturating_sub(m.new_changes.len()) as u64);
-                // Every change sent for this record is stored: an empty list
-                // says so without repeating 32 bytes per change.
-                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: vec![] });
-            }
-            (_, Some(Outcome::Acked(h))) => {
-                Metrics::add(&metrics.changes_duplicate, h.len() as u64);
-                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes: vec![] });
-            }
-            (_, Some(Outcome::Rejected(r))) => {
-                Metrics::add(&metrics.docs_rejected, 1);
-                tracing::info!(device = %auth.device.id, doc = %doc.doc_id, reason = r.reason.as_str(), "record rejected");
-                resp.rejected.push(r);
-            }
-            (_, None) => {}
-        }
+/// `POST /v1/problems`: a phone reports records it received but could not
+/// apply and set aside (JSON [`ProblemReport`]). The server counts them in
+/// `gridsync_phone_records_set_aside_total` and logs the record ids (never
+/// their content), so an operator sees a record that cannot reach phones.
+pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let auth = match authenticate(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let body = match read_body(payload, 64 * 1024).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let report: ProblemReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => return error(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 set_aside 列表"),
+    };
+    if report.set_aside.len() > 1000 {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_records", "一次最多报告1000条记录");
     }
-    let scope = ReadScope::of(&user);
-    let page = store.read_feed(cursor, &scope, &auth.device.id, page_bytes)?;
-    Metrics::add(&metrics.changes_sent, page.changes.len() as u64);
-    for (doc, bytes) in page.changes {
-        match resp.changes.last_mut() {
-            Some(last) if last.doc == *doc.as_bytes() => last.changes.push(bytes),
-            _ => resp.changes.push(DocChanges { doc: *doc.as_bytes(), changes: vec![bytes] }),
-        }
+    for p in &report.set_aside {
+        let Ok(doc) = Uuid::parse_str(&p.doc) else {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, "bad_record_id", "记录编号格式错误");
+        };
+        let reason: String = p.reason.chars().take(200).collect();
+        tracing::warn!(device = %auth.device.id, doc = %doc, reason = %reason, "a phone set a record aside");
     }
-    resp.next_cursor = page.next.to_bytes();
-    resp.more = page.more;
-    store.touch_device(&auth.device.id, now_ms())?;
-    tracing::info!(
-        device = %auth.device.id,
-        acked = resp.acked.len(),
-        rejected = resp.rejected.len(),
-        sent = resp.changes.len(),
-        more = resp.more,
-        "sync"
-    );
-    Ok(resp)
+    Metrics::add(&state.metrics.phone_set_aside, report.set_aside.len() as u64);
+    HttpResponse::Ok().json(serde_json::json!({"received": report.set_aside.len()}))
 }
 
 /// `GET /healthz`: 200 when the database answers.

@@ -1,10 +1,11 @@
 //! The Gridsync server: merges every record whenever a phone reconnects,
-//! decides who may see and change what, and (later) serves supervisors.
+//! decides who may see and change what, and serves supervisors a dashboard and reports.
 //!
 //! # Layout
 //!
 //! - [`api`]: HTTP handlers (`/v1/enroll`, `/v1/sync`, `/healthz`, `/metrics`).
-//! - [`merge`]: merging one record's incoming changes (pure, guarded).
+//! - [`sync`]: the sync service: the one path by which changes enter (phones, bundles, the web).
+//! - [`merge`]: merging one record's incoming changes, each judged on its own (pure, guarded).
 //! - [`access`]: who may read and write what.
 //! - [`store`]: the [`store::ServerStore`] trait and its SQLite and PostgreSQL backends.
 //! - [`auth`]: enrollment codes and device tokens.
@@ -29,6 +30,7 @@ pub mod reports;
 pub mod reports_api;
 pub mod reports_files;
 pub mod store;
+pub mod sync;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -54,6 +56,7 @@ pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/enroll", web::post().to(api::enroll))
         .route("/v1/sync", web::post().to(api::sync))
+        .route("/v1/problems", web::post().to(api::problems))
         .route("/healthz", web::get().to(api::healthz))
         .route("/metrics", web::get().to(api::metrics))
         .configure(reports_api::routes)
@@ -107,7 +110,7 @@ pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> anyhow::Re
         .collect();
     let metrics = metrics::Metrics::default();
     // Merge only: the feed page is not wanted, so ask for the smallest.
-    let resp = api::process_sync(store, &metrics, &auth, incoming, store::Cursor { xid: u64::MAX, seq: u64::MAX }, 1)?;
+    let resp = sync::process_sync(store, &metrics, &auth, incoming, store::Cursor { xid: u64::MAX, seq: u64::MAX }, 1)?;
     Ok(BundleImport {
         device_id: auth.device.id,
         records_acked: resp.acked.len(),

@@ -1,152 +1,156 @@
 //! Merging one record's incoming changes: pure logic, no I/O, called by the
 //! store while the record is locked.
 //!
-//! Every Automerge call on received bytes is guarded: a hostile change may
-//! make the library panic, and that must not take a request thread down.
+//! Every change is judged on its own, in causal order, against the state at
+//! its own dependencies ([`gridsync_core::judge`]), by the rules of its
+//! writer ([`gridsync_core::rules`]); exactly the changes that break a rule
+//! (and those that depend on them) are refused, and the rest is kept. The
+//! server then adds what only it may decide: the time a monthly report was
+//! submitted (its own clock, not the phone's), and that a record once
+//! sensitive stays sensitive (its whole history stays restricted).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
-use automerge::ActorId;
-use gridsync_core::doc::{RecordDoc, guarded, parse_change};
-use gridsync_core::model::{Record, RecordBody};
+use gridsync_core::judge::{Actors, judge};
+use gridsync_core::model::RecordBody;
 use gridsync_core::protocol::{DocRejection, RejectReason};
+use gridsync_core::rules::{Writer, is_sensitive};
 
-use crate::access::{Denied, may_write};
 use crate::store::{DocDecision, IncomingDoc, MergedDoc, StoredDoc, User};
 
-/// Largest compacted record accepted.
-pub const MAX_DOC_BYTES: usize = 1024 * 1024;
+pub use gridsync_core::judge::MAX_DOC_BYTES;
 
-/// The outcome of merging one record, for the response.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    /// Stored (or already stored): acknowledge these hashes.
-    Acked(Vec<[u8; 32]>),
-    /// Refused.
-    Rejected(DocRejection),
+/// Which Automerge actor may have written a pusher's changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PusherActor {
+    /// The device's registered actor id; any other actor is refused.
+    Device(Vec<u8>),
+    /// Changes the server made itself (a web form), under fresh actors.
+    Server,
 }
 
-/// Merge `incoming` into `stored` on behalf of `user`. Returns what to write
-/// and what to tell the device.
-pub fn merge_doc(user: &User, stored: Option<StoredDoc>, incoming: &IncomingDoc) -> (DocDecision, Outcome) {
-    let doc_bytes = *incoming.doc_id.as_bytes();
-    let mut hashes = Vec::with_capacity(incoming.changes.len());
-    let reject = |reason: RejectReason, detail: String, hashes: Vec<[u8; 32]>| {
-        (DocDecision::Reject, Outcome::Rejected(DocRejection { doc: doc_bytes, reason, detail, hashes }))
+/// Who is pushing changes: the user, the device (its id goes into the feed
+/// as the changes' origin) and the actor its changes must carry.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    /// The user the changes are judged as.
+    pub user: User,
+    /// Device id, or `web:<user>` for the dashboard.
+    pub device_id: String,
+    /// The actor rule.
+    pub actor: PusherActor,
+}
+
+impl Pusher {
+    /// The rules' view of the user.
+    pub fn writer(&self) -> Writer {
+        Writer { user_id: self.user.id.clone(), role: self.user.role, grid: self.user.grid.clone() }
+    }
+}
+
+/// The outcome of merging one record, for the response.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Hashes now durably stored (new, or stored before).
+    pub acked: Vec<[u8; 32]>,
+    /// Refused changes, grouped by reason.
+    pub rejections: Vec<DocRejection>,
+    /// How many of the acked changes are new.
+    pub new: usize,
+    /// How many were stored before.
+    pub known: usize,
+}
+
+impl Outcome {
+    /// Whether every change sent for the record is stored.
+    pub fn all_acked(&self) -> bool {
+        self.rejections.is_empty()
+    }
+}
+
+/// Merge `incoming` into `stored` on behalf of `pusher` at server time
+/// `now` (ms). Returns what to write and what to tell the device.
+pub fn merge_doc(
+    pusher: &Pusher,
+    stored: Option<StoredDoc>,
+    incoming: &IncomingDoc,
+    now: i64,
+) -> (DocDecision, Outcome) {
+    let writer = pusher.writer();
+    let actors = match &pusher.actor {
+        PusherActor::Device(a) => Actors::Device(a),
+        PusherActor::Server => Actors::Server,
     };
-    let mut parsed = Vec::with_capacity(incoming.changes.len());
-    for c in &incoming.changes {
-        match parse_change(c) {
-            Ok(ch) => {
-                hashes.push(ch.hash().0);
-                parsed.push(ch);
-            }
-            Err(_) => return reject(RejectReason::Malformed, RejectReason::Malformed.label_zh().into(), hashes),
+    let was_sensitive = stored.as_ref().is_some_and(|s| s.sensitive);
+    let verdict =
+        judge(stored.as_ref().map(|s| s.snapshot.as_slice()), incoming.doc_id, &incoming.changes, &writer, actors);
+
+    let mut outcome = Outcome { new: verdict.accepted.len(), known: verdict.known.len(), ..Outcome::default() };
+    outcome.acked.extend(verdict.known.iter().copied());
+    outcome.acked.extend(verdict.accepted.iter().map(|c| c.hash().0));
+    // The changes that broke a rule come first, then those refused only
+    // because they build on them: a phone shows the first reason.
+    let mut groups: BTreeMap<(bool, u8, String), DocRejection> = BTreeMap::new();
+    for r in &verdict.refused {
+        let key = (r.dependent, reason_order(r.reason), r.detail.clone());
+        let entry = groups.entry(key).or_insert_with(|| DocRejection {
+            doc: *incoming.doc_id.as_bytes(),
+            reason: r.reason,
+            detail: r.detail.clone(),
+            hashes: vec![],
+        });
+        if let Some(h) = r.hash {
+            entry.hashes.push(h);
         }
     }
-    // The server writes nothing of its own into records; its actor id is
-    // never used in a change.
-    let actor = ActorId::from([0u8; 16]);
-    let before_doc = match &stored {
-        Some(s) => match guarded(|| RecordDoc::load(&s.snapshot, actor.clone())) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                tracing::error!(doc = %incoming.doc_id, error = %e, "stored snapshot unreadable");
-                return reject(RejectReason::Malformed, "服务器上的记录无法读取".into(), hashes);
-            }
-        },
-        None => None,
+    outcome.rejections = groups.into_values().collect();
+
+    let (Some(after), Some(snapshot)) = (verdict.after, verdict.snapshot) else {
+        let decision = if outcome.acked.is_empty() { DocDecision::Reject } else { DocDecision::AlreadyStored };
+        return (decision, outcome);
     };
-    let before: Option<Record> = match &before_doc {
-        Some(d) => guarded(|| d.record()).ok(),
-        None => None,
-    };
-    let mut doc = match before_doc {
-        Some(d) => d,
-        None => RecordDoc::empty(actor),
-    };
-    let known: HashSet<[u8; 32]> = hashes
-        .iter()
-        .copied()
-        .filter(|h| doc.automerge().get_change_by_hash(&automerge::ChangeHash(*h)).is_some())
-        .collect();
-    let new: Vec<_> = parsed.into_iter().filter(|c| !known.contains(&c.hash().0)).collect();
-    if new.is_empty() {
-        return (DocDecision::AlreadyStored, Outcome::Acked(hashes));
-    }
-    // A record's history has one root: the change that created it. Another
-    // change without dependencies is a second document's history under this
-    // id; merged in, it would put a conflicting copy of every field (kept
-    // or refused depending only on which actor id sorts higher).
-    let roots = new.iter().filter(|c| c.deps().is_empty()).count();
-    if roots > usize::from(stored.is_none()) {
-        return reject(RejectReason::Immutable, "记录的历史不能替换".into(), hashes);
-    }
-    let new_changes: Vec<([u8; 32], Vec<u8>)> = new.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect();
-    if let Err(e) = guarded(|| doc.apply(new)) {
-        return reject(RejectReason::Malformed, format!("记录数据已损坏：{e}"), hashes);
-    }
-    if !doc.missing_deps().is_empty() {
-        return reject(RejectReason::MissingDependencies, RejectReason::MissingDependencies.label_zh().into(), hashes);
-    }
-    let after = match guarded(|| doc.record()) {
-        Ok(r) => r,
-        Err(e) => return reject(RejectReason::Invalid, e.message_zh(), hashes),
-    };
-    if after.id != incoming.doc_id {
-        return reject(RejectReason::Immutable, "记录编号与文档不符".into(), hashes);
-    }
-    if let Err(e) = after.validate() {
-        return reject(RejectReason::Invalid, e.message_zh(), hashes);
-    }
-    if let Some(b) = &before
-        && let Some(why) = immutable_violation(b, &after)
+    let mut json = after.to_json();
+    // The county judges a report's lateness by when it was submitted: the
+    // server's clock at the change that submitted it, not the phone's.
+    if let RecordBody::MonthlyReport(r) = &after.body
+        && r.submitted_at.is_some()
     {
-        return reject(RejectReason::Immutable, why.into(), hashes);
-    }
-    match may_write(user, before.as_ref(), &after) {
-        Ok(()) => {}
-        Err(Denied::OutOfScope) => {
-            return reject(RejectReason::OutOfScope, RejectReason::OutOfScope.label_zh().into(), hashes);
+        let before_submitted = matches!(
+            verdict.before.as_ref().map(|b| &b.body),
+            Some(RecordBody::MonthlyReport(b)) if b.submitted_at.is_some()
+        );
+        if !before_submitted && let Some(data) = json.get_mut("data").and_then(|d| d.as_object_mut()) {
+            data.insert("submitted_at".into(), serde_json::Value::from(now));
         }
-        Err(Denied::Forbidden(why)) => return reject(RejectReason::Forbidden, why, hashes),
     }
-    let snapshot = doc.save();
-    if snapshot.len() > MAX_DOC_BYTES {
-        return reject(RejectReason::TooLarge, format!("记录超过{}KB上限", MAX_DOC_BYTES / 1024), hashes);
-    }
+    // Sensitivity is sticky: once a record held sensitive data, its whole
+    // history stays restricted, whatever later edits say.
+    let sensitive = is_sensitive(&after) || was_sensitive;
+    let mut index = after.index();
+    index.sensitive = sensitive;
     let merged = MergedDoc {
-        new_changes,
+        new_changes: verdict.accepted.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
         snapshot,
-        index: after.index(),
-        json: after.to_json().to_string(),
+        index,
+        json: json.to_string(),
         author: after.author.clone(),
         created_at: after.created_at,
         updated_at: after.updated_at,
+        history_turns_sensitive: stored.is_some() && sensitive && !was_sensitive,
     };
-    (DocDecision::Accept(Box::new(merged)), Outcome::Acked(hashes))
+    (DocDecision::Accept(Box::new(merged)), outcome)
 }
 
-/// What a merge may not change: the header, and any event already recorded.
-fn immutable_violation(before: &Record, after: &Record) -> Option<&'static str> {
-    if before.kind() != after.kind() || before.grid != after.grid || before.author != after.author {
-        return Some("记录的类型、网格和记录人不能修改");
+/// A stable order of reasons within one record's rejections.
+fn reason_order(r: RejectReason) -> u8 {
+    match r {
+        RejectReason::OutOfScope => 0,
+        RejectReason::Forbidden => 1,
+        RejectReason::Immutable => 2,
+        RejectReason::Invalid => 3,
+        RejectReason::Malformed => 4,
+        RejectReason::TooLarge => 5,
+        RejectReason::MissingDependencies => 6,
+        _ => 7,
     }
-    if before.created_at != after.created_at {
-        return Some("记录的创建时间不能修改");
-    }
-    fn events_kept<A: serde::Serialize>(
-        b: &[gridsync_core::events::Event<A>],
-        a: &[gridsync_core::events::Event<A>],
-    ) -> bool {
-        let after: BTreeMap<&str, serde_json::Value> =
-            a.iter().map(|e| (e.id.as_str(), serde_json::to_value(e).unwrap_or_default())).collect();
-        b.iter().all(|e| after.get(e.id.as_str()) == Some(&serde_json::to_value(e).unwrap_or_default()))
-    }
-    let kept = match (&before.body, &after.body) {
-        (RecordBody::Dispute(b), RecordBody::Dispute(a)) => events_kept(&b.events, &a.events),
-        (RecordBody::Hazard(b), RecordBody::Hazard(a)) => events_kept(&b.events, &a.events),
-        _ => true,
-    };
-    (!kept).then_some("已记录的历史事件不能修改或删除")
 }

@@ -16,6 +16,10 @@ pub struct Metrics {
     pub changes_duplicate: AtomicU64,
     /// Records rejected.
     pub docs_rejected: AtomicU64,
+    /// Changes refused (each judged on its own).
+    pub changes_refused: AtomicU64,
+    /// Records phones reported they had to set aside (could not apply).
+    pub phone_set_aside: AtomicU64,
     /// Changes sent to devices.
     pub changes_sent: AtomicU64,
     /// Request body bytes received on /v1/sync.
@@ -36,12 +40,18 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 10] = [
+        let rows: [(&str, &str, &AtomicU64); 12] = [
             ("gridsync_sync_requests_total", "Sync requests answered", &self.sync_requests),
             ("gridsync_sync_refused_total", "Sync requests refused with 4xx", &self.sync_refused),
             ("gridsync_changes_stored_total", "Changes newly stored", &self.changes_stored),
             ("gridsync_changes_duplicate_total", "Changes received again and ignored", &self.changes_duplicate),
-            ("gridsync_docs_rejected_total", "Records whose changes were refused", &self.docs_rejected),
+            ("gridsync_docs_rejected_total", "Records with at least one refused change", &self.docs_rejected),
+            ("gridsync_changes_refused_total", "Changes refused by the per-change rules", &self.changes_refused),
+            (
+                "gridsync_phone_records_set_aside_total",
+                "Records phones reported they could not apply and set aside",
+                &self.phone_set_aside,
+            ),
             ("gridsync_changes_sent_total", "Changes sent to devices", &self.changes_sent),
             ("gridsync_sync_bytes_in_total", "Sync request body bytes", &self.bytes_in),
             ("gridsync_sync_bytes_out_total", "Sync response body bytes", &self.bytes_out),

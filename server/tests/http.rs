@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
-use automerge::ActorId;
 use gridsync_core::grid::Role;
 use gridsync_core::model::{DisputeAction, DisputeCategory, DisputeLevel, Record, RecordBody, next_event};
 use gridsync_core::protocol::{self, DocChanges, RejectReason, SyncRequest};
@@ -24,24 +23,25 @@ use uuid::Uuid;
 // 1. Access matrix
 // ---------------------------------------------------------------------------
 
-/// Record kinds of the matrix: one ordinary, two sensitive.
+/// Record kinds of the matrix: one ordinary (a hazard, which every role
+/// but agency staff may report), two sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Patrol,
+    Hazard,
     Household,
     KeyPersonVisit,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Patrol, Kind::Household, Kind::KeyPersonVisit];
+    const ALL: [Kind; 3] = [Kind::Hazard, Kind::Household, Kind::KeyPersonVisit];
 
     fn sensitive(self) -> bool {
-        self != Kind::Patrol
+        self != Kind::Hazard
     }
 
     fn label(self) -> &'static str {
         match self {
-            Kind::Patrol => "patrol",
+            Kind::Hazard => "hazard",
             Kind::Household => "household",
             Kind::KeyPersonVisit => "visit(key_person)",
         }
@@ -49,7 +49,7 @@ impl Kind {
 
     fn record(self, grid: &str, author: &str) -> Record {
         match self {
-            Kind::Patrol => patrol(grid, author),
+            Kind::Hazard => hazard(grid, author),
             Kind::Household => household(grid, author),
             Kind::KeyPersonVisit => key_person_visit(grid, author),
         }
@@ -214,7 +214,7 @@ async fn access_matrix_push_and_pull_by_role_grid_and_kind() {
         for g in GRIDS {
             for k in Kind::ALL {
                 let rec = k.record(g, &dev.user.id);
-                let (_, changes) = new_doc(&rec);
+                let (_, changes) = dev.doc(&rec);
                 planned.push((rec.id, g, k, hashes(&changes)));
                 docs.push(changes);
             }
@@ -271,7 +271,7 @@ async fn access_matrix_push_and_pull_by_role_grid_and_kind() {
                     }
                     let dev = &writers[&w.id];
                     let rec = k.record(g, &w.id);
-                    let (_, changes) = new_doc(&rec);
+                    let (_, changes) = dev.doc(&rec);
                     let resp = srv.push(dev, vec![changes]).await;
                     assert!(
                         resp.rejected.is_empty(),
@@ -341,7 +341,7 @@ struct Tracked {
 impl Tracked {
     async fn create(srv: &Server, dev: &Device, grid: &str) -> Tracked {
         let rec = dispute(grid, &dev.user.id);
-        let (truth, changes) = new_doc(&rec);
+        let (truth, changes) = dev.doc(&rec);
         let resp = srv.push(dev, vec![changes.clone()]).await;
         assert!(acks_all(&resp, rec.id, &hashes(&changes)), "dispute not stored: {:?}", resp.rejected);
         Tracked { id: rec.id, truth, at: T0 }
@@ -353,7 +353,7 @@ impl Tracked {
         let what = format!("{} recording {} on a {} dispute", dev.user.role.as_str(), action.name(), self.level(srv));
         self.at += 60_000;
         let heads = self.truth.heads();
-        let mut phone = self.truth.fork_as(ActorId::random());
+        let mut phone = dev.fork(&mut self.truth);
         let mut rec = phone.record().unwrap();
         let RecordBody::Dispute(d) = &mut rec.body else { panic!("not a dispute") };
         let event = next_event(&d.events, &dev.user.id, self.at, action);
@@ -568,7 +568,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
 
     // A stored record with two changes (created, then finished).
     let mut rec = patrol("t01/v01/g1", &gm.user.id);
-    let (mut doc, _) = new_doc(&rec);
+    let (mut doc, _) = gm.doc(&rec);
     if let RecordBody::Patrol(p) = &mut rec.body {
         p.ended_at = Some(T0 + 3_600_000);
         p.findings = "发现一处危房，已上报".into();
@@ -674,7 +674,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
 
     // A bad cursor: the request is refused as a whole, even its good records.
     let other = patrol("t01/v01/g1", &gm.user.id);
-    let (_, other_changes) = new_doc(&other);
+    let (_, other_changes) = gm.doc(&other);
     for cursor in [vec![0u8; 5], vec![0u8; 15], vec![0u8; 17]] {
         let req = SyncRequest { cursor, docs: vec![other_changes.clone()], max_response_bytes: 0 };
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await;
@@ -685,7 +685,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     // Broken changes inside a valid envelope: that record is refused, the
     // other record of the same request is stored.
     let fresh = household("t01/v01/g1", &gm.user.id);
-    let (_, fresh_changes) = new_doc(&fresh);
+    let (_, fresh_changes) = gm.doc(&fresh);
     let req = SyncRequest {
         cursor: vec![],
         docs: vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![noise.bytes(200)] }, fresh_changes.clone()],
@@ -703,7 +703,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let mut flipped_change = stored.changes[1].clone();
     let mid = flipped_change.len() / 2;
     flipped_change[mid] ^= 0x10;
-    let (_, foreign) = new_doc(&patrol("t01/v01/g1", &gm.user.id));
+    let (_, foreign) = gm.doc(&patrol("t01/v01/g1", &gm.user.id));
     let broken: Vec<(&str, Vec<Vec<u8>>, RejectReason)> = vec![
         (
             "a good change followed by garbage",
@@ -718,13 +718,21 @@ async fn bad_input_never_panics_and_never_corrupts() {
         ("another record's history under this id", foreign.changes.clone(), RejectReason::Immutable),
     ];
     for (what, changes, reason) in broken {
+        // A change the server already holds is acknowledged again; only the
+        // broken one is refused.
+        let known: Vec<[u8; 32]> = hashes(&stored)
+            .into_iter()
+            .filter(|h| {
+                changes.iter().any(|c| automerge::Change::from_bytes(c.clone()).is_ok_and(|c| c.hash().0 == *h))
+            })
+            .collect();
         let req = SyncRequest {
             cursor: vec![],
             docs: vec![DocChanges { doc: *rec.id.as_bytes(), changes }],
             max_response_bytes: 0,
         };
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await.sync();
-        assert!(r.acked.is_empty(), "{what}: acked");
+        assert_eq!(acked(&r).get(&rec.id).cloned().unwrap_or_default(), known, "{what}: acked");
         assert_eq!(r.rejected.iter().map(|r| r.reason).collect::<Vec<_>>(), [reason], "{what}");
         assert_eq!(srv.record_json(rec.id).unwrap(), json_before, "{what}: stored record changed");
         assert_eq!(
@@ -735,7 +743,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     }
     // A change whose dependency the server lacks, for a record it lacks.
     let ghost = patrol("t01/v01/g1", &gm.user.id);
-    let (mut gdoc, _) = new_doc(&ghost);
+    let (mut gdoc, _) = gm.doc(&ghost);
     let h0 = gdoc.heads();
     let mut ghost2 = ghost.clone();
     ghost2.updated_at += 1;
@@ -749,19 +757,25 @@ async fn bad_input_never_panics_and_never_corrupts() {
     assert!(srv.record_json(ghost.id).is_none());
 
     // A new record whose history has two creations.
+    // The first is kept, the second refused: each change is judged on its own.
     let twin = patrol("t01/v01/g1", &gm.user.id);
-    let (_, mut twin_changes) = new_doc(&twin);
+    let (_, mut twin_changes) = gm.doc(&twin);
     let mut other_twin = patrol("t01/v01/g1", &gm.user.id);
     other_twin.id = twin.id;
-    twin_changes.changes.extend(new_doc(&other_twin).1.changes);
-    let r = srv.push(&gm, vec![twin_changes]).await;
+    if let RecordBody::Patrol(p) = &mut other_twin.body {
+        p.findings = "另一份".into();
+    }
+    twin_changes.changes.extend(gm.doc(&other_twin).1.changes);
+    let r = srv.push(&gm, vec![twin_changes.clone()]).await;
     assert_eq!(r.rejected.iter().map(|r| r.reason).collect::<Vec<_>>(), [RejectReason::Immutable]);
-    assert!(srv.record_json(twin.id).is_none());
+    assert_eq!(r.rejected[0].hashes, hashes(&twin_changes)[1..]);
+    assert_eq!(acked(&r)[&twin.id], hashes(&twin_changes)[..1]);
+    assert_eq!(srv.record_json(twin.id).unwrap()["data"]["findings"], "一切正常");
 
-    // Afterwards: the stored record is as it was, only the one legitimate
-    // record was added, and the server is healthy and still syncs.
+    // Afterwards: the stored record is as it was, only the legitimate
+    // records were added (and the twin's first creation), and the server is healthy and still syncs.
     assert_eq!(srv.record_json(rec.id).unwrap(), json_before);
-    assert_eq!(srv.store.change_count().unwrap(), count_before + fresh_changes.changes.len() as u64);
+    assert_eq!(srv.store.change_count().unwrap(), count_before + fresh_changes.changes.len() as u64 + 1);
     let h = srv.get("/healthz").await;
     assert_eq!(h.status, StatusCode::OK);
     assert_eq!(h.json()["status"], "ok");
@@ -780,14 +794,14 @@ async fn resending_a_sync_stores_each_change_once() {
     let srv = Server::in_memory(Limits::default()).await;
     let gm = srv.device_for(&user("gm-i", Role::GridManager, "t01/v01/g1")).await;
     let mut rec = household("t01/v01/g1", &gm.user.id);
-    let (mut doc, _) = new_doc(&rec);
+    let (mut doc, _) = gm.doc(&rec);
     if let RecordBody::Household(h) = &mut rec.body {
         h.notes = "低保户".into();
     }
     rec.updated_at += 1000;
     assert!(doc.update(&rec).unwrap());
     let a = wire(rec.id, &doc.changes_since(&[]));
-    let (_, b) = new_doc(&patrol("t01/v01/g1", &gm.user.id));
+    let (_, b) = gm.doc(&patrol("t01/v01/g1", &gm.user.id));
     let n = (a.changes.len() + b.changes.len()) as u64;
     assert_eq!(n, 3);
     let body =

@@ -13,7 +13,6 @@ use std::io::Read as _;
 
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
-use automerge::ActorId;
 use chrono::NaiveDate;
 use gridsync_core::model::{
     Dispute, DisputeAction, DisputeCategory, DisputeLevel, Hazard, HazardAction, HazardCategory, Location,
@@ -75,7 +74,7 @@ async fn post(s: &Server, d: &Device, path: &str, ctype: &str, body: impl Into<V
 
 /// Push new records; each must be stored.
 async fn push_ok(s: &Server, d: &Device, recs: &[Record]) {
-    let docs = recs.iter().map(|r| new_doc(r).1).collect();
+    let docs = recs.iter().map(|r| d.doc(r).1).collect();
     let resp = s.push(d, docs).await;
     assert!(resp.rejected.is_empty(), "{} refused: {:?}", d.user.id, resp.rejected);
     assert_eq!(resp.acked.len(), recs.len());
@@ -168,7 +167,7 @@ fn report(township: &str, author: &str, month: &str, submitted_at: Option<i64>) 
 
 /// The village leader escalates a dispute the grid manager recorded.
 async fn escalate(s: &Server, vl: &Device, doc: &mut gridsync_core::doc::RecordDoc, rec: &Record, at: i64) {
-    let mut doc = doc.fork_as(ActorId::random());
+    let mut doc = vl.fork(doc);
     let heads = doc.heads();
     let mut r = doc.record().unwrap();
     if let RecordBody::Dispute(d) = &mut r.body {
@@ -227,7 +226,7 @@ async fn monthly_figures_add_up_what_the_grid_managers_recorded() {
         ],
     )
     .await;
-    let (mut old_doc, old_changes) = new_doc(&old_dispute);
+    let (mut old_doc, old_changes) = gm.doc(&old_dispute);
     assert!(s.push(&gm, vec![old_changes]).await.rejected.is_empty());
     push_ok(&s, &gm2, &[patrol_at("t01/v02/g1", &gm2.user.id, PatrolSlot::Evening, march(9) + 20 * HOUR)]).await;
     escalate(&s, &vl, &mut old_doc, &old_dispute, march(15)).await;
@@ -471,8 +470,13 @@ async fn a_late_report_is_marked_late() {
     let tc1 = dev(&s, "tc-t01-1").await;
     let tc2 = dev(&s, "tc-t02-1").await;
     let tc4 = dev(&s, "tc-t04-1").await;
-    push_ok(&s, &tc1, &[report("t01", &tc1.user.id, "2024-03", Some(due - HOUR))]).await;
+    // The server's clock decides, not the time the phone wrote: t01's chief
+    // claims an on-time date but syncs late is late; t02's is on time by
+    // an hour though the phone claims the 20th.
+    s.clock.set(due - HOUR);
     push_ok(&s, &tc2, &[report("t02", &tc2.user.id, "2024-03", Some(due))]).await;
+    s.clock.set(due);
+    push_ok(&s, &tc1, &[report("t01", &tc1.user.id, "2024-03", Some(due - 2 * HOUR))]).await;
     push_ok(&s, &tc4, &[report("t04", &tc4.user.id, "2024-03", None)]).await; // a draft
     let county = dev(&s, "county-admin").await;
     let r = get(&s, &county, "/v1/reports/submissions/2024-03").await;
@@ -486,15 +490,16 @@ async fn a_late_report_is_marked_late() {
         .map(|t| (t["township"].as_str().unwrap().to_owned(), t["status"].as_str().unwrap().to_owned()))
         .collect();
     assert_eq!(status.len(), 12);
-    assert_eq!(status["t01"], "on_time");
-    assert_eq!(status["t02"], "late", "submitted at 00:00 on the 20th is not before the 20th");
+    assert_eq!(status["t01"], "late", "reached the server at 00:00 on the 20th, not before the 20th");
+    assert_eq!(status["t02"], "on_time");
     assert_eq!(status["t03"], "missing");
     assert_eq!(status["t04"], "missing", "a draft is not a submission");
     // A township chief sees their own line; the monthly figures carry it too.
-    let r = get(&s, &tc2, "/v1/reports/submissions/2024-03").await;
+    let r = get(&s, &tc1, "/v1/reports/submissions/2024-03").await;
     assert_eq!(r.json()["townships"].as_array().unwrap().len(), 1);
     assert_eq!(r.json()["townships"][0]["status"], "late");
-    let r = get(&s, &tc2, "/v1/reports/monthly/t02/2024-03").await;
+    assert_eq!(r.json()["townships"][0]["submitted_at"], due);
+    let r = get(&s, &tc1, "/v1/reports/monthly/t01/2024-03").await;
     assert_eq!(r.json()["submission"]["status"], "late");
     // A month not yet due is pending.
     let r = get(&s, &county, "/v1/reports/submissions/2199-11").await;
@@ -526,16 +531,16 @@ async fn supervision_records_are_written_by_the_right_roles() {
         )
     };
     let refused = |resp: gridsync_core::protocol::SyncResponse| resp.rejected.first().map(|r| r.reason);
-    assert_eq!(refused(s.push(&gm, vec![new_doc(&meeting(&gm.user.id)).1]).await), Some(RejectReason::OutOfScope));
+    assert_eq!(refused(s.push(&gm, vec![gm.doc(&meeting(&gm.user.id)).1]).await), Some(RejectReason::OutOfScope));
     push_ok(&s, &vl, &[meeting(&vl.user.id)]).await;
     push_ok(&s, &sv, &[meeting(&sv.user.id)]).await;
-    assert_eq!(refused(s.push(&tc, vec![new_doc(&meeting(&tc.user.id)).1]).await), Some(RejectReason::Forbidden));
+    assert_eq!(refused(s.push(&tc, vec![tc.doc(&meeting(&tc.user.id)).1]).await), Some(RejectReason::Forbidden));
     let vl_report = report("t01", &vl.user.id, "2024-03", None);
-    assert_eq!(refused(s.push(&vl, vec![new_doc(&vl_report).1]).await), Some(RejectReason::OutOfScope));
+    assert_eq!(refused(s.push(&vl, vec![vl.doc(&vl_report).1]).await), Some(RejectReason::OutOfScope));
 
     // Submitted, then changed: refused.
     let rec = report("t01", &tc.user.id, "2024-03", Some(march(30)));
-    let (mut doc, first) = new_doc(&rec);
+    let (mut doc, first) = tc.doc(&rec);
     assert!(s.push(&tc, vec![first]).await.rejected.is_empty());
     let heads = doc.heads();
     let mut later = rec.clone();

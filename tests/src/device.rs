@@ -120,6 +120,15 @@ impl RawClient {
         RawClient(reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap_or_default())
     }
 
+    /// GET a URL's body as text (error on non-200).
+    pub async fn get_text(&self, url: &str) -> Result<String> {
+        let resp = self.0.get(url).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        anyhow::ensure!(status.is_success(), "status {status}: {text}");
+        Ok(text)
+    }
+
     /// POST a sync body and return the response body (error on non-200).
     pub async fn post_sync(&self, base: &str, token: &str, body: &[u8]) -> Result<Vec<u8>> {
         let resp = self

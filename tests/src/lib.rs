@@ -8,8 +8,10 @@
 //! - [`device`]: a simulated phone.
 //! - [`proxy`]: a TCP proxy that cuts requests and loses responses.
 //! - [`records`]: records of every kind, as a grid manager makes them.
+//! - [`hostile`]: crafted changes and raw requests, as a hostile phone sends them.
 
 pub mod device;
+pub mod hostile;
 pub mod proxy;
 pub mod records;
 pub mod server;

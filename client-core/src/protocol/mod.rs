@@ -247,6 +247,28 @@ pub struct EnrollRequest {
     pub code: String,
     /// A name for the device (e.g. the phone model).
     pub device_name: String,
+    /// The device's Automerge actor id, hex: the only actor its changes
+    /// may carry. Clients from before actors were registered omit it; the
+    /// server then registers the actor of the device's first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// `POST /v1/problems` request (JSON): records a phone received but could
+/// not apply, set aside so the rest of the sync went on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemReport {
+    /// The records set aside.
+    pub set_aside: Vec<SetAsideReport>,
+}
+
+/// One record a phone set aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAsideReport {
+    /// Record id (UUID).
+    pub doc: String,
+    /// Why it could not be applied (English, no record content).
+    pub reason: String,
 }
 
 /// `POST /v1/enroll` response (JSON).

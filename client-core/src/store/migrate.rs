@@ -9,6 +9,7 @@ use crate::error::{CoreError, Result};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_init", include_str!("../../../migrations/client/001_init.sql")),
     ("002_rejections_and_status_index", include_str!("../../../migrations/client/002_rejections_and_status_index.sql")),
+    ("003_refused_and_set_aside", include_str!("../../../migrations/client/003_refused_and_set_aside.sql")),
 ];
 
 /// Newest schema version this build knows.

@@ -8,6 +8,9 @@
 //! dying. Lists read index columns only, never documents.
 
 pub mod migrate;
+mod repair;
+
+pub use repair::RepairReport;
 
 use std::path::Path;
 
@@ -18,8 +21,9 @@ use uuid::Uuid;
 
 use crate::doc::{RecordDoc, guarded};
 use crate::error::{CoreError, Result};
-use crate::grid::GridPath;
+use crate::grid::{GridPath, Role};
 use crate::model::{DisputeLevel, Record, RecordKind};
+use crate::rules::{Writer, check_write};
 
 /// A line in a record list: index columns only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +59,19 @@ pub struct Rejection {
     pub code: String,
     /// Detail, in Chinese, for the user.
     pub message_zh: String,
+}
+
+/// A record received from a server that could not be applied, set aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// Record id.
+    pub doc_id: Uuid,
+    /// Changes set aside.
+    pub changes: u64,
+    /// Why (English, no record content).
+    pub reason: String,
+    /// Whether the server has been told.
+    pub reported: bool,
 }
 
 /// What to list.
@@ -183,9 +200,23 @@ impl Store {
         Ok(())
     }
 
-    /// Save a new record. Fails if the id exists.
+    /// The enrolled user as the write rules see them, if the phone is
+    /// enrolled. Edits on an enrolled phone are judged by the same rules as
+    /// on the server ([`crate::rules`]), so a step the server would refuse
+    /// is refused here at once, with the reason in Chinese.
+    pub fn writer(&self) -> Result<Option<Writer>> {
+        let Some(e) = self.enrollment()? else { return Ok(None) };
+        let role: Role = e.role.parse()?;
+        Ok(Some(Writer { user_id: e.user_id, role, grid: GridPath::parse(&e.grid)? }))
+    }
+
+    /// Save a new record. Fails if the id exists, if a field is invalid, or
+    /// (when enrolled) if the user may not create it.
     pub fn create(&mut self, record: &Record) -> Result<()> {
         let mut doc = RecordDoc::create(record, self.actor.clone())?;
+        if let Some(w) = self.writer()? {
+            check_write(&w, None, record, None)?;
+        }
         let changes = doc.changes_since(&[]);
         let tx = self.conn.transaction()?;
         let exists: bool = tx
@@ -217,20 +248,93 @@ impl Store {
     }
 
     /// Replace a record's fields with `record`'s, writing only what differs.
-    /// Returns whether anything changed.
+    /// Returns whether anything changed. Refused (nothing saved) if a field
+    /// is invalid, if the enrolled user may not take this step, or if the
+    /// server refused earlier changes of the record and it has not been
+    /// repaired yet ([`Store::repair`]).
     pub fn update(&mut self, record: &Record) -> Result<bool> {
+        self.check_not_refused(record.id)?;
         let mut doc = self.load_doc(record.id)?;
+        let before_record = doc.record()?;
         let before = doc.heads();
         if !doc.update(record)? {
             return Ok(false);
         }
         let changes = doc.changes_since(&before);
         let merged = doc.record()?;
+        if let Some(w) = self.writer()? {
+            check_write(&w, Some(&before_record), &merged, None)?;
+        }
         let tx = self.conn.transaction()?;
         write_record(&tx, &merged, &mut doc)?;
         push_outbox(&tx, record.id, changes)?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// `NeedsRepair` if the server refused changes of this record.
+    fn check_not_refused(&self, id: Uuid) -> Result<()> {
+        let refused: Option<String> = self
+            .conn
+            .query_row("SELECT message_zh FROM refused_changes WHERE doc_id = ?1 LIMIT 1", [id.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match refused {
+            Some(message_zh) => Err(CoreError::NeedsRepair { message_zh }),
+            None => Ok(()),
+        }
+    }
+
+    /// Changes of a record the server refused, with the reasons (empty when
+    /// none are waiting for a repair).
+    pub fn refusals(&self, id: Uuid) -> Result<Vec<Rejection>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT reason, message_zh FROM refused_changes WHERE doc_id = ?1 ORDER BY reason, message_zh",
+        )?;
+        let rows = st.query_map([id.to_string()], |r| Ok(Rejection { code: r.get(0)?, message_zh: r.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records received from a server that could not be applied and were
+    /// set aside, with why (English, for logs; no record content).
+    pub fn set_aside(&self) -> Result<Vec<SetAside>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT doc_id, count(*), min(reason), min(reported) FROM set_aside GROUP BY doc_id ORDER BY doc_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc, changes, reason, reported) = row?;
+            let doc_id = Uuid::parse_str(&doc).map_err(|e| CoreError::Document(e.to_string()))?;
+            out.push(SetAside { doc_id, changes: changes as u64, reason, reported });
+        }
+        Ok(out)
+    }
+
+    /// Mark set-aside records as reported to the server.
+    pub fn mark_set_aside_reported(&mut self, ids: &[Uuid]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("UPDATE set_aside SET reported = 1 WHERE doc_id = ?1", [id.to_string()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Give this phone a new Automerge actor id (when the old one is held
+    /// by another user's device on the server). Only while nothing waits in
+    /// the outbox: waiting changes carry the old id.
+    pub fn rotate_actor(&mut self) -> Result<()> {
+        if self.outbox_len()? > 0 {
+            return Err(CoreError::invalid("actor", "outbox_not_empty", "本机还有未同步的记录，不能更换设备标识"));
+        }
+        let a = ActorId::random();
+        self.conn.execute("UPDATE meta SET value = ?1 WHERE key = 'actor'", [a.to_bytes()])?;
+        self.actor = a;
+        Ok(())
     }
 
     /// Load a record, let `edit` change it, save the difference.
@@ -364,7 +468,8 @@ impl Store {
     pub fn wipe(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
-            "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM meta WHERE key <> 'actor';",
+            "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
+             DELETE FROM set_aside; DELETE FROM meta WHERE key <> 'actor';",
         )?;
         tx.commit()?;
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
@@ -413,22 +518,48 @@ impl StoreTx<'_> {
         Ok(())
     }
 
-    /// Keep a server's rejection on the record and drop its refused changes
-    /// from the outbox (resending them would be refused again); the local
-    /// record keeps them, marked, for the user to see and fix.
-    pub fn reject(&self, doc_id: Uuid, rejection: &Rejection, hashes: &[[u8; 32]]) -> Result<()> {
-        let json = serde_json::to_string(rejection).map_err(|e| CoreError::Document(e.to_string()))?;
-        self.tx.execute("UPDATE records SET rejection = ?2 WHERE id = ?1", params![doc_id.to_string(), json])?;
+    /// Keep a server's rejection on the record, remember which changes it
+    /// refused, and drop them from the outbox (resending them would be
+    /// refused again). The local record keeps them, marked, for the user to
+    /// see and repair ([`Store::repair`]).
+    /// `show` puts this rejection on the record (a response may refuse
+    /// several changes of one record for different reasons).
+    pub fn reject(&self, doc_id: Uuid, rejection: &Rejection, hashes: &[[u8; 32]], now: i64, show: bool) -> Result<()> {
+        if show {
+            self.note_rejection(doc_id, rejection)?;
+        }
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO refused_changes (doc_id, hash, reason, message_zh, refused_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(doc_id, hash) DO UPDATE SET reason = excluded.reason, message_zh = excluded.message_zh",
+        )?;
         for h in hashes {
+            st.execute(params![doc_id.to_string(), &h[..], rejection.code, rejection.message_zh, now])?;
             self.ack(doc_id, h)?;
         }
         Ok(())
     }
 
-    /// The server accepted the record: forget an earlier rejection.
+    /// Show a server's refusal on the record without refusing any change
+    /// (its changes stay in the outbox to be sent again later).
+    pub fn note_rejection(&self, doc_id: Uuid, rejection: &Rejection) -> Result<()> {
+        let json = serde_json::to_string(rejection).map_err(|e| CoreError::Document(e.to_string()))?;
+        self.tx.execute("UPDATE records SET rejection = ?2 WHERE id = ?1", params![doc_id.to_string(), json])?;
+        Ok(())
+    }
+
+    /// Hashes of a record's changes waiting in the outbox.
+    pub fn outbox_hashes(&self, doc_id: Uuid) -> Result<Vec<[u8; 32]>> {
+        let mut st = self.tx.prepare_cached("SELECT hash FROM outbox WHERE doc_id = ?1 ORDER BY seq")?;
+        let rows = st.query_map([doc_id.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|h| h?.try_into().map_err(|_| CoreError::Document("bad hash in outbox".into()))).collect()
+    }
+
+    /// The server accepted changes of the record: forget an earlier
+    /// rejection, unless refused changes still wait for a repair.
     pub fn clear_rejection(&self, doc_id: Uuid) -> Result<()> {
         self.tx.execute(
-            "UPDATE records SET rejection = NULL WHERE id = ?1 AND rejection IS NOT NULL",
+            "UPDATE records SET rejection = NULL WHERE id = ?1 AND rejection IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM refused_changes WHERE doc_id = ?1)",
             [doc_id.to_string()],
         )?;
         Ok(())
@@ -443,7 +574,60 @@ impl StoreTx<'_> {
             .optional()?;
         let Some(bytes) = bytes else { return Ok(()) };
         let mut doc = RecordDoc::load(&bytes, self.actor.clone())?;
-        push_outbox(&self.tx, doc_id, doc.changes_since(&[]))
+        // Only this phone's own changes: the server refuses another
+        // device's actor, so resending those could only be refused.
+        let refused: std::collections::HashSet<Vec<u8>> = {
+            let mut st = self.tx.prepare_cached("SELECT hash FROM refused_changes WHERE doc_id = ?1")?;
+            let rows = st.query_map([doc_id.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let own: Vec<Change> = doc
+            .changes_since(&[])
+            .into_iter()
+            .filter(|c| c.actor_id() == &self.actor && !refused.contains(&c.hash().0[..]))
+            .collect();
+        push_outbox(&self.tx, doc_id, own)
+    }
+
+    /// Apply received changes of a record, or set them aside if they cannot
+    /// be applied (with any set aside before, which are retried first).
+    /// Returns why they were set aside, or `None` when applied.
+    pub fn apply_or_set_aside(&self, doc_id: Uuid, changes: &[Vec<u8>], now: i64) -> Result<Option<String>> {
+        let earlier: Vec<Vec<u8>> = {
+            let mut st = self.tx.prepare_cached("SELECT change FROM set_aside WHERE doc_id = ?1 ORDER BY at")?;
+            let rows = st.query_map([doc_id.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let all: Vec<Vec<u8>> = earlier.iter().chain(changes).cloned().collect();
+        self.tx.execute_batch("SAVEPOINT apply_remote")?;
+        let why = match self.apply_remote(doc_id, &all) {
+            Ok(true) => None,
+            Ok(false) => Some("waiting for earlier changes of the record".to_owned()),
+            Err(e) => Some(e.to_string().chars().take(200).collect()),
+        };
+        match why {
+            None => {
+                self.tx.execute_batch("RELEASE apply_remote")?;
+                if !earlier.is_empty() {
+                    self.tx.execute("DELETE FROM set_aside WHERE doc_id = ?1", [doc_id.to_string()])?;
+                }
+                Ok(None)
+            }
+            Some(why) => {
+                self.tx.execute_batch("ROLLBACK TO apply_remote; RELEASE apply_remote")?;
+                let mut st = self.tx.prepare_cached(
+                    "INSERT INTO set_aside (doc_id, hash, change, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(doc_id, hash) DO NOTHING",
+                )?;
+                for c in changes {
+                    // The hash names the change; unparseable bytes get the
+                    // SHA-256 of their bytes so they are kept once too.
+                    let hash = crate::doc::parse_change(c).map(|c| c.hash().0.to_vec()).unwrap_or_else(|_| sha_of(c));
+                    st.execute(params![doc_id.to_string(), hash, c, why, now])?;
+                }
+                Ok(Some(why))
+            }
+        }
     }
 
     /// Merge changes received from a server into the local record, creating
@@ -474,6 +658,13 @@ impl StoreTx<'_> {
         write_record(&self.tx, &record, &mut doc)?;
         Ok(true)
     }
+}
+
+/// A stand-in hash for bytes that are not a change: their SHA-256, so a
+/// set-aside row is kept once however often the bytes arrive.
+fn sha_of(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
 }
 
 fn write_record(tx: &Transaction<'_>, record: &Record, doc: &mut RecordDoc) -> Result<()> {

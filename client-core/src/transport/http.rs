@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::protocol::{CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody};
+use crate::protocol::{CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport, SetAsideReport};
 use crate::store::Store;
 use crate::sync::{SyncError, SyncOptions, SyncReport, SyncSession, backoff};
 use crate::transport::Enrollment;
@@ -80,6 +80,11 @@ impl HttpClient {
     }
 
     /// Trade a one-time code for a device token and save it in the store.
+    /// The request registers this phone's Automerge actor id, the only one
+    /// the server accepts changes under from this device. If another
+    /// user's device holds that id (a phone handed on without being wiped)
+    /// and nothing waits in the outbox, the phone takes a new id and tries
+    /// once more.
     pub async fn enroll(
         &self,
         store: &mut Store,
@@ -87,9 +92,29 @@ impl HttpClient {
         code: &str,
         device_name: &str,
     ) -> Result<Enrollment, SyncError> {
+        match self.enroll_once(store, server_url, code, device_name).await {
+            Err(SyncError::Server { status: 409, code: c, .. }) if c == "actor_in_use" && store.outbox_len()? == 0 => {
+                store.rotate_actor()?;
+                self.enroll_once(store, server_url, code, device_name).await
+            }
+            other => other,
+        }
+    }
+
+    async fn enroll_once(
+        &self,
+        store: &mut Store,
+        server_url: &str,
+        code: &str,
+        device_name: &str,
+    ) -> Result<Enrollment, SyncError> {
         let url = format!("{}/v1/enroll", server_url.trim_end_matches('/'));
-        let body = serde_json::to_vec(&EnrollRequest { code: code.to_owned(), device_name: device_name.to_owned() })
-            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let request = EnrollRequest {
+            code: code.to_owned(),
+            device_name: device_name.to_owned(),
+            actor: Some(store.actor().to_hex_string()),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| SyncError::Network(e.to_string()))?;
         let resp = self
             .client
             .post(&url)
@@ -116,6 +141,37 @@ impl HttpClient {
         store.set_enrollment(&e)?;
         store.transaction(|tx| tx.clear_cursors())?;
         Ok(e)
+    }
+
+    /// Tell the server about records set aside and not reported yet. Best
+    /// effort: a failure leaves them for the next sync.
+    async fn report_set_aside(&self, store: &mut Store, enrollment: &Enrollment) -> Result<(), SyncError> {
+        let pending: Vec<_> = store.set_aside()?.into_iter().filter(|s| !s.reported).take(1000).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let report = ProblemReport {
+            set_aside: pending
+                .iter()
+                .map(|s| SetAsideReport { doc: s.doc_id.to_string(), reason: s.reason.clone() })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&report).map_err(|e| SyncError::Network(e.to_string()))?;
+        let url = format!("{}/v1/problems", enrollment.server_url);
+        let resp = self
+            .client
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", enrollment.token))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        if resp.status().is_success() {
+            let ids: Vec<_> = pending.iter().map(|s| s.doc_id).collect();
+            store.mark_set_aside_reported(&ids)?;
+        }
+        Ok(())
     }
 
     /// Run a whole sync with the enrolled server; `progress` sees the report
@@ -153,6 +209,8 @@ impl HttpClient {
             session.handle_response(store, &req, &body)?;
             progress(&session.report);
         }
+        // The records are synced; a failed report is retried next time.
+        let _ = self.report_set_aside(store, &enrollment).await;
         Ok(session.finish())
     }
 

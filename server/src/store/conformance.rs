@@ -11,7 +11,7 @@ use gridsync_core::grid::{GridPath, Role};
 use gridsync_core::model::*;
 
 use super::*;
-use crate::merge::{Outcome, merge_doc};
+use crate::merge::{Outcome, Pusher, PusherActor};
 
 pub fn user(id: &str, role: Role, grid: &str) -> User {
     User { id: id.into(), display_name: format!("用户{id}"), role, grid: GridPath::parse(grid).unwrap() }
@@ -25,6 +25,7 @@ pub fn device(id: &str, user: &str) -> Device {
         created_at: 0,
         last_sync_at: None,
         revoked_at: None,
+        actor: None,
     }
 }
 
@@ -68,17 +69,12 @@ pub fn incoming(rec: &Record) -> IncomingDoc {
     IncomingDoc { doc_id: rec.id, changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect() }
 }
 
-/// Merge docs as `u` through `store`, returning the outcomes.
+/// Merge docs as `u` through `store`, returning the outcomes. The changes
+/// come from test documents with random actors, so the actor rule is the
+/// server's own (the per-device actor rule has its own tests).
 pub fn push(store: &dyn ServerStore, dev: &str, u: &User, docs: &[IncomingDoc]) -> Vec<Outcome> {
-    let mut outcomes = vec![None; docs.len()];
-    store
-        .merge_batch(dev, docs, &mut |i, stored, d| {
-            let (dec, out) = merge_doc(u, stored, d);
-            outcomes[i] = Some(out);
-            dec
-        })
-        .unwrap();
-    outcomes.into_iter().map(Option::unwrap).collect()
+    let pusher = Pusher { user: u.clone(), device_id: dev.into(), actor: PusherActor::Server };
+    crate::sync::merge_records(store, &pusher, docs, 1_700_000_000_000).unwrap()
 }
 
 /// Read the feed to its end, waiting up to 10 s until `at_least` changes
@@ -108,7 +104,7 @@ pub fn skipped() {
 }
 
 pub fn acked(o: &Outcome) -> bool {
-    matches!(o, Outcome::Acked(_))
+    o.all_acked() && !o.acked.is_empty()
 }
 
 pub fn setup(store: &dyn ServerStore) {
@@ -160,10 +156,11 @@ macro_rules! conformance_tests {
             s.create_enrollment(b"code1", "gm1", 1_000).unwrap();
             s.create_enrollment(b"code2", "gm1", 1_000).unwrap();
             let got = s.redeem_enrollment(b"code1", &device("d1", "gm1"), b"tok1", 500).unwrap();
-            assert_eq!(got.map(|u| u.id), Some("gm1".to_owned()));
-            assert!(s.redeem_enrollment(b"code1", &device("d2", "gm1"), b"tok2", 500).unwrap().is_none(), "used twice");
-            assert!(s.redeem_enrollment(b"code2", &device("d3", "gm1"), b"tok3", 1_000).unwrap().is_none(), "expired");
-            assert!(s.redeem_enrollment(b"nope", &device("d4", "gm1"), b"tok4", 1).unwrap().is_none());
+            assert!(matches!(got, Redeemed::Enrolled(u) if u.id == "gm1"));
+            let invalid = |r: Redeemed| r == Redeemed::InvalidCode;
+            assert!(invalid(s.redeem_enrollment(b"code1", &device("d2", "gm1"), b"tok2", 500).unwrap()), "used twice");
+            assert!(invalid(s.redeem_enrollment(b"code2", &device("d3", "gm1"), b"tok3", 1_000).unwrap()), "expired");
+            assert!(invalid(s.redeem_enrollment(b"nope", &device("d4", "gm1"), b"tok4", 1).unwrap()));
             let auth = s.device_by_token(b"tok1").unwrap().unwrap();
             assert_eq!((auth.device.id.as_str(), auth.user.id.as_str()), ("d1", "gm1"));
             assert!(s.device_by_token(b"tok2").unwrap().is_none());
@@ -173,6 +170,33 @@ macro_rules! conformance_tests {
             let d = &s.devices().unwrap()[0];
             assert_eq!((d.last_sync_at, d.revoked_at), (Some(700), Some(800)));
             assert_eq!(s.device_by_token(b"tok1").unwrap().unwrap().device.revoked_at, Some(800));
+        }
+
+        #[test]
+        fn an_actor_id_belongs_to_one_device_of_one_user() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
+            s.add_user(&user("gm2", Role::GridManager, "t01/v01/g2")).unwrap();
+            for c in [&b"c1"[..], b"c2", b"c3", b"c4"] {
+                s.create_enrollment(c, if c == b"c3" { "gm2" } else { "gm1" }, 10_000).unwrap();
+            }
+            let with_actor = |id: &str, user: &str, a: &[u8]| Device { actor: Some(a.to_vec()), ..device(id, user) };
+            assert!(matches!(s.redeem_enrollment(b"c1", &with_actor("d1", "gm1", b"A"), b"t1", 1).unwrap(), Redeemed::Enrolled(_)));
+            // The same phone enrolling again as the same user takes its actor along.
+            assert!(matches!(s.redeem_enrollment(b"c2", &with_actor("d2", "gm1", b"A"), b"t2", 1).unwrap(), Redeemed::Enrolled(_)));
+            let actor_of = |t: &[u8]| s.device_by_token(t).unwrap().unwrap().device.actor;
+            assert_eq!((actor_of(b"t1"), actor_of(b"t2")), (None, Some(b"A".to_vec())));
+            // Another user's phone cannot claim it, and its code stays usable.
+            assert_eq!(s.redeem_enrollment(b"c3", &with_actor("d3", "gm2", b"A"), b"t3", 1).unwrap(), Redeemed::ActorInUse);
+            assert!(matches!(s.redeem_enrollment(b"c3", &with_actor("d3", "gm2", b"B"), b"t3", 1).unwrap(), Redeemed::Enrolled(_)));
+            // A device without an actor claims a free one, once.
+            assert!(matches!(s.redeem_enrollment(b"c4", &device("d4", "gm1"), b"t4", 1).unwrap(), Redeemed::Enrolled(_)));
+            assert!(!s.claim_actor("d4", b"B").unwrap(), "held by d3");
+            assert!(s.claim_actor("d4", b"C").unwrap());
+            assert!(s.claim_actor("d4", b"C").unwrap(), "claiming again is harmless");
+            assert!(!s.claim_actor("d4", b"D").unwrap(), "a device has one actor");
+            assert!(!s.claim_actor("nobody", b"E").unwrap());
+            assert_eq!(actor_of(b"t4"), Some(b"C".to_vec()));
         }
 
         #[test]
@@ -202,7 +226,8 @@ macro_rules! conformance_tests {
             let gm1 = s.user("gm1").unwrap().unwrap();
             let other_village = patrol("t01/v02/g1", "gm1");
             let out = push(s.as_ref(), "d1", &gm1, &[incoming(&other_village)]);
-            assert!(matches!(&out[0], $crate::merge::Outcome::Rejected(r) if r.reason == gridsync_core::protocol::RejectReason::OutOfScope));
+            assert_eq!(out[0].rejections[0].reason, gridsync_core::protocol::RejectReason::OutOfScope);
+            assert!(out[0].acked.is_empty());
             let garbage = IncomingDoc { doc_id: uuid::Uuid::new_v4(), changes: vec![vec![1, 2, 3]] };
             let out = push(s.as_ref(), "d1", &gm1, &[garbage]);
             assert!(!acked(&out[0]));

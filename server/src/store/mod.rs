@@ -119,6 +119,23 @@ pub struct Device {
     pub last_sync_at: Option<i64>,
     /// Revoked at, ms.
     pub revoked_at: Option<i64>,
+    /// The Automerge actor id registered for this device: the only actor
+    /// its changes may carry. `None` until it is registered (at enrollment,
+    /// or at the first sync of a device enrolled before actors were).
+    #[serde(default, skip_serializing)]
+    pub actor: Option<Vec<u8>>,
+}
+
+/// What redeeming an enrollment code did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The device was created for this user.
+    Enrolled(User),
+    /// The code is unknown, used or expired.
+    InvalidCode,
+    /// The device's actor id belongs to a device of another user; the code
+    /// is not used up.
+    ActorInUse,
 }
 
 /// A device presenting its token, with its user.
@@ -135,6 +152,8 @@ pub struct DeviceAuth {
 pub struct StoredDoc {
     /// Compact Automerge save of the whole document.
     pub snapshot: Vec<u8>,
+    /// Whether the record is (or ever was) sensitive.
+    pub sensitive: bool,
 }
 
 /// Result of merging one record's incoming changes.
@@ -165,6 +184,8 @@ pub struct MergedDoc {
     pub created_at: i64,
     /// Updated, ms.
     pub updated_at: i64,
+    /// The record just became sensitive: mark its earlier feed rows too.
+    pub history_turns_sensitive: bool,
 }
 
 /// Position in the change feed. SQLite uses `seq` only; PostgreSQL orders
@@ -434,14 +455,21 @@ pub trait ServerStore: Send + Sync {
     /// Store a hashed one-time enrollment code for a user.
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()>;
     /// Use an enrollment code once: if it exists, is unused and unexpired,
-    /// mark it used and create the device; returns the user.
+    /// mark it used and create the device with its actor id. An actor id
+    /// held by a device of the same user moves to the new device (the same
+    /// phone enrolling again); one held by another user's device refuses
+    /// the enrollment and leaves the code unused.
     fn redeem_enrollment(
         &self,
         code_hash: &[u8],
         device: &Device,
         token_hash: &[u8],
         now: i64,
-    ) -> StoreResult<Option<User>>;
+    ) -> StoreResult<Redeemed>;
+    /// Register `actor` for a device that has none yet (enrolled before
+    /// actors were registered). False if another device holds it, or the
+    /// device already has a different one.
+    fn claim_actor(&self, device_id: &str, actor: &[u8]) -> StoreResult<bool>;
     /// The device holding this token hash, with its user.
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>>;
     /// Revoke a device; false if unknown.

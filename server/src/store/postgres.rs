@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/001_init.sql"),
     include_str!("../../../migrations/server-postgres/002_case_counts.sql"),
     include_str!("../../../migrations/server-postgres/003_web.sql"),
+    include_str!("../../../migrations/server-postgres/004_device_actors.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -49,6 +50,7 @@ fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
         created_at: r.try_get(3)?,
         last_sync_at: r.try_get(4)?,
         revoked_at: r.try_get(5)?,
+        actor: r.try_get(6)?,
     })
 }
 
@@ -201,33 +203,64 @@ impl ServerStore for PostgresServerStore {
         device: &Device,
         token_hash: &[u8],
         now: i64,
-    ) -> StoreResult<Option<User>> {
-        self.tx(|tx| {
+    ) -> StoreResult<Redeemed> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
             let Some(row) = tx.query_opt(
                 "UPDATE enrollments SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
                 &[&code_hash, &now],
             )?
             else {
-                return Ok(None);
+                return Ok(Redeemed::InvalidCode);
             };
             let user_id: String = row.try_get(0)?;
+            if let Some(actor) = &device.actor {
+                let holder = tx.query_opt("SELECT id, user_id FROM devices WHERE actor = $1 FOR UPDATE", &[actor])?;
+                if let Some(h) = holder {
+                    let (old_device, holder_user): (String, String) = (h.try_get(0)?, h.try_get(1)?);
+                    if holder_user != user_id {
+                        // Dropping the transaction rolls back: the code stays unused.
+                        return Ok(Redeemed::ActorInUse);
+                    }
+                    tx.execute("UPDATE devices SET actor = NULL WHERE id = $1", &[&old_device])?;
+                }
+            }
             tx.execute(
-                "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &[&device.id, &user_id, &device.name, &token_hash, &now],
+                "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&device.id, &user_id, &device.name, &token_hash, &now, &device.actor],
             )?;
             let r = tx.query_one("SELECT id, display_name, role, grid FROM users WHERE id = $1", &[&user_id])?;
-            Ok(Some(user_of(&r, 0)?))
+            let user = user_of(&r, 0)?;
+            tx.commit()?;
+            Ok(Redeemed::Enrolled(user))
+        })
+    }
+
+    fn claim_actor(&self, device_id: &str, actor: &[u8]) -> StoreResult<bool> {
+        self.with(|c| {
+            let Some(row) = c.query_opt("SELECT actor FROM devices WHERE id = $1", &[&device_id])? else {
+                return Ok(false);
+            };
+            if let Some(a) = row.try_get::<_, Option<Vec<u8>>>(0)? {
+                return Ok(a == actor);
+            }
+            // The unique index decides a race between two devices.
+            match c.execute("UPDATE devices SET actor = $2 WHERE id = $1 AND actor IS NULL", &[&device_id, &actor]) {
+                Ok(n) => Ok(n == 1),
+                Err(e) if e.code() == Some(&::postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
         })
     }
 
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
         self.with(|c| {
             c.query_opt(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, u.id, u.display_name, u.role, u.grid
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, u.id, u.display_name, u.role, u.grid
                  FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
                 &[&token_hash],
             )?
-            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 6)? }))
+            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 7)? }))
             .transpose()
         })
     }
@@ -244,7 +277,7 @@ impl ServerStore for PostgresServerStore {
     fn devices(&self) -> StoreResult<Vec<Device>> {
         self.with(|c| {
             c.query(
-                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at FROM devices ORDER BY user_id, created_at",
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor FROM devices ORDER BY user_id, created_at",
                 &[],
             )?
             .iter()
@@ -279,13 +312,12 @@ impl ServerStore for PostgresServerStore {
                 let d = &docs[i];
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&d.doc_id)])?;
                 let stored = tx.query_opt("SELECT snapshot, sensitive FROM documents WHERE id = $1", &[&d.doc_id])?;
-                let was_sensitive = stored.as_ref().map(|r| r.get::<_, bool>(1)).unwrap_or(false);
-                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0) });
+                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) });
                 let decision = merge(i, stored, d);
                 if let DocDecision::Accept(m) = &decision {
                     let ix = &m.index;
                     let (t, v, g) = parts(&ix.grid);
-                    let sensitive = ix.sensitive || was_sensitive;
+                    let sensitive = ix.sensitive;
                     let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
                     tx.execute(
                         "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
@@ -314,7 +346,7 @@ impl ServerStore for PostgresServerStore {
                             &m.snapshot,
                         ],
                     )?;
-                    if sensitive && !was_sensitive {
+                    if m.history_turns_sensitive {
                         tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
                     }
                     for (hash, bytes) in &m.new_changes {

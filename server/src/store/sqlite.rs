@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/001_init.sql"),
     include_str!("../../../migrations/server-sqlite/002_case_counts.sql"),
     include_str!("../../../migrations/server-sqlite/003_web.sql"),
+    include_str!("../../../migrations/server-sqlite/004_device_actors.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -121,6 +122,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         created_at: r.get(3)?,
         last_sync_at: r.get(4)?,
         revoked_at: r.get(5)?,
+        actor: r.get(6)?,
     })
 }
 
@@ -348,7 +350,7 @@ impl ServerStore for SqliteServerStore {
         device: &Device,
         token_hash: &[u8],
         now: i64,
-    ) -> StoreResult<Option<User>> {
+    ) -> StoreResult<Redeemed> {
         let mut conn = self.exclusive();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let user_id: Option<String> = tx
@@ -358,25 +360,62 @@ impl ServerStore for SqliteServerStore {
                 |r| r.get(0),
             )
             .optional()?;
-        let Some(user_id) = user_id else { return Ok(None) };
+        let Some(user_id) = user_id else { return Ok(Redeemed::InvalidCode) };
+        if let Some(actor) = &device.actor {
+            let holder: Option<(String, String)> = tx
+                .query_row("SELECT id, user_id FROM devices WHERE actor = ?1", [actor], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match holder {
+                // Dropping the transaction rolls back: the code stays unused.
+                Some((_, holder_user)) if holder_user != user_id => return Ok(Redeemed::ActorInUse),
+                Some((old_device, _)) => {
+                    tx.execute("UPDATE devices SET actor = NULL WHERE id = ?1", [old_device])?;
+                }
+                None => {}
+            }
+        }
         tx.execute(
-            "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![device.id, user_id, device.name, token_hash, now],
+            "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![device.id, user_id, device.name, token_hash, now, device.actor],
         )?;
         let user = tx.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&user_id], |r| {
             user_row(r, 0)
         })?;
         tx.commit()?;
-        Ok(Some(user))
+        Ok(Redeemed::Enrolled(user))
+    }
+
+    fn claim_actor(&self, device_id: &str, actor: &[u8]) -> StoreResult<bool> {
+        let conn = self.exclusive();
+        let current: Option<Option<Vec<u8>>> =
+            conn.query_row("SELECT actor FROM devices WHERE id = ?1", [device_id], |r| r.get(0)).optional()?;
+        match current {
+            None => Ok(false),
+            Some(Some(a)) => Ok(a == actor),
+            Some(None) => {
+                let taken: bool = conn
+                    .query_row("SELECT 1 FROM devices WHERE actor = ?1", [actor], |_| Ok(true))
+                    .optional()?
+                    .is_some();
+                if taken {
+                    return Ok(false);
+                }
+                let n = conn.execute(
+                    "UPDATE devices SET actor = ?2 WHERE id = ?1 AND actor IS NULL",
+                    params![device_id, actor],
+                )?;
+                Ok(n == 1)
+            }
+        }
     }
 
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, u.id, u.display_name, u.role, u.grid
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, u.id, u.display_name, u.role, u.grid
                  FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
                 [token_hash],
-                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 6)? }),
+                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 7)? }),
             )
             .optional()?)
         })
@@ -394,7 +433,7 @@ impl ServerStore for SqliteServerStore {
     fn devices(&self) -> StoreResult<Vec<Device>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at FROM devices ORDER BY user_id, created_at",
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor FROM devices ORDER BY user_id, created_at",
             )?;
             let rows = st.query_map([], device_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -418,19 +457,16 @@ impl ServerStore for SqliteServerStore {
         let mut out = Vec::with_capacity(docs.len());
         for (i, d) in docs.iter().enumerate() {
             let id = d.doc_id.to_string();
-            let stored: Option<(Vec<u8>, i64)> = tx
+            let stored: Option<(Vec<u8>, bool)> = tx
                 .query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [&id], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
-            let was_sensitive = stored.as_ref().is_some_and(|s| s.1 != 0);
-            let decision = merge(i, stored.map(|(snapshot, _)| StoredDoc { snapshot }), d);
+            let decision = merge(i, stored.map(|(snapshot, sensitive)| StoredDoc { snapshot, sensitive }), d);
             if let DocDecision::Accept(m) = &decision {
                 let ix = &m.index;
                 let (t, v, g) = parts(&ix.grid);
-                // Sensitivity is sticky: once a record held sensitive data,
-                // its whole history stays restricted.
-                let sensitive = ix.sensitive || was_sensitive;
+                let sensitive = ix.sensitive;
                 tx.execute(
                     "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
@@ -458,7 +494,7 @@ impl ServerStore for SqliteServerStore {
                         m.snapshot,
                     ],
                 )?;
-                if sensitive && !was_sensitive {
+                if m.history_turns_sensitive {
                     tx.execute("UPDATE changes SET sensitive = 1 WHERE doc_id = ?1", [&id])?;
                 }
                 let mut st = tx.prepare_cached(

@@ -15,10 +15,9 @@ use super::html::{esc, page, time};
 use super::{Ctx, Out, WebError};
 use crate::access::may_read;
 use crate::api::now_ms;
-use crate::merge::{Outcome, merge_doc};
 use crate::reports;
 use crate::reports_files::{self, Cell};
-use crate::store::{DocDecision, IncomingDoc, RecordView, ServerStore, ViewQuery};
+use crate::store::{IncomingDoc, RecordView, ServerStore, ViewQuery};
 
 const OUT_OF_SCOPE: &str = "该页面超出您的网格范围，您只能查看本人负责网格内的信息";
 const SENSITIVE: &str = "户籍台账属于个人敏感信息，只有本网格的网格管理员、网格长和网格督导员可以查看";
@@ -581,18 +580,10 @@ pub fn submit_report(
         doc_id: rec.id,
         changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
     };
-    let user = ctx.user.clone();
-    let mut refused = None;
-    let decisions =
-        s.merge_batch(&format!("web:{}", ctx.user.id), std::slice::from_ref(&incoming), &mut |_, stored, d| {
-            let (decision, outcome) = merge_doc(&user, stored, d);
-            if let Outcome::Rejected(r) = outcome {
-                refused = Some(r.detail);
-            }
-            decision
-        })?;
-    if !matches!(decisions.first(), Some(DocDecision::Accept(_))) {
-        return Err(WebError::Bad(refused.unwrap_or_else(|| "提交未被接受".into())));
+    let outcomes =
+        crate::sync::merge_records(s, &crate::sync::web_pusher(&ctx.user), std::slice::from_ref(&incoming), now)?;
+    if let Some(r) = outcomes.first().and_then(|o| o.rejections.first()) {
+        return Err(WebError::Bad(r.detail.clone()));
     }
     ctx.audit(s, "submit_report", &format!("{grid}/{month}"))?;
     Ok(Out::Redirect(format!("/web/reports/{t}/{month}")))

@@ -14,13 +14,14 @@ use automerge::ActorId;
 use gridsync_core::doc::RecordDoc;
 use gridsync_core::grid::{GridPath, Role};
 use gridsync_core::model::{
-    Dispute, DisputeAction, DisputeCategory, Household, Patrol, PatrolSlot, Record, RecordBody, Visit, VisitTarget,
-    next_event,
+    Dispute, DisputeAction, DisputeCategory, Hazard, HazardAction, HazardCategory, Household, Location, Patrol,
+    PatrolSlot, Record, RecordBody, Visit, VisitTarget, next_event,
 };
 use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SyncRequest, SyncResponse};
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
 use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, ServerStore, User};
+use gridsync_server::sync::Clock;
 use gridsync_server::{AppState, Limits, auth};
 use uuid::Uuid;
 
@@ -75,9 +76,12 @@ impl Resp {
 type Call = Box<dyn Fn(TestRequest) -> Pin<Box<dyn Future<Output = Resp>>>>;
 
 /// The server app over a fresh store, called in-process.
+#[allow(dead_code)]
 pub struct Server {
     pub store: Arc<dyn ServerStore>,
     pub metrics: Arc<Metrics>,
+    /// The server's clock (fixed; tests move it where time decides an outcome).
+    pub clock: Clock,
     call: Call,
     _dir: Option<tempfile::TempDir>,
 }
@@ -101,7 +105,8 @@ impl Server {
 
     async fn mount(store: Arc<dyn ServerStore>, limits: Limits, dir: Option<tempfile::TempDir>) -> Server {
         let metrics = Arc::new(Metrics::default());
-        let state = AppState { store: store.clone(), metrics: metrics.clone(), limits };
+        let clock = Clock::fixed(now_ms());
+        let state = AppState { store: store.clone(), metrics: metrics.clone(), limits, clock: clock.clone() };
         let app = Rc::new(
             test::init_service(App::new().app_data(web::Data::new(state)).configure(gridsync_server::routes)).await,
         );
@@ -120,7 +125,7 @@ impl Server {
                 Resp { status, content_type, body }
             })
         });
-        Server { store, metrics, call, _dir: dir }
+        Server { store, metrics, clock, call, _dir: dir }
     }
 
     /// Send any request.
@@ -142,9 +147,16 @@ impl Server {
         .await
     }
 
-    /// `POST /v1/enroll` with a code and device name.
+    /// `POST /v1/enroll` with a code and device name, as a client from
+    /// before actor ids were registered (no `actor`).
     pub async fn enroll(&self, code: &str, device_name: &str) -> Resp {
         self.enroll_raw(serde_json::json!({ "code": code, "device_name": device_name }).to_string()).await
+    }
+
+    /// `POST /v1/enroll` registering the device's actor id.
+    pub async fn enroll_as(&self, code: &str, device_name: &str, actor: &ActorId) -> Resp {
+        let body = serde_json::json!({ "code": code, "device_name": device_name, "actor": actor.to_hex_string() });
+        self.enroll_raw(body.to_string()).await
     }
 
     /// Issue a one-time code for `user_id`, valid for an hour.
@@ -162,11 +174,12 @@ impl Server {
             self.store.add_user(user).unwrap();
         }
         let code = self.issue_code(&user.id);
-        let r = self.enroll(&code, "测试手机").await;
+        let actor = ActorId::random();
+        let r = self.enroll_as(&code, "测试手机", &actor).await;
         assert_eq!(r.status, StatusCode::OK, "enroll {}: {:?}", user.id, r.json());
         let e: EnrollResponse = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(e.user_id, user.id);
-        Device { token: e.token, device_id: e.device_id, user: user.clone() }
+        Device { token: e.token, device_id: e.device_id, user: user.clone(), actor }
     }
 
     /// `POST /v1/sync` with a raw body.
@@ -230,6 +243,7 @@ impl Server {
             author: rec.author.clone(),
             created_at: rec.created_at,
             updated_at: rec.updated_at,
+            history_turns_sensitive: false,
         };
         let incoming =
             IncomingDoc { doc_id: rec.id, changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect() };
@@ -247,6 +261,22 @@ pub struct Device {
     pub token: String,
     pub device_id: String,
     pub user: User,
+    /// Its registered Automerge actor id.
+    pub actor: ActorId,
+}
+
+impl Device {
+    /// A record as a new document written on this phone, and its changes.
+    pub fn doc(&self, rec: &Record) -> (RecordDoc, DocChanges) {
+        let mut doc = RecordDoc::create(rec, self.actor.clone()).unwrap();
+        let changes = wire(rec.id, &doc.changes_since(&[]));
+        (doc, changes)
+    }
+
+    /// `doc` (a copy of a record's document) as this phone writes it.
+    pub fn fork(&self, doc: &mut RecordDoc) -> RecordDoc {
+        doc.fork_as(self.actor.clone())
+    }
 }
 
 /// Wall clock, ms.
@@ -329,7 +359,23 @@ pub fn dispute(g: &str, author: &str) -> Record {
     )
 }
 
-/// A record as a new document on a phone, and all its changes as sent.
+pub fn hazard(g: &str, author: &str) -> Record {
+    let reported = next_event(&[], author, T0, HazardAction::Reported { note: "巡查发现".into() });
+    Record::new(
+        grid(g),
+        author,
+        T0,
+        RecordBody::Hazard(Hazard {
+            category: HazardCategory::Fire,
+            location: Location { text: "村委会旁".into(), gps: None },
+            description: "电线老化".into(),
+            events: vec![reported],
+        }),
+    )
+}
+
+/// A record as a new document under a random actor id (a phone enrolled
+/// without one, or a forgery), and all its changes as sent.
 pub fn new_doc(rec: &Record) -> (RecordDoc, DocChanges) {
     let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
     let changes = wire(rec.id, &doc.changes_since(&[]));

@@ -46,8 +46,14 @@ async fn nothing_lost_or_doubled_under_faults_and_a_server_crash() {
             };
             let slot = [PatrolSlot::Morning, PatrolSlot::Midday, PatrolSlot::Evening][rng.gen_range(0..3)];
             d.create(&patrol(&grid, &d.user, round, slot)).unwrap();
-            // Edit something the phone already holds (its own or received).
-            let held: Vec<Uuid> = d.records().unwrap().keys().copied().collect();
+            // Edit one of its own records (patrols are edited by their author only).
+            let held: Vec<Uuid> = d
+                .records()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| v["author"] == d.user.as_str())
+                .map(|(id, _)| *id)
+                .collect();
             if !held.is_empty() {
                 let id = held[rng.gen_range(0..held.len())];
                 let user = d.user.clone();

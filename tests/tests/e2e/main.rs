@@ -13,6 +13,7 @@ mod bundle;
 mod disputes;
 mod evening;
 mod faults;
+mod hostile;
 mod postgres;
 mod revoke;
 mod simulation;

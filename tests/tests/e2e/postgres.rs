@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 use automerge::ActorId;
 use gridsync_core::doc::RecordDoc;
 use gridsync_core::grid::{GridPath, Role};
-use gridsync_core::model::{PatrolSlot, RecordBody};
+use gridsync_core::model::{PatrolSlot, RecordKind};
 use gridsync_server::store::postgres::PostgresServerStore;
 use gridsync_server::store::{Cursor, IncomingDoc, ReadScope, ServerStore, User, ViewQuery};
 use gridsync_tests::device::Device;
-use gridsync_tests::records::{DAY0, patrol};
+use gridsync_tests::records::{DAY0, hazard, hazard_step, patrol};
 use gridsync_tests::server::{Admin, Db, ServerProc, issue_code, postgres_db, seed_demo};
-use uuid::Uuid;
 
 /// Two nodes share one database; six phones alternate between them for
 /// eight rounds, editing each other's records: every phone ends with the
@@ -48,18 +47,15 @@ async fn phones_alternating_between_two_nodes_converge() {
                     d.grid.clone()
                 };
                 d.create(&patrol(&grid, &d.user, round, PatrolSlot::Evening)).unwrap();
-                // Everyone in the village touches the first record they hold.
-                if let Some((&id, _)) = d.records().unwrap().iter().next() {
-                    let user = d.user.clone();
-                    d.store
-                        .edit(id, DAY0 + round * 1000, |r| {
-                            if let RecordBody::Patrol(p) = &mut r.body {
-                                p.hazard_ids.insert(Uuid::new_v4().to_string(), true);
-                                p.findings = format!("{user} 第{round}轮");
-                            }
-                        })
-                        .unwrap();
-                }
+                d.create(&hazard(&grid, &d.user, round)).unwrap();
+            }
+            // Everyone in the township records a handling step on the first
+            // hazard they hold: concurrent appends through both nodes.
+            let first_hazard = d.ids(RecordKind::Hazard).unwrap().first().copied();
+            if let Some(id) = first_hazard {
+                let user = d.user.clone();
+                let at = DAY0 + round * 1000;
+                d.store.edit(id, at, |r| hazard_step(r, &user, at, &format!("{user} 第{round}轮"))).unwrap();
             }
             made += d.store.outbox_len().unwrap() - before;
             tasks.push(tokio::spawn(async move {
@@ -148,16 +144,18 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
             let county = county.clone();
             std::thread::spawn(move || {
                 let mut hashes = Vec::new();
+                let actor = ActorId::random();
                 for i in 0..15 {
-                    let rec = patrol(&GridPath::parse("t01/v01/g1").unwrap(), "county", i, PatrolSlot::Morning);
-                    let mut doc = RecordDoc::create(&rec, ActorId::random()).unwrap();
+                    // County staff may report a hazard anywhere (not patrol).
+                    let rec = hazard(&GridPath::parse("t01/v01/g1").unwrap(), "county", i);
+                    let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
                     let changes = doc.changes_since(&[]);
                     hashes.extend(changes.iter().map(|c| c.hash().0));
                     let inc = IncomingDoc {
                         doc_id: rec.id,
                         changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
                     };
-                    let out = gridsync_server::api::process_sync(
+                    let out = gridsync_server::sync::process_sync(
                         node.as_ref(),
                         &Default::default(),
                         &gridsync_server::store::DeviceAuth {
@@ -168,6 +166,7 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
                                 created_at: 0,
                                 last_sync_at: None,
                                 revoked_at: None,
+                                actor: Some(actor.to_bytes().to_vec()),
                             },
                             user: county.clone(),
                         },

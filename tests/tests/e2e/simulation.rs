@@ -28,6 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
+use gridsync_core::CoreError;
 use gridsync_core::grid::{GridPath, Role};
 use gridsync_core::model::{
     DisputeAction, DisputeCategory, DisputeLevel, PatrolSlot, RecordBody, RecordKind, VisitTarget,
@@ -35,10 +36,11 @@ use gridsync_core::model::{
 use gridsync_core::protocol::{self, SyncRequest};
 use gridsync_core::store::{ListFilter, RecordSummary, Store};
 use gridsync_core::sync::{SyncOptions, SyncReport, SyncSession};
-use gridsync_server::api::process_sync;
+use gridsync_core::transport::Enrollment;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
 use gridsync_server::store::{Cursor, Device, DeviceAuth, IncomingDoc, ReadScope, ServerStore, User, ViewQuery};
+use gridsync_server::sync::process_sync;
 use gridsync_tests::records::{self, DAY0};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,6 +96,8 @@ struct Stats {
     duplicates: u64,
     late: u64,
     heal_passes: u64,
+    /// Edits the phone refused at once (the user may not take that step).
+    refused_offline: u64,
 }
 
 impl Stats {
@@ -107,6 +111,18 @@ impl Stats {
         self.duplicates += o.duplicates;
         self.late += o.late;
         self.heal_passes += o.heal_passes;
+        self.refused_offline += o.refused_offline;
+    }
+
+    /// Count an edit: saved, or refused at once by the phone's rules. Any
+    /// other failure (a record needing repair means the server refused what
+    /// the phone allowed) ends the run.
+    fn count<T>(&mut self, r: Result<T, CoreError>) {
+        match r {
+            Ok(_) => self.edits += 1,
+            Err(CoreError::NotAllowed { .. }) => self.refused_offline += 1,
+            Err(e) => panic!("an edit failed: {e}"),
+        }
     }
 }
 
@@ -209,6 +225,7 @@ impl Sim {
             let code = format!("code-{i}").into_bytes();
             let token = format!("token-{i}").into_bytes();
             server.create_enrollment(&code, uid, i64::MAX).unwrap();
+            let store = Store::open_in_memory().unwrap();
             let dev = Device {
                 id: format!("phone-{i}"),
                 user_id: String::new(),
@@ -216,16 +233,32 @@ impl Sim {
                 created_at: 0,
                 last_sync_at: None,
                 revoked_at: None,
+                actor: Some(store.actor().to_bytes().to_vec()),
             };
-            server.redeem_enrollment(&code, &dev, &token, 0).unwrap().unwrap();
+            let redeemed = server.redeem_enrollment(&code, &dev, &token, 0).unwrap();
+            assert!(matches!(redeemed, gridsync_server::store::Redeemed::Enrolled(_)), "{redeemed:?}");
             let auth = server.device_by_token(&token).unwrap().unwrap();
+            // The phone knows who it is enrolled as, so it applies the same
+            // write rules as the server before saving anything.
+            let mut store = store;
+            store
+                .set_enrollment(&Enrollment {
+                    server_url: "sim".into(),
+                    device_id: auth.device.id.clone(),
+                    token: String::from_utf8_lossy(&token).into_owned(),
+                    user_id: auth.user.id.clone(),
+                    display_name: auth.user.display_name.clone(),
+                    role: auth.user.role.as_str().into(),
+                    grid: auth.user.grid.to_string(),
+                })
+                .unwrap();
             // Small upload and page budgets split sessions into many requests.
             let opts = SyncOptions {
                 max_upload_bytes: [1, 3_000, 512 * 1024][rng.gen_range(0..3)],
                 page_bytes: [1, 4_000, 256 * 1024][rng.gen_range(0..3)],
                 ..SyncOptions::default()
             };
-            phones.push(Phone { store: Store::open_in_memory().unwrap(), auth, opts });
+            phones.push(Phone { store, auth, opts });
         }
         Sim {
             rng,
@@ -306,12 +339,11 @@ impl Sim {
         let roll = self.rng.gen_range(0..100);
         let store = &mut self.phones[p].store;
         if roll < 3 {
-            store.delete(id, now).unwrap();
-            self.stats.edits += 1;
+            self.stats.count(store.delete(id, now));
             return;
         }
         let fields = roll < 40;
-        match rec.kind {
+        let done: Result<(), CoreError> = match rec.kind {
             RecordKind::Patrol => {
                 let end = self.rng.gen_bool(0.5);
                 store
@@ -323,20 +355,16 @@ impl Sim {
                             }
                         }
                     })
-                    .unwrap();
+                    .map(|_| ())
             }
-            RecordKind::Hazard if fields => {
-                store
-                    .edit(id, now, |r| {
-                        if let RecordBody::Hazard(b) = &mut r.body {
-                            b.description = note;
-                        }
-                    })
-                    .unwrap();
-            }
-            RecordKind::Hazard => {
-                store.edit(id, now, |r| records::hazard_step(r, &u.id, now, &note)).unwrap();
-            }
+            RecordKind::Hazard if fields => store
+                .edit(id, now, |r| {
+                    if let RecordBody::Hazard(b) = &mut r.body {
+                        b.description = note;
+                    }
+                })
+                .map(|_| ()),
+            RecordKind::Hazard => store.edit(id, now, |r| records::hazard_step(r, &u.id, now, &note)).map(|_| ()),
             RecordKind::Visit => {
                 let follow = self.rng.gen_bool(0.5);
                 store
@@ -346,7 +374,7 @@ impl Sim {
                             b.follow_up_needed = follow;
                         }
                     })
-                    .unwrap();
+                    .map(|_| ())
             }
             RecordKind::Household => {
                 let address = self.rng.gen_bool(0.3);
@@ -360,17 +388,15 @@ impl Sim {
                             }
                         }
                     })
-                    .unwrap();
+                    .map(|_| ())
             }
-            RecordKind::Dispute if fields => {
-                store
-                    .edit(id, now, |r| {
-                        if let RecordBody::Dispute(b) = &mut r.body {
-                            b.summary = format!("两户因承包地地界发生争执（{note}）");
-                        }
-                    })
-                    .unwrap();
-            }
+            RecordKind::Dispute if fields => store
+                .edit(id, now, |r| {
+                    if let RecordBody::Dispute(b) = &mut r.body {
+                        b.summary = format!("两户因承包地地界发生争执（{note}）");
+                    }
+                })
+                .map(|_| ()),
             RecordKind::Dispute => {
                 let level = rec.level.unwrap_or(DisputeLevel::Village);
                 let action = match u.role {
@@ -387,12 +413,12 @@ impl Sim {
                     Role::GridManager if self.rng.gen_bool(0.2) => DisputeAction::Found { note },
                     _ => DisputeAction::FollowUp { note },
                 };
-                store.edit(id, now, |r| records::dispute_act(r, &u.id, now, action)).unwrap();
+                store.edit(id, now, |r| records::dispute_act(r, &u.id, now, action)).map(|_| ())
             }
             // The simulation creates only the five field kinds above.
             _ => return,
-        }
-        self.stats.edits += 1;
+        };
+        self.stats.count(done);
     }
 
     fn fault(&mut self) -> Fault {

@@ -1,0 +1,571 @@
+//! Judging received changes one at a time, in causal order, each against
+//! the state at its own dependencies.
+//!
+//! A phone is never trusted. Checking only the merged end state of a batch
+//! of changes lets a change that breaks a rule hide behind a later one that
+//! repairs it (readers that receive the first alone cannot apply it), lets
+//! a change claim to have been made on an older state than it was, and lets
+//! a device write under another device's actor id. So for every change
+//! that is not stored yet, [`judge`] checks, before it is kept:
+//!
+//! - its size (bytes and operations), and that it carries nothing the
+//!   record writer never writes (an author, a message, extra bytes);
+//! - that its actor is the pushing device's registered actor, its sequence
+//!   number is the next of that actor's, it builds on that actor's previous
+//!   change, and its first operation counter follows its dependencies (so
+//!   no change can claim a counter that makes it win every conflict);
+//! - that it is the record's only root, if it has no dependencies;
+//! - that the record at its dependencies, with it applied, is readable
+//!   under the strict schema, valid, and a step the writer may take
+//!   ([`crate::rules::check_write`], judged against that state and the
+//!   record's current state).
+//!
+//! A change that fails is refused with its reason; changes that depend on
+//! it are refused with it; the causally closed rest is kept, so an honest
+//! step is never lost because a later one broke a rule.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{ActorId, Change, ChangeHash};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::doc::{RecordDoc, guarded, parse_change};
+use crate::error::{CoreError, Result};
+use crate::model::Record;
+use crate::protocol::RejectReason;
+use crate::rules::{Writer, check_write};
+
+/// Largest single change accepted, in bytes. The largest honest change is a
+/// new record with a full patrol route (2,000 points, about 40 KB).
+pub const MAX_CHANGE_BYTES: usize = 256 * 1024;
+/// Most operations in a single change.
+pub const MAX_CHANGE_OPS: usize = 20_000;
+/// Largest compacted record kept.
+pub const MAX_DOC_BYTES: usize = 1024 * 1024;
+
+/// Which Automerge actor may have written the changes being judged.
+#[derive(Debug, Clone, Copy)]
+pub enum Actors<'a> {
+    /// Only the pushing device's registered actor id.
+    Device(&'a [u8]),
+    /// The server itself made these changes (a web form): any actor.
+    Server,
+}
+
+/// One refused change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Its hash, when it could be parsed.
+    pub hash: Option<[u8; 32]>,
+    /// Why.
+    pub reason: RejectReason,
+    /// Detail for the user, in Chinese.
+    pub detail: String,
+    /// Refused only because it builds on another refused change.
+    pub dependent: bool,
+}
+
+/// What [`judge`] decided for one record.
+#[derive(Debug)]
+pub struct Verdict {
+    /// Changes not stored before that are kept, in causal order.
+    pub accepted: Vec<Change>,
+    /// Hashes of changes that were already stored.
+    pub known: Vec<[u8; 32]>,
+    /// Refused changes, with reasons.
+    pub refused: Vec<Refused>,
+    /// The record before these changes (the stored state), if any.
+    pub before: Option<Record>,
+    /// The merged record after the accepted changes, when any were accepted.
+    pub after: Option<Record>,
+    /// The compacted document after the accepted changes, when any were accepted.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+/// Cached facts about the changes in the working document.
+#[derive(Default)]
+struct Graph {
+    max_op: HashMap<ChangeHash, u64>,
+    deps: HashMap<ChangeHash, Vec<ChangeHash>>,
+    last: HashMap<ActorId, (u64, ChangeHash)>,
+}
+
+impl Graph {
+    fn of(doc: &mut RecordDoc) -> Graph {
+        let mut g = Graph::default();
+        for m in doc.automerge().get_changes_meta(&[]) {
+            g.max_op.insert(m.hash, m.max_op);
+            g.deps.insert(m.hash, m.deps.clone());
+            let e = g.last.entry(m.actor.into_owned()).or_insert((0, m.hash));
+            if m.seq > e.0 {
+                *e = (m.seq, m.hash);
+            }
+        }
+        g
+    }
+
+    fn add(&mut self, c: &Change) {
+        self.max_op.insert(c.hash(), c.max_op());
+        self.deps.insert(c.hash(), c.deps().to_vec());
+        self.last.insert(c.actor_id().clone(), (c.seq(), c.hash()));
+    }
+
+    fn has(&self, h: &ChangeHash) -> bool {
+        self.max_op.contains_key(h)
+    }
+
+    /// Whether `target` is one of `from` or an ancestor of them.
+    fn reaches(&self, from: &[ChangeHash], target: &ChangeHash) -> bool {
+        let mut seen: HashSet<ChangeHash> = HashSet::new();
+        let mut stack: Vec<ChangeHash> = from.to_vec();
+        while let Some(h) = stack.pop() {
+            if &h == target {
+                return true;
+            }
+            if seen.insert(h)
+                && let Some(d) = self.deps.get(&h)
+            {
+                stack.extend(d.iter().copied());
+            }
+        }
+        false
+    }
+}
+
+fn refuse(hash: Option<[u8; 32]>, reason: RejectReason, detail: impl Into<String>) -> Refused {
+    Refused { hash, reason, detail: detail.into(), dependent: false }
+}
+
+fn load(stored: Option<&[u8]>, accepted: &[Change]) -> Result<RecordDoc> {
+    // The server writes nothing of its own into records; this actor id is
+    // never used in a change.
+    let actor = ActorId::from([0u8; 16]);
+    let mut doc = match stored {
+        Some(b) => guarded(|| RecordDoc::load(b, actor.clone()))?,
+        None => RecordDoc::empty(actor),
+    };
+    if !accepted.is_empty() {
+        let changes = accepted.to_vec();
+        guarded(|| doc.apply(changes))?;
+    }
+    Ok(doc)
+}
+
+fn sorted(h: &[ChangeHash]) -> Vec<ChangeHash> {
+    let mut v = h.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Judge `raw` changes for record `doc_id`, whose stored compacted
+/// document is `stored` (`None` if the record is new), as written by
+/// `writer` from a device whose actors are `actors`.
+pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writer, actors: Actors<'_>) -> Verdict {
+    let mut v = Verdict { accepted: vec![], known: vec![], refused: vec![], before: None, after: None, snapshot: None };
+    let mut parsed: Vec<Change> = Vec::with_capacity(raw.len());
+    let mut seen: HashSet<ChangeHash> = HashSet::new();
+    for bytes in raw {
+        match parse_change(bytes) {
+            Ok(c) => {
+                if seen.insert(c.hash()) {
+                    parsed.push(c);
+                }
+            }
+            Err(_) => v.refused.push(refuse(None, RejectReason::Malformed, "修改数据无法解析")),
+        }
+    }
+    let mut doc = match load(stored, &[]) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing_error(doc_id, &e);
+            v.refused.extend(
+                parsed.iter().map(|c| refuse(Some(c.hash().0), RejectReason::Malformed, "服务器上的记录无法读取")),
+            );
+            return v;
+        }
+    };
+    if stored.is_some() {
+        match guarded(|| doc.record()) {
+            Ok(r) => v.before = Some(r),
+            Err(e) => {
+                tracing_error(doc_id, &e);
+                v.refused.extend(
+                    parsed.iter().map(|c| refuse(Some(c.hash().0), RejectReason::Malformed, "服务器上的记录无法读取")),
+                );
+                return v;
+            }
+        }
+    }
+    let mut pending: Vec<Change> = Vec::new();
+    for c in parsed {
+        if doc.automerge().get_change_meta_by_hash(&c.hash()).is_some() {
+            v.known.push(c.hash().0);
+        } else {
+            pending.push(c);
+        }
+    }
+    if pending.is_empty() {
+        return v;
+    }
+    let mut j = Judging {
+        stored,
+        doc_id,
+        writer,
+        actors,
+        graph: Graph::of(&mut doc),
+        doc,
+        current_json: None,
+        current: v.before.clone(),
+        accepted: vec![],
+    };
+    let pending_hashes: HashSet<ChangeHash> = pending.iter().map(Change::hash).collect();
+    let mut outcome: HashMap<ChangeHash, Option<(RejectReason, String)>> = HashMap::new();
+    let mut remaining = pending;
+    loop {
+        let mut progressed = false;
+        let mut waiting = Vec::new();
+        for c in std::mem::take(&mut remaining) {
+            let mut wait = false;
+            let mut missing = false;
+            let mut refused_dep: Option<(RejectReason, String)> = None;
+            for d in c.deps() {
+                if j.graph.has(d) {
+                    continue;
+                }
+                match outcome.get(d) {
+                    Some(Some(r)) => refused_dep = Some(r.clone()),
+                    Some(None) => {}
+                    None if pending_hashes.contains(d) => wait = true,
+                    None => missing = true,
+                }
+            }
+            let dependent = refused_dep.is_some();
+            let verdict = if let Some((reason, detail)) = refused_dep {
+                let detail = if detail.starts_with("依赖于") {
+                    detail
+                } else {
+                    format!("依赖于被拒绝的修改（{detail}）")
+                };
+                Some((reason, detail))
+            } else if missing {
+                Some((RejectReason::MissingDependencies, RejectReason::MissingDependencies.label_zh().to_owned()))
+            } else if wait {
+                waiting.push(c);
+                continue;
+            } else {
+                j.judge_one(&c).err()
+            };
+            progressed = true;
+            if let Some((reason, detail)) = &verdict {
+                v.refused.push(Refused { dependent, ..refuse(Some(c.hash().0), *reason, detail.clone()) });
+            }
+            outcome.insert(c.hash(), verdict);
+        }
+        remaining = waiting;
+        if remaining.is_empty() || !progressed {
+            break;
+        }
+    }
+    for c in remaining {
+        v.refused.push(refuse(
+            Some(c.hash().0),
+            RejectReason::MissingDependencies,
+            RejectReason::MissingDependencies.label_zh(),
+        ));
+    }
+    if !j.accepted.is_empty() {
+        let snapshot = j.doc.save();
+        if snapshot.len() > MAX_DOC_BYTES {
+            let detail = format!("记录超过{}KB上限", MAX_DOC_BYTES / 1024);
+            v.refused
+                .extend(j.accepted.iter().map(|c| refuse(Some(c.hash().0), RejectReason::TooLarge, detail.clone())));
+            return v;
+        }
+        v.snapshot = Some(snapshot);
+        v.after = j.current.clone();
+        v.accepted = j.accepted;
+    }
+    v
+}
+
+fn tracing_error(doc_id: Uuid, e: &CoreError) {
+    // The core has no logger; the server logs what it is told. Keep the
+    // record id only: nothing of the record's content reaches a log.
+    let _ = (doc_id, e);
+}
+
+struct Judging<'a> {
+    stored: Option<&'a [u8]>,
+    doc_id: Uuid,
+    writer: &'a Writer,
+    actors: Actors<'a>,
+    /// Stored changes plus those accepted so far, nothing else.
+    doc: RecordDoc,
+    graph: Graph,
+    /// JSON of `doc`'s current state, when known.
+    current_json: Option<Value>,
+    /// The record in `doc`'s current state.
+    current: Option<Record>,
+    accepted: Vec<Change>,
+}
+
+type Verdict1 = std::result::Result<(), (RejectReason, String)>;
+
+impl Judging<'_> {
+    fn judge_one(&mut self, c: &Change) -> Verdict1 {
+        let bad = |reason: RejectReason, detail: &str| Err((reason, detail.to_owned()));
+        if c.raw_bytes().len() > MAX_CHANGE_BYTES || c.len() > MAX_CHANGE_OPS {
+            return bad(RejectReason::TooLarge, &format!("单次修改过大（上限{}KB）", MAX_CHANGE_BYTES / 1024));
+        }
+        if c.author().is_some() || c.message().is_some() || !c.extra_bytes().is_empty() {
+            return bad(RejectReason::Malformed, "修改含有不支持的附加数据");
+        }
+        if let Actors::Device(mine) = self.actors
+            && c.actor_id().to_bytes() != mine
+        {
+            return bad(RejectReason::Forbidden, "修改的设备标识不属于本设备，不能以其他设备的名义写入");
+        }
+        if c.deps().is_empty() && !self.graph.max_op.is_empty() {
+            return bad(RejectReason::Immutable, "记录的历史不能替换");
+        }
+        let (last_seq, last_hash) = match self.graph.last.get(c.actor_id()) {
+            Some((s, h)) => (*s, Some(*h)),
+            None => (0, None),
+        };
+        if c.seq() != last_seq + 1 {
+            return bad(RejectReason::Malformed, "该设备的修改序号重复或不连续");
+        }
+        if let Some(h) = last_hash
+            && !self.graph.reaches(c.deps(), &h)
+        {
+            return bad(RejectReason::Malformed, "修改没有接在本设备之前的修改之后");
+        }
+        let expected_start = 1 + c.deps().iter().filter_map(|d| self.graph.max_op.get(d)).copied().max().unwrap_or(0);
+        if c.start_op().get() != expected_start {
+            return bad(RejectReason::Malformed, "修改的操作编号与其依赖不符");
+        }
+
+        let deps = sorted(c.deps());
+        let linear = deps == self.doc.heads();
+        if let Err(e) = guarded(|| self.doc.apply(vec![c.clone()])) {
+            self.rebuild();
+            return Err((RejectReason::Malformed, format!("修改无法应用：{}", e.message_zh())));
+        }
+        match self.check_applied(c, &deps, linear) {
+            Ok((after_json, after, merged)) => {
+                self.graph.add(c);
+                self.accepted.push(c.clone());
+                self.current_json = merged.as_ref().map(|_| after_json).or_else(|| self.doc.to_json().ok());
+                self.current = Some(merged.unwrap_or(after));
+                if self.current_json.is_none() {
+                    self.current_json = self.doc.to_json().ok();
+                }
+                Ok(())
+            }
+            Err(r) => {
+                self.rebuild();
+                Err(r)
+            }
+        }
+    }
+
+    /// The state before `c` and after it, judged; returns the JSON and the
+    /// record after `c`, and the merged record when that differs (`c` is
+    /// concurrent with changes already in the document).
+    fn check_applied(
+        &mut self,
+        c: &Change,
+        deps: &[ChangeHash],
+        linear: bool,
+    ) -> std::result::Result<(Value, Record, Option<Record>), (RejectReason, String)> {
+        let unreadable =
+            |e: CoreError| (RejectReason::Malformed, format!("记录在此修改之前的状态无法读取：{}", e.message_zh()));
+        let before: Option<Record> = if deps.is_empty() {
+            None
+        } else if linear {
+            self.current.clone()
+        } else {
+            let json = guarded(|| self.doc.to_json_at(deps)).map_err(unreadable)?;
+            Some(Record::from_json(&json).map_err(unreadable)?)
+        };
+        let hash = c.hash();
+        let is_head = self.doc.heads() == [hash];
+        let after_json =
+            if is_head { guarded(|| self.doc.to_json()) } else { guarded(|| self.doc.to_json_at(&[hash])) }
+                .map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        let after = Record::from_json(&after_json).map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        if after.id != self.doc_id {
+            return Err((RejectReason::Immutable, "记录编号与文档不符".into()));
+        }
+        after.validate().map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        check_write(self.writer, before.as_ref(), &after, self.current.as_ref())
+            .map_err(|r| (r.reason, r.message_zh))?;
+        if is_head {
+            return Ok((after_json, after, None));
+        }
+        // Concurrent with changes already kept: the merged record must
+        // still be readable for every phone that receives both.
+        let merged = guarded(|| self.doc.record())
+            .map_err(|e| (RejectReason::Invalid, format!("与其他修改合并后记录无法读取：{}", e.message_zh())))?;
+        Ok((after_json, after, Some(merged)))
+    }
+
+    /// Back to the stored document plus the changes accepted so far.
+    fn rebuild(&mut self) {
+        if let Ok(d) = load(self.stored, &self.accepted) {
+            self.doc = d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::{GridPath, Role};
+    use crate::model::*;
+    use automerge::transaction::Transactable;
+    use automerge::{ROOT, ReadDoc};
+
+    fn gm() -> Writer {
+        Writer { user_id: "gm1".into(), role: Role::GridManager, grid: GridPath::parse("t01/v01/g1").unwrap() }
+    }
+
+    fn patrol() -> Record {
+        Record::new(
+            GridPath::parse("t01/v01/g1").unwrap(),
+            "gm1",
+            1_000,
+            RecordBody::Patrol(Patrol {
+                slot: PatrolSlot::Morning,
+                started_at: 1_000,
+                ended_at: None,
+                route: vec![],
+                findings: "正常".into(),
+                hazard_ids: Default::default(),
+            }),
+        )
+    }
+
+    fn bytes(changes: &[Change]) -> Vec<Vec<u8>> {
+        changes.iter().map(|c| c.raw_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn an_invalid_step_and_its_repair_are_both_refused_and_the_rest_kept() {
+        let actor = ActorId::random();
+        let rec = patrol();
+        let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
+        let create = doc.changes_since(&[]);
+        let heads = doc.heads();
+        // A valid edit, then an invalid one, then one that repairs it.
+        let mut good = rec.clone();
+        if let RecordBody::Patrol(p) = &mut good.body {
+            p.findings = "发现一处隐患".into();
+        }
+        doc.update(&good).unwrap();
+        let after_good = doc.heads();
+        let data = match doc.automerge().get(ROOT, "data").unwrap() {
+            Some((_, id)) => id,
+            None => panic!(),
+        };
+        doc.automerge().put(&data, "slot", "midnight").unwrap();
+        doc.automerge().commit();
+        let after_bad = doc.heads();
+        doc.automerge().put(&data, "slot", "morning").unwrap();
+        doc.automerge().commit();
+        let all = doc.changes_since(&[]);
+        let v = judge(None, rec.id, &bytes(&all), &gm(), Actors::Device(actor.to_bytes()));
+        assert_eq!(v.accepted.len(), 2, "{:?}", v.refused);
+        assert_eq!(v.refused.len(), 2);
+        assert_eq!(v.refused[0].reason, RejectReason::Invalid);
+        assert!(v.refused[1].detail.starts_with("依赖于"), "{:?}", v.refused[1]);
+        let kept: Vec<ChangeHash> = v.accepted.iter().map(Change::hash).collect();
+        assert_eq!(kept, [create[0].hash(), after_good[0]]);
+        assert!(!kept.contains(&after_bad[0]));
+        assert_eq!(v.after.unwrap().body, good.body);
+        let _ = heads;
+    }
+
+    #[test]
+    fn a_change_under_another_actor_is_refused() {
+        let rec = patrol();
+        let mut doc = RecordDoc::create(&rec, ActorId::random()).unwrap();
+        let all = doc.changes_since(&[]);
+        let mine = ActorId::random();
+        let v = judge(None, rec.id, &bytes(&all), &gm(), Actors::Device(mine.to_bytes()));
+        assert!(v.accepted.is_empty());
+        assert_eq!(v.refused[0].reason, RejectReason::Forbidden);
+    }
+
+    #[test]
+    fn unknown_keys_a_changed_schema_and_wrong_types_are_refused() {
+        let actor = ActorId::random();
+        let rec = patrol();
+        for hostile in 0..3 {
+            let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
+            let stored = doc.save();
+            let heads = doc.heads();
+            match hostile {
+                0 => {
+                    let data = doc.automerge().get(ROOT, "data").unwrap().unwrap().1;
+                    doc.automerge().put(&data, "padding", "x".repeat(150_000)).unwrap();
+                }
+                1 => doc.automerge().put(ROOT, "schema", 2).unwrap(),
+                _ => doc.automerge().put(ROOT, "deleted", "yes").unwrap(),
+            }
+            doc.automerge().commit();
+            let new = doc.changes_since(&heads);
+            let v = judge(Some(&stored), rec.id, &bytes(&new), &gm(), Actors::Device(actor.to_bytes()));
+            assert!(v.accepted.is_empty(), "case {hostile}");
+            let reason = v.refused[0].reason;
+            assert!(
+                matches!(reason, RejectReason::Invalid | RejectReason::Immutable | RejectReason::TooLarge),
+                "{reason:?}"
+            );
+        }
+    }
+
+    /// Re-encode `c` with `edit` applied (a hostile encoder can write any header).
+    fn forge(c: &Change, edit: impl FnOnce(&mut automerge::ExpandedChange)) -> Change {
+        let mut e = c.decode();
+        e.hash = None;
+        edit(&mut e);
+        Change::from(e)
+    }
+
+    #[test]
+    fn forged_counters_and_sequence_numbers_are_refused() {
+        let actor = ActorId::random();
+        let rec = patrol();
+        let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
+        let stored = doc.save();
+        let heads = doc.heads();
+        let mut edited = rec.clone();
+        if let RecordBody::Patrol(p) = &mut edited.body {
+            p.findings = "补记".into();
+        }
+        doc.update(&edited).unwrap();
+        let honest = doc.changes_since(&heads).remove(0);
+        let judge1 = |c: &Change| {
+            judge(Some(&stored), rec.id, &bytes(std::slice::from_ref(c)), &gm(), Actors::Device(actor.to_bytes()))
+        };
+        assert_eq!(judge1(&honest).accepted.len(), 1);
+        // Operations numbered far above the dependencies win every register
+        // conflict against concurrent writes.
+        let high = forge(&honest, |e| e.start_op = std::num::NonZeroU64::new(1_000_000).unwrap());
+        let v = judge1(&high);
+        assert!(v.accepted.is_empty());
+        assert!(v.refused[0].detail.contains("操作编号"), "{:?}", v.refused);
+        // A sequence number that skips ahead or repeats breaks other phones.
+        for seq in [1, 3] {
+            let v = judge1(&forge(&honest, |e| e.seq = seq));
+            assert!(v.accepted.is_empty(), "seq {seq}");
+            assert!(v.refused[0].detail.contains("序号"), "{:?}", v.refused);
+        }
+        // An author or message the writer never sets.
+        let v = judge1(&forge(&honest, |e| e.message = Some("x".repeat(1000))));
+        assert_eq!(v.refused[0].reason, RejectReason::Malformed);
+    }
+}

@@ -1,0 +1,179 @@
+//! The sync service, without HTTP: the one path by which changes enter the
+//! server. Phone syncs (`POST /v1/sync`), bundle imports and the web
+//! dashboard's forms all call [`merge_records`], so every change is judged
+//! by the same rules ([`crate::merge::merge_doc`]) whoever brought it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use automerge::Change;
+use gridsync_core::protocol::{DocAck, DocChanges, SyncResponse};
+
+use crate::merge::{Outcome, Pusher, PusherActor, merge_doc};
+use crate::metrics::Metrics;
+use crate::store::{Cursor, DeviceAuth, IncomingDoc, ReadScope, ServerStore, StoreError, StoreResult, User};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The server's clock: the system clock, or a fixed time tests set. It
+/// decides what only the server may decide (when a report was submitted).
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that says `ms` until [`Clock::set`] moves it.
+    pub fn fixed(ms: i64) -> Clock {
+        Clock(Some(Arc::new(AtomicI64::new(ms))))
+    }
+
+    /// Move a fixed clock (no effect on the system clock).
+    pub fn set(&self, ms: i64) {
+        if let Some(c) = &self.0 {
+            c.store(ms, Ordering::SeqCst);
+        }
+    }
+
+    /// Now, ms since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        match &self.0 {
+            Some(c) => c.load(Ordering::SeqCst),
+            None => now_ms(),
+        }
+    }
+}
+
+/// Merge `incoming` as `pusher` in one transaction; one outcome per record,
+/// in request order.
+pub fn merge_records(
+    store: &dyn ServerStore,
+    pusher: &Pusher,
+    incoming: &[IncomingDoc],
+    now: i64,
+) -> StoreResult<Vec<Outcome>> {
+    let mut outcomes = vec![Outcome::default(); incoming.len()];
+    store.merge_batch(&pusher.device_id, incoming, &mut |i, stored, doc| {
+        let (decision, outcome) = merge_doc(pusher, stored, doc, now);
+        if let Some(slot) = outcomes.get_mut(i) {
+            *slot = outcome;
+        }
+        decision
+    })?;
+    Ok(outcomes)
+}
+
+/// The pusher for the dashboard's own forms: the signed-in user, changes
+/// the server made itself under fresh actor ids.
+pub fn web_pusher(user: &User) -> Pusher {
+    Pusher { user: user.clone(), device_id: format!("web:{}", user.id), actor: PusherActor::Server }
+}
+
+/// The pusher for a device, registering its actor first if it has none yet
+/// (a device enrolled before actors were registered claims the actor of the
+/// first change it sends, unless another device holds it).
+fn device_pusher(store: &dyn ServerStore, auth: &DeviceAuth, incoming: &[IncomingDoc]) -> StoreResult<Pusher> {
+    let actor = match &auth.device.actor {
+        Some(a) => a.clone(),
+        None => {
+            let first = incoming
+                .iter()
+                .flat_map(|d| d.changes.iter())
+                .find_map(|bytes| gridsync_core::doc::parse_change(bytes).ok())
+                .map(|c: Change| c.actor_id().to_bytes().to_vec());
+            match first {
+                Some(a) if store.claim_actor(&auth.device.id, &a)? => {
+                    tracing::info!(device = %auth.device.id, "registered the device's actor at its first sync");
+                    a
+                }
+                // Nothing to claim, or it is taken: no actor matches, so
+                // every change is refused as another device's.
+                _ => Vec::new(),
+            }
+        }
+    };
+    Ok(Pusher { user: auth.user.clone(), device_id: auth.device.id.clone(), actor: PusherActor::Device(actor) })
+}
+
+/// One sync round on the server at the system clock's time: merge the
+/// device's records in one transaction, then read its next feed page. Used
+/// by the bundle import and the deterministic simulation.
+pub fn process_sync(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    auth: &DeviceAuth,
+    incoming: Vec<IncomingDoc>,
+    cursor: Cursor,
+    page_bytes: usize,
+) -> Result<SyncResponse, StoreError> {
+    process_sync_at(store, metrics, auth, incoming, cursor, page_bytes, now_ms())
+}
+
+/// [`process_sync`] at server time `now` (the HTTP handler passes its clock's).
+pub fn process_sync_at(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    auth: &DeviceAuth,
+    incoming: Vec<IncomingDoc>,
+    cursor: Cursor,
+    page_bytes: usize,
+    now: i64,
+) -> Result<SyncResponse, StoreError> {
+    let mut resp = SyncResponse::default();
+    if !incoming.is_empty() {
+        let pusher = device_pusher(store, auth, &incoming)?;
+        let outcomes = merge_records(store, &pusher, &incoming, now)?;
+        for (outcome, doc) in outcomes.into_iter().zip(&incoming) {
+            let refused: u64 = outcome.rejections.iter().map(|r| r.hashes.len().max(1) as u64).sum();
+            Metrics::add(&metrics.changes_refused, refused);
+            Metrics::add(&metrics.changes_stored, outcome.new as u64);
+            Metrics::add(&metrics.changes_duplicate, outcome.known as u64);
+            if !outcome.acked.is_empty() {
+                // An empty list says "every change sent for this record"
+                // without repeating 32 bytes per change.
+                let hashes = if outcome.all_acked() { vec![] } else { outcome.acked.clone() };
+                resp.acked.push(DocAck { doc: *doc.doc_id.as_bytes(), hashes });
+            }
+            if !outcome.rejections.is_empty() {
+                Metrics::add(&metrics.docs_rejected, 1);
+                for r in &outcome.rejections {
+                    tracing::info!(
+                        device = %auth.device.id,
+                        doc = %doc.doc_id,
+                        reason = r.reason.as_str(),
+                        changes = r.hashes.len(),
+                        "changes refused"
+                    );
+                }
+                resp.rejected.extend(outcome.rejections);
+            }
+        }
+    }
+    let scope = ReadScope::of(&auth.user);
+    let page = store.read_feed(cursor, &scope, &auth.device.id, page_bytes)?;
+    Metrics::add(&metrics.changes_sent, page.changes.len() as u64);
+    for (doc, bytes) in page.changes {
+        match resp.changes.last_mut() {
+            Some(last) if last.doc == *doc.as_bytes() => last.changes.push(bytes),
+            _ => resp.changes.push(DocChanges { doc: *doc.as_bytes(), changes: vec![bytes] }),
+        }
+    }
+    resp.next_cursor = page.next.to_bytes();
+    resp.more = page.more;
+    store.touch_device(&auth.device.id, now)?;
+    tracing::info!(
+        device = %auth.device.id,
+        acked = resp.acked.len(),
+        rejected = resp.rejected.len(),
+        sent = resp.changes.len(),
+        more = resp.more,
+        "sync"
+    );
+    Ok(resp)
+}
