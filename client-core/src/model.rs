@@ -752,34 +752,6 @@ impl Dispute {
     }
 }
 
-impl Dispute {
-    /// The state as the author of event `id` saw it: derived from that
-    /// event's causal ancestors only. Permissions are checked against this,
-    /// so whether an event is allowed does not depend on which concurrent
-    /// edit reached the server first.
-    pub fn state_seen_by(&self, id: &str) -> DisputeState {
-        let by_id: BTreeMap<&str, &Event<DisputeAction>> = self.events.iter().map(|e| (e.id.as_str(), e)).collect();
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let mut stack: Vec<&str> =
-            by_id.get(id).map(|e| e.parents.iter().map(String::as_str).collect()).unwrap_or_default();
-        while let Some(p) = stack.pop() {
-            if seen.insert(p)
-                && let Some(e) = by_id.get(p)
-            {
-                stack.extend(e.parents.iter().map(String::as_str));
-            }
-        }
-        Dispute {
-            parties: self.parties.clone(),
-            category: self.category,
-            summary: String::new(),
-            found_at: self.found_at,
-            events: self.events.iter().filter(|e| seen.contains(e.id.as_str())).cloned().collect(),
-        }
-        .state()
-    }
-}
-
 /// Status of a hazard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

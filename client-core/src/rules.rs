@@ -374,15 +374,27 @@ fn check_events(w: &Writer, before: Option<&Record>, after: &Record) -> Result<(
     }
 }
 
+/// Most events one step may append: a phone appends one per edit, a form
+/// two; the bound keeps judging a step linear in the history.
+pub const MAX_NEW_EVENTS: usize = 20;
+
 /// The events of `after` that `old` does not hold, in list order; an error
-/// if an old event was changed or removed.
+/// if an old event was changed or removed, or too many are new.
 fn appended<'a, A: PartialEq>(old: &[Event<A>], after: &'a [Event<A>]) -> Result<Vec<&'a Event<A>>, Refusal> {
     let by_id: BTreeMap<&str, &Event<A>> = after.iter().map(|e| (e.id.as_str(), e)).collect();
     if old.iter().any(|e| by_id.get(e.id.as_str()) != Some(&e)) {
         return Err(Refusal::new(RejectReason::Immutable, "events", "已记录的历史事件不能修改或删除"));
     }
     let old_ids: BTreeSet<&str> = old.iter().map(|e| e.id.as_str()).collect();
-    Ok(after.iter().filter(|e| !old_ids.contains(e.id.as_str())).collect())
+    let new: Vec<&Event<A>> = after.iter().filter(|e| !old_ids.contains(e.id.as_str())).collect();
+    if new.len() > MAX_NEW_EVENTS {
+        return Err(Refusal::new(
+            RejectReason::Invalid,
+            "events",
+            format!("一次最多记录{MAX_NEW_EVENTS}个处理步骤"),
+        ));
+    }
+    Ok(new)
 }
 
 fn check_event_author<A>(w: &Writer, hist: &[Event<A>], e: &Event<A>) -> Result<(), Refusal> {

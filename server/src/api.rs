@@ -4,13 +4,15 @@
 //! code and a Chinese message. Storage work runs on actix's blocking pool.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use gridsync_core::protocol::{
-    self, CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport, SUPPORTED_VERSIONS, SyncRequest,
+    self, CONTENT_TYPE, DecodeError, DecodeLimits, EnrollRequest, EnrollResponse, ErrorBody, MAX_DECODED_BYTES,
+    ProblemReport, SUPPORTED_VERSIONS, SyncRequest,
 };
 use uuid::Uuid;
 
@@ -19,7 +21,8 @@ use crate::metrics::Metrics;
 use crate::store::{Cursor, Device, DeviceAuth, IncomingDoc, Redeemed, ServerStore, StoreError};
 use crate::sync::process_sync_at;
 
-/// Limits on what one request may carry.
+/// Limits on what one request may carry and take. Each is checked before
+/// the work it bounds; `docs/operations.md` lists them with their flags.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest request body, bytes (compressed, as sent).
@@ -28,11 +31,87 @@ pub struct Limits {
     pub max_changes: usize,
     /// Largest response page the server will build, bytes of changes.
     pub max_page_bytes: u32,
+    /// Memory for request bodies in flight (as sent, and inflated), bytes,
+    /// over all requests: beyond it the server answers 503 with Retry-After.
+    pub max_inflight_bytes: usize,
+    /// Longest wait for the next piece of a request body.
+    pub body_idle: Duration,
+    /// After `body_grace`, a body must keep arriving at this average rate
+    /// (bytes per second), or the request ends with 408.
+    pub body_min_rate: u64,
+    /// Time a body may take before the average rate applies.
+    pub body_grace: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 8 * 1024 * 1024, max_changes: 20_000, max_page_bytes: 1024 * 1024 }
+        Limits {
+            max_body_bytes: 8 * 1024 * 1024,
+            max_changes: 20_000,
+            max_page_bytes: 1024 * 1024,
+            max_inflight_bytes: 256 * 1024 * 1024,
+            body_idle: Duration::from_secs(15),
+            body_min_rate: 512,
+            body_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The memory budget for request bodies in flight, shared by all workers.
+#[derive(Debug)]
+pub struct InFlight {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl InFlight {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Arc<InFlight> {
+        Arc::new(InFlight { limit, used: AtomicUsize::new(0) })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::SeqCst)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| u.checked_add(n).filter(|&t| t <= self.limit))
+            .is_ok()
+    }
+}
+
+/// Bytes one request holds of the budget, given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    budget: Arc<InFlight>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Nothing held yet.
+    pub fn new(budget: &Arc<InFlight>) -> Held {
+        Held { budget: Arc::clone(budget), bytes: 0 }
+    }
+
+    /// Hold `total` bytes in all (more than now): false if the budget is spent.
+    pub fn grow_to(&mut self, total: usize) -> bool {
+        if total <= self.bytes {
+            return true;
+        }
+        if self.budget.take(total - self.bytes) {
+            self.bytes = total;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }
 
@@ -47,6 +126,21 @@ pub struct AppState {
     pub limits: Limits,
     /// The server's clock.
     pub clock: crate::sync::Clock,
+    /// Memory budget for bodies in flight.
+    pub inflight: Arc<InFlight>,
+}
+
+impl AppState {
+    /// State over `store` with default limits, the system clock and fresh counters.
+    pub fn new(store: Arc<dyn ServerStore>) -> AppState {
+        AppState::with_limits(store, Limits::default())
+    }
+
+    /// State over `store` with `limits`.
+    pub fn with_limits(store: Arc<dyn ServerStore>, limits: Limits) -> AppState {
+        let inflight = InFlight::new(limits.max_inflight_bytes);
+        AppState { store, metrics: Arc::default(), limits, clock: crate::sync::Clock::system(), inflight }
+    }
 }
 
 pub use crate::sync::now_ms;
@@ -66,12 +160,40 @@ fn store_error(e: &StoreError) -> HttpResponse {
 }
 
 fn blocking_error() -> HttpResponse {
-    error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "服务器繁忙，请稍后重试")
+    busy()
 }
 
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, HttpResponse> {
+/// 503 `overloaded` with a hint when to try again.
+fn busy() -> HttpResponse {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "服务器繁忙，请稍后重试");
+    r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+    r
+}
+
+/// Read a request body of at most `limit` bytes, holding its size of the
+/// in-flight budget, and end a body that stalls (nothing for `body_idle`)
+/// or trickles (below `body_min_rate` on average after `body_grace`) with
+/// 408: a slow body may not hold a connection and its memory for ever.
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    limits: &Limits,
+    held: &mut Held,
+) -> Result<Vec<u8>, HttpResponse> {
+    let started = Instant::now();
     let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
+    loop {
+        // The next piece must come before the body falls below the minimum
+        // average rate, and never later than the idle limit.
+        let due = limits.body_grace + Duration::from_secs_f64(body.len() as f64 / limits.body_min_rate.max(1) as f64);
+        let wait = due.saturating_sub(started.elapsed()).min(limits.body_idle);
+        let next = match tokio::time::timeout(wait, payload.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                return Err(error(StatusCode::REQUEST_TIMEOUT, "body_timeout", "网络太慢，请求数据未能及时收到，请稍后重试"));
+            }
+        };
+        let Some(chunk) = next else { return Ok(body) };
         let chunk = chunk.map_err(|_| error(StatusCode::BAD_REQUEST, "body_unreadable", "请求数据接收不完整"))?;
         if body.len() + chunk.len() > limit {
             return Err(error(
@@ -80,14 +202,17 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, H
                 &format!("请求过大（上限{}KB），请分批同步", limit / 1024),
             ));
         }
+        if !held.grow_to(body.len() + chunk.len()) {
+            return Err(busy());
+        }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
 }
 
 /// `POST /v1/enroll`: trade a one-time code for a device token.
 pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
-    let body = match read_body(payload, 16 * 1024).await {
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(payload, 16 * 1024, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -197,36 +322,44 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         Ok(a) => a,
         Err(r) => return r,
     };
-    let body = match read_body(payload, state.limits.max_body_bytes).await {
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(payload, state.limits.max_body_bytes, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     Metrics::add(&state.metrics.bytes_in, body.len() as u64);
-    if let Some(v) = protocol::version_of(&body)
-        && !SUPPORTED_VERSIONS.contains(&v)
-    {
-        return HttpResponse::BadRequest().json(ErrorBody {
-            error: "unsupported_protocol_version".into(),
-            message_zh: "应用版本与服务器不兼容，请升级应用".into(),
-            wipe: false,
-            supported_versions: SUPPORTED_VERSIONS.to_vec(),
-        });
-    }
-    let request: SyncRequest = match protocol::decode(&body) {
+    // Inflating and decoding run on the blocking pool, not on the HTTP
+    // workers: a large body must not stall `/healthz` or other requests.
+    let decode_limits = DecodeLimits { max_inflated: MAX_DECODED_BYTES, max_changes: state.limits.max_changes };
+    let decoded = web::block(move || {
+        let sent = body.len();
+        let r = protocol::decode_sync_request(&body, &decode_limits, &mut |n| held.grow_to(sent + n));
+        (r, held)
+    })
+    .await;
+    let (decoded, held) = match decoded {
+        Ok(d) => d,
+        Err(_) => return blocking_error(),
+    };
+    let request: SyncRequest = match decoded {
         Ok(r) => r,
+        Err(DecodeError::UnsupportedVersion(_)) => {
+            return HttpResponse::BadRequest().json(ErrorBody {
+                error: "unsupported_protocol_version".into(),
+                message_zh: "应用版本与服务器不兼容，请升级应用".into(),
+                wipe: false,
+                supported_versions: SUPPORTED_VERSIONS.to_vec(),
+            });
+        }
+        Err(DecodeError::TooManyChanges { limit }) => {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_changes", &format!("一次同步最多{limit}条修改，请分批同步"));
+        }
+        Err(DecodeError::Busy) => return busy(),
         Err(e) => {
             tracing::info!(device = %auth.device.id, error = %e, "malformed sync body");
             return error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误");
         }
     };
-    let n_changes: usize = request.docs.iter().map(|d| d.changes.len()).sum();
-    if n_changes > state.limits.max_changes {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_changes",
-            &format!("一次同步最多{}条修改，请分批同步", state.limits.max_changes),
-        );
-    }
     let Some(cursor) = Cursor::from_bytes(&request.cursor) else {
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
     };
@@ -244,6 +377,8 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         Ok(Err(e)) => return store_error(&e),
         Err(_) => return blocking_error(),
     };
+    // The request's memory is given back once the answer is built.
+    let _held = held;
     match protocol::encode(&resp) {
         Ok(bytes) => {
             Metrics::add(&state.metrics.bytes_out, bytes.len() as u64);
@@ -265,7 +400,8 @@ pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web
         Ok(a) => a,
         Err(r) => return r,
     };
-    let body = match read_body(payload, 64 * 1024).await {
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(payload, 64 * 1024, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };

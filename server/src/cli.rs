@@ -182,12 +182,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let addr = listener.local_addr()?;
             tracing::info!(%addr, database = if db.starts_with("postgres") { "postgresql" } else { "sqlite" }, "listening");
             println!("listening on http://{addr}");
-            let state = AppState {
-                store: Arc::clone(&store),
-                metrics: Default::default(),
-                limits: Limits::default(),
-                clock: crate::sync::Clock::system(),
-            };
+            let state = AppState::with_limits(Arc::clone(&store), Limits::default());
             let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {

@@ -171,28 +171,209 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CoreError> {
 }
 
 fn inflate(payload: &[u8], dictionary: Option<&[u8]>) -> Result<Vec<u8>, CoreError> {
-    let bad = |e: String| CoreError::Protocol(format!("bad compression: {e}"));
+    inflate_within(payload, dictionary, MAX_DECODED_BYTES, &mut |_| true).map_err(|e| match e {
+        DecodeError::Malformed(m) => CoreError::Protocol(m),
+        DecodeError::TooLarge { .. } => CoreError::Protocol("message too large when decompressed".into()),
+        other => CoreError::Protocol(other.to_string()),
+    })
+}
+
+/// Inflate at most `max` bytes, asking `grow` before the output buffer
+/// grows to a new size (a memory budget can say no). The buffer never
+/// grows ahead of what the stream actually produces.
+fn inflate_within(
+    payload: &[u8],
+    dictionary: Option<&[u8]>,
+    max: usize,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
+    let bad = |e: String| DecodeError::Malformed(format!("bad compression: {e}"));
     let mut d = flate2::Decompress::new(false);
     if let Some(dict) = dictionary {
         d.set_dictionary(dict).map_err(|e| bad(e.to_string()))?;
     }
-    let mut out: Vec<u8> = Vec::with_capacity((payload.len() * 4 + 1024).min(MAX_DECODED_BYTES + 1));
+    let first = (payload.len() * 4 + 1024).min(max + 1);
+    if !grow(first) {
+        return Err(DecodeError::Busy);
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(first);
     loop {
         let (in_before, out_before) = (d.total_in(), d.total_out());
         let rest = payload.get(d.total_in() as usize..).unwrap_or_default();
         let status = d.decompress_vec(rest, &mut out, flate2::FlushDecompress::None).map_err(|e| bad(e.to_string()))?;
-        if out.len() > MAX_DECODED_BYTES {
-            return Err(CoreError::Protocol("message too large when decompressed".into()));
+        if out.len() > max {
+            return Err(DecodeError::TooLarge { limit: max });
         }
         if status == flate2::Status::StreamEnd {
             return Ok(out);
         }
         if out.len() == out.capacity() {
-            out.reserve(out.capacity().clamp(1024, MAX_DECODED_BYTES + 1 - out.len()));
+            let more = out.capacity().clamp(1024, max + 1 - out.len());
+            if !grow(out.capacity() + more) {
+                return Err(DecodeError::Busy);
+            }
+            out.reserve(more);
         } else if d.total_in() == in_before && d.total_out() == out_before {
             return Err(bad("truncated stream".into()));
         }
     }
+}
+
+/// Why a message could not be decoded within its limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not a well-formed message (header, compression or body).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The header names a version this build does not speak.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u16),
+    /// The message inflates past the limit.
+    #[error("message larger than {limit} bytes when decompressed")]
+    TooLarge {
+        /// The limit, bytes.
+        limit: usize,
+    },
+    /// The message carries more changes than the limit.
+    #[error("more than {limit} changes")]
+    TooManyChanges {
+        /// The limit.
+        limit: usize,
+    },
+    /// The memory budget for messages in flight is spent: try again soon.
+    #[error("memory budget for messages in flight is spent")]
+    Busy,
+}
+
+/// What a server accepts in one sync request, checked while it is decoded,
+/// before the memory or work each limit bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest body once inflated, bytes.
+    pub max_inflated: usize,
+    /// Most changes, over all records.
+    pub max_changes: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits { max_inflated: MAX_DECODED_BYTES, max_changes: 20_000 }
+    }
+}
+
+/// Reads the postcard layout of [`SyncRequest`] by hand, so that no length
+/// prefix is trusted for an allocation: every count is checked against its
+/// limit and against the bytes that remain before anything is reserved.
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn malformed(what: &str) -> DecodeError {
+        DecodeError::Malformed(format!("malformed body: {what}"))
+    }
+
+    fn remaining(&self) -> usize {
+        self.b.len() - self.pos
+    }
+
+    fn varint(&mut self, what: &str) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let byte = *self.b.get(self.pos).ok_or_else(|| Self::malformed(what))?;
+            self.pos += 1;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Self::malformed(what))
+    }
+
+    /// A length prefix: at most `per_item` bytes per counted item must remain.
+    fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize, DecodeError> {
+        let n = usize::try_from(self.varint(what)?).map_err(|_| Self::malformed(what))?;
+        if n.saturating_mul(min_item_bytes) > self.remaining() {
+            return Err(Self::malformed(what));
+        }
+        Ok(n)
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| Self::malformed(what))?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>, DecodeError> {
+        let n = self.count(what, 1)?;
+        Ok(self.take(n, what)?.to_vec())
+    }
+}
+
+/// Decode a sync request as the server must: the inflated size, the number
+/// of changes and every length prefix are checked while decoding, before
+/// the memory they would take is allocated, and `grow` is asked before the
+/// inflate buffer grows (a server's budget for bodies in flight).
+pub fn decode_sync_request(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<SyncRequest, DecodeError> {
+    if bytes.len() < 5 || &bytes[..2] != MAGIC {
+        return Err(DecodeError::Malformed("not a Gridsync sync message".into()));
+    }
+    let version = u16::from_be_bytes([bytes[2], bytes[3]]);
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let payload = &bytes[5..];
+    let inflated;
+    let body: &[u8] = match bytes[4] {
+        COMPRESSION_NONE => {
+            if payload.len() > limits.max_inflated {
+                return Err(DecodeError::TooLarge { limit: limits.max_inflated });
+            }
+            payload
+        }
+        COMPRESSION_DEFLATE => {
+            inflated = inflate_within(payload, None, limits.max_inflated, grow)?;
+            &inflated
+        }
+        COMPRESSION_DEFLATE_DICT_V1 => {
+            inflated = inflate_within(payload, Some(DICTIONARY_V1), limits.max_inflated, grow)?;
+            &inflated
+        }
+        c => return Err(DecodeError::Malformed(format!("unknown compression {c}"))),
+    };
+    let mut r = Reader { b: body, pos: 0 };
+    let cursor = r.bytes("cursor")?;
+    // A record takes at least 17 bytes: its id and a change count.
+    let n_docs = r.count("docs", 17)?;
+    let mut docs = Vec::with_capacity(n_docs);
+    let mut total = 0usize;
+    for _ in 0..n_docs {
+        let doc: DocId = r.take(16, "doc id")?.try_into().map_err(|_| Reader::malformed("doc id"))?;
+        let n = r.count("changes", 1)?;
+        total = total.saturating_add(n);
+        if total > limits.max_changes {
+            return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
+        }
+        let mut changes = Vec::with_capacity(n);
+        for _ in 0..n {
+            changes.push(r.bytes("change")?);
+        }
+        docs.push(DocChanges { doc, changes });
+    }
+    let max = r.varint("max_response_bytes")?;
+    let max_response_bytes = u32::try_from(max).map_err(|_| Reader::malformed("max_response_bytes"))?;
+    if r.remaining() != 0 {
+        return Err(Reader::malformed("trailing bytes"));
+    }
+    Ok(SyncRequest { cursor, docs, max_response_bytes })
 }
 
 /// Decode a message, refusing unknown versions, bodies that inflate past
@@ -329,6 +510,56 @@ impl Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The server's hand-written decoder reads exactly what the encoder
+        /// writes, whatever the request holds.
+        #[test]
+        fn the_limited_decoder_reads_what_encode_writes(
+            cursor in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            docs in proptest::collection::vec(
+                (proptest::prelude::any::<[u8; 16]>(),
+                 proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..5)),
+                0..6,
+            ),
+            max in proptest::prelude::any::<u32>(),
+        ) {
+            let req = SyncRequest {
+                cursor,
+                docs: docs.into_iter().map(|(doc, changes)| DocChanges { doc, changes }).collect(),
+                max_response_bytes: max,
+            };
+            let bytes = encode(&req).unwrap();
+            let got = decode_sync_request(&bytes, &DecodeLimits::default(), &mut |_| true).unwrap();
+            proptest::prop_assert_eq!(got, req);
+        }
+    }
+
+    /// 32 MiB of zero-length changes in a few KB: refused at the change
+    /// limit while counting, and a length prefix larger than the body is
+    /// refused before anything is reserved.
+    #[test]
+    fn counts_are_checked_before_they_are_allocated() {
+        let many = SyncRequest {
+            cursor: vec![],
+            docs: vec![DocChanges { doc: [1; 16], changes: vec![vec![]; 20_001] }],
+            max_response_bytes: 0,
+        };
+        let bytes = encode(&many).unwrap();
+        assert!(bytes.len() < 1024, "{}", bytes.len());
+        let limits = DecodeLimits::default();
+        assert_eq!(
+            decode_sync_request(&bytes, &limits, &mut |_| true),
+            Err(DecodeError::TooManyChanges { limit: 20_000 })
+        );
+        // A body claiming 2^60 records in a few bytes.
+        let mut huge = b"GS\x00\x01\x00\x00".to_vec();
+        huge.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
+        assert!(matches!(decode_sync_request(&huge, &limits, &mut |_| true), Err(DecodeError::Malformed(_))));
+        // A budget that says no.
+        let ok = encode(&SyncRequest::default()).unwrap();
+        assert_eq!(decode_sync_request(&ok, &limits, &mut |_| false), Err(DecodeError::Busy));
+    }
 
     fn sample() -> SyncResponse {
         SyncResponse {

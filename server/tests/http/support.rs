@@ -104,9 +104,10 @@ impl Server {
     }
 
     async fn mount(store: Arc<dyn ServerStore>, limits: Limits, dir: Option<tempfile::TempDir>) -> Server {
-        let metrics = Arc::new(Metrics::default());
         let clock = Clock::fixed(now_ms());
-        let state = AppState { store: store.clone(), metrics: metrics.clone(), limits, clock: clock.clone() };
+        let mut state = AppState::with_limits(store.clone(), limits);
+        state.clock = clock.clone();
+        let metrics = state.metrics.clone();
         let app = Rc::new(
             test::init_service(App::new().app_data(web::Data::new(state)).configure(gridsync_server::routes)).await,
         );
