@@ -297,8 +297,7 @@ mod tests {
                 ordered.sort_by(|a, b| {
                     (depth[a.id.as_str()], a.at, a.id.as_str()).cmp(&(depth[b.id.as_str()], b.at, b.id.as_str()))
                 });
-                let index: HashMap<&str, usize> =
-                    ordered.iter().enumerate().map(|(i, e)| (e.id.as_str(), i)).collect();
+                let index: HashMap<&str, usize> = ordered.iter().enumerate().map(|(i, e)| (e.id.as_str(), i)).collect();
                 let mut ancestors: Vec<BTreeSet<usize>> = Vec::with_capacity(ordered.len());
                 for (i, e) in ordered.iter().enumerate() {
                     let mut set = BTreeSet::new();
@@ -405,7 +404,13 @@ mod tests {
     /// open conflict (the bench measures how fast such a history folds).
     #[test]
     fn many_concurrent_steps_are_each_a_listed_conflict() {
-        let root = Event { id: "root".into(), at: 0, by: "u".into(), parents: vec![], action: DisputeAction::FollowUp { note: String::new() } };
+        let root = Event {
+            id: "root".into(),
+            at: 0,
+            by: "u".into(),
+            parents: vec![],
+            action: DisputeAction::FollowUp { note: String::new() },
+        };
         let mut events = vec![root];
         for i in 0..300 {
             events.push(Event {

@@ -41,8 +41,12 @@ use crate::rules::{Writer, check_write};
 pub const MAX_CHANGE_BYTES: usize = 256 * 1024;
 /// Most operations in a single change.
 pub const MAX_CHANGE_OPS: usize = 20_000;
-/// Largest compacted record kept.
+/// Size of a record (compacted, plus the changes of a request) past which
+/// only the people who handle it may still add to it: a record cannot be
+/// filled to its limit by someone so that its handlers can no longer act.
 pub const MAX_DOC_BYTES: usize = 1024 * 1024;
+/// Largest compacted record kept at all.
+pub const HARD_MAX_DOC_BYTES: usize = 2 * 1024 * 1024;
 
 /// Which Automerge actor may have written the changes being judged.
 #[derive(Debug, Clone, Copy)]
@@ -210,6 +214,7 @@ pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writ
         return v;
     }
     let mut j = Judging {
+        size: stored.map_or(0, <[u8]>::len),
         stored,
         doc_id,
         writer,
@@ -277,8 +282,8 @@ pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writ
     }
     if !j.accepted.is_empty() {
         let snapshot = j.doc.save();
-        if snapshot.len() > MAX_DOC_BYTES {
-            let detail = format!("记录超过{}KB上限", MAX_DOC_BYTES / 1024);
+        if snapshot.len() > HARD_MAX_DOC_BYTES {
+            let detail = format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024);
             v.refused
                 .extend(j.accepted.iter().map(|c| refuse(Some(c.hash().0), RejectReason::TooLarge, detail.clone())));
             return v;
@@ -297,6 +302,8 @@ fn tracing_error(doc_id: Uuid, e: &CoreError) {
 }
 
 struct Judging<'a> {
+    /// The stored record's size plus the changes accepted so far.
+    size: usize,
     stored: Option<&'a [u8]>,
     doc_id: Uuid,
     writer: &'a Writer,
@@ -355,6 +362,17 @@ impl Judging<'_> {
         }
         match self.check_applied(c, &deps, linear) {
             Ok((after_json, after, merged)) => {
+                let size = self.size + c.raw_bytes().len();
+                if size > MAX_DOC_BYTES
+                    && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
+                {
+                    self.rebuild();
+                    return Err((
+                        RejectReason::TooLarge,
+                        format!("记录已超过{}KB，只有负责该记录的人员可以继续记录处理步骤", MAX_DOC_BYTES / 1024),
+                    ));
+                }
+                self.size = size;
                 self.graph.add(c);
                 self.accepted.push(c.clone());
                 self.current_json = merged.as_ref().map(|_| after_json).or_else(|| self.doc.to_json().ok());
@@ -525,6 +543,80 @@ mod tests {
                 "{reason:?}"
             );
         }
+    }
+
+    /// A grid manager fills a dispute with long follow-ups past the size
+    /// limit: his next note is refused, while the village leader, who
+    /// handles the dispute, can still act on it.
+    #[test]
+    fn past_the_size_limit_only_the_handlers_may_act() {
+        let gm_actor = ActorId::random();
+        let vl_actor = ActorId::random();
+        let vl = Writer { user_id: "vl1".into(), role: Role::VillageLeader, grid: GridPath::parse("t01/v01").unwrap() };
+        let found = next_event(&[], "gm1", 1, DisputeAction::Found { note: String::new() });
+        let rec = Record::new(
+            GridPath::parse("t01/v01/g1").unwrap(),
+            "gm1",
+            1,
+            RecordBody::Dispute(Dispute {
+                parties: vec!["张三".into()],
+                category: DisputeCategory::Land,
+                summary: "地界".into(),
+                found_at: 1,
+                events: vec![found],
+            }),
+        );
+        let mut doc = RecordDoc::create(&rec, gm_actor.clone()).unwrap();
+        let mut stored = None::<Vec<u8>>;
+        let follow = |doc: &mut RecordDoc, by: &str, action: DisputeAction| {
+            let heads = doc.heads();
+            let mut r = doc.record().unwrap();
+            if let RecordBody::Dispute(d) = &mut r.body {
+                let e = next_event(&d.events, by, 2, action);
+                d.events.push(e);
+            }
+            doc.update(&r).unwrap();
+            doc.changes_since(&heads)
+        };
+        let text = |i: usize| -> String {
+            (0..1990).map(|j| char::from_u32(0x4e00 + ((i * 7919 + j * 31) % 20000) as u32).unwrap()).collect()
+        };
+        // Push in batches as a phone would, each batch judged and stored.
+        let mut all = doc.changes_since(&[]);
+        for round in 0..4 {
+            for i in 0..50 {
+                all.extend(follow(&mut doc, "gm1", DisputeAction::FollowUp { note: text(round * 50 + i) }));
+            }
+            let v = judge(stored.as_deref(), rec.id, &bytes(&all), &gm(), Actors::Device(gm_actor.to_bytes()));
+            if v.refused.is_empty() {
+                stored = v.snapshot;
+                all.clear();
+            } else {
+                assert!(stored.as_ref().is_some_and(|s| s.len() > 512 * 1024), "refused too early");
+                assert!(v.refused.iter().all(|r| r.reason == RejectReason::TooLarge), "{:?}", v.refused);
+                break;
+            }
+        }
+        let stored = stored.unwrap();
+        // Whatever got in, the grid manager's next note is refused once
+        // the record is past the limit; the leader's classification is not.
+        let mut doc = RecordDoc::load(&stored, gm_actor.clone()).unwrap();
+        let mut filler = Vec::new();
+        while stored.len() + filler.iter().map(|c: &Change| c.raw_bytes().len()).sum::<usize>() <= MAX_DOC_BYTES {
+            filler.extend(follow(&mut doc, "gm1", DisputeAction::FollowUp { note: text(filler.len() + 999) }));
+        }
+        let v = judge(Some(&stored), rec.id, &bytes(&filler), &gm(), Actors::Device(gm_actor.to_bytes()));
+        assert_eq!(v.refused.last().map(|r| r.reason), Some(RejectReason::TooLarge), "{:?}", v.refused);
+        let big = v.snapshot.unwrap_or_else(|| stored.clone());
+        let mut vdoc = RecordDoc::load(&big, vl_actor.clone()).unwrap();
+        let classify = follow(
+            &mut vdoc,
+            "vl1",
+            DisputeAction::Classified { category: DisputeCategory::Neighbour, note: String::new() },
+        );
+        let v = judge(Some(&big), rec.id, &bytes(&classify), &vl, Actors::Device(vl_actor.to_bytes()));
+        assert!(v.refused.is_empty(), "{:?}", v.refused);
+        assert_eq!(v.accepted.len(), 1);
     }
 
     /// Re-encode `c` with `edit` applied (a hostile encoder can write any header).

@@ -1391,7 +1391,8 @@ const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
 /// between 2000 and 2199.
 pub fn parse_month(s: &str) -> Option<(i64, i64)> {
     let (y, m) = s.split_once('-')?;
-    if y.len() != 4 || m.len() != 2 {
+    // ASCII digits only: `str::parse` would take "+8" for 8.
+    if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
     use chrono::Datelike;
@@ -1563,6 +1564,14 @@ mod tests {
         let one = dispute(events.clone()).state();
         events.reverse();
         assert_eq!(dispute(events).state(), one);
+    }
+
+    #[test]
+    fn months_are_four_and_two_digits() {
+        assert!(parse_month("2026-08").is_some());
+        for bad in ["2026-+8", "+026-08", "2026-8", "26-08", "2026-13", "2026-00", "２０２６-08", "2026-08 "] {
+            assert_eq!(parse_month(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -211,6 +211,24 @@ fn changed_fields(b: &Record, a: &Record) -> Vec<String> {
     keys.into_iter().filter(|k| k.as_str() != "events" && bj.get(*k) != aj.get(*k)).cloned().collect()
 }
 
+/// Whether `w` may still add to a record past its size limit
+/// ([`crate::judge::MAX_DOC_BYTES`]): only handling steps (events appended,
+/// no field changed) by those who handle the record: for a dispute, the
+/// people of its current level; for a hazard, the village leader and
+/// supervisor. So nobody can fill a record to its limit in a way that
+/// stops its handlers from acting on it.
+pub fn may_add_to_a_large_record(w: &Writer, before: Option<&Record>, after: &Record) -> bool {
+    let Some(b) = before else { return false };
+    if b.deleted != after.deleted || !changed_fields(b, after).is_empty() {
+        return false;
+    }
+    match &b.body {
+        RecordBody::Dispute(d) => handles(w.role) == Some(d.state().level),
+        RecordBody::Hazard(_) => w.village_level(),
+        _ => false,
+    }
+}
+
 /// What a dispute's people may do: the level a role handles.
 fn handles(role: Role) -> Option<DisputeLevel> {
     match role {
@@ -388,11 +406,7 @@ fn appended<'a, A: PartialEq>(old: &[Event<A>], after: &'a [Event<A>]) -> Result
     let old_ids: BTreeSet<&str> = old.iter().map(|e| e.id.as_str()).collect();
     let new: Vec<&Event<A>> = after.iter().filter(|e| !old_ids.contains(e.id.as_str())).collect();
     if new.len() > MAX_NEW_EVENTS {
-        return Err(Refusal::new(
-            RejectReason::Invalid,
-            "events",
-            format!("一次最多记录{MAX_NEW_EVENTS}个处理步骤"),
-        ));
+        return Err(Refusal::new(RejectReason::Invalid, "events", format!("一次最多记录{MAX_NEW_EVENTS}个处理步骤")));
     }
     Ok(new)
 }

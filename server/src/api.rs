@@ -41,6 +41,17 @@ pub struct Limits {
     pub body_min_rate: u64,
     /// Time a body may take before the average rate applies.
     pub body_grace: Duration,
+    /// Enrollment attempts per client address.
+    pub enroll_rate: crate::ratelimit::Rate,
+    /// Dashboard sign-in attempts per client address.
+    pub sign_in_rate: crate::ratelimit::Rate,
+    /// Header carrying the client address, set by a reverse proxy in front
+    /// (`X-Real-IP`); without it, the TCP peer's address.
+    pub client_ip_header: Option<String>,
+    /// The directory of the SQLite database, whose free space /healthz checks.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Free space below which /healthz answers 503 `disk_full`, bytes.
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -53,6 +64,11 @@ impl Default for Limits {
             body_idle: Duration::from_secs(15),
             body_min_rate: 512,
             body_grace: Duration::from_secs(20),
+            enroll_rate: crate::ratelimit::Rate { burst: 10, per_minute: 10 },
+            sign_in_rate: crate::ratelimit::Rate { burst: 10, per_minute: 10 },
+            client_ip_header: None,
+            data_dir: None,
+            min_free_disk_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -115,6 +131,9 @@ impl Drop for Held {
     }
 }
 
+/// When the health probe last ran, and its failure code if it failed.
+pub type HealthProbe = (Instant, Option<String>);
+
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
 pub struct AppState {
@@ -128,6 +147,12 @@ pub struct AppState {
     pub clock: crate::sync::Clock,
     /// Memory budget for bodies in flight.
     pub inflight: Arc<InFlight>,
+    /// The last health probe: when, and its failure code if it failed.
+    pub health: Arc<std::sync::Mutex<Option<HealthProbe>>>,
+    /// Enrollment attempts by address.
+    pub enroll_limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Sign-in attempts by address.
+    pub sign_in_limiter: Arc<crate::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -139,19 +164,53 @@ impl AppState {
     /// State over `store` with `limits`.
     pub fn with_limits(store: Arc<dyn ServerStore>, limits: Limits) -> AppState {
         let inflight = InFlight::new(limits.max_inflight_bytes);
-        AppState { store, metrics: Arc::default(), limits, clock: crate::sync::Clock::system(), inflight }
+        AppState {
+            store,
+            metrics: Arc::default(),
+            clock: crate::sync::Clock::system(),
+            inflight,
+            health: Arc::default(),
+            enroll_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.enroll_rate)),
+            sign_in_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.sign_in_rate)),
+            limits,
+        }
     }
 }
 
 pub use crate::sync::now_ms;
 
+/// The machine-readable code of an error response, kept in the response's
+/// extensions so the error counter can label 5xx answers by reason.
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 fn error(status: StatusCode, code: &str, message_zh: &str) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
+    let mut r = HttpResponse::build(status).json(ErrorBody {
         error: code.to_owned(),
         message_zh: message_zh.to_owned(),
         wipe: false,
         supported_versions: vec![],
-    })
+    });
+    r.extensions_mut().insert(ErrorCode(code.to_owned()));
+    r
+}
+
+/// Middleware: count every 5xx answer by status and reason
+/// (`gridsync_http_errors_total{status,error}`).
+pub async fn count_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let res = next.call(req).await?;
+    if res.status().is_server_error()
+        && let Some(m) = metrics
+    {
+        let code =
+            res.response().extensions().get::<ErrorCode>().map(|c| c.0.clone()).unwrap_or_else(|| "other".into());
+        m.count_error(res.status().as_u16(), &code);
+    }
+    Ok(res)
 }
 
 fn store_error(e: &StoreError) -> HttpResponse {
@@ -166,7 +225,8 @@ fn blocking_error() -> HttpResponse {
 /// 503 `overloaded` with a hint when to try again.
 fn busy() -> HttpResponse {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "服务器繁忙，请稍后重试");
-    r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+    r.headers_mut()
+        .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
     r
 }
 
@@ -175,13 +235,33 @@ fn busy() -> HttpResponse {
 /// or trickles (below `body_min_rate` on average after `body_grace`) with
 /// 408: a slow body may not hold a connection and its memory for ever.
 async fn read_body(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
     limits: &Limits,
     held: &mut Held,
 ) -> Result<Vec<u8>, HttpResponse> {
     let started = Instant::now();
-    let mut body = Vec::new();
+    // A declared length is held of the budget at once (and the buffer made
+    // that size), so memory in flight is what the budget says it is.
+    let declared: Option<usize> = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!("请求过大（上限{}KB），请分批同步", limit / 1024),
+        ));
+    }
+    if let Some(n) = declared
+        && !held.grow_to(n)
+    {
+        return Err(busy());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
     loop {
         // The next piece must come before the body falls below the minimum
         // average rate, and never later than the idle limit.
@@ -190,7 +270,11 @@ async fn read_body(
         let next = match tokio::time::timeout(wait, payload.next()).await {
             Ok(next) => next,
             Err(_) => {
-                return Err(error(StatusCode::REQUEST_TIMEOUT, "body_timeout", "网络太慢，请求数据未能及时收到，请稍后重试"));
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "网络太慢，请求数据未能及时收到，请稍后重试",
+                ));
             }
         };
         let Some(chunk) = next else { return Ok(body) };
@@ -209,10 +293,25 @@ async fn read_body(
     }
 }
 
+/// 429 `too_many_attempts`, with when to try again.
+pub fn too_many(wait: Duration) -> HttpResponse {
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "尝试次数过多，请稍后再试");
+    let secs = wait.as_secs().max(1).to_string();
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {
+        r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// `POST /v1/enroll`: trade a one-time code for a device token.
-pub async fn enroll(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    if let Some(ip) = crate::ratelimit::client_ip(&req, state.limits.client_ip_header.as_deref())
+        && let Err(wait) = state.enroll_limiter.take(ip, Instant::now())
+    {
+        return too_many(wait);
+    }
     let mut held = Held::new(&state.inflight);
-    let body = match read_body(payload, 16 * 1024, &state.limits, &mut held).await {
+    let body = match read_body(&req, payload, 16 * 1024, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -323,7 +422,7 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         Err(r) => return r,
     };
     let mut held = Held::new(&state.inflight);
-    let body = match read_body(payload, state.limits.max_body_bytes, &state.limits, &mut held).await {
+    let body = match read_body(&req, payload, state.limits.max_body_bytes, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -352,7 +451,11 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
             });
         }
         Err(DecodeError::TooManyChanges { limit }) => {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_changes", &format!("一次同步最多{limit}条修改，请分批同步"));
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_changes",
+                &format!("一次同步最多{limit}条修改，请分批同步"),
+            );
         }
         Err(DecodeError::Busy) => return busy(),
         Err(e) => {
@@ -401,7 +504,7 @@ pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web
         Err(r) => return r,
     };
     let mut held = Held::new(&state.inflight);
-    let body = match read_body(payload, 64 * 1024, &state.limits, &mut held).await {
+    let body = match read_body(&req, payload, 64 * 1024, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -424,11 +527,52 @@ pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web
 }
 
 /// `GET /healthz`: 200 when the database answers.
+///
+/// Healthy means a write commits: the probe writes a row (and, on SQLite,
+/// checks the disk has room), so a read-only database, a full disk or a
+/// database refusing writes answers 503 with its reason. The answer is
+/// kept for a second, so polling /healthz cannot cost a commit per request.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some((at, code)) = lock_health(&state).clone()
+        && at.elapsed() < Duration::from_secs(1)
+    {
+        return health_response(code.as_deref());
+    }
     let store = state.store.clone();
-    match web::block(move || store.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "数据库不可用"),
+    let now = state.clock.now();
+    let (dir, min_free) = (state.limits.data_dir.clone(), state.limits.min_free_disk_bytes);
+    let probe = move || {
+        if let Some(dir) = &dir {
+            crate::store::check_free_space(dir, min_free)?;
+        }
+        store.probe_write(now)
+    };
+    let code: Option<String> = match web::block(probe).await {
+        Ok(Ok(())) => None,
+        Ok(Err(StoreError::DiskFull { free_bytes })) => {
+            tracing::error!(free_bytes, "disk nearly full");
+            Some("disk_full".into())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "health probe failed");
+            Some("storage_unavailable".into())
+        }
+        Err(_) => Some("overloaded".into()),
+    };
+    *lock_health(&state) = Some((Instant::now(), code.clone()));
+    health_response(code.as_deref())
+}
+
+fn lock_health(state: &AppState) -> std::sync::MutexGuard<'_, Option<HealthProbe>> {
+    state.health.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn health_response(code: Option<&str>) -> HttpResponse {
+    match code {
+        None => HttpResponse::Ok().json(serde_json::json!({"status": "ok"})),
+        Some("disk_full") => error(StatusCode::SERVICE_UNAVAILABLE, "disk_full", "服务器磁盘空间不足，无法保存数据"),
+        Some("overloaded") => busy(),
+        Some(_) => error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "数据库不可用或无法写入"),
     }
 }
 

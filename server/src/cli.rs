@@ -36,6 +36,72 @@ struct Cli {
     command: Command,
 }
 
+/// The server's limits (see `docs/operations.md#limits`).
+#[derive(clap::Args, Debug, Clone)]
+struct LimitArgs {
+    /// Largest sync request body as sent, MiB.
+    #[arg(long, env = "GRIDSYNC_MAX_BODY_MIB", default_value_t = 8)]
+    max_body_mib: usize,
+    /// Most changes in one sync request.
+    #[arg(long, env = "GRIDSYNC_MAX_CHANGES", default_value_t = 20_000)]
+    max_changes: usize,
+    /// Memory for request bodies in flight (as sent and inflated), MiB; beyond it, 503 with Retry-After.
+    #[arg(long, env = "GRIDSYNC_MAX_INFLIGHT_MIB", default_value_t = 256)]
+    max_inflight_mib: usize,
+    /// Longest wait for the next piece of a request body, seconds.
+    #[arg(long, env = "GRIDSYNC_BODY_IDLE_SECS", default_value_t = 15)]
+    body_idle_secs: u64,
+    /// Seconds a body may take before the minimum rate applies.
+    #[arg(long, env = "GRIDSYNC_BODY_GRACE_SECS", default_value_t = 20)]
+    body_grace_secs: u64,
+    /// Minimum average rate of a request body after the grace time, bytes per second.
+    #[arg(long, env = "GRIDSYNC_BODY_MIN_RATE", default_value_t = 512)]
+    body_min_rate: u64,
+    /// Enrollment attempts per client address per minute (and at once).
+    #[arg(long, env = "GRIDSYNC_ENROLL_PER_MINUTE", default_value_t = 10)]
+    enroll_per_minute: u32,
+    /// Dashboard sign-in attempts per client address per minute (and at once).
+    #[arg(long, env = "GRIDSYNC_SIGN_IN_PER_MINUTE", default_value_t = 10)]
+    sign_in_per_minute: u32,
+    /// Header with the client address, set by the reverse proxy in front (e.g. X-Real-IP).
+    #[arg(long, env = "GRIDSYNC_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
+    /// Most open connections (default: the open-file limit less 256, at most 25,000).
+    #[arg(long, env = "GRIDSYNC_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Free disk space below which /healthz answers 503 disk_full (SQLite), MiB.
+    #[arg(long, env = "GRIDSYNC_MIN_FREE_DISK_MIB", default_value_t = 64)]
+    min_free_disk_mib: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<Limits> {
+        if self.max_body_mib == 0 || self.max_body_mib > 64 {
+            bail!("--max-body-mib must be between 1 and 64");
+        }
+        if self.max_inflight_mib < self.max_body_mib * 2 {
+            bail!("--max-inflight-mib must be at least twice --max-body-mib");
+        }
+        if self.max_changes == 0 {
+            bail!("--max-changes must be at least 1");
+        }
+        let rate = |n: u32| crate::ratelimit::Rate { burst: n.max(1), per_minute: n.max(1) };
+        Ok(Limits {
+            max_body_bytes: self.max_body_mib << 20,
+            max_changes: self.max_changes,
+            max_inflight_bytes: self.max_inflight_mib << 20,
+            body_idle: std::time::Duration::from_secs(self.body_idle_secs.max(1)),
+            body_grace: std::time::Duration::from_secs(self.body_grace_secs),
+            body_min_rate: self.body_min_rate.max(1),
+            enroll_rate: rate(self.enroll_per_minute),
+            sign_in_rate: rate(self.sign_in_per_minute),
+            client_ip_header: self.client_ip_header.clone(),
+            min_free_disk_bytes: self.min_free_disk_mib << 20,
+            ..Limits::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server.
@@ -49,6 +115,8 @@ enum Command {
         /// HTTP worker threads (default: number of CPUs).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Create or upgrade the database schema and exit.
     Migrate,
@@ -125,6 +193,7 @@ fn print_lines(lines: impl Iterator<Item = String>) {
 
 fn database(cli: &Cli) -> anyhow::Result<String> {
     if let Some(url) = &cli.database_url {
+        crate::check_database_url(url).map_err(|e| anyhow::anyhow!(e))?;
         return Ok(url.clone());
     }
     std::fs::create_dir_all(&cli.data_dir).with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
@@ -171,7 +240,12 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
     let db = database(&cli)?;
     let store = open_store(&db).with_context(|| "cannot open the database")?;
     match cli.command {
-        Command::Serve { listen, demo, workers } => {
+        Command::Serve { listen, demo, workers, limits } => {
+            let max_connections = limits.max_connections;
+            let mut limits = limits.limits()?;
+            if cli.database_url.is_none() {
+                limits.data_dir = Some(cli.data_dir.clone());
+            }
             if demo && seed_demo(store.as_ref())? {
                 println!("已载入演示县（12个乡镇、121个村、406个村民小组）。Demo county loaded.");
                 for user in ["gm-t01-v01-g1", "vl-t01-v01", "tc-t01-1"] {
@@ -182,11 +256,11 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let addr = listener.local_addr()?;
             tracing::info!(%addr, database = if db.starts_with("postgres") { "postgresql" } else { "sqlite" }, "listening");
             println!("listening on http://{addr}");
-            let state = AppState::with_limits(Arc::clone(&store), Limits::default());
+            let state = AppState::with_limits(Arc::clone(&store), limits);
             let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
-                let server = crate::run(listener, state, workers)?;
+                let server = crate::run(listener, state, workers, max_connections)?;
                 server.await
             })?;
         }
@@ -264,7 +338,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let mut line = String::new();
             std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
             let password = line.trim_end_matches(['\r', '\n']);
-            crate::dashboard::password::check_new(password)?;
+            crate::dashboard::password::check_new_for(password, &user).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = crate::dashboard::password::hash(password)?;
             store.set_web_password(&user, &hash, crate::api::now_ms())?;
             println!("password set for {user}");

@@ -12,6 +12,7 @@
 //! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county.
 //! - [`metrics`]: Prometheus counters.
+//! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
 //! - [`reports_files`]: those reports as XLSX and CSV.
 //! - [`dashboard`]: the supervisors' web dashboard (`/`, `/web/...`), in `src/web/`.
@@ -26,6 +27,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod merge;
 pub mod metrics;
+pub mod ratelimit;
 pub mod reports;
 pub mod reports_api;
 pub mod reports_files;
@@ -39,11 +41,12 @@ use actix_web::{App, HttpServer, web};
 
 pub use api::{AppState, Limits};
 
-/// Open the store named by a database URL: `postgres://...` for
-/// PostgreSQL, anything else is a SQLite file path.
+/// Open the store named by a database URL: `postgres://...` (or
+/// `postgresql://...`) for PostgreSQL, anything else is a SQLite file path.
+/// The command line passes SQLite paths only from `--data-dir`; see
+/// [`check_database_url`] for `--database-url`.
 pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::StoreError> {
-    let s: Arc<dyn store::ServerStore> = if database.starts_with("postgres://") || database.starts_with("postgresql://")
-    {
+    let s: Arc<dyn store::ServerStore> = if is_postgres_url(database) {
         Arc::new(store::postgres::PostgresServerStore::connect(database)?)
     } else {
         Arc::new(store::sqlite::SqliteServerStore::open(database)?)
@@ -52,27 +55,81 @@ pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::
     Ok(s)
 }
 
+fn is_postgres_url(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+/// `--database-url` must be a PostgreSQL URL: anything else (a typo, a
+/// `mysql://` URL, a libpq `key=value` string) is refused with the reason,
+/// instead of silently creating an empty SQLite file of that name.
+pub fn check_database_url(url: &str) -> Result<(), String> {
+    if is_postgres_url(url) {
+        return Ok(());
+    }
+    let shown: String = url.chars().take(60).collect();
+    if url.contains('=') && !url.contains("://") {
+        return Err(format!(
+            "--database-url `{shown}` looks like a libpq key=value string; give a URL: postgres://user@host:5432/db"
+        ));
+    }
+    Err(format!(
+        "--database-url must be a PostgreSQL URL (postgres://user@host:5432/db), got `{shown}`; for SQLite, leave it out and use --data-dir"
+    ))
+}
+
 /// Every route of the server; tests mount it on `actix_web::test` apps.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/enroll", web::post().to(api::enroll))
-        .route("/v1/sync", web::post().to(api::sync))
-        .route("/v1/problems", web::post().to(api::problems))
-        .route("/healthz", web::get().to(api::healthz))
-        .route("/metrics", web::get().to(api::metrics))
-        .configure(reports_api::routes)
-        .configure(dashboard::configure)
-        .default_service(web::to(api::not_found));
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(api::count_errors))
+            .route("/v1/enroll", web::post().to(api::enroll))
+            .route("/v1/sync", web::post().to(api::sync))
+            .route("/v1/problems", web::post().to(api::problems))
+            .route("/healthz", web::get().to(api::healthz))
+            .route("/metrics", web::get().to(api::metrics))
+            .configure(reports_api::routes)
+            .configure(dashboard::configure)
+            .default_service(web::to(api::not_found)),
+    );
 }
 
 /// Build the HTTP server on an already-bound listener (tests bind port 0).
 /// The caller awaits the returned server; its handle stops it.
-pub fn run(listener: TcpListener, state: AppState, workers: usize) -> std::io::Result<actix_web::dev::Server> {
+///
+/// Open connections are capped (`max_connections` over all workers, by
+/// default what the process's open-file limit leaves after a reserve for
+/// the database and logs), so connections held open slowly can never take
+/// the descriptors the server needs; request headers must arrive within
+/// 5 seconds and bodies keep a minimum rate ([`Limits`]).
+pub fn run(
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+    max_connections: Option<usize>,
+) -> std::io::Result<actix_web::dev::Server> {
+    let workers = workers.max(1);
+    let total = max_connections.unwrap_or_else(default_max_connections).max(workers);
     let data = web::Data::new(state);
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-        .workers(workers.max(1))
+        .workers(workers)
+        .max_connections(total / workers)
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .listen(listener)?
         .run();
     Ok(server)
+}
+
+/// Connections the process can hold: its soft open-file limit less a
+/// reserve of 256 descriptors, at most 25,000.
+pub fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits").ok().and_then(|t| {
+        t.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse::<usize>().ok())
+    });
+    soft.map_or(1024, |n| n.saturating_sub(256).clamp(64, 25_000))
 }
 
 /// What importing a bundle did.

@@ -1,6 +1,8 @@
 //! Prometheus counters, written in the text exposition format by hand: a
 //! handful of atomics do not justify a metrics framework.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Server counters.
@@ -30,12 +32,23 @@ pub struct Metrics {
     pub sync_micros: AtomicU64,
     /// Enrollments completed.
     pub enrollments: AtomicU64,
+    /// 5xx answers by (status, reason code).
+    pub errors: Mutex<BTreeMap<(u16, String), u64>>,
 }
 
 impl Metrics {
     /// Add to a counter.
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count a 5xx answer with its reason code.
+    pub fn count_error(&self, status: u16, code: &str) {
+        // Reason codes are the server's own short ASCII names; keep the
+        // label set bounded even if one were not.
+        let code: String = code.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+        let mut m = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((status, code)).or_insert(0) += 1;
     }
 
     /// The text exposition.
@@ -67,6 +80,12 @@ impl Metrics {
             } else {
                 out.push_str(&format!("{name} {v}\n"));
             }
+        }
+        out.push_str("# HELP gridsync_http_errors_total Server error answers (5xx) by status and reason\n");
+        out.push_str("# TYPE gridsync_http_errors_total counter\n");
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        for ((status, code), n) in errors.iter() {
+            out.push_str(&format!("gridsync_http_errors_total{{status=\"{status}\",error=\"{code}\"}} {n}\n"));
         }
         out
     }

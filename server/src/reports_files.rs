@@ -45,8 +45,13 @@ pub struct Table {
     pub rows: Vec<Vec<Cell>>,
 }
 
+/// One CSV cell. A text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return would run as a formula when the file is opened in a
+/// spreadsheet (OWASP "CSV injection"): it is prefixed with `'`, which
+/// spreadsheets show as text.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 /// Tables as CSV: UTF-8 with a BOM.
@@ -249,6 +254,24 @@ pub fn four_none_tables(t: &FourNoneTable) -> Vec<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        let t = Table {
+            title: "t".into(),
+            headers: vec!["名称".into()],
+            rows: ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "正常"]
+                .into_iter()
+                .map(|v| vec![Cell::Text(v.into())])
+                .collect(),
+        };
+        let csv = String::from_utf8(to_csv(&[t])).unwrap();
+        let cells: Vec<&str> = csv.trim_start_matches('\u{feff}').split("\r\n").skip(1).collect();
+        assert_eq!(cells[0], "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(&cells[1..5], ["'+1", "'-2", "'@SUM(A1)", "'\tx"]);
+        assert_eq!(cells[5], "\"'\rx\"");
+        assert_eq!(cells[6], "正常");
+    }
 
     #[test]
     fn csv_has_a_bom_and_quotes_what_needs_it() {

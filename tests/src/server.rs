@@ -59,6 +59,7 @@ pub struct ServerProc {
     addr: String,
     bin: PathBuf,
     prefix: Vec<String>,
+    extra: Vec<String>,
 }
 
 impl ServerProc {
@@ -67,17 +68,24 @@ impl ServerProc {
         Self::start_with(server_binary()?, vec![], db)
     }
 
+    /// Start a server with extra `serve` arguments (limits, say).
+    pub fn start_serving(db: Db, extra: &[&str]) -> Result<ServerProc> {
+        let extra = extra.iter().map(|s| (*s).to_owned()).collect();
+        Self::start_on(server_binary()?, vec![], db, "127.0.0.1:0", extra)
+    }
+
     /// Start `bin` with `prefix` arguments before the server's own (the
     /// bench re-runs itself as the server this way).
     pub fn start_with(bin: PathBuf, prefix: Vec<String>, db: Db) -> Result<ServerProc> {
-        Self::start_on(bin, prefix, db, "127.0.0.1:0")
+        Self::start_on(bin, prefix, db, "127.0.0.1:0", vec![])
     }
 
-    fn start_on(bin: PathBuf, prefix: Vec<String>, db: Db, listen: &str) -> Result<ServerProc> {
+    fn start_on(bin: PathBuf, prefix: Vec<String>, db: Db, listen: &str, extra: Vec<String>) -> Result<ServerProc> {
         let mut child = Command::new(&bin)
             .args(&prefix)
             .args(db.args())
             .args(["serve", "--listen", listen, "--workers", "2"])
+            .args(&extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -96,7 +104,32 @@ impl ServerProc {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProc { child: Some(child), db, addr, bin, prefix })
+        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, extra })
+    }
+
+    /// The server process's peak resident memory so far (VmHWM), MiB.
+    pub fn peak_rss_mib(&self) -> Result<f64> {
+        self.status_kib("VmHWM").map(|k| k as f64 / 1024.0)
+    }
+
+    /// The server process's resident memory now (VmRSS), MiB.
+    pub fn rss_mib(&self) -> Result<f64> {
+        self.status_kib("VmRSS").map(|k| k as f64 / 1024.0)
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn open_fds(&self) -> Result<usize> {
+        let pid = self.pid().context("not running")?;
+        Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+    }
+
+    fn status_kib(&self, field: &str) -> Result<u64> {
+        let pid = self.pid().context("not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {field} in /proc/{pid}/status"))
     }
 
     /// Process id, while running.
@@ -132,7 +165,13 @@ impl ServerProc {
         self.kill();
         let mut last = None;
         for _ in 0..50 {
-            match Self::start_on(self.bin.clone(), self.prefix.clone(), self.db.clone(), &self.addr.clone()) {
+            match Self::start_on(
+                self.bin.clone(),
+                self.prefix.clone(),
+                self.db.clone(),
+                &self.addr.clone(),
+                self.extra.clone(),
+            ) {
                 Ok(mut p) => {
                     self.child = p.child.take();
                     return Ok(());

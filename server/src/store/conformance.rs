@@ -320,22 +320,58 @@ macro_rules! conformance_tests {
             s.add_user(&user("tc1", Role::TownshipChief, "t01")).unwrap();
             assert!(matches!(s.set_web_password("nobody", "$argon2id$x", 1), Err(StoreError::NotFound(_))));
             assert_eq!(s.web_password("tc1").unwrap(), None);
-            s.note_failed_sign_in("tc1", 5, 3, 100).unwrap(); // no password: nothing to count
+            assert!(s.begin_sign_in("tc1", 5, 3, 100).unwrap(), "no password: nothing to count");
             s.set_web_password("tc1", "$argon2id$a", 1).unwrap();
+            // Each attempt counts before its password is checked.
             for i in 0..2 {
-                s.note_failed_sign_in("tc1", 10 + i, 3, 100).unwrap();
+                assert!(s.begin_sign_in("tc1", 10 + i, 3, 100).unwrap());
             }
             let p = s.web_password("tc1").unwrap().unwrap();
             assert_eq!((p.hash.as_str(), p.failures, p.locked_until), ("$argon2id$a", 2, None));
-            s.note_failed_sign_in("tc1", 20, 3, 100).unwrap();
+            // The third still gets its check, and locks the account.
+            assert!(s.begin_sign_in("tc1", 20, 3, 100).unwrap());
             let p = s.web_password("tc1").unwrap().unwrap();
             assert_eq!((p.failures, p.locked_until), (0, Some(120)));
+            assert!(!s.begin_sign_in("tc1", 21, 3, 100).unwrap(), "locked");
+            assert!(!s.begin_sign_in("tc1", 119, 3, 100).unwrap(), "still locked");
+            assert!(s.begin_sign_in("tc1", 120, 3, 100).unwrap(), "the lock ended");
             s.clear_failed_sign_ins("tc1").unwrap();
-            assert_eq!(s.web_password("tc1").unwrap().unwrap().locked_until, None);
-            s.note_failed_sign_in("tc1", 30, 3, 100).unwrap();
-            s.set_web_password("tc1", "$argon2id$b", 40).unwrap();
+            let p = s.web_password("tc1").unwrap().unwrap();
+            assert_eq!((p.failures, p.locked_until), (0, None));
+            assert!(s.begin_sign_in("tc1", 130, 3, 100).unwrap());
+            // A new password clears the count and ends the user's sessions.
+            s.create_web_session(&WebSession {
+                token_hash: b"sess".to_vec(),
+                user_id: "tc1".into(),
+                csrf: "c".into(),
+                created_at: 0,
+                expires_at: 1_000,
+            })
+            .unwrap();
+            s.set_web_password("tc1", "$argon2id$b", 140).unwrap();
             let p = s.web_password("tc1").unwrap().unwrap();
             assert_eq!((p.hash.as_str(), p.failures, p.locked_until), ("$argon2id$b", 0, None));
+            assert_eq!(s.web_session(b"sess", 150).unwrap(), None, "the reset ended the session");
+        }
+
+        /// Forty sign-ins of one account at once: no more than the limit
+        /// are let through to a password check.
+        #[test]
+        fn parallel_sign_ins_cannot_all_get_through() {
+            let Some(s) = make_opt() else { return skipped() };
+            s.add_user(&user("tc1", Role::TownshipChief, "t01")).unwrap();
+            s.set_web_password("tc1", "$argon2id$a", 1).unwrap();
+            let s: std::sync::Arc<dyn ServerStore> = std::sync::Arc::from(s);
+            let allowed: usize = (0..40)
+                .map(|_| {
+                    let s = s.clone();
+                    std::thread::spawn(move || usize::from(s.begin_sign_in("tc1", 10, 5, 60_000).unwrap()))
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .sum();
+            assert_eq!(allowed, 5);
         }
 
         #[test]
@@ -360,21 +396,51 @@ macro_rules! conformance_tests {
         }
 
         #[test]
-        fn audit_log_appends_newest_first() {
+        fn audit_log_appends_newest_first_and_pages_with_filters() {
             let Some(s) = make_opt() else { return skipped() };
-            let e = |at: i64, action: &str| AuditEntry {
+            let e = |at: i64, user: &str, action: &str, target: &str| AuditEntry {
+                seq: 0,
                 at,
-                user_id: "tc1".into(),
+                user_id: user.into(),
                 action: action.into(),
-                target: "x".into(),
+                target: target.into(),
                 ip: "127.0.0.1".into(),
             };
-            s.append_audit(&e(1, "sign_in")).unwrap();
-            s.append_audit(&e(2, "view_household")).unwrap();
-            s.append_audit(&e(2, "sign_out")).unwrap();
-            let log = s.audit_log(2).unwrap();
-            assert_eq!(log, vec![e(2, "sign_out"), e(2, "view_household")]);
-            assert_eq!(s.audit_log(10).unwrap().len(), 3);
+            s.append_audit(&e(1, "tc1", "sign_in", "")).unwrap();
+            s.append_audit(&e(2, "tc1", "view_household", "h1")).unwrap();
+            s.append_audit(&e(2, "tc1", "sign_out", "")).unwrap();
+            for i in 0..520 {
+                s.append_audit(&e(10 + i, "attacker", "sign_in_failed", "")).unwrap();
+            }
+            let strip = |v: Vec<AuditEntry>| v.into_iter().map(|x| (x.at, x.action)).collect::<Vec<_>>();
+            let q = |f: &dyn Fn(&mut AuditQuery)| {
+                let mut q = AuditQuery { limit: 100, ..Default::default() };
+                f(&mut q);
+                s.audit_log(&q).unwrap()
+            };
+            let newest = q(&|_| {});
+            assert_eq!(newest.len(), 100);
+            assert_eq!((newest[0].at, newest[0].action.as_str()), (529, "sign_in_failed"));
+            // Paging reaches the oldest lines, however many came after them.
+            let mut before = None;
+            let mut all = Vec::new();
+            loop {
+                let page = q(&|q| q.before_seq = before);
+                if page.is_empty() {
+                    break;
+                }
+                before = page.last().map(|x| x.seq);
+                all.extend(page);
+            }
+            assert_eq!(all.len(), 523);
+            assert_eq!(strip(all.split_off(520)), vec![(2, "sign_out".into()), (2, "view_household".into()), (1, "sign_in".into())]);
+            assert_eq!(strip(q(&|q| q.user = Some("tc1".into()))).len(), 3);
+            assert_eq!(strip(q(&|q| q.target = Some("h1".into()))), vec![(2, "view_household".into())]);
+            assert_eq!(q(&|q| q.action = Some("sign_in_failed".into())).len(), 100);
+            assert_eq!(strip(q(&|q| {
+                q.from = Some(2);
+                q.until = Some(3);
+            })), vec![(2, "sign_out".into()), (2, "view_household".into())]);
         }
 
         #[test]

@@ -34,6 +34,86 @@ fn parts(g: &GridPath) -> (String, String, String) {
 /// Columns of a [`RecordView`], in the order both backends read them.
 const VIEW_COLS: &str = "id, kind, grid, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json";
 
+/// One sign-in attempt against a stored (failures, locked_until): `None` if
+/// the account is locked now, else the (failures, locked_until) to store.
+/// The attempt counts as a failure until a success clears it; the
+/// `max_failures`-th locks the account and starts the count again.
+fn sign_in_step(
+    failures: i64,
+    locked_until: Option<i64>,
+    now: i64,
+    max_failures: u32,
+    lock_ms: i64,
+) -> Option<(i64, Option<i64>)> {
+    if locked_until.is_some_and(|t| t > now) {
+        return None;
+    }
+    if failures + 1 >= i64::from(max_failures) {
+        Some((0, Some(now.saturating_add(lock_ms))))
+    } else {
+        Some((failures + 1, None))
+    }
+}
+
+/// The audit query as SQL with numbered placeholders (`?1` or `$1`) and its
+/// arguments, the same for both backends.
+fn audit_sql(q: &AuditQuery, placeholder: impl Fn(usize) -> String) -> (String, Vec<AuditArg>) {
+    let mut sql = String::from("SELECT seq, at, user_id, action, target, ip FROM audit_log WHERE 1=1");
+    let mut args: Vec<AuditArg> = Vec::new();
+    let mut add = |sql: &mut String, clause: &str, v: AuditArg| {
+        args.push(v);
+        sql.push_str(&clause.replace('#', &placeholder(args.len())));
+    };
+    if let Some(u) = &q.user {
+        add(&mut sql, " AND user_id = #", AuditArg::Text(u.clone()));
+    }
+    if let Some(a) = &q.action {
+        add(&mut sql, " AND action = #", AuditArg::Text(a.clone()));
+    }
+    if let Some(t) = &q.target {
+        add(&mut sql, " AND target = #", AuditArg::Text(t.clone()));
+    }
+    if let Some(t) = q.from {
+        add(&mut sql, " AND at >= #", AuditArg::Int(t));
+    }
+    if let Some(t) = q.until {
+        add(&mut sql, " AND at < #", AuditArg::Int(t));
+    }
+    if let Some(s) = q.before_seq {
+        add(&mut sql, " AND seq < #", AuditArg::Int(s));
+    }
+    add(&mut sql, " ORDER BY seq DESC LIMIT #", AuditArg::Int(i64::from(q.limit.clamp(1, 1000))));
+    (sql, args)
+}
+
+/// An argument of [`audit_sql`].
+#[derive(Debug, Clone)]
+enum AuditArg {
+    Text(String),
+    Int(i64),
+}
+
+impl rusqlite::ToSql for AuditArg {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            AuditArg::Text(s) => s.to_sql(),
+            AuditArg::Int(i) => i.to_sql(),
+        }
+    }
+}
+
+/// `DiskFull` if the file system holding `dir` has less than `min_free`
+/// bytes free: a full disk fails writes that /healthz must not call healthy.
+pub fn check_free_space(dir: &std::path::Path, min_free: u64) -> StoreResult<()> {
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let st = rustix::fs::statvfs(dir).map_err(|e| StoreError::Open(format!("cannot read free space: {e}")))?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < min_free {
+        return Err(StoreError::DiskFull { free_bytes: free });
+    }
+    Ok(())
+}
+
 /// Lock a mutex, ignoring poisoning: a panic while holding a connection
 /// cannot leave a half-written transaction behind (it rolls back on drop).
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -70,6 +150,12 @@ pub enum StoreError {
     /// Opening the database failed.
     #[error("cannot open database: {0}")]
     Open(String),
+    /// The disk holding the database is (nearly) full.
+    #[error("disk nearly full: {free_bytes} bytes free")]
+    DiskFull {
+        /// Bytes still free.
+        free_bytes: u64,
+    },
 }
 
 /// Result with [`StoreError`].
@@ -426,6 +512,8 @@ pub struct WebSession {
 /// One line of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
+    /// Position in the log (set by the store; 0 when appending).
+    pub seq: i64,
     /// When, ms.
     pub at: i64,
     /// Who (user id, or the id tried at a failed sign-in).
@@ -436,6 +524,25 @@ pub struct AuditEntry {
     pub target: String,
     /// From where (client IP).
     pub ip: String,
+}
+
+/// Which audit lines to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only this user (or id tried at a failed sign-in).
+    pub user: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this target (record id, device id...).
+    pub target: Option<String>,
+    /// At or after, ms.
+    pub from: Option<i64>,
+    /// Before, ms.
+    pub until: Option<i64>,
+    /// Only lines older than this position (the next page).
+    pub before_seq: Option<i64>,
+    /// At most this many (at most 1,000).
+    pub limit: u32,
 }
 
 /// Storage the server needs; every backend passes `conformance.rs`.
@@ -511,14 +618,17 @@ pub trait ServerStore: Send + Sync {
     fn change_count(&self) -> StoreResult<u64>;
     /// Whether the database answers.
     fn ping(&self) -> StoreResult<()>;
-    /// Set (or replace) a user's web password hash; clears any lockout.
-    /// `NotFound` if the user does not exist.
+    /// Set (or replace) a user's web password hash; clears any lockout and
+    /// ends every web session of the user. `NotFound` if the user does not exist.
     fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()>;
     /// A user's web password, if one was set.
     fn web_password(&self, user_id: &str) -> StoreResult<Option<WebPassword>>;
-    /// Count a failed sign-in; at `max_failures` the account is locked
-    /// until `now + lock_ms` and the counter starts again.
-    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()>;
+    /// Decide and count a sign-in attempt in one statement, before its
+    /// password is checked: false if the account is locked; else the
+    /// attempt counts as failed (until [`ServerStore::clear_failed_sign_ins`]),
+    /// and the `max_failures`-th locks the account until `now + lock_ms`
+    /// (the counter starts again). Parallel attempts cannot all get through.
+    fn begin_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<bool>;
     /// Forget failed sign-ins after a successful one.
     fn clear_failed_sign_ins(&self, user_id: &str) -> StoreResult<()>;
     /// Store a new web session.
@@ -529,6 +639,8 @@ pub trait ServerStore: Send + Sync {
     fn delete_web_session(&self, token_hash: &[u8], now: i64) -> StoreResult<()>;
     /// Append a line to the audit log.
     fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
-    /// The latest `limit` audit lines, newest first.
-    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// Audit lines matching `q`, newest first.
+    fn audit_log(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    /// Write and commit a probe row: `Ok` only if writes commit.
+    fn probe_write(&self, now: i64) -> StoreResult<()>;
 }

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/002_case_counts.sql"),
     include_str!("../../../migrations/server-postgres/003_web.sql"),
     include_str!("../../../migrations/server-postgres/004_device_actors.sql"),
+    include_str!("../../../migrations/server-postgres/005_health_probe.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -498,6 +499,7 @@ impl ServerStore for PostgresServerStore {
                  ON CONFLICT (user_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at, failures = 0, locked_until = NULL",
                 &[&user_id, &hash, &now],
             )?;
+            c.execute("DELETE FROM web_sessions WHERE user_id = $1", &[&user_id])?;
             Ok(())
         })
     }
@@ -513,18 +515,30 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()> {
-        let max = i32::try_from(max_failures).unwrap_or(i32::MAX);
-        let until = now.saturating_add(lock_ms);
-        self.with(|c| {
-            c.execute(
-                "UPDATE web_passwords SET
-                   locked_until = CASE WHEN failures + 1 >= $2 THEN $3 ELSE locked_until END,
-                   failures = CASE WHEN failures + 1 >= $2 THEN 0 ELSE failures + 1 END
-                 WHERE user_id = $1",
-                &[&user_id, &max, &until],
-            )?;
-            Ok(())
+    fn begin_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<bool> {
+        self.tx(|tx| {
+            // The row lock makes reading and counting one step for every
+            // other sign-in, on every node.
+            let Some(row) = tx.query_opt(
+                "SELECT failures, locked_until FROM web_passwords WHERE user_id = $1 FOR UPDATE",
+                &[&user_id],
+            )?
+            else {
+                return Ok(true);
+            };
+            let failures = i64::from(row.try_get::<_, i32>(0)?);
+            let locked_until: Option<i64> = row.try_get(1)?;
+            match sign_in_step(failures, locked_until, now, max_failures, lock_ms) {
+                None => Ok(false),
+                Some((f, l)) => {
+                    let f = i32::try_from(f).unwrap_or(i32::MAX);
+                    tx.execute(
+                        "UPDATE web_passwords SET failures = $2, locked_until = $3 WHERE user_id = $1",
+                        &[&user_id, &f, &l],
+                    )?;
+                    Ok(true)
+                }
+            }
         })
     }
 
@@ -578,22 +592,35 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+    fn audit_log(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let (sql, args) = audit_sql(q, |i| format!("${i}"));
         self.with(|c| {
-            let rows = c.query(
-                "SELECT at, user_id, action, target, ip FROM audit_log ORDER BY seq DESC LIMIT $1",
-                &[&i64::from(limit)],
-            )?;
+            let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = args
+                .iter()
+                .map(|a| match a {
+                    AuditArg::Text(s) => s as &(dyn ::postgres::types::ToSql + Sync),
+                    AuditArg::Int(i) => i as &(dyn ::postgres::types::ToSql + Sync),
+                })
+                .collect();
+            let rows = c.query(&sql, &params)?;
             Ok(rows
                 .iter()
                 .map(|r| AuditEntry {
-                    at: r.get(0),
-                    user_id: r.get(1),
-                    action: r.get(2),
-                    target: r.get(3),
-                    ip: r.get(4),
+                    seq: r.get(0),
+                    at: r.get(1),
+                    user_id: r.get(2),
+                    action: r.get(3),
+                    target: r.get(4),
+                    ip: r.get(5),
                 })
                 .collect())
+        })
+    }
+
+    fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE health_probe SET at = $1 WHERE id = 1", &[&now])?;
+            Ok(())
         })
     }
 }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/002_case_counts.sql"),
     include_str!("../../../migrations/server-sqlite/003_web.sql"),
     include_str!("../../../migrations/server-sqlite/004_device_actors.sql"),
+    include_str!("../../../migrations/server-sqlite/005_health_probe.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -669,6 +670,7 @@ impl ServerStore for SqliteServerStore {
              ON CONFLICT(user_id) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at, failures = 0, locked_until = NULL",
             params![user_id, hash, now],
         )?;
+        conn.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
         Ok(())
     }
 
@@ -689,16 +691,31 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
-    fn note_failed_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<()> {
-        let conn = self.exclusive();
-        conn.execute(
-            "UPDATE web_passwords SET
-               locked_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE locked_until END,
-               failures = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE failures + 1 END
-             WHERE user_id = ?1",
-            params![user_id, i64::from(max_failures), now.saturating_add(lock_ms)],
-        )?;
-        Ok(())
+    fn begin_sign_in(&self, user_id: &str, now: i64, max_failures: u32, lock_ms: i64) -> StoreResult<bool> {
+        // The writer connection is exclusive here: reading and counting are
+        // one step for every other sign-in.
+        let mut conn = self.exclusive();
+        let tx = conn.transaction()?;
+        let row: Option<(i64, Option<i64>)> = tx
+            .query_row("SELECT failures, locked_until FROM web_passwords WHERE user_id = ?1", [user_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let allowed = match row {
+            None => true,
+            Some((failures, locked_until)) => match sign_in_step(failures, locked_until, now, max_failures, lock_ms) {
+                None => false,
+                Some((f, l)) => {
+                    tx.execute(
+                        "UPDATE web_passwords SET failures = ?2, locked_until = ?3 WHERE user_id = ?1",
+                        params![user_id, f, l],
+                    )?;
+                    true
+                }
+            },
+        };
+        tx.commit()?;
+        Ok(allowed)
     }
 
     fn clear_failed_sign_ins(&self, user_id: &str) -> StoreResult<()> {
@@ -743,6 +760,7 @@ impl ServerStore for SqliteServerStore {
 
     fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         let conn = self.exclusive();
+        let _ = e.seq; // assigned by the table
         conn.execute(
             "INSERT INTO audit_log (at, user_id, action, target, ip) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![e.at, e.user_id, e.action, e.target, e.ip],
@@ -750,20 +768,28 @@ impl ServerStore for SqliteServerStore {
         Ok(())
     }
 
-    fn audit_log(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+    fn audit_log(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let (sql, args) = audit_sql(q, |i| format!("?{i}"));
         self.read(|c| {
-            let mut st =
-                c.prepare_cached("SELECT at, user_id, action, target, ip FROM audit_log ORDER BY seq DESC LIMIT ?1")?;
-            let rows = st.query_map([i64::from(limit)], |r| {
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
                 Ok(AuditEntry {
-                    at: r.get(0)?,
-                    user_id: r.get(1)?,
-                    action: r.get(2)?,
-                    target: r.get(3)?,
-                    ip: r.get(4)?,
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    user_id: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    ip: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.group_write(|conn| {
+            conn.execute("UPDATE health_probe SET at = ?1 WHERE id = 1", [now])?;
+            Ok(())
         })
     }
 }

@@ -121,6 +121,7 @@ impl Ctx {
     /// Append to the audit log as this user.
     pub fn audit(&self, store: &dyn ServerStore, action: &str, target: &str) -> Result<(), WebError> {
         store.append_audit(&AuditEntry {
+            seq: 0,
             at: now_ms(),
             user_id: self.user.id.clone(),
             action: action.into(),
@@ -152,7 +153,8 @@ fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    let header = req.app_data::<web::Data<AppState>>().and_then(|s| s.limits.client_ip_header.clone());
+    crate::ratelimit::client_ip(req, header.as_deref()).map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 fn set_cookie(name: &str, value: &str, max_age_s: i64) -> String {
@@ -301,6 +303,33 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
 enum SignIn {
     Ok(String),
     Refused(&'static str),
+    Busy,
+}
+
+/// Password checks running now. Each argon2id check takes about 19 MiB and
+/// most of a core for a fraction of a second: beyond this many at once the
+/// server answers "busy" instead of queueing memory.
+static PASSWORD_CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Most password checks at once.
+pub const MAX_PASSWORD_CHECKS: usize = 4;
+
+/// One running password check, released when dropped.
+struct PasswordCheck;
+
+impl PasswordCheck {
+    fn start() -> Option<PasswordCheck> {
+        use std::sync::atomic::Ordering;
+        PASSWORD_CHECKS
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_PASSWORD_CHECKS).then_some(n + 1))
+            .ok()
+            .map(|_| PasswordCheck)
+    }
+}
+
+impl Drop for PasswordCheck {
+    fn drop(&mut self) {
+        PASSWORD_CHECKS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// `POST /signin`
@@ -309,6 +338,15 @@ async fn sign_in(
     state: web::Data<AppState>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(ip) = crate::ratelimit::client_ip(&req, state.limits.client_ip_header.as_deref())
+        && let Err(wait) = state.sign_in_limiter.take(ip, std::time::Instant::now())
+    {
+        let mut r = sign_in_form(Some("登录尝试次数过多，请稍后再试"), StatusCode::TOO_MANY_REQUESTS);
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let form = form.into_inner();
     let pre = cookie(&req, PRE_COOKIE).unwrap_or_default();
     let sent = form.get("csrf").cloned().unwrap_or_default();
@@ -326,12 +364,16 @@ async fn sign_in(
         let now = now_ms();
         let audit = |action: &str| {
             store.append_audit(&AuditEntry {
+                seq: 0,
                 at: now,
                 user_id: user_id.clone(),
                 action: action.into(),
                 target: String::new(),
                 ip: ip.clone(),
             })
+        };
+        let Some(_check) = PasswordCheck::start() else {
+            return Ok(SignIn::Busy);
         };
         let stored = store.web_password(&user_id)?;
         let Some(pw) = stored else {
@@ -340,12 +382,13 @@ async fn sign_in(
             audit("sign_in_failed")?;
             return Ok(SignIn::Refused("账号或密码错误"));
         };
-        if pw.locked_until.is_some_and(|t| t > now) {
+        // Decided and counted in one step before the check: of many
+        // attempts at once, no more than the limit are ever checked.
+        if !store.begin_sign_in(&user_id, now, MAX_FAILURES, LOCK_MS)? {
             audit("sign_in_locked")?;
             return Ok(SignIn::Refused("连续输错密码次数过多，账号已锁定15分钟，请稍后再试"));
         }
         if !password::verify(&password, &pw.hash) {
-            store.note_failed_sign_in(&user_id, now, MAX_FAILURES, LOCK_MS)?;
             audit("sign_in_failed")?;
             return Ok(SignIn::Refused("账号或密码错误"));
         }
@@ -372,6 +415,12 @@ async fn sign_in(
                 .finish()
         }
         Ok(Ok(SignIn::Refused(msg))) => sign_in_form(Some(msg), StatusCode::UNAUTHORIZED),
+        Ok(Ok(SignIn::Busy)) => {
+            let mut r = sign_in_form(Some("登录的人较多，请稍等几秒再试"), StatusCode::SERVICE_UNAVAILABLE);
+            r.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("5"));
+            r
+        }
         Ok(Err(e)) => error_page(e.into()),
         Err(_) => error_page(WebError::Store("blocking pool".into())),
     }
@@ -396,7 +445,11 @@ async fn sign_out(
     })
     .await;
     let mut resp = resp;
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0)) {
+    // Only a sign-out that happened clears the cookie: a forged one is
+    // refused and leaves the session as it was.
+    if resp.status() == StatusCode::SEE_OTHER
+        && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0))
+    {
         resp.headers_mut().append(actix_web::http::header::SET_COOKIE, v);
     }
     resp
@@ -465,7 +518,10 @@ async fn revoke_device(
 }
 
 async fn audit(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    render(&req, &state, pages::audit).await
+    let q: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    render(&req, &state, move |s, ctx| pages::audit(s, ctx, &q)).await
 }
 
 #[cfg(test)]

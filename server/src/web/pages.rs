@@ -17,7 +17,7 @@ use crate::access::may_read;
 use crate::api::now_ms;
 use crate::reports;
 use crate::reports_files::{self, Cell};
-use crate::store::{IncomingDoc, RecordView, ServerStore, ViewQuery};
+use crate::store::{AuditQuery, IncomingDoc, RecordView, ServerStore, ViewQuery};
 
 const OUT_OF_SCOPE: &str = "该页面超出您的网格范围，您只能查看本人负责网格内的信息";
 const SENSITIVE: &str = "户籍台账属于个人敏感信息，只有本网格的网格管理员、网格长和网格督导员可以查看";
@@ -265,6 +265,10 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
     body.push_str("</div>");
     if ctx.user.role.reads_sensitive() {
         let households = load(s, &seen, "household", true)?;
+        // A list of heads of household and addresses is sensitive too.
+        if !households.is_empty() {
+            ctx.audit(s, "list_households", &node.to_string())?;
+        }
         body.push_str("<div class=\"card\"><h3>户籍台账（敏感信息，查看将被记录）</h3><table id=\"households\"><tr><th>户</th><th>网格</th></tr>");
         for (h, _) in &households {
             let _ = write!(
@@ -564,7 +568,7 @@ pub fn submit_report(
         return Err(WebError::Bad("该月的月度报告已经提交".into()));
     }
     let narrative: String = form.get("narrative").map(|n| n.trim().chars().take(5000).collect()).unwrap_or_default();
-    let rec = Record::new(
+    let mut rec = Record::new(
         grid.clone(),
         &ctx.user.id,
         now,
@@ -575,6 +579,10 @@ pub fn submit_report(
             submitted_at: Some(now),
         }),
     );
+    // One id per township and month: two submissions racing each other
+    // are two creations of one record, and the second is refused.
+    rec.id =
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("gridsync:monthly_report/{grid}/{month}").as_bytes());
     let mut doc = RecordDoc::create(&rec, ActorId::random()).map_err(|e| WebError::Store(e.to_string()))?;
     let incoming = IncomingDoc {
         doc_id: rec.id,
@@ -583,6 +591,9 @@ pub fn submit_report(
     let outcomes =
         crate::sync::merge_records(s, &crate::sync::web_pusher(&ctx.user), std::slice::from_ref(&incoming), now)?;
     if let Some(r) = outcomes.first().and_then(|o| o.rejections.first()) {
+        if r.reason == gridsync_core::protocol::RejectReason::Immutable {
+            return Err(WebError::Bad("该月的月度报告已经提交".into()));
+        }
         return Err(WebError::Bad(r.detail.clone()));
     }
     ctx.audit(s, "submit_report", &format!("{grid}/{month}"))?;
@@ -666,6 +677,7 @@ fn action_zh(a: &str) -> &str {
         "sign_out" => "退出登录",
         "view_household" => "查看户籍台账",
         "view_household_refused" => "查看户籍台账被拒绝",
+        "list_households" => "查看户籍台账列表",
         "download_report" => "下载月度报告",
         "submit_report" => "提交月度报告",
         "revoke_device" => "停用设备",
@@ -673,15 +685,59 @@ fn action_zh(a: &str) -> &str {
     }
 }
 
-/// `GET /web/audit`: county staff only.
-pub fn audit(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
+/// Audit lines on one page.
+const AUDIT_PAGE: u32 = 100;
+
+/// `GET /web/audit?user=&action=&target=&from=YYYY-MM-DD&until=YYYY-MM-DD&before=SEQ`:
+/// county staff only; newest first, a page at a time, filtered.
+pub fn audit(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Out, WebError> {
     if ctx.user.role != Role::CountyStaff {
         return Err(WebError::Forbidden("审计日志仅供县综治中心管理员查看".into()));
     }
-    let mut body = String::from(
-        "<h2>审计日志</h2><div class=\"card\"><p class=\"muted\">最近500条，只增不改。</p><table id=\"audit\"><tr><th>时间</th><th>账号</th><th>操作</th><th>对象</th><th>来源IP</th></tr>",
+    let field = |k: &str| q.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty() && v.chars().count() <= 128);
+    let day = |k: &str| -> Result<Option<i64>, WebError> {
+        match field(k) {
+            None => Ok(None),
+            Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                .map(|d| Some(gridsync_core::model::beijing_midnight_ms(d)))
+                .map_err(|_| WebError::Bad(format!("日期“{}”格式应为YYYY-MM-DD", esc(&d)))),
+        }
+    };
+    let until = day("until")?.map(|t| t + 86_400_000);
+    let before_seq = match field("before") {
+        None => None,
+        Some(b) => Some(b.parse::<i64>().map_err(|_| WebError::Bad("翻页位置无效".into()))?),
+    };
+    let query = AuditQuery {
+        user: field("user"),
+        action: field("action"),
+        target: field("target"),
+        from: day("from")?,
+        until,
+        before_seq,
+        limit: AUDIT_PAGE,
+    };
+    let lines = s.audit_log(&query)?;
+    let value = |k: &str| esc(&field(k).unwrap_or_default());
+    let mut body = String::from("<h2>审计日志</h2><div class=\"card\">");
+    let _ = write!(
+        body,
+        "<form method=\"get\" action=\"/web/audit\" id=\"audit-filter\">\
+         <label>账号 <input name=\"user\" value=\"{}\"></label> \
+         <label>操作 <input name=\"action\" value=\"{}\" placeholder=\"sign_in_failed\"></label> \
+         <label>对象 <input name=\"target\" value=\"{}\"></label> \
+         <label>从 <input name=\"from\" value=\"{}\" placeholder=\"2026-12-01\"></label> \
+         <label>到 <input name=\"until\" value=\"{}\" placeholder=\"2026-12-31\"></label> \
+         <button class=\"btn\" type=\"submit\">筛选</button></form>\
+         <p class=\"muted\">只增不改；每页{AUDIT_PAGE}条，最新的在前。</p>\
+         <table id=\"audit\"><tr><th>时间</th><th>账号</th><th>操作</th><th>对象</th><th>来源IP</th></tr>",
+        value("user"),
+        value("action"),
+        value("target"),
+        value("from"),
+        value("until"),
     );
-    for e in s.audit_log(500)? {
+    for e in &lines {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td data-action=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
@@ -693,8 +749,29 @@ pub fn audit(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
             esc(&e.ip)
         );
     }
-    body.push_str("</table></div>");
+    body.push_str("</table>");
+    if lines.len() == AUDIT_PAGE as usize
+        && let Some(last) = lines.last()
+    {
+        let mut next: Vec<String> = ["user", "action", "target", "from", "until"]
+            .iter()
+            .filter_map(|k| field(k).map(|v| format!("{k}={}", url_encode(&v))))
+            .collect();
+        next.push(format!("before={}", last.seq));
+        let _ = write!(body, "<p><a id=\"older\" href=\"/web/audit?{}\">更早的记录</a></p>", esc(&next.join("&")));
+    }
+    body.push_str("</div>");
     Ok(html(ctx, "审计日志", &body))
+}
+
+/// Percent-encode a query value.
+fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

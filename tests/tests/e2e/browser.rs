@@ -563,7 +563,7 @@ fn sign_in_lockout_and_csrf() {
     let locked = attempt(PASSWORD, true);
     assert_eq!(locked.status, 401);
     assert!(locked.text().contains("锁定"), "locked out");
-    let log = admin.audit_log(100).unwrap();
+    let log = admin.audit_log(&gridsync_server::store::AuditQuery { limit: 100, ..Default::default() }).unwrap();
     assert_eq!(log.iter().filter(|e| e.action == "sign_in_failed").count(), 5);
     assert!(log.iter().any(|e| e.action == "sign_in_locked"));
 }

@@ -17,3 +17,4 @@ mod hostile;
 mod postgres;
 mod revoke;
 mod simulation;
+mod starve;
