@@ -1,5 +1,6 @@
 //! Real `gridsync-server` processes for tests.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -59,6 +60,7 @@ pub struct ServerProc {
     addr: String,
     bin: PathBuf,
     prefix: Vec<String>,
+    env: Vec<(String, OsString)>,
 }
 
 impl ServerProc {
@@ -70,15 +72,28 @@ impl ServerProc {
     /// Start `bin` with `prefix` arguments before the server's own (the
     /// bench re-runs itself as the server this way).
     pub fn start_with(bin: PathBuf, prefix: Vec<String>, db: Db) -> Result<ServerProc> {
-        Self::start_on(bin, prefix, db, "127.0.0.1:0")
+        Self::start_on(bin, prefix, vec![], db, "127.0.0.1:0")
     }
 
-    fn start_on(bin: PathBuf, prefix: Vec<String>, db: Db, listen: &str) -> Result<ServerProc> {
+    /// Start a server with extra environment variables (the power-cut
+    /// shim's, see [`crate::powercut`]), kept for restarts.
+    pub fn start_with_env(db: Db, env: Vec<(String, OsString)>) -> Result<ServerProc> {
+        Self::start_on(server_binary()?, vec![], env, db, "127.0.0.1:0")
+    }
+
+    fn start_on(
+        bin: PathBuf,
+        prefix: Vec<String>,
+        env: Vec<(String, OsString)>,
+        db: Db,
+        listen: &str,
+    ) -> Result<ServerProc> {
         let mut child = Command::new(&bin)
             .args(&prefix)
             .args(db.args())
             .args(["serve", "--listen", listen, "--workers", "2"])
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -96,7 +111,7 @@ impl ServerProc {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProc { child: Some(child), db, addr, bin, prefix })
+        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, env })
     }
 
     /// Process id, while running.
@@ -127,12 +142,23 @@ impl ServerProc {
         }
     }
 
+    /// Environment variables for the next [`ServerProc::restart`].
+    pub fn set_env(&mut self, env: Vec<(String, OsString)>) {
+        self.env = env;
+    }
+
     /// Start again on the same address, retrying while the port is released.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
         let mut last = None;
         for _ in 0..50 {
-            match Self::start_on(self.bin.clone(), self.prefix.clone(), self.db.clone(), &self.addr.clone()) {
+            match Self::start_on(
+                self.bin.clone(),
+                self.prefix.clone(),
+                self.env.clone(),
+                self.db.clone(),
+                &self.addr.clone(),
+            ) {
                 Ok(mut p) => {
                     self.child = p.child.take();
                     return Ok(());

@@ -15,5 +15,7 @@ mod evening;
 mod faults;
 mod hostile;
 mod postgres;
+#[cfg(target_os = "linux")]
+mod powercut;
 mod revoke;
 mod simulation;
