@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gridsync_core::grid::GridPath;
@@ -24,7 +24,6 @@ type Hash = [u8; 32];
 struct Phone {
     d: Device,
     made: BTreeMap<Hash, Uuid>,
-    synced: usize,
 }
 
 impl Phone {
@@ -38,7 +37,8 @@ impl Phone {
 
 /// Record patrols and sync them, as fast as the server answers, until told
 /// to stop. Every other round also edits one of the phone's earlier patrols.
-async fn keep_syncing(mut p: Phone, seed: u64, stop: Arc<AtomicBool>) -> Phone {
+/// Every successful sync counts in `synced`.
+async fn keep_syncing(mut p: Phone, seed: u64, stop: Arc<AtomicBool>, synced: Arc<AtomicUsize>) -> Phone {
     let mut rng = StdRng::seed_from_u64(seed);
     // Never outlive a test that failed to stop us.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -61,7 +61,7 @@ async fn keep_syncing(mut p: Phone, seed: u64, stop: Arc<AtomicBool>) -> Phone {
             p.made.insert(e.hash, e.doc_id);
         }
         if p.d.sync().await.is_ok() {
-            p.synced += 1;
+            synced.fetch_add(1, Ordering::SeqCst);
         }
     }
     p
@@ -110,18 +110,25 @@ async fn a_power_cut_loses_no_change_the_server_acknowledged() {
     let mut phones = Vec::new();
     for code in &codes {
         let d = Device::enroll(&server.url(), code).await.unwrap();
-        phones.push(Phone { d, made: BTreeMap::new(), synced: 0 });
+        phones.push(Phone { d, made: BTreeMap::new() });
     }
     let mut rng = StdRng::seed_from_u64(31);
     let mut acked = BTreeMap::new();
     for round in 0..2u64 {
         let stop = Arc::new(AtomicBool::new(false));
+        let synced = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = phones
             .drain(..)
             .enumerate()
-            .map(|(i, p)| tokio::spawn(keep_syncing(p, round * 100 + i as u64, stop.clone())))
+            .map(|(i, p)| tokio::spawn(keep_syncing(p, round * 100 + i as u64, stop.clone(), synced.clone())))
             .collect();
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(400..1500))).await;
+        // The random moment counts from the first sync the server answered
+        // (a loaded machine may take a while to get there).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while synced.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..1000))).await;
         server.kill(); // SIGKILL: the power goes
         stop.store(true, Ordering::SeqCst);
         for t in tasks {
@@ -134,7 +141,7 @@ async fn a_power_cut_loses_no_change_the_server_acknowledged() {
             acked.extend(p.acked().map(|(h, id)| (*h, *id)));
         }
         assert!(acked.len() > before, "round {round}: the server acknowledged nothing");
-        let synced: usize = phones.iter().map(|p| p.synced).sum();
+        let synced = synced.load(Ordering::SeqCst);
 
         // Open the database after the cut, without the shim, as the server will.
         let admin = db.open().unwrap();
@@ -152,7 +159,7 @@ async fn a_power_cut_loses_no_change_the_server_acknowledged() {
         );
         drop(admin);
         eprintln!(
-            "round {round}: {synced} syncs, {} changes acknowledged, {} stored, {report:?}",
+            "round {round}: {synced} syncs, {} changes acknowledged so far, {} stored, {report:?}",
             acked.len(),
             stored.len()
         );
