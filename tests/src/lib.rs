@@ -7,11 +7,14 @@
 //! - [`server`]: start, kill (SIGKILL) and restart server processes.
 //! - [`device`]: a simulated phone.
 //! - [`proxy`]: a TCP proxy that cuts requests and loses responses.
+//! - [`powercut`]: an `LD_PRELOAD` shim that cuts a process's power (writes
+//!   not fsynced are lost).
 //! - [`records`]: records of every kind, as a grid manager makes them.
 //! - [`hostile`]: crafted changes and raw requests, as a hostile phone sends them.
 
 pub mod device;
 pub mod hostile;
+pub mod powercut;
 pub mod proxy;
 pub mod records;
 pub mod server;

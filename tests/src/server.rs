@@ -1,5 +1,6 @@
 //! Real `gridsync-server` processes for tests.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -60,6 +61,7 @@ pub struct ServerProc {
     bin: PathBuf,
     prefix: Vec<String>,
     extra: Vec<String>,
+    env: Vec<(String, OsString)>,
 }
 
 impl ServerProc {
@@ -71,22 +73,36 @@ impl ServerProc {
     /// Start a server with extra `serve` arguments (limits, say).
     pub fn start_serving(db: Db, extra: &[&str]) -> Result<ServerProc> {
         let extra = extra.iter().map(|s| (*s).to_owned()).collect();
-        Self::start_on(server_binary()?, vec![], db, "127.0.0.1:0", extra)
+        Self::start_on(server_binary()?, vec![], vec![], db, "127.0.0.1:0", extra)
     }
 
     /// Start `bin` with `prefix` arguments before the server's own (the
     /// bench re-runs itself as the server this way).
     pub fn start_with(bin: PathBuf, prefix: Vec<String>, db: Db) -> Result<ServerProc> {
-        Self::start_on(bin, prefix, db, "127.0.0.1:0", vec![])
+        Self::start_on(bin, prefix, vec![], db, "127.0.0.1:0", vec![])
     }
 
-    fn start_on(bin: PathBuf, prefix: Vec<String>, db: Db, listen: &str, extra: Vec<String>) -> Result<ServerProc> {
+    /// Start a server with extra environment variables (the power-cut
+    /// shim's, see [`crate::powercut`]), kept for restarts.
+    pub fn start_with_env(db: Db, env: Vec<(String, OsString)>) -> Result<ServerProc> {
+        Self::start_on(server_binary()?, vec![], env, db, "127.0.0.1:0", vec![])
+    }
+
+    fn start_on(
+        bin: PathBuf,
+        prefix: Vec<String>,
+        env: Vec<(String, OsString)>,
+        db: Db,
+        listen: &str,
+        extra: Vec<String>,
+    ) -> Result<ServerProc> {
         let mut child = Command::new(&bin)
             .args(&prefix)
             .args(db.args())
             .args(["serve", "--listen", listen, "--workers", "2"])
             .args(&extra)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -104,7 +120,7 @@ impl ServerProc {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, extra })
+        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, extra, env })
     }
 
     /// The server process's peak resident memory so far (VmHWM), MiB.
@@ -160,6 +176,11 @@ impl ServerProc {
         }
     }
 
+    /// Environment variables for the next [`ServerProc::restart`].
+    pub fn set_env(&mut self, env: Vec<(String, OsString)>) {
+        self.env = env;
+    }
+
     /// Start again on the same address, retrying while the port is released.
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
@@ -168,6 +189,7 @@ impl ServerProc {
             match Self::start_on(
                 self.bin.clone(),
                 self.prefix.clone(),
+                self.env.clone(),
                 self.db.clone(),
                 &self.addr.clone(),
                 self.extra.clone(),

@@ -15,6 +15,8 @@ mod evening;
 mod faults;
 mod hostile;
 mod postgres;
+#[cfg(target_os = "linux")]
+mod powercut;
 mod revoke;
 mod simulation;
 mod starve;
