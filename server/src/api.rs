@@ -303,6 +303,50 @@ pub fn too_many(wait: Duration) -> HttpResponse {
     r
 }
 
+/// An enrollment request, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollInput {
+    /// The code, normalized (12 upper-case letters and digits).
+    pub code: String,
+    /// The device name, trimmed.
+    pub name: String,
+    /// The device's actor id, if sent.
+    pub actor: Option<Vec<u8>>,
+}
+
+/// Why an enrollment body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyRefused {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// For the user.
+    pub message_zh: &'static str,
+}
+
+/// Parse and check a `POST /v1/enroll` body (JSON): the decoder the
+/// enrollment endpoint exposes to anyone, without a token.
+pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
+    let refuse = |status, code, message_zh| BodyRefused { status, code, message_zh };
+    let req: EnrollRequest = serde_json::from_slice(body)
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 code 和 device_name"))?;
+    let name = req.device_name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device_name", "设备名称不能为空，且不超过100个字"));
+    }
+    let code = auth::normalize_code(&req.code);
+    if code.len() != 12 {
+        return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_code", "注册码应为12位字母和数字"));
+    }
+    let actor = match req.actor.as_deref().map(hex::decode) {
+        None => None,
+        Some(Ok(a)) if (1..=32).contains(&a.len()) => Some(a),
+        Some(_) => return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用")),
+    };
+    Ok(EnrollInput { code, name, actor })
+}
+
 /// `POST /v1/enroll`: trade a one-time code for a device token.
 pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     if let Some(ip) = crate::ratelimit::client_ip(&req, state.limits.client_ip_header.as_deref())
@@ -315,24 +359,9 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req: EnrollRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 code 和 device_name"),
-    };
-    let name = req.device_name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device_name", "设备名称不能为空，且不超过100个字");
-    }
-    let code = auth::normalize_code(&req.code);
-    if code.len() != 12 {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_code", "注册码应为12位字母和数字");
-    }
-    let actor = match req.actor.as_deref().map(hex::decode) {
-        None => None,
-        Some(Ok(a)) if (1..=32).contains(&a.len()) => Some(a),
-        Some(_) => {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用");
-        }
+    let EnrollInput { code, name, actor } = match parse_enroll(&body) {
+        Ok(i) => i,
+        Err(r) => return error(r.status, r.code, r.message_zh),
     };
     let token = auth::new_token();
     let device = Device {
