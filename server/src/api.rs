@@ -333,7 +333,11 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 code 和 device_name"))?;
     let name = req.device_name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_device_name", "设备名称不能为空，且不超过100个字"));
+        return Err(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_device_name",
+            "设备名称不能为空，且不超过100个字",
+        ));
     }
     let code = auth::normalize_code(&req.code);
     if code.len() != 12 {
@@ -342,7 +346,9 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
     let actor = match req.actor.as_deref().map(hex::decode) {
         None => None,
         Some(Ok(a)) if (1..=32).contains(&a.len()) => Some(a),
-        Some(_) => return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用")),
+        Some(_) => {
+            return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用"));
+        }
     };
     Ok(EnrollInput { code, name, actor })
 }

@@ -11,9 +11,11 @@
 //!   not fsynced are lost).
 //! - [`records`]: records of every kind, as a grid manager makes them.
 //! - [`hostile`]: crafted changes and raw requests, as a hostile phone sends them.
+//! - [`http1`]: a bare HTTP/1.1 client for loopback tests.
 
 pub mod device;
 pub mod hostile;
+pub mod http1;
 pub mod powercut;
 pub mod proxy;
 pub mod records;

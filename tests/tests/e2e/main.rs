@@ -20,3 +20,4 @@ mod powercut;
 mod revoke;
 mod simulation;
 mod starve;
+mod web_abuse;
