@@ -57,11 +57,13 @@ struct LimitArgs {
     /// Minimum average rate of a request body after the grace time, bytes per second.
     #[arg(long, env = "GRIDSYNC_BODY_MIN_RATE", default_value_t = 512)]
     body_min_rate: u64,
-    /// Enrollment attempts per client address per minute (and at once).
-    #[arg(long, env = "GRIDSYNC_ENROLL_PER_MINUTE", default_value_t = 10)]
+    /// Enrollment attempts per client address per minute (and at once): a
+    /// township office enrolls its grid managers' phones together, behind
+    /// one address.
+    #[arg(long, env = "GRIDSYNC_ENROLL_PER_MINUTE", default_value_t = 60)]
     enroll_per_minute: u32,
     /// Dashboard sign-in attempts per client address per minute (and at once).
-    #[arg(long, env = "GRIDSYNC_SIGN_IN_PER_MINUTE", default_value_t = 10)]
+    #[arg(long, env = "GRIDSYNC_SIGN_IN_PER_MINUTE", default_value_t = 20)]
     sign_in_per_minute: u32,
     /// Header with the client address, set by the reverse proxy in front (e.g. X-Real-IP).
     #[arg(long, env = "GRIDSYNC_CLIENT_IP_HEADER")]

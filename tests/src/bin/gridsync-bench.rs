@@ -45,7 +45,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--scenario" => c.only.push(it.next().context("--scenario needs a name")?.clone()),
             "-h" | "--help" => {
                 println!(
-                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|client]..."
+                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|attack|client]..."
                 );
                 std::process::exit(0);
             }
@@ -409,9 +409,140 @@ async fn run(cfg: Config) -> Result<()> {
         }));
     }
 
+    if want(&cfg, "attack") {
+        attack(&cfg).await?;
+    }
+
     if want(&cfg, "client") {
         client_figures(cfg.smoke)?;
     }
+    Ok(())
+}
+
+/// POST `body` to `path` on a fresh connection; the status (0 on failure).
+async fn post_raw(url: &str, path: &str, token: &str, body: Vec<u8>) -> u16 {
+    let c = match reqwest::Client::builder().pool_max_idle_per_host(0).build() {
+        Ok(c) => c,
+        Err(_) => return 0,
+    };
+    match c.post(format!("{url}{path}")).header("authorization", format!("Bearer {token}")).body(body).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// The worst request mix found against one server with its default
+/// limits, all at once for a few rounds: 32 MiB bombs of zero-length
+/// changes, 8 MiB bodies beyond the in-flight budget, sign-in floods and
+/// trickled bodies, while a village leader and a grid manager sync. Prints
+/// the server's peak memory and the longest honest sync.
+async fn attack(cfg: &Config) -> Result<()> {
+    let bed = bed(cfg).await?;
+    let mut gm = enroll(&bed, "gm-t01-v01-g1", test_retry()).await?;
+    let mut vl = enroll(&bed, "vl-t01-v01", test_retry()).await?;
+    let attacker = enroll(&bed, "gm-t01-v01-g2", test_retry()).await?;
+    let token = attacker.store.enrollment()?.context("enrolled")?.token;
+    let url = bed.server.url();
+    let rounds = if cfg.smoke { 1 } else { 4 };
+    let bodies = if cfg.smoke { 4 } else { 50 };
+    let (_, rss0) = server_usage(bed.server.pid());
+    let mut bomb_body = vec![0u8; 1];
+    bomb_body.push(1);
+    bomb_body.extend_from_slice(&[7u8; 16]);
+    let n: u64 = 32 * 1024 * 1024 - 64;
+    let mut v = n;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            bomb_body.push(b);
+            break;
+        }
+        bomb_body.push(b | 0x80);
+    }
+    bomb_body.resize(bomb_body.len() + n as usize, 0);
+    bomb_body.push(0);
+    let mut bomb = b"GS\x00\x01\x01".to_vec();
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&bomb_body)?;
+    bomb.extend(enc.finish()?);
+    let mut big = b"GS\x00\x01\x00".to_vec();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    big.extend((0..8 * 1024 * 1024 - 1024).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    let started = Instant::now();
+    let mut statuses: std::collections::BTreeMap<u16, u64> = std::collections::BTreeMap::new();
+    let mut longest = 0f64;
+    let mut honest_syncs = 0u64;
+    for round in 0..rounds {
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let (url, token, body) = (url.clone(), token.clone(), bomb.clone());
+            tasks.push(tokio::spawn(async move { post_raw(&url, "/v1/sync", &token, body).await }));
+        }
+        for _ in 0..bodies {
+            let (url, token, body) = (url.clone(), token.clone(), big.clone());
+            tasks.push(tokio::spawn(async move { post_raw(&url, "/v1/sync", &token, body).await }));
+        }
+        for i in 0..64 {
+            let url = url.clone();
+            tasks.push(tokio::spawn(async move {
+                let form = format!("csrf=x&user=tc-t01-1&password=guess{i}");
+                post_raw(&url, "/signin", "", form.into_bytes()).await
+            }));
+        }
+        let addr = bed.server.addr().to_owned();
+        for _ in 0..if cfg.smoke { 10 } else { 200 } {
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else { return 0 };
+                let head = "POST /v1/enroll HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return 0;
+                }
+                for _ in 0..30 {
+                    if s.write_all(b" ").await.is_err() {
+                        return 408;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                0
+            }));
+        }
+        // The honest phones sync throughout.
+        gm.create(&patrol(&gm.grid, &gm.user, 60 + round, PatrolSlot::Morning))?;
+        let until = Instant::now() + Duration::from_secs(if cfg.smoke { 2 } else { 10 });
+        while Instant::now() < until {
+            for d in [&mut gm, &mut vl] {
+                let t = Instant::now();
+                d.sync().await?;
+                longest = longest.max(t.elapsed().as_secs_f64());
+                honest_syncs += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for t in tasks {
+            *statuses.entry(t.await.unwrap_or(0)).or_insert(0) += 1;
+        }
+    }
+    let (_, rss) = server_usage(bed.server.pid());
+    emit(json!({
+        "scenario": "attack",
+        "rounds": rounds,
+        "per_round": {"bombs": 2, "bodies_8mib": bodies, "sign_ins": 64, "trickled": if cfg.smoke { 10 } else { 200 }},
+        "statuses": statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "server_peak_rss_mib_before": rss0,
+        "server_peak_rss_mib": rss,
+        "honest_syncs": honest_syncs,
+        "longest_honest_sync_s": longest,
+        "wall_s": started.elapsed().as_secs_f64(),
+        "note": "default limits: 256 MiB for bodies in flight",
+    }));
     Ok(())
 }
 

@@ -24,6 +24,7 @@ fn bench_smoke_run_prints_every_scenario() {
         "supervisor_pull",
         "weak_link_backlog",
         "merge_throughput",
+        "attack",
         "client_create",
         "client_update",
         "client_list",
