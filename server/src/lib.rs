@@ -143,22 +143,43 @@ pub struct BundleImport {
     pub records_rejected: Vec<(String, String)>,
 }
 
+/// Why a bundle could not be imported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file is not a Gridsync bundle.
+    #[error("not a Gridsync bundle: {0}")]
+    NotABundle(String),
+    /// The bundle's device is not enrolled on this server.
+    #[error("the bundle's device {0} is not enrolled here")]
+    UnknownDevice(String),
+    /// The bundle's device has been revoked.
+    #[error("the bundle's device {0} has been revoked")]
+    Revoked(String),
+    /// The device's user is gone.
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 /// Import a sync bundle a phone wrote offline (see
 /// `gridsync_core::transport::bundle`). It is merged exactly as if the
 /// phone had synced: with its user's scope and rules; a revoked or unknown
 /// device is refused.
-pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> anyhow::Result<BundleImport> {
+pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
     use gridsync_core::protocol::Bundle;
-    let bundle = Bundle::decode(bytes).map_err(|e| anyhow::anyhow!("not a Gridsync bundle: {e}"))?;
+    let bundle = Bundle::decode(bytes).map_err(|e| ImportError::NotABundle(e.to_string()))?;
     let device = store
         .devices()?
         .into_iter()
         .find(|d| d.id == bundle.device_id)
-        .ok_or_else(|| anyhow::anyhow!("the bundle's device {} is not enrolled here", bundle.device_id))?;
+        .ok_or_else(|| ImportError::UnknownDevice(bundle.device_id.clone()))?;
     if device.revoked_at.is_some() {
-        anyhow::bail!("the bundle's device {} has been revoked", device.id);
+        return Err(ImportError::Revoked(device.id));
     }
-    let user = store.user(&device.user_id)?.ok_or_else(|| anyhow::anyhow!("unknown user {}", device.user_id))?;
+    let user = store.user(&device.user_id)?.ok_or_else(|| ImportError::UnknownUser(device.user_id.clone()))?;
     let auth = store::DeviceAuth { device, user };
     let incoming: Vec<store::IncomingDoc> = bundle
         .docs
@@ -171,10 +192,14 @@ pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> anyhow::Re
     Ok(BundleImport {
         device_id: auth.device.id,
         records_acked: resp.acked.len(),
-        records_rejected: resp
-            .rejected
-            .iter()
-            .map(|r| (uuid::Uuid::from_bytes(r.doc).to_string(), r.reason.as_str().to_owned()))
-            .collect(),
+        // A record can have changes refused for several reasons: list it
+        // once, with the first (the change that broke a rule).
+        records_rejected: resp.rejected.iter().fold(Vec::new(), |mut out: Vec<(String, String)>, r| {
+            let id = uuid::Uuid::from_bytes(r.doc).to_string();
+            if !out.iter().any(|(d, _)| *d == id) {
+                out.push((id, r.reason.as_str().to_owned()));
+            }
+            out
+        }),
     })
 }

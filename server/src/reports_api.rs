@@ -34,18 +34,31 @@ pub const OPENAPI_JSON: &str = include_str!("reports_openapi.json");
 /// a week, the cadence of the village meeting that needs everyone's week.
 pub const DEFAULT_SYNC_DAYS: u32 = 7;
 
-/// Register the routes.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/reports/weekly", web::get().to(weekly))
-        .route("/v1/reports/monthly/{township}/{month}", web::get().to(monthly))
-        .route("/v1/reports/coverage", web::get().to(coverage))
-        .route("/v1/reports/backlog", web::get().to(backlog))
-        .route("/v1/reports/four-none/{year}", web::get().to(four_none))
-        .route("/v1/reports/sync-health", web::get().to(sync_health))
-        .route("/v1/reports/submissions/{month}", web::get().to(submissions))
-        .route("/v1/case-counts", web::post().to(post_case_counts))
-        .route("/v1/case-counts/csv", web::post().to(post_case_counts_csv))
-        .route("/v1/openapi.json", web::get().to(openapi));
+/// One table for what is mounted and what [`MOUNTED`] lists, so the
+/// OpenAPI document can be checked against the routes that really exist.
+macro_rules! report_routes {
+    ($($method:ident $path:literal => $handler:expr),* $(,)?) => {
+        /// Every route of this module as (path, method), exactly as [`routes`] mounts them.
+        pub const MOUNTED: &[(&str, &str)] = &[$(($path, stringify!($method))),*];
+
+        /// Mount every route of this module.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+report_routes! {
+    get "/v1/reports/weekly" => weekly,
+    get "/v1/reports/monthly/{township}/{month}" => monthly,
+    get "/v1/reports/coverage" => coverage,
+    get "/v1/reports/backlog" => backlog,
+    get "/v1/reports/four-none/{year}" => four_none,
+    get "/v1/reports/sync-health" => sync_health,
+    get "/v1/reports/submissions/{month}" => submissions,
+    post "/v1/case-counts" => post_case_counts,
+    post "/v1/case-counts/csv" => post_case_counts_csv,
+    get "/v1/openapi.json" => openapi,
 }
 
 fn error(status: StatusCode, code: &str, message_zh: &str) -> HttpResponse {

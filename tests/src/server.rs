@@ -242,15 +242,17 @@ pub fn seed_demo(store: &dyn ServerStore) -> Result<()> {
     Ok(())
 }
 
-/// A fresh PostgreSQL database for a test, or `None` (test skipped) when
-/// `GRIDSYNC_TEST_POSTGRES_URL` is not set.
-pub fn postgres_db() -> Option<Db> {
+/// Why a test is ignored without PostgreSQL (run it with `--include-ignored`
+/// and `GRIDSYNC_TEST_POSTGRES_URL` set).
+pub const NEEDS_POSTGRES: &str = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored";
+
+/// A fresh PostgreSQL database (its own schema) for a test. The tests that
+/// call this are `#[ignore]`d; asked to run without
+/// `GRIDSYNC_TEST_POSTGRES_URL`, or with one that does not work, they fail.
+pub fn postgres_db() -> Db {
     match gridsync_server::store::postgres::test_database_url() {
-        Some(url) => Some(Db::Postgres(url)),
-        None => {
-            eprintln!("skipped: GRIDSYNC_TEST_POSTGRES_URL is not set (see README)");
-            None
-        }
+        Some(url) => Db::Postgres(url),
+        None => panic!("this test needs GRIDSYNC_TEST_POSTGRES_URL (see README)"),
     }
 }
 

@@ -185,6 +185,13 @@ impl SqliteServerStore {
         self.group_done.notify_all();
     }
 
+    /// Group transactions committed so far (for tests and the bench: with
+    /// group commit, far fewer than the writes that went through them).
+    pub fn group_commits(&self) -> u64 {
+        let w = lock(&self.writer);
+        w.epoch - w.failed.len() as u64 - u64::from(w.open)
+    }
+
     /// The writer for an operation of its own: first ends any open group.
     fn exclusive(&self) -> Exclusive<'_> {
         let mut w = lock(&self.writer);
@@ -802,8 +809,9 @@ mod group_commit_tests {
     use crate::store::conformance::{acked, incoming, patrol, push, setup};
 
     /// Thirty-two phones syncing at once through one SQLite writer all get
-    /// their changes stored, and every acknowledged change is in the file
-    /// when it is opened again (nothing acknowledged before its commit).
+    /// their changes stored, far fewer commits than writes are made (the
+    /// waiting syncs share them), and every acknowledged change is in the
+    /// file when it is opened again (nothing acknowledged before its commit).
     #[test]
     fn concurrent_syncs_share_commits_and_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -812,11 +820,15 @@ mod group_commit_tests {
         store.migrate().unwrap();
         setup(store.as_ref());
         let gm1 = store.user("gm1").unwrap().unwrap();
+        let commits_before = store.group_commits();
+        let start = Arc::new(std::sync::Barrier::new(32));
         let threads: Vec<_> = (0..32)
             .map(|t| {
                 let store = store.clone();
                 let gm1 = gm1.clone();
+                let start = start.clone();
                 std::thread::spawn(move || {
+                    start.wait();
                     let mut n = 0;
                     for _ in 0..5 {
                         let inc = incoming(&patrol("t01/v01/g1", "gm1"));
@@ -830,6 +842,9 @@ mod group_commit_tests {
             })
             .collect();
         let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        let writes = 32 * 5 * 2;
+        let commits = store.group_commits() - commits_before;
+        assert!(commits * 2 <= writes, "{commits} commits for {writes} writes: commits were not shared");
         assert_eq!(store.change_count().unwrap() as usize, total);
         drop(store);
         let reopened = SqliteServerStore::open(&path).unwrap();
@@ -838,9 +853,74 @@ mod group_commit_tests {
 }
 
 #[cfg(test)]
+mod schema_tests {
+    use rusqlite::Connection;
+
+    use super::{MIGRATIONS, ServerStore, SqliteServerStore};
+
+    /// Every released schema, as it was released (frozen; add one per version).
+    const RELEASED: &[(i64, &str)] = &[
+        (1, include_str!("../../../migrations/server-sqlite/snapshots/v1.sql")),
+        (2, include_str!("../../../migrations/server-sqlite/snapshots/v2.sql")),
+        (3, include_str!("../../../migrations/server-sqlite/snapshots/v3.sql")),
+        (4, include_str!("../../../migrations/server-sqlite/snapshots/v4.sql")),
+        (5, include_str!("../../../migrations/server-sqlite/snapshots/v5.sql")),
+    ];
+
+    fn described(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            )
+            .unwrap();
+        let objects: Vec<(String, String)> =
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect();
+        let mut out = Vec::new();
+        for (name, sql) in objects {
+            out.push(format!("{name}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" ")));
+            if sql.starts_with("CREATE TABLE") {
+                let mut t = conn.prepare(&format!("PRAGMA table_info({name})")).unwrap();
+                let cols: Vec<(String, String, bool)> =
+                    t.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?))).unwrap().map(|r| r.unwrap()).collect();
+                out.push(format!("{name} columns: {cols:?}"));
+            }
+        }
+        out
+    }
+
+    /// A county server on any released schema upgrades to exactly what a
+    /// fresh install creates.
+    #[test]
+    fn every_released_schema_upgrades_to_the_fresh_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = SqliteServerStore::open(dir.path().join("fresh.sqlite3")).unwrap();
+        fresh.migrate().unwrap();
+        drop(fresh);
+        let fresh = described(&Connection::open(dir.path().join("fresh.sqlite3")).unwrap());
+        assert_eq!(RELEASED.last().map(|r| r.0), Some(MIGRATIONS.len() as i64), "add a snapshot of the newest schema");
+        for (v, sql) in RELEASED {
+            let path = dir.path().join(format!("v{v}.sqlite3"));
+            {
+                let old = Connection::open(&path).unwrap();
+                old.execute_batch(sql).unwrap();
+                old.pragma_update(None, "user_version", v).unwrap();
+            }
+            let store = SqliteServerStore::open(&path).unwrap();
+            store.migrate().unwrap();
+            drop(store);
+            assert_eq!(
+                described(&Connection::open(&path).unwrap()),
+                fresh,
+                "version {v} upgraded differs from a fresh schema"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::SqliteServerStore;
-    crate::conformance_tests!({
+    crate::conformance_tests!(make: {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteServerStore::open(dir.path().join("s.sqlite3")).unwrap();
         // Keep the directory for the life of the test process.

@@ -7,12 +7,17 @@ use rand::RngCore;
 /// Shortest password accepted.
 pub const MIN_LEN: usize = 10;
 
+/// Hashing a password failed (argon2 refused its input).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct HashError(String);
+
 /// Hash a password (argon2id, default parameters, 16-byte random salt).
-pub fn hash(password: &str) -> anyhow::Result<String> {
+pub fn hash(password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    let h = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HashError(format!("salt: {e}")))?;
+    let h = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| HashError(e.to_string()))?;
     Ok(h.to_string())
 }
 
@@ -145,9 +150,9 @@ pub fn check_new_for(password: &str, user_id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// [`check_new_for`] without a user id, as an `anyhow` error (the CLI).
-pub fn check_new(password: &str) -> anyhow::Result<()> {
-    check_new_for(password, "").map_err(|e| anyhow::anyhow!("{e}"))
+/// [`check_new_for`] without a user id.
+pub fn check_new(password: &str) -> Result<(), String> {
+    check_new_for(password, "")
 }
 
 #[cfg(test)]

@@ -23,8 +23,9 @@ async fn forty_devices_sync_a_day_and_each_sees_only_its_scope() {
 
 /// The same evening with the server on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
 async fn forty_devices_sync_a_day_on_postgres() {
-    let Some(db) = blocking(postgres_db) else { return };
+    let db = blocking(postgres_db);
     evening(db).await;
 }
 
