@@ -15,6 +15,9 @@ cd "$(dirname "$0")/.."
 profile="${PROFILE:-debug}"
 target_dir="${CARGO_TARGET_DIR:-target}"
 out_dir="${OUT_DIR:-$target_dir/bindings}"
+# Cargo sets OUT_DIR for build scripts; one inherited from the caller (a
+# test, a shell) must not reach the crates built below.
+unset OUT_DIR
 languages=("$@")
 [ ${#languages[@]} -eq 0 ] && languages=(kotlin swift python)
 
@@ -31,7 +34,9 @@ bindgen="$target_dir/$profile/uniffi-bindgen"
 
 for lang in "${languages[@]}"; do
     mkdir -p "$out_dir/$lang"
-    "$bindgen" generate --library "$lib" --language "$lang" --out-dir "$out_dir/$lang"
+    # --no-format: the same output whether or not ktlint/swiftformat/yapf
+    # happen to be installed.
+    "$bindgen" generate --library "$lib" --language "$lang" --no-format --out-dir "$out_dir/$lang"
 done
 if [[ " ${languages[*]} " == *" python "* ]]; then
     cp "$lib" "$out_dir/python/"

@@ -1,56 +1,20 @@
-//! The foreign-language proof, run by `cargo test`: generate the Python
-//! bindings from the built library with the workspace's own
-//! uniffi-bindgen, then run the pytest suite in `ffi/python/tests` against
-//! a real `gridsync-server`.
+//! The Python proof, run by `cargo test`: build `libgridsync_ffi` and its
+//! Python bindings with `ffi/generate-bindings.sh` (the same build the
+//! Kotlin suite in `kotlin.rs` uses, so the two share it), build
+//! `gridsync-server`, then run the pytest suite in `ffi/python/tests`
+//! against that library and a real server.
 //!
 //! Needs `python3` with pytest (`python3 -m pip install pytest`); without
-//! it the test fails and says so, unless `GRIDSYNC_SKIP_PYTHON=1`.
+//! it the test fails and says so, unless `GRIDSYNC_SKIP_PYTHON=1`, which
+//! skips it and prints `skipped:`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// `target/<profile>`, where Cargo put the bindgen binary and the library.
-fn profile_dir() -> Result<PathBuf> {
-    let bindgen = PathBuf::from(env!("CARGO_BIN_EXE_uniffi-bindgen"));
-    Ok(bindgen.parent().context("bindgen has no directory")?.to_path_buf())
-}
-
-fn library_name() -> &'static str {
-    if cfg!(target_os = "macos") { "libgridsync_ffi.dylib" } else { "libgridsync_ffi.so" }
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
-/// The cdylib. `cargo test` builds only the rlib, so on a clean checkout it
-/// is built here.
-fn library(profile: &Path) -> Result<PathBuf> {
-    let lib = profile.join(library_name());
-    if !lib.exists() {
-        // The same selection as ffi/generate-bindings.sh, so the script that
-        // .ci/run calls afterwards finds everything already built.
-        let ok = cargo().args(["build", "-p", "gridsync-ffi", "--lib", "--bin", "uniffi-bindgen"]).status()?.success();
-        ensure!(ok && lib.exists(), "cannot build {}", lib.display());
-    }
-    Ok(lib)
-}
-
-/// The server binary: `GRIDSYNC_SERVER_BIN`, or the one `cargo test
-/// --workspace` built (gridsync-server has integration tests), or built now.
-fn server_binary(profile: &Path) -> Result<PathBuf> {
-    if let Ok(bin) = std::env::var("GRIDSYNC_SERVER_BIN") {
-        return Ok(PathBuf::from(bin));
-    }
-    let bin = profile.join(format!("gridsync-server{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let ok = cargo().args(["build", "-p", "gridsync-server", "--bin", "gridsync-server"]).status()?.success();
-        ensure!(ok && bin.exists(), "cannot build {}", bin.display());
-    }
-    Ok(bin)
-}
+mod support;
+use support::{build_bindings, build_server, visible};
 
 fn pytest_available() -> bool {
     Command::new("python3").args(["-m", "pytest", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
@@ -62,7 +26,7 @@ fn pytest_available() -> bool {
 #[test]
 fn python_suite_passes_against_a_real_server() -> Result<()> {
     if std::env::var("GRIDSYNC_SKIP_PYTHON").as_deref() == Ok("1") {
-        println!("skipped: GRIDSYNC_SKIP_PYTHON=1");
+        visible("skipped: GRIDSYNC_SKIP_PYTHON=1, the Python bindings were not tested");
         return Ok(());
     }
     if !pytest_available() {
@@ -70,34 +34,18 @@ fn python_suite_passes_against_a_real_server() -> Result<()> {
             "`python3 -m pytest` is not available: run `python3 -m pip install pytest` (or set GRIDSYNC_SKIP_PYTHON=1)"
         );
     }
-    let profile = profile_dir()?;
-    let lib = library(&profile)?;
-    let server = server_binary(&profile)?;
-
-    let bindings = tempfile::tempdir()?;
-    let out = Command::new(env!("CARGO_BIN_EXE_uniffi-bindgen"))
-        .args(["generate", "--library"])
-        .arg(&lib)
-        .args(["--language", "python", "--out-dir"])
-        .arg(bindings.path())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .context("cannot run uniffi-bindgen")?;
-    ensure!(
-        out.status.success(),
-        "uniffi-bindgen failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // The generated module loads the library from its own directory.
-    std::fs::copy(&lib, bindings.path().join(library_name()))?;
+    let work = tempfile::tempdir()?;
+    // The script generates the module and copies the library next to it,
+    // where the module loads it from.
+    let bindings = work.path().join("bindings");
+    build_bindings("python", &bindings)?;
+    let server = build_server()?;
 
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tests");
     let out = Command::new("python3")
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(&suite)
-        .env("GRIDSYNC_BINDINGS_DIR", bindings.path())
-        .env("GRIDSYNC_LIBRARY_DIR", &profile)
+        .env("GRIDSYNC_BINDINGS_DIR", bindings.join("python"))
         .env("GRIDSYNC_SERVER_BIN", &server)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
