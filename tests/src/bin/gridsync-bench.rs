@@ -267,7 +267,7 @@ async fn run(cfg: Config) -> Result<()> {
             let report = vl.sync().await?;
             let (cpu1, rss) = server_usage(bed.server.pid());
             let (up, down) = socket_bytes(&bed);
-            let n = vl.store.count()? as usize;
+            let n = vl.store().count()? as usize;
             emit(json!({
                 "scenario": "supervisor_pull", "records": n, "bytes_up": up, "bytes_down": down,
                 "bytes_per_record": (up + down) as f64 / n.max(1) as f64, "requests": report.requests,
@@ -301,7 +301,7 @@ async fn run(cfg: Config) -> Result<()> {
                     }
                 }
                 slow.opts = gridsync_core::sync::SyncOptions { max_upload_bytes: 8 * 1024, ..Default::default() };
-                slow.client = gridsync_core::transport::http::HttpClient::new(RetryPolicy {
+                slow.set_retry(RetryPolicy {
                     attempts: 8,
                     base: Duration::from_millis(500),
                     max: Duration::from_secs(8),
@@ -326,7 +326,7 @@ async fn run(cfg: Config) -> Result<()> {
                 times.push(started.elapsed().as_secs_f64());
                 sessions_total += sessions;
                 max_sessions = max_sessions.max(sessions);
-                left += slow.store.outbox_len()?;
+                left += slow.store().outbox_len()?;
             }
             let (up, down) = socket_bytes(&bed);
             bed.proxy.set_shaping(None).await;
@@ -372,7 +372,7 @@ async fn run(cfg: Config) -> Result<()> {
                     d.create(&p)?;
                 }
             }
-            changes += d.store.outbox_len()?;
+            changes += d.store().outbox_len()?;
         }
         let (cpu0, _) = server_usage(bed.server.pid());
         let barrier = Arc::new(tokio::sync::Barrier::new(n));
@@ -441,7 +441,7 @@ async fn attack(cfg: &Config) -> Result<()> {
     let mut gm = enroll(&bed, "gm-t01-v01-g1", test_retry()).await?;
     let mut vl = enroll(&bed, "vl-t01-v01", test_retry()).await?;
     let attacker = enroll(&bed, "gm-t01-v01-g2", test_retry()).await?;
-    let token = attacker.store.enrollment()?.context("enrolled")?.token;
+    let token = attacker.store().enrollment()?.context("enrolled")?.token;
     let url = bed.server.url();
     let rounds = if cfg.smoke { 1 } else { 4 };
     let bodies = if cfg.smoke { 4 } else { 50 };
