@@ -255,14 +255,7 @@ fn make(now: i64, rng: &mut StdRng) -> Made {
 
 /// Disputes at every level, the villages' weekly meetings, the townships'
 /// reviews and last month's reports.
-fn disputes_and_meetings(
-    nodes: &[GridPath],
-    people: &People,
-    now: i64,
-    start: i64,
-    rng: &mut StdRng,
-    made: &mut Made,
-) {
+fn disputes_and_meetings(nodes: &[GridPath], people: &People, now: i64, start: i64, rng: &mut StdRng, made: &mut Made) {
     let first = |g: &GridPath, role: Role| people.first(g, role);
     let root = GridPath::county();
     let county = first(&root, Role::CountyStaff);
@@ -493,7 +486,16 @@ mod tests {
         let all = store.records(&ViewQuery { sensitive: true, limit: Some(1_000_000), ..Default::default() }).unwrap();
         assert_eq!(all.len(), loaded.records);
         let count = |kind: &str| all.iter().filter(|v| v.kind == kind).count();
-        for kind in ["patrol", "hazard", "visit", "household", "dispute", "village_meeting", "township_review", "monthly_report"] {
+        for kind in [
+            "patrol",
+            "hazard",
+            "visit",
+            "household",
+            "dispute",
+            "village_meeting",
+            "township_review",
+            "monthly_report",
+        ] {
             assert!(count(kind) > 0, "no {kind}");
         }
         assert!(count("patrol") > 406 * 30, "about two patrols a day a group: {}", count("patrol"));

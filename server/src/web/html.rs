@@ -96,7 +96,7 @@ pub fn page(title: &str, header: Option<&Header<'_>>, body: &str) -> String {
     );
     if let Some(h) = header {
         out.push_str(
-            "<a href=\"/web\">总览</a><a href=\"/web/hazards\">隐患</a><a href=\"/web/map\">地图</a><a href=\"/web/disputes\">矛盾纠纷</a><a href=\"/web/four-none\">四无创建</a><a href=\"/web/devices\">设备</a>",
+            "<a href=\"/web\">总览</a><a href=\"/web/hazards\" id=\"hazards-link\">隐患</a><a href=\"/web/map\" id=\"map-link\">地图</a><a href=\"/web/disputes\">矛盾纠纷</a><a href=\"/web/four-none\">四无创建</a><a href=\"/web/devices\">设备</a>",
         );
         if h.county {
             out.push_str("<a href=\"/web/users\">人员</a><a href=\"/web/audit\">审计日志</a>");

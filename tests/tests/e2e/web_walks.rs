@@ -477,3 +477,171 @@ fn an_agency_enters_its_counts_and_sees_the_four_none_page() {
     assert_eq!(v["villages"][0]["meets"][0], true);
     drop(server);
 }
+
+/// An 8×8 PNG in the grey of an empty map, served as every tile.
+const TILE_PNG: [u8; 74] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x08, 0x00, 0x00, 0x00, 0x08, 0x08, 0x02, 0x00, 0x00, 0x00, 0x4b, 0x6d, 0x29, 0xdc, 0x00, 0x00, 0x00, 0x11, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xb8, 0xfb, 0xec, 0x1d, 0x56, 0xc4, 0x30, 0xb4, 0x24, 0x00, 0x49, 0x75, 0xac,
+    0x41, 0x58, 0x59, 0x00, 0xb9, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// A tile server on loopback standing in for 天地图: it answers every GET
+/// with [`TILE_PNG`] and keeps the paths asked for. It stops by itself
+/// after two minutes.
+fn tile_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(path) = head.lines().next().and_then(|l| l.split(' ').nth(1)) {
+                seen.lock().unwrap().push(path.to_owned());
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                TILE_PNG.len()
+            );
+            let _ = conn.write_all(&TILE_PNG);
+        }
+    });
+    (url, asked)
+}
+
+/// A hazard's status as the phone holds it.
+fn hazard_status(d: &Device, id: uuid::Uuid) -> Option<gridsync_core::model::HazardStatus> {
+    match on_phone(d, id)?.body {
+        RecordBody::Hazard(h) => Some(h.status()),
+        _ => None,
+    }
+}
+
+/// A township chief follows the hazards a grid manager reported: the list
+/// shows them open, the chief records a handling step and then the
+/// removal on a hazard's page (the grid manager's phone receives both),
+/// and the map draws both hazards in their status colours and the day's
+/// patrol route over tiles from the configured source, the only outside
+/// origin the page may load images from. Without a tile source the map
+/// draws a grid of latitude and longitude lines instead.
+#[test]
+fn a_township_chief_follows_hazards_on_their_page_and_the_map() {
+    if !browser_available() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (tiles, asked) = tile_server();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Sqlite(dir.path().to_path_buf());
+    let admin = db.open().unwrap();
+    seed_demo(admin.as_ref()).unwrap();
+    admin.set_web_password("tc-t01-1", &password::hash(PASSWORD).unwrap(), 0).unwrap();
+    let template = format!("{tiles}/tiles/{{z}}/{{x}}/{{y}}.png");
+    let server =
+        ServerProc::start_serving(db.clone(), &["--map-tiles", &template, "--map-attribution", "测试底图"]).unwrap();
+    let base = server.url();
+    let mut gm = rt.block_on(Device::enroll(&base, &issue_code(admin.as_ref(), "gm-t01-v01-g1").unwrap())).unwrap();
+
+    // Two hazards with GPS and today's morning patrol with its route.
+    let now = gridsync_server::api::now_ms();
+    let slide = gridsync_tests::records::hazard(&gm.grid, &gm.user, 0);
+    let mut fire = gridsync_tests::records::hazard(&gm.grid, &gm.user, 1);
+    if let RecordBody::Hazard(h) = &mut fire.body {
+        h.category = gridsync_core::model::HazardCategory::Fire;
+        h.description = "柴草堆靠近电线。".into();
+        h.location.text = "一组打麦场".into();
+        h.location.gps = Some(gridsync_core::model::GeoPoint { lat: 33.962, lon: 106.318 });
+    }
+    let mut patrol = gridsync_tests::records::patrol(&gm.grid, &gm.user, 0, gridsync_core::model::PatrolSlot::Morning);
+    if let RecordBody::Patrol(p) = &mut patrol.body {
+        p.started_at = now - 2 * 3_600_000;
+        p.ended_at = Some(now - 3_600_000);
+        p.route = vec![
+            gridsync_core::model::GeoPoint { lat: 33.948, lon: 106.296 },
+            gridsync_core::model::GeoPoint { lat: 33.955, lon: 106.305 },
+            gridsync_core::model::GeoPoint { lat: 33.961, lon: 106.316 },
+        ];
+    }
+    for r in [&slide, &fire, &patrol] {
+        gm.create(r).unwrap();
+    }
+    rt.block_on(gm.sync()).unwrap();
+
+    let d = Driver::start();
+    sign_in(&d, &base, "tc-t01-1");
+    d.click("#hazards-link");
+    wait_until(|| d.count("#hazards") == 1, "hazard list");
+    assert_eq!((d.text("#count"), d.text("#open")), ("2".to_owned(), "2".to_owned()));
+    assert_eq!(d.count("#hazards tr"), 1 + 2);
+    assert!(d.text("#hazards").contains("一组打麦场") && d.text("#hazards").contains("待处置"));
+    d.screenshot("hazards");
+    d.click(&format!("a[href=\"/web/hazards/{}\"]", slide.id));
+    wait_until(|| d.count("#timeline") == 1, "hazard page");
+    assert_eq!(d.text("#status"), "待处置");
+    assert!(d.text("#gps").contains("33.95000"), "{}", d.text("#gps"));
+    d.type_into("#form-step textarea", "已设置警示牌，通知下方三户转移");
+    d.click("#do-step");
+    wait_until(|| d.try_text("#status").as_deref() == Some("处置中"), "step recorded");
+    d.type_into("#form-resolved textarea", "排危完成，裂缝已回填");
+    d.screenshot("hazard");
+    d.click("#do-resolved");
+    wait_until(|| d.try_text("#status").as_deref() == Some("已消除"), "removed");
+    assert_eq!(d.count("#form-resolved"), 0, "a removed hazard offers no removal");
+    let timeline = d.text("#timeline");
+    assert_eq!(d.count("#timeline li"), 3, "{timeline}");
+    assert!(timeline.contains("已设置警示牌") && timeline.contains("排危完成"), "{timeline}");
+    rt.block_on(gm.sync()).unwrap();
+    assert_eq!(
+        hazard_status(&gm, slide.id),
+        Some(gridsync_core::model::HazardStatus::Resolved),
+        "the grid manager's phone has the chief's steps"
+    );
+
+    // The map: both hazards in their colours, the route, the tiles.
+    d.goto(&format!("{base}/web/map?grid=t01/v01"));
+    wait_until(|| d.count("#map") == 1, "map");
+    assert_eq!((d.text("#hazard-count"), d.text("#route-count")), ("2".to_owned(), "1".to_owned()));
+    assert_eq!(d.count("circle.hazard"), 2);
+    assert_eq!(d.attr(&format!("circle[data-id=\"{}\"]", slide.id), "fill"), "#8a949e", "removed: grey");
+    assert_eq!(d.attr(&format!("circle[data-id=\"{}\"]", fire.id), "fill"), "#b3261e", "open: red");
+    assert_eq!(d.count("polyline.patrol"), 1);
+    assert!(d.count("image.tile") >= 1, "tiles drawn");
+    assert_eq!(d.text("#attribution"), "底图：测试底图");
+    wait_until(|| asked.lock().unwrap().iter().any(|p| p.starts_with("/tiles/")), "the browser fetched a tile");
+    d.screenshot("map");
+    let cookie = format!("gs_session={}", d.cookie("gs_session").unwrap());
+    let r = http("GET", &format!("{base}/web/map?grid=t01/v01"), &[("Cookie", &cookie)], b"");
+    let csp = r.header("content-security-policy").concat();
+    assert!(csp.contains(&format!("img-src 'self' {tiles}")), "the tile origin, and only it, may serve images: {csp}");
+    let r = http("GET", &format!("{base}/web/hazards"), &[("Cookie", &cookie)], b"");
+    let csp = r.header("content-security-policy").concat();
+    assert!(!csp.contains(&tiles), "other pages load no outside images: {csp}");
+    let r = http("GET", &format!("{base}/web/map?days=400"), &[("Cookie", &cookie)], b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    sign_out(&d);
+    drop(server);
+
+    // Without a tile source: the same points over a plain grid.
+    let plain = ServerProc::start(db).unwrap();
+    let base = plain.url();
+    sign_in(&d, &base, "tc-t01-1");
+    d.goto(&format!("{base}/web/map?grid=t01/v01"));
+    wait_until(|| d.count("#map") == 1, "map");
+    assert_eq!(d.count("image.tile"), 0);
+    assert_eq!(d.count("circle.hazard"), 2);
+    assert!(d.count("g.graticule line") >= 2, "latitude and longitude lines");
+    d.screenshot("map-plain");
+}
