@@ -699,12 +699,8 @@ async fn audit(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     render(&req, &state, move |s, ctx| pages::audit(s, ctx, &q)).await
 }
 
-fn query_map(req: &HttpRequest) -> HashMap<String, String> {
-    web::Query::<HashMap<String, String>>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default()
-}
-
 async fn four_none(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let year = query_map(&req).remove("year");
+    let year = query(&req).remove("year");
     render(&req, &state, move |s, ctx| figures::four_none(s, ctx, year.as_deref(), false)).await
 }
 
@@ -719,12 +715,12 @@ async fn four_none_file(req: HttpRequest, state: web::Data<AppState>, path: web:
 
 async fn figure(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let name = path.into_inner();
-    let q = query_map(&req);
+    let q = query(&req);
     render(&req, &state, move |s, ctx| figures::figure(s, ctx, &name, &q)).await
 }
 
 async fn case_counts(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let mut q = query_map(&req);
+    let mut q = query(&req);
     let year = q.remove("year");
     let saved = q.remove("saved").and_then(|n| n.parse().ok());
     render(&req, &state, move |s, ctx| figures::case_counts(s, ctx, year.as_deref(), saved)).await

@@ -317,15 +317,22 @@ pub fn draft(
     Ok(Out::Redirect(format!("/web/reports/{t}/{month}")))
 }
 
-/// `POST /web/reports/{t}/{YYYY-MM}/confirm`: what will be submitted,
-/// and a button to submit it (nothing is written yet).
-pub fn confirm(
+/// A report about to be confirmed or submitted, checked: the chief's own
+/// township, a month that is over, not submitted yet.
+struct Submission {
+    grid: GridPath,
+    now: i64,
+    data: MonthlyReportData,
+    narrative: String,
+}
+
+fn submission(
     s: &dyn ServerStore,
     ctx: &Ctx,
     t: &str,
     month: &str,
     form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+) -> Result<Submission, WebError> {
     let grid = chief_only(ctx, t)?;
     let now = now_ms();
     if !month_over(month, now)? {
@@ -336,6 +343,19 @@ pub fn confirm(
         return Err(WebError::Bad("该月的月度报告已经提交".into()));
     }
     let narrative = edit::text(form, "narrative", "报告正文", 20_000)?;
+    Ok(Submission { grid, now, data, narrative })
+}
+
+/// `POST /web/reports/{t}/{YYYY-MM}/confirm`: what will be submitted,
+/// and a button to submit it (nothing is written yet).
+pub fn confirm(
+    s: &dyn ServerStore,
+    ctx: &Ctx,
+    t: &str,
+    month: &str,
+    form: &HashMap<String, String>,
+) -> Result<Out, WebError> {
+    let Submission { data, narrative, .. } = submission(s, ctx, t, month, form)?;
     Ok(confirm_page(ctx, t, month, &data, &narrative, None))
 }
 
@@ -384,16 +404,7 @@ pub fn submit(
     month: &str,
     form: &HashMap<String, String>,
 ) -> Result<Out, WebError> {
-    let grid = chief_only(ctx, t)?;
-    let now = now_ms();
-    if !month_over(month, now)? {
-        return Err(WebError::Bad(format!("{month}尚未结束，不能提交该月的月度报告")));
-    }
-    let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
-    if data.submission.submitted_at.is_some() {
-        return Err(WebError::Bad("该月的月度报告已经提交".into()));
-    }
-    let narrative = edit::text(form, "narrative", "报告正文", 20_000)?;
+    let Submission { grid, now, data, narrative } = submission(s, ctx, t, month, form)?;
     if form.get("figures").map(String::as_str) != Some(digest(&data.draft_figures).as_str()) {
         return Ok(confirm_page(
             ctx,

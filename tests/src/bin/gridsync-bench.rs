@@ -20,11 +20,10 @@ use anyhow::{Context, Result, bail};
 use gridsync_core::model::{PatrolSlot, Record, RecordBody};
 use gridsync_core::store::{ListFilter, Store};
 use gridsync_core::transport::http::RetryPolicy;
-use gridsync_server::store::ServerStore;
 use gridsync_tests::device::{Device, test_retry};
 use gridsync_tests::proxy::{Proxy, Shaping};
 use gridsync_tests::records::{DAY0, day_of_records, dispute, dispute_act, hazard_step, patrol};
-use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
+use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, seed_demo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -110,18 +109,24 @@ fn gzip_json(records: &[&Record]) -> usize {
 struct Bed {
     _dir: tempfile::TempDir,
     server: ServerProc,
-    admin: Arc<dyn ServerStore>,
+    /// Dropped off the async workers: PostgreSQL's client blocks.
+    admin: Admin,
     proxy: Proxy,
 }
 
 async fn bed(cfg: &Config) -> Result<Bed> {
     let dir = tempfile::tempdir()?;
+    // The blocking PostgreSQL client must not run on an async worker (it
+    // starts a runtime of its own): every call to it goes through
+    // block_in_place, and the handle is dropped the same way.
     let db = match &cfg.postgres {
-        Some(url) => Db::Postgres(gridsync_server::store::postgres::fresh_schema_url(url, "gs_bench")?),
+        Some(url) => Db::Postgres(blocking(|| gridsync_server::store::postgres::fresh_schema_url(url, "gs_bench"))?),
         None => Db::Sqlite(dir.path().to_path_buf()),
     };
-    let admin = tokio::task::block_in_place(|| db.open())?;
-    tokio::task::block_in_place(|| seed_demo(admin.as_ref()))?;
+    // A bad URL fails here with its reason (the handle dropped off the workers too).
+    blocking(|| db.open().map(drop))?;
+    let admin = Admin::open(&db);
+    blocking(|| seed_demo(admin.as_ref()))?;
     let exe = std::env::current_exe()?;
     let server = ServerProc::start_with(exe, vec!["--as-server".into()], db)?;
     let proxy = Proxy::start(server.addr(), 5).await?;
