@@ -20,6 +20,8 @@
 //! - [`store`] (feature `store`): the phone's SQLite store, outbox and cursor.
 //! - [`sync`] (feature `store`): the sans-I/O sync engine over the store.
 //! - [`transport`] (feature `store`; HTTP with feature `http`): what moves the engine's bytes.
+//! - [`phone`] (feature `http`): the phone API an app and the e2e phones
+//!   call; with feature `uniffi` its types cross to Kotlin and Swift.
 
 pub mod doc;
 pub mod error;
@@ -27,6 +29,8 @@ pub mod events;
 pub mod grid;
 pub mod judge;
 pub mod model;
+#[cfg(feature = "http")]
+pub mod phone;
 pub mod protocol;
 pub mod reports;
 pub mod rules;
@@ -38,3 +42,7 @@ pub mod sync;
 pub mod transport;
 
 pub use error::{CoreError, FieldError, Result};
+
+// The core's own UniFFI component: its types are the ones apps see.
+#[cfg(feature = "uniffi")]
+uniffi::setup_scaffolding!("gridsync_core");

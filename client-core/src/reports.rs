@@ -35,6 +35,7 @@ pub const DEFAULT_BACKLOG_DAYS: u32 = 30;
 
 /// Counts per patrol slot (早 / 中 / 晚).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct SlotCounts {
     /// 早巡
     pub morning: u32,
@@ -62,6 +63,7 @@ impl SlotCounts {
 
 /// Counts per visit target (三查).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct VisitCounts {
     /// 流动人口 / 出租房
     pub floating_population: u32,
@@ -91,6 +93,7 @@ pub const SLOTS: [PatrolSlot; 3] = [PatrolSlot::Morning, PatrolSlot::Midday, Pat
 
 /// A grid manager's week, as the village weekly meeting sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct WeeklySummary {
     /// The grid summed up (usually a group).
     pub grid: GridPath,
@@ -223,6 +226,7 @@ pub fn weekly_summary(records: &[Record], grid: &GridPath, week_start: NaiveDate
 
 /// A township's (or any node's) figures for one month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct MonthlyFigures {
     /// The node summed up.
     pub grid: GridPath,

@@ -16,7 +16,8 @@
 //! 4. The header (id, kind, schema, grid, author, creation time) never
 //!    changes, and a history event once recorded never changes or goes away
 //!    (`immutable`).
-//! 5. A submitted monthly report is final.
+//! 5. A submitted monthly report is final, except that the county may
+//!    send it back for correction (clear `submitted_at`, set `returned`).
 //! 6. Per kind, who may create, edit fields, append events and delete
 //!    ([`may_create`], [`may_edit`], [`may_delete`]); dispute events follow
 //!    [`DisputeAction::may_act`] at the level the dispute had when the step
@@ -109,27 +110,15 @@ pub fn check_write(
     after: &Record,
     current: Option<&Record>,
 ) -> Result<(), Refusal> {
-    if w.role == Role::AgencyStaff {
-        return Err(Refusal::forbidden("record", "县直部门账号不能修改网格记录"));
-    }
-    let scope = w.scope();
-    if !scope.contains(&after.grid) || before.is_some_and(|b| !scope.contains(&b.grid)) {
-        return Err(Refusal::new(RejectReason::OutOfScope, "grid", RejectReason::OutOfScope.label_zh()));
-    }
-    if (is_sensitive(after) || before.is_some_and(is_sensitive)) && !w.on_the_ground() {
-        return Err(Refusal::forbidden("record", "只有本网格的网格员、网格长和督导员可以修改涉及个人敏感信息的记录"));
-    }
+    check_access(w, before, after)?;
     let Some(b) = before else {
         return check_create(w, after);
     };
     check_header(b, after)?;
-    for state in [Some(b), current].into_iter().flatten() {
-        if let RecordBody::MonthlyReport(r) = &state.body
-            && r.submitted_at.is_some()
-        {
-            return Err(Refusal::forbidden("submitted_at", "月度报告已提交，不能再修改"));
-        }
+    if let Some(verdict) = check_report_return(w, b, after) {
+        return verdict;
     }
+    check_not_final([Some(b), current])?;
     if b.deleted != after.deleted
         && let Err(why) = may_delete(w, b)
     {
@@ -141,6 +130,99 @@ pub fn check_write(
         }
     }
     check_events(w, Some(b), after)
+}
+
+/// Rules 1 to 3: the writer's role, scope and sensitivity.
+fn check_access(w: &Writer, before: Option<&Record>, after: &Record) -> Result<(), Refusal> {
+    if w.role == Role::AgencyStaff {
+        return Err(Refusal::forbidden("record", "县直部门账号不能修改网格记录"));
+    }
+    let scope = w.scope();
+    if !scope.contains(&after.grid) || before.is_some_and(|b| !scope.contains(&b.grid)) {
+        return Err(Refusal::new(RejectReason::OutOfScope, "grid", RejectReason::OutOfScope.label_zh()));
+    }
+    if (is_sensitive(after) || before.is_some_and(is_sensitive)) && !w.on_the_ground() {
+        return Err(Refusal::forbidden("record", "只有本网格的网格员、网格长和督导员可以修改涉及个人敏感信息的记录"));
+    }
+    Ok(())
+}
+
+/// Rule 5: a submitted monthly report is final.
+fn check_not_final<'a>(states: impl IntoIterator<Item = Option<&'a Record>>) -> Result<(), Refusal> {
+    for state in states.into_iter().flatten() {
+        if let RecordBody::MonthlyReport(r) = &state.body
+            && r.submitted_at.is_some()
+        {
+            return Err(Refusal::forbidden("submitted_at", "月度报告已提交，不能再修改"));
+        }
+    }
+    Ok(())
+}
+
+/// A step an app may offer on an existing record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step<'a> {
+    /// Change its fields (not its history).
+    EditFields,
+    /// Delete it.
+    Delete,
+    /// Append the events `after` has beyond the record (`after` is the
+    /// record with them).
+    Append(&'a Record),
+}
+
+/// Whether `w` may take `step` on `b` as it is now: the rules
+/// [`check_write`] applies to the change the step would make, judged before
+/// the user fills anything in (so an app offers only steps the server will
+/// take; what the user then types is validated on saving).
+pub fn check_step(w: &Writer, b: &Record, step: Step<'_>) -> Result<(), Refusal> {
+    match step {
+        Step::Append(after) => check_write(w, Some(b), after, None),
+        Step::EditFields => {
+            check_access(w, Some(b), b)?;
+            check_not_final([Some(b)])?;
+            // A dispute's category changes by classifying it; its other
+            // fields follow one rule.
+            let field = if b.kind() == RecordKind::Dispute { "summary" } else { "data" };
+            may_edit(w, b, field).map_err(|why| Refusal::forbidden(field, why))
+        }
+        Step::Delete => {
+            check_access(w, Some(b), b)?;
+            check_not_final([Some(b)])?;
+            may_delete(w, b).map_err(|why| Refusal::forbidden("deleted", why))
+        }
+    }
+}
+
+/// The one change a submitted monthly report still takes: the county
+/// sends it back for correction (退回修改), clearing `submitted_at` and
+/// recording who and why in `returned`, nothing else. `None` when the step
+/// is not such a return (the other rules judge it).
+fn check_report_return(w: &Writer, b: &Record, after: &Record) -> Option<Result<(), Refusal>> {
+    let (RecordBody::MonthlyReport(old), RecordBody::MonthlyReport(new)) = (&b.body, &after.body) else {
+        return None;
+    };
+    if old.submitted_at.is_none()
+        || new.submitted_at.is_some()
+        || new.returned.is_none()
+        || new.returned == old.returned
+    {
+        return None;
+    }
+    if w.role != Role::CountyStaff {
+        return Some(Err(Refusal::forbidden("returned", "只有县综治中心可以退回月度报告")));
+    }
+    if new.returned.as_ref().is_some_and(|r| r.by != w.user_id) {
+        return Some(Err(Refusal::forbidden("returned", "退回人必须是当前用户")));
+    }
+    if new.month != old.month
+        || new.figures != old.figures
+        || new.narrative != old.narrative
+        || b.deleted != after.deleted
+    {
+        return Some(Err(Refusal::forbidden("returned", "退回月度报告时不能修改报告内容")));
+    }
+    Some(Ok(()))
 }
 
 fn check_create(w: &Writer, after: &Record) -> Result<(), Refusal> {
@@ -287,6 +369,7 @@ pub fn may_edit(w: &Writer, b: &Record, field: &str) -> Result<(), String> {
             }
             Err("只有本村网格长或网格督导员可以修改周排查例会".into())
         }
+        RecordBody::MonthlyReport(_) if field == "returned" => Err("退回意见只能由县综治中心在退回报告时填写".into()),
         RecordBody::TownshipReview(_) | RecordBody::MonthlyReport(_) => {
             if w.role == Role::TownshipChief {
                 return Ok(());
@@ -617,5 +700,80 @@ mod tests {
         }
         assert_eq!(check_write(&tc(), Some(&h), &step, None), Ok(()));
         assert!(check_write(&vl(), Some(&h), &step, None).is_err(), "by must be the writer");
+    }
+
+    #[test]
+    fn the_county_sends_a_submitted_report_back_and_the_chief_submits_again() {
+        use crate::model::{MonthlyReport, ReportReturn};
+        let county = writer("county1", Role::CountyStaff, "");
+        let draft = Record::new(
+            GridPath::parse("t01").unwrap(),
+            "tc1",
+            1,
+            RecordBody::MonthlyReport(MonthlyReport {
+                month: "2026-10".into(),
+                figures: BTreeMap::from([("disputes_found".to_owned(), 3)]),
+                narrative: "本月情况".into(),
+                submitted_at: None,
+                returned: None,
+            }),
+        );
+        let with = |r: &Record, f: &dyn Fn(&mut MonthlyReport)| {
+            let mut r = r.clone();
+            if let RecordBody::MonthlyReport(m) = &mut r.body {
+                f(m);
+            }
+            r
+        };
+        let submitted = with(&draft, &|m| m.submitted_at = Some(10));
+        let ret = |by: &str| Some(ReportReturn { at: 20, by: by.into(), reason: "数字有误".into() });
+        let returned = with(&submitted, &|m| {
+            m.submitted_at = None;
+            m.returned = ret("county1");
+        });
+        assert_eq!(check_write(&county, Some(&submitted), &returned, None), Ok(()));
+        assert!(
+            check_write(
+                &tc(),
+                Some(&submitted),
+                &with(&submitted, &|m| {
+                    m.submitted_at = None;
+                    m.returned = ret("tc1");
+                }),
+                None
+            )
+            .is_err(),
+            "a chief cannot reopen their own submitted report"
+        );
+        assert!(
+            check_write(&county, Some(&submitted), &with(&returned, &|m| m.narrative = "改写".into()), None).is_err()
+        );
+        assert!(
+            check_write(
+                &county,
+                Some(&submitted),
+                &with(&submitted, &|m| {
+                    m.submitted_at = None;
+                    m.returned = ret("someone");
+                }),
+                None
+            )
+            .is_err(),
+            "the return names its writer"
+        );
+        assert!(check_write(&county, Some(&draft), &with(&draft, &|m| m.returned = ret("county1")), None).is_err());
+        // The chief corrects and submits again; the reason stays.
+        let corrected = with(&returned, &|m| {
+            m.narrative = "更正后的情况".into();
+            m.submitted_at = Some(30);
+        });
+        assert_eq!(check_write(&tc(), Some(&returned), &corrected, None), Ok(()));
+        assert!(check_write(&tc(), Some(&returned), &with(&corrected, &|m| m.returned = None), None).is_err());
+        assert_eq!(corrected.index().status, "submitted");
+        assert_eq!(returned.index().status, "returned");
+        // Submitted again, it is final again.
+        assert!(
+            check_write(&tc(), Some(&corrected), &with(&corrected, &|m| m.narrative = "再改".into()), None).is_err()
+        );
     }
 }

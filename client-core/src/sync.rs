@@ -53,6 +53,9 @@ pub struct SyncReport {
     /// Records received that could not be applied and were set aside
     /// (kept, retried when more of them arrives), with why.
     pub set_aside: Vec<(Uuid, String)>,
+    /// Records new or changed on this phone by what was received, in the
+    /// order they first arrived (what a list on screen should refresh).
+    pub received_ids: Vec<Uuid>,
     /// Request body bytes.
     pub bytes_up: u64,
     /// Response body bytes.
@@ -217,7 +220,11 @@ impl SyncSession {
         })?;
         self.repaired.extend(repairs);
         self.sent_records.extend(acked_docs);
-        self.received_records.extend(received_docs);
+        for doc in received_docs {
+            if self.received_records.insert(doc) {
+                self.report.received_ids.push(doc);
+            }
+        }
         self.report.changes_sent += acked_changes;
         self.report.changes_received += received;
         self.report.records_sent = self.sent_records.len() as u64;
@@ -285,6 +292,9 @@ pub enum SyncError {
     /// The local store or a message failed.
     #[error(transparent)]
     Store(CoreError),
+    /// The caller cancelled the sync; every round that finished is kept.
+    #[error("sync cancelled")]
+    Cancelled,
 }
 
 impl SyncError {
@@ -297,6 +307,7 @@ impl SyncError {
             SyncError::Network(_) => "网络不通，记录已保存在本机，有网络时会自动同步".into(),
             SyncError::Server { message_zh, .. } => message_zh.clone(),
             SyncError::Store(e) => e.message_zh(),
+            SyncError::Cancelled => "同步已取消，记录已保存在本机，下次同步时继续".into(),
         }
     }
 }

@@ -139,6 +139,7 @@ fn base_record(kind: RecordKind) -> Record {
             figures: BTreeMap::from([("patrols.morning".to_owned(), 120), ("disputes.found".to_owned(), 3)]),
             narrative: String::new(),
             submitted_at: None,
+            returned: None,
         }),
     };
     Record::new(grid().ancestor(kind.grid_level()), "gm1", T0, body)

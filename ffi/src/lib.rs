@@ -1,42 +1,35 @@
 //! Gridsync's core for Android and iOS, through UniFFI.
 //!
-//! A thin layer: [`GridCore`] holds an encrypted [`Store`] and an
-//! [`HttpClient`] from `gridsync-core`, converts the app's values to the
-//! core's types and back, and turns the core's errors into [`ApiError`].
-//! Validation, status, merging and sync are the core's; nothing here
-//! decides anything a record means.
+//! A thin layer over [`gridsync_core::phone::Phone`], which decides
+//! everything (who authors a record, what an edit keeps, which steps are
+//! allowed, what changed in a sync). The types an app sees are the core's
+//! own, derived with its `uniffi` feature (Kotlin package `org.gridsync.core`);
+//! this crate adds only [`GridCore`] (package `org.gridsync.ffi`), its
+//! threads, and the app's callbacks.
 //!
 //! Threads: every method that touches the store or the network is `async`.
-//! The work runs on a tokio runtime this crate owns (SQLite calls on its
+//! The work runs on a tokio runtime this crate owns (store calls on its
 //! blocking pool), so the caller's thread, the app's UI thread included,
 //! only awaits. Kotlin sees `suspend fun`, Swift `async`, Python coroutines.
+//! The store is locked only for each store call, never while a sync waits
+//! on the network, so records are saved during a slow sync.
 //!
 //! Panics: none are expected; should one happen in the core it is caught
-//! where the task is joined and becomes [`ApiError::Storage`], so it never
+//! where the task is joined and becomes `ApiError::Storage`, so it never
 //! unwinds into the app.
-//!
-//! # Layout
-//!
-//! - [`types`]: the UniFFI records and enums, and conversions to the core.
-//! - [`error`]: [`ApiError`], the public error.
-//! - this file: [`GridCore`], the runtime, and the [`SyncProgress`] callback.
 
-pub mod error;
-pub mod types;
+use std::sync::{Arc, OnceLock};
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use gridsync_core::grid::GridPath;
-use gridsync_core::model::{self as m, next_event};
-use gridsync_core::store::{self as st, Store};
+use gridsync_core::model::{DisputeAction, HazardAction};
+use gridsync_core::phone::{
+    ApiError, ChangeListener, DirectoryInfo, EnrollmentInfo, Label, Phone, RecordInput, RecordPage, RecordQuery,
+    RecordView, RecordsChanged, SyncStats,
+};
+use gridsync_core::protocol::ImportReport;
+use gridsync_core::reports::{MonthlyFigures, WeeklySummary};
+use gridsync_core::store::RepairReport;
 use gridsync_core::sync::SyncOptions;
-use gridsync_core::transport::bundle::Bundle;
-use gridsync_core::transport::http::{HttpClient, RetryPolicy};
-use uuid::Uuid;
-
-pub use error::ApiError;
-pub use types::*;
+use gridsync_core::transport::http::RetryPolicy;
 
 uniffi::setup_scaffolding!();
 
@@ -58,32 +51,61 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, ApiError> {
     Ok(RUNTIME.get_or_init(|| rt))
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// What an app's callback threw. It is logged away: a failing callback
+/// never stops a sync or fails a change. (A type of this crate's own: the
+/// Kotlin bindings cannot throw another package's error from a callback.)
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum CallbackError {
+    /// The callback failed.
+    #[error("callback failed: {detail}")]
+    Failed {
+        /// What it said (not `message`: Kotlin exceptions have one).
+        detail: String,
+    },
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id).map_err(|_| ApiError::invalid("id", "bad_uuid", "记录编号格式错误"))
-}
-
-fn parse_grid(field: &str, grid: &str) -> Result<GridPath, ApiError> {
-    GridPath::parse(grid).map_err(|e| match ApiError::from(e) {
-        ApiError::InvalidInput { reason, message_zh, .. } => {
-            ApiError::InvalidInput { field: field.into(), reason, message_zh }
-        }
-        other => other,
-    })
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        CallbackError::Failed { detail: e.reason }
+    }
 }
 
 /// Receives a running sync's progress and log lines. Implemented by the
 /// app; called from a background thread. An error returned (or thrown)
 /// here is logged away and does not stop the sync.
-#[uniffi::export(foreign)]
+#[uniffi::export(with_foreign)]
 pub trait SyncProgress: Send + Sync {
     /// Called after every round trip with the totals so far.
-    fn on_progress(&self, stats: SyncStats) -> Result<(), ApiError>;
-    /// A line worth logging (start, end, failure), in English.
-    fn on_log(&self, message: String) -> Result<(), ApiError>;
+    fn on_progress(&self, stats: SyncStats) -> Result<(), CallbackError>;
+    /// A line worth logging (start, end, failure), in English, with no
+    /// record content.
+    fn on_log(&self, message: String) -> Result<(), CallbackError>;
+}
+
+/// Hears which records changed (saved here, synced, imported, repaired,
+/// wiped), so a UI refreshes without polling. Implemented by the app;
+/// called from a background thread after the change is committed.
+#[uniffi::export(with_foreign)]
+pub trait RecordsListener: Send + Sync {
+    /// Records changed.
+    fn records_changed(&self, change: RecordsChanged) -> Result<(), CallbackError>;
+}
+
+/// The app's listener as the core's.
+struct Listener(Arc<dyn RecordsListener>);
+
+impl ChangeListener for Listener {
+    fn records_changed(&self, change: RecordsChanged) {
+        // The app's listener failing is no reason to fail the change.
+        let _ = self.0.records_changed(change);
+    }
+}
+
+/// Every code's Chinese label (kinds, statuses, levels, categories, steps,
+/// roles, refusal reasons), for an app to show what the dashboard shows.
+#[uniffi::export]
+pub fn labels() -> Vec<Label> {
+    gridsync_core::phone::labels()
 }
 
 /// The phone's Gridsync core: one encrypted record store and the server it
@@ -91,39 +113,45 @@ pub trait SyncProgress: Send + Sync {
 /// is safe to call from any thread.
 #[derive(uniffi::Object)]
 pub struct GridCore {
-    // A std mutex: the store is only ever locked on the runtime's blocking
-    // threads, never across an await of the caller's.
-    store: Arc<Mutex<Store>>,
-    http: HttpClient,
-    path: PathBuf,
+    phone: Arc<Phone>,
 }
 
 impl std::fmt::Debug for GridCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GridCore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("GridCore").finish_non_exhaustive()
     }
 }
 
 impl GridCore {
-    /// Run `work` with the store on the runtime's blocking pool.
-    async fn with_store<T: Send + 'static>(
+    /// Run `work` with the phone on the runtime's blocking pool.
+    async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+        work: impl FnOnce(&Phone) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let store = Arc::clone(&self.store);
-        let task = runtime()?.spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| ApiError::internal("store lock poisoned by an earlier fault"))?;
-            work(&mut guard)
-        });
+        let phone = Arc::clone(&self.phone);
+        let task = runtime()?.spawn_blocking(move || work(&phone));
         task.await.map_err(|e| ApiError::internal(format!("task failed: {e}")))?
     }
 
-    fn author(store: &Store) -> Result<String, ApiError> {
-        match store.enrollment()? {
-            Some(e) => Ok(e.user_id),
-            None => Err(ApiError::NotEnrolled {
-                message_zh: "本机尚未注册，请输入管理员发放的注册码".into()
-            }),
+    /// Run `work` (which waits on the network) on the runtime.
+    async fn on_runtime<T, F>(&self, work: impl FnOnce(Arc<Phone>) -> F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+    {
+        let task = runtime()?.spawn(work(Arc::clone(&self.phone)));
+        task.await.map_err(|e| ApiError::internal(format!("task failed: {e}")))?
+    }
+}
+
+/// Cancels the sync when the app stops waiting for it (a Kotlin coroutine
+/// cancelled, a Swift task dropped).
+struct CancelOnDrop(Arc<Phone>, bool);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.cancel_sync();
         }
     }
 }
@@ -136,224 +164,191 @@ impl GridCore {
     /// thread anyway.
     #[uniffi::constructor]
     pub fn open(path: String, key: Vec<u8>) -> Result<Arc<GridCore>, ApiError> {
-        let key: [u8; 32] =
-            key.as_slice().try_into().map_err(|_| ApiError::invalid("key", "bad_length", "密钥长度必须为32字节"))?;
         let rt = runtime()?;
-        let store = Store::open_encrypted(&path, &key)?;
         // reqwest's client is built inside the runtime it will run on.
         let _guard = rt.enter();
-        let http = HttpClient::new(RetryPolicy::default())?;
-        Ok(Arc::new(GridCore { store: Arc::new(Mutex::new(store)), http, path: PathBuf::from(path) }))
+        let phone = Phone::open_encrypted(&path, &key, RetryPolicy::default())?;
+        Ok(Arc::new(GridCore { phone: Arc::new(phone) }))
     }
 
-    /// Trade a one-time enrollment code for this device's credentials.
-    /// A refused code is `InvalidInput` on field `code`.
+    /// Hear which records change from now on (`None` to stop).
+    pub fn set_listener(&self, listener: Option<Arc<dyn RecordsListener>>) {
+        self.phone.set_listener(listener.map(|l| Arc::new(Listener(l)) as Arc<dyn ChangeListener>));
+    }
+
+    /// Trade a one-time enrollment code for this device's credentials. A
+    /// refused code is `InvalidInput` on field `code`; an unreachable server
+    /// is `Network` (nothing was enrolled).
     pub async fn enroll(
         &self,
         server_url: String,
         code: String,
         device_name: String,
     ) -> Result<EnrollmentInfo, ApiError> {
-        let http = self.http.clone();
-        let handle = runtime()?.handle().clone();
-        self.with_store(move |store| {
-            handle.block_on(http.enroll(store, &server_url, &code, &device_name)).map(Into::into).map_err(
-                |e| match &e {
-                    gridsync_core::sync::SyncError::Unauthorized(c)
-                    | gridsync_core::sync::SyncError::Server { code: c, .. }
-                        if c == "invalid_code" || c == "invalid_device_name" =>
-                    {
-                        let field = if c == "invalid_code" { "code" } else { "device_name" };
-                        ApiError::invalid(field, c, e.message_zh())
-                    }
-                    _ => e.into(),
-                },
-            )
-        })
-        .await
+        self.on_runtime(|p| async move { p.enroll(&server_url, &code, &device_name).await }).await
     }
 
     /// Who this phone is enrolled as, if it is.
     pub async fn enrollment(&self) -> Result<Option<EnrollmentInfo>, ApiError> {
-        self.with_store(|store| Ok(store.enrollment()?.map(Into::into))).await
+        self.blocking(|p| p.enrollment()).await
     }
 
     /// Save a new record owned by `grid` (the enrolled user's grid when
-    /// `None`), authored by the enrolled user. Histories in `body` are
-    /// ignored; append events instead.
-    pub async fn create_record(&self, grid: Option<String>, body: RecordBody) -> Result<Record, ApiError> {
-        self.with_store(move |store| {
-            let author = Self::author(store)?;
-            let grid = match grid {
-                Some(g) => parse_grid("grid", &g)?,
-                None => parse_grid("grid", &store.enrollment()?.map(|e| e.grid).unwrap_or_default())?,
-            };
-            let record = m::Record::new(grid, &author, now_ms(), body.into_core());
-            store.create(&record)?;
-            Ok(store.get(record.id)?.into())
-        })
-        .await
+    /// `None`), authored by the enrolled user.
+    pub async fn create_record(&self, grid: Option<String>, input: RecordInput) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.create_record(grid.as_deref(), input)).await
     }
 
-    /// Replace a record's fields with `body`'s (same kind). Its history is
-    /// kept as stored: append events instead.
-    pub async fn update_record(&self, id: String, body: RecordBody) -> Result<Record, ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| {
-            let mut new = body.into_core();
-            let rec = store.edit(id, now_ms(), |r| {
-                match (&r.body, &mut new) {
-                    (m::RecordBody::Hazard(old), m::RecordBody::Hazard(h)) => h.events = old.events.clone(),
-                    (m::RecordBody::Dispute(old), m::RecordBody::Dispute(d)) => d.events = old.events.clone(),
-                    _ => {}
-                }
-                r.body = new;
-            })?;
-            Ok(rec.into())
-        })
-        .await
+    /// Replace a record's fields with `input`'s (the same kind); its
+    /// history stays as it is.
+    pub async fn update_record(&self, id: String, input: RecordInput) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.update_record(&id, input)).await
     }
 
-    /// Read a record.
-    pub async fn get_record(&self, id: String) -> Result<Record, ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| Ok(store.get(id)?.into())).await
+    /// Read a record, with its timeline, conflicts and allowed steps.
+    pub async fn get_record(&self, id: String) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.get_record(&id)).await
     }
 
     /// Mark a record deleted (the deletion syncs).
     pub async fn delete_record(&self, id: String) -> Result<(), ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| Ok(store.delete(id, now_ms())?)).await
+        self.blocking(move |p| p.delete_record(&id)).await
     }
 
-    /// List records, newest first, by kind, status, grid, date range and
-    /// name search, a page at a time.
-    pub async fn list_records(&self, filter: ListFilter) -> Result<Vec<RecordSummary>, ApiError> {
-        let core = st::ListFilter {
-            kind: filter.kind.map(Into::into),
-            status: filter.status,
-            grid: filter.grid.as_deref().map(|g| parse_grid("grid", g)).transpose()?,
-            from: filter.from_ms,
-            until: filter.until_ms,
-            search: filter.search,
-            include_deleted: filter.include_deleted,
-            limit: filter.limit,
-            offset: filter.offset,
-        };
-        self.with_store(move |store| Ok(store.list(&core)?.into_iter().map(Into::into).collect())).await
+    /// One page of records, newest first; pass the page's `next` as the
+    /// query's `after` for the following one.
+    pub async fn list_records(&self, query: RecordQuery) -> Result<RecordPage, ApiError> {
+        self.blocking(move |p| p.list_records(&query)).await
+    }
+
+    /// How many records match `query`.
+    pub async fn count_matching(&self, query: RecordQuery) -> Result<u64, ApiError> {
+        self.blocking(move |p| p.count_matching(&query)).await
     }
 
     /// Records on this phone (deleted ones not counted).
     pub async fn count_records(&self) -> Result<u64, ApiError> {
-        self.with_store(|store| Ok(store.count()?)).await
+        self.blocking(|p| p.count_records()).await
     }
 
     /// Changes no server has acknowledged yet.
     pub async fn pending_changes(&self) -> Result<u64, ApiError> {
-        self.with_store(|store| Ok(store.outbox_len()?)).await
+        self.blocking(|p| p.pending_changes()).await
     }
 
     /// Append a step to a dispute's history, as the enrolled user, after
-    /// every event this phone has seen. The server checks the user may.
-    pub async fn append_dispute_event(&self, id: String, action: DisputeAction) -> Result<Record, ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| {
-            let by = Self::author(store)?;
-            let now = now_ms();
-            let mut wrong_kind = false;
-            let rec = store.edit(id, now, |r| match &mut r.body {
-                m::RecordBody::Dispute(d) => {
-                    let e = next_event(&d.events, &by, now, action.into());
-                    d.events.push(e);
-                }
-                _ => wrong_kind = true,
-            })?;
-            if wrong_kind {
-                return Err(ApiError::invalid("id", "not_a_dispute", "该记录不是矛盾纠纷"));
-            }
-            Ok(rec.into())
-        })
-        .await
+    /// every step this phone has seen.
+    pub async fn append_dispute_event(&self, id: String, action: DisputeAction) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.append_dispute_event(&id, action)).await
     }
 
     /// Append a step to a hazard's handling history, as the enrolled user.
-    pub async fn append_hazard_event(&self, id: String, action: HazardAction) -> Result<Record, ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| {
-            let by = Self::author(store)?;
-            let now = now_ms();
-            let mut wrong_kind = false;
-            let rec = store.edit(id, now, |r| match &mut r.body {
-                m::RecordBody::Hazard(h) => {
-                    let e = next_event(&h.events, &by, now, action.into());
-                    h.events.push(e);
-                }
-                _ => wrong_kind = true,
-            })?;
-            if wrong_kind {
-                return Err(ApiError::invalid("id", "not_a_hazard", "该记录不是隐患"));
-            }
-            Ok(rec.into())
-        })
-        .await
+    pub async fn append_hazard_event(&self, id: String, action: HazardAction) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.append_hazard_event(&id, action)).await
+    }
+
+    /// Settle a dispute's conflict by keeping event `keep` (one side of a
+    /// conflict in the record's `conflicts`), saying why in `note`.
+    pub async fn settle_conflict(&self, id: String, keep: String, note: String) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.settle_conflict(&id, &keep, &note)).await
     }
 
     /// Repair a record whose changes the server refused (its `rejection`
     /// says why): the refused steps are dropped, this phone's later steps
     /// on it are kept as new changes, and they go with the next sync.
-    pub async fn repair_record(&self, id: String) -> Result<RepairStats, ApiError> {
-        let id = parse_id(&id)?;
-        self.with_store(move |store| Ok(store.repair(id, now_ms())?.into())).await
+    pub async fn repair_record(&self, id: String) -> Result<RepairReport, ApiError> {
+        self.blocking(move |p| p.repair_record(&id)).await
     }
 
     /// Sync with the enrolled server until nothing is left either way.
     /// `progress` hears after every round. A revoked device gets
-    /// `NotAuthorized { wiped: true }` and an empty store.
+    /// `NotAuthorized { wiped: true }` and an empty store; `cancel_sync`
+    /// (or cancelling the awaiting coroutine) ends it with `Cancelled`.
     pub async fn sync(&self, progress: Arc<dyn SyncProgress>) -> Result<SyncStats, ApiError> {
-        let http = self.http.clone();
-        let handle = runtime()?.handle().clone();
-        let log = |p: &Arc<dyn SyncProgress>, msg: String| {
-            // The app's logger failing is no reason to stop a sync.
-            let _ = p.on_log(msg);
-        };
-        log(&progress, "sync started".into());
-        let listener = Arc::clone(&progress);
+        let mut guard = CancelOnDrop(Arc::clone(&self.phone), false);
         let result = self
-            .with_store(move |store| {
-                let mut on_round = |r: &gridsync_core::sync::SyncReport| {
+            .on_runtime(move |phone| async move {
+                let _ = progress.on_log("sync started".into());
+                let listener = Arc::clone(&progress);
+                let mut on_round = move |r: &gridsync_core::sync::SyncReport| {
+                    // The app's callback failing is no reason to stop a sync.
                     let _ = listener.on_progress(r.into());
                 };
-                let report = handle.block_on(http.sync(store, SyncOptions::default(), &mut on_round))?;
-                Ok(SyncStats::from(&report))
+                let result = phone.sync(SyncOptions::default(), &mut on_round).await;
+                let _ = progress.on_log(match &result {
+                    Ok(r) => format!("sync done: sent {} records, received {}", r.records_sent, r.records_received),
+                    Err(e) => format!("sync failed: {e}"),
+                });
+                Ok(SyncStats::from(&result?))
             })
             .await;
-        match &result {
-            Ok(s) => {
-                log(&progress, format!("sync done: sent {} records, received {}", s.records_sent, s.records_received))
-            }
-            Err(e) => log(&progress, format!("sync failed: {e}")),
-        }
+        guard.1 = true;
         result
+    }
+
+    /// Stop the running sync at its next safe point; what it finished is
+    /// kept. Nothing happens when no sync runs.
+    pub fn cancel_sync(&self) {
+        self.phone.cancel_sync();
+    }
+
+    /// The names of the grid nodes and users in this phone's scope.
+    pub async fn directory(&self) -> Result<DirectoryInfo, ApiError> {
+        self.blocking(|p| p.directory()).await
+    }
+
+    /// A grid's week from the records on this phone (`week_start`:
+    /// `YYYY-MM-DD`; `grid`: the user's scope when `None`).
+    pub async fn weekly_summary(&self, grid: Option<String>, week_start: String) -> Result<WeeklySummary, ApiError> {
+        self.blocking(move |p| p.weekly_summary(grid.as_deref(), &week_start)).await
+    }
+
+    /// Each group's week, as the village weekly meeting notes them.
+    pub async fn weekly_summaries_by_group(
+        &self,
+        grid: Option<String>,
+        week_start: String,
+    ) -> Result<Vec<WeeklySummary>, ApiError> {
+        self.blocking(move |p| p.weekly_summaries_by_group(grid.as_deref(), &week_start)).await
+    }
+
+    /// A month's figures (`YYYY-MM`) from the records on this phone.
+    pub async fn monthly_figures(&self, grid: Option<String>, month: String) -> Result<MonthlyFigures, ApiError> {
+        self.blocking(move |p| p.monthly_figures(grid.as_deref(), &month)).await
+    }
+
+    /// Sign out: the server stops accepting this device, and the phone
+    /// forgets it; with `wipe` every record goes too. `Unsynced` while
+    /// changes wait for a server (sync first).
+    pub async fn sign_out(&self, wipe: bool) -> Result<(), ApiError> {
+        self.on_runtime(move |p| async move { p.sign_out(wipe).await }).await
+    }
+
+    /// Remove every record, unsynced changes included, and the enrollment.
+    /// Cannot be undone: ask the user twice.
+    pub async fn wipe_local_data(&self) -> Result<(), ApiError> {
+        self.blocking(|p| p.wipe_local_data()).await
+    }
+
+    /// Encrypt the store with `new_key` (32 bytes) from now on; keep the new
+    /// key in the keystore once this returns.
+    pub async fn rekey(&self, new_key: Vec<u8>) -> Result<(), ApiError> {
+        self.blocking(move |p| p.rekey(&new_key)).await
     }
 
     /// Everything not yet acknowledged by a server, as a bundle file's
     /// bytes, for a phone with no network.
     pub async fn export_bundle(&self) -> Result<Vec<u8>, ApiError> {
-        self.with_store(|store| Ok(store.export_bundle()?.encode()?)).await
+        self.blocking(|p| p.export_bundle()).await
     }
 
     /// Merge a bundle another device exported.
-    pub async fn import_bundle(&self, bytes: Vec<u8>) -> Result<ImportStats, ApiError> {
-        self.with_store(move |store| {
-            let bundle = Bundle::decode(&bytes)
-                .map_err(|_| ApiError::invalid("bundle", "malformed", "同步文件格式错误或已损坏"))?;
-            Ok(store.import_bundle(&bundle)?.into())
-        })
-        .await
+    pub async fn import_bundle(&self, bytes: Vec<u8>) -> Result<ImportReport, ApiError> {
+        self.blocking(move |p| p.import_bundle(&bytes)).await
     }
 
     /// Check the store file's integrity.
     pub async fn integrity_ok(&self) -> Result<bool, ApiError> {
-        self.with_store(|store| Ok(store.integrity_ok()?)).await
+        self.blocking(|p| p.integrity_ok()).await
     }
 }

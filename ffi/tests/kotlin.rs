@@ -174,10 +174,30 @@ fn run_logged(mut cmd: Command, dir: &Path, name: &str, timeout: Duration) -> Re
     Ok((status.is_some_and(|s| s.success()), output))
 }
 
+/// The `.kt` files under `dir`, recursively, in a stable order.
+fn kotlin_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .map(|e| Ok(e?.path()))
+        .collect::<Result<_>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            kotlin_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "kt") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Phones driven from Kotlin on the JVM through the generated bindings:
-/// every record kind through an encrypted store and a real server, a
-/// dispute up its levels with a settled conflict, and each failure as the
-/// typed exception an Android app would catch.
+/// every record kind through an encrypted store and a real server, lists
+/// paged by a cursor, the steps offered matching the steps taken, a dispute
+/// up its levels with a conflict settled by its content, a sync cancelled
+/// over a link that never answers, the change listener, sign-out, rekey,
+/// names and labels, the figures, and each failure as the typed exception
+/// an Android app would catch.
 #[test]
 fn kotlin_suite_passes_against_a_real_server() -> Result<()> {
     if std::env::var("GRIDSYNC_SKIP_KOTLIN").as_deref() == Ok("1") {
@@ -202,14 +222,15 @@ fn kotlin_suite_passes_against_a_real_server() -> Result<()> {
     // Compile the generated bindings and the suite together.
     let t1 = Instant::now();
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("kotlin/tests");
-    let mut sources = vec![bindings.join("kotlin/org/gridsync/core/gridsync_ffi.kt")];
-    for entry in std::fs::read_dir(&suite)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "kt") {
-            sources.push(path);
-        }
+    // Every file the generator wrote (the core's types and GridCore, one
+    // package each), as an app's build would take them.
+    let mut sources = Vec::new();
+    kotlin_files(&bindings.join("kotlin"), &mut sources)?;
+    for wanted in ["org/gridsync/core/gridsync_core.kt", "org/gridsync/ffi/gridsync_ffi.kt"] {
+        let path = bindings.join("kotlin").join(wanted);
+        ensure!(sources.contains(&path), "uniffi-bindgen wrote no {}", path.display());
     }
-    ensure!(sources[0].exists(), "uniffi-bindgen wrote no {}", sources[0].display());
+    kotlin_files(&suite, &mut sources)?;
     let jar = work.path().join("suite.jar");
     let mut kotlinc = Command::new(&tools.kotlinc);
     kotlinc.arg("-d").arg(&jar).arg("-cp").arg(tools.classpath(&[])?).args(&sources);
@@ -221,7 +242,9 @@ fn kotlin_suite_passes_against_a_real_server() -> Result<()> {
     let t2 = Instant::now();
     let server = Server::start(&server_bin)?;
     let mut java = Command::new(&tools.java);
+    // Both components' bindings load the one library just built.
     java.arg(format!("-Duniffi.component.gridsync_ffi.libraryOverride={}", lib.display()))
+        .arg(format!("-Duniffi.component.gridsync_core.libraryOverride={}", lib.display()))
         .arg("-cp")
         .arg(tools.classpath(&[&jar])?)
         .arg("org.gridsync.test.HarnessKt")

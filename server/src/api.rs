@@ -52,6 +52,9 @@ pub struct Limits {
     pub data_dir: Option<std::path::PathBuf>,
     /// Free space below which /healthz answers 503 `disk_full`, bytes.
     pub min_free_disk_bytes: u64,
+    /// Tile source of the dashboard's map (`--map-tiles`); `None` draws
+    /// the map over a latitude and longitude grid with no outside host.
+    pub map_tiles: Option<crate::web_map::TileSource>,
 }
 
 impl Default for Limits {
@@ -69,6 +72,7 @@ impl Default for Limits {
             client_ip_header: None,
             data_dir: None,
             min_free_disk_bytes: 64 * 1024 * 1024,
+            map_tiles: None,
         }
     }
 }
@@ -184,7 +188,7 @@ pub use crate::sync::now_ms;
 #[derive(Debug, Clone)]
 pub struct ErrorCode(pub String);
 
-fn error(status: StatusCode, code: &str, message_zh: &str) -> HttpResponse {
+pub(crate) fn error(status: StatusCode, code: &str, message_zh: &str) -> HttpResponse {
     let mut r = HttpResponse::build(status).json(ErrorBody {
         error: code.to_owned(),
         message_zh: message_zh.to_owned(),
@@ -213,12 +217,12 @@ pub async fn count_errors(
     Ok(res)
 }
 
-fn store_error(e: &StoreError) -> HttpResponse {
+pub(crate) fn store_error(e: &StoreError) -> HttpResponse {
     tracing::error!(error = %e, "storage failure");
     error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "服务器存储暂时不可用，请稍后重试")
 }
 
-fn blocking_error() -> HttpResponse {
+pub(crate) fn blocking_error() -> HttpResponse {
     busy()
 }
 
@@ -428,7 +432,7 @@ pub async fn sync(req: HttpRequest, state: web::Data<AppState>, payload: web::Pa
 }
 
 /// The enrolled, unrevoked device presenting the request's bearer token.
-async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<DeviceAuth, HttpResponse> {
+pub(crate) async fn authenticate(req: &HttpRequest, state: &web::Data<AppState>) -> Result<DeviceAuth, HttpResponse> {
     let Some(token) = bearer(req) else {
         return Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "设备未注册，请先用注册码注册"));
     };

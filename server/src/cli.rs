@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::store::{GridNode, ServerStore, StoreError, User};
+use crate::store::{GridNode, ServerStore, User};
 use crate::{AppState, Limits, auth, demo, open_store};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -74,6 +74,14 @@ struct LimitArgs {
     /// Free disk space below which /healthz answers 503 disk_full (SQLite), MiB.
     #[arg(long, env = "GRIDSYNC_MIN_FREE_DISK_MIB", default_value_t = 64)]
     min_free_disk_mib: u64,
+    /// Tile URL template for the dashboard's map, with {z}, {x} and {y}
+    /// (e.g. 天地图's with its key); without it the map is drawn over a
+    /// latitude and longitude grid and asks no outside host for anything.
+    #[arg(long, env = "GRIDSYNC_MAP_TILES")]
+    map_tiles: Option<String>,
+    /// Attribution shown under the map's tiles (e.g. "天地图").
+    #[arg(long, env = "GRIDSYNC_MAP_ATTRIBUTION", default_value = "")]
+    map_attribution: String,
 }
 
 impl LimitArgs {
@@ -99,6 +107,12 @@ impl LimitArgs {
             sign_in_rate: rate(self.sign_in_per_minute),
             client_ip_header: self.client_ip_header.clone(),
             min_free_disk_bytes: self.min_free_disk_mib << 20,
+            map_tiles: match &self.map_tiles {
+                Some(t) => {
+                    Some(crate::web_map::TileSource::parse(t, &self.map_attribution).map_err(|e| anyhow::anyhow!(e))?)
+                }
+                None => None,
+            },
             ..Limits::default()
         })
     }
@@ -206,14 +220,7 @@ fn seed_demo(store: &dyn ServerStore) -> anyhow::Result<bool> {
     if !store.grid_nodes()?.is_empty() {
         return Ok(false);
     }
-    let county = demo::demo_county();
-    store.put_grid_nodes(&county.nodes)?;
-    for u in &county.users {
-        match store.add_user(u) {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    demo::load(store)?;
     Ok(true)
 }
 
@@ -250,6 +257,11 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             }
             if demo && seed_demo(store.as_ref())? {
                 println!("已载入演示县（12个乡镇、121个村、406个村民小组）。Demo county loaded.");
+                println!("正在生成近一个月的演示记录… Loading a month of demo records…");
+                let started = std::time::Instant::now();
+                let month = crate::demo_month::load_month(store.as_ref(), crate::api::now_ms(), 2026)?;
+                anyhow::ensure!(month.refused == 0, "{} demo records were refused (see the log)", month.refused);
+                println!("已载入{}条演示记录（{:.0}秒）。", month.records, started.elapsed().as_secs_f64());
                 for user in ["gm-t01-v01-g1", "vl-t01-v01", "tc-t01-1"] {
                     println!("enrollment code for {user}: {}", issue_code(store.as_ref(), user, 72)?);
                 }
@@ -269,17 +281,8 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
         Command::Migrate => println!("schema up to date"),
         Command::LoadTree { file, demo } => {
             if demo {
-                let county = demo::demo_county();
-                store.put_grid_nodes(&county.nodes)?;
-                let mut added = 0;
-                for u in &county.users {
-                    match store.add_user(u) {
-                        Ok(()) => added += 1,
-                        Err(StoreError::Conflict(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                println!("loaded {} grid nodes and {added} new users", county.nodes.len());
+                let added = demo::load(store.as_ref())?;
+                println!("loaded {} grid nodes and {added} new users", demo::demo_county().nodes.len());
             } else if let Some(file) = file {
                 let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
                 let nodes: Vec<GridNode> =

@@ -6,7 +6,7 @@
 
 use gridsync_core::grid::{GridPath, Role};
 
-use crate::store::{GridNode, User};
+use crate::store::{Agency, GridNode, ServerStore, StoreError, User};
 
 /// Township names.
 pub const TOWNSHIPS: [&str; 12] = [
@@ -46,6 +46,27 @@ pub struct DemoCounty {
     pub nodes: Vec<GridNode>,
     /// Every user.
     pub users: Vec<User>,
+    /// The agency of each agency account.
+    pub agencies: Vec<(String, Agency)>,
+}
+
+/// Load the demo county's tree and people into `store` (users already
+/// there are left as they are); returns how many users were added.
+pub fn load(store: &dyn ServerStore) -> Result<usize, StoreError> {
+    let county = demo_county();
+    store.put_grid_nodes(&county.nodes)?;
+    let mut added = 0;
+    for u in &county.users {
+        match store.add_user(u) {
+            Ok(()) => added += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (id, agency) in &county.agencies {
+        store.set_agency(id, Some(*agency))?;
+    }
+    Ok(added)
 }
 
 fn path(s: &str) -> GridPath {
@@ -116,17 +137,22 @@ pub fn demo_county() -> DemoCounty {
         role: Role::CountyStaff,
         grid: GridPath::county(),
     });
-    for (id, name) in
-        [("police", "县公安局"), ("procuratorate", "县检察院"), ("court", "县法院"), ("justice", "县司法局")]
-    {
+    let mut agencies = Vec::new();
+    for (id, agency) in [
+        ("police", Agency::Police),
+        ("procuratorate", Agency::Procuratorate),
+        ("court", Agency::Court),
+        ("justice", Agency::Justice),
+    ] {
         users.push(User {
             id: id.into(),
-            display_name: name.into(),
+            display_name: agency.label_zh().into(),
             role: Role::AgencyStaff,
             grid: GridPath::county(),
         });
+        agencies.push((id.to_owned(), agency));
     }
-    DemoCounty { nodes, users }
+    DemoCounty { nodes, users, agencies }
 }
 
 #[cfg(test)]

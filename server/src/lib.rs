@@ -19,12 +19,14 @@
 //! - [`reports_api`]: their HTTP endpoints (`/v1/reports/...`, `/v1/case-counts`, `/v1/openapi.json`).
 
 pub mod access;
+pub mod account_api;
 pub mod api;
 pub mod auth;
 pub mod cli;
 #[path = "web/mod.rs"]
 pub mod dashboard;
 pub mod demo;
+pub mod demo_month;
 pub mod merge;
 pub mod metrics;
 pub mod ratelimit;
@@ -33,6 +35,9 @@ pub mod reports_api;
 pub mod reports_files;
 pub mod store;
 pub mod sync;
+
+/// The dashboard map's tile source, for the CLI and [`Limits`].
+pub use dashboard::map as web_map;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -85,6 +90,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/v1/enroll", web::post().to(api::enroll))
             .route("/v1/sync", web::post().to(api::sync))
             .route("/v1/problems", web::post().to(api::problems))
+            .route("/v1/directory", web::get().to(account_api::directory))
+            .route("/v1/sign-out", web::post().to(account_api::sign_out))
             .route("/healthz", web::get().to(api::healthz))
             .route("/metrics", web::get().to(api::metrics))
             .configure(reports_api::routes)

@@ -743,6 +743,28 @@ pub fn check_case_counts(
     if user.role != Role::AgencyStaff {
         return Err(ReportError::Forbidden("只有县直部门（公安、检察、法院）账号可以录入案件数".into()));
     }
+    // Each agency enters the counts of its own target only.
+    let agency = store.account(&user.id)?.and_then(|a| a.agency);
+    let own = match agency {
+        None => return Err(ReportError::Forbidden("该账号未设置所属县直部门，请联系县综治中心".into())),
+        Some(a) => match a.case_kind() {
+            Some(k) => k,
+            None => {
+                return Err(ReportError::Forbidden(format!(
+                    "{}负责的“无矛盾纠纷积案村”由矛盾纠纷记录统计，不需录入案件数",
+                    a.label_zh()
+                )));
+            }
+        },
+    };
+    if let Some((line, i)) = inputs.iter().find(|(_, i)| CaseKind::parse(i.kind.trim()).is_some_and(|k| k != own)) {
+        let kind = CaseKind::parse(i.kind.trim()).map(CaseKind::label_zh).unwrap_or_default();
+        return Err(ReportError::Forbidden(format!(
+            "{}只能录入{}数（第{line}条是{kind}）",
+            agency.map(|a| a.label_zh()).unwrap_or_default(),
+            own.label_zh()
+        )));
+    }
     if inputs.is_empty() {
         return Err(ReportError::bad("empty", "没有要录入的案件数"));
     }

@@ -2,7 +2,8 @@
 //! counts the county agencies enter (`/v1/case-counts`), and the OpenAPI
 //! document (`/v1/openapi.json`).
 //!
-//! Callers authenticate with the same device token as `/v1/sync`. Every
+//! Callers authenticate with the same device token as `/v1/sync`, or (to
+//! read reports) with the dashboard's session cookie. Every
 //! report is about one grid node, which must be inside the caller's scope
 //! (403 `out_of_scope` otherwise). Every refusal is JSON with an `error`
 //! code and a Chinese `message_zh`.
@@ -82,8 +83,24 @@ fn report_error(e: ReportError) -> HttpResponse {
     }
 }
 
-/// The caller's device and user, from the Bearer token.
+/// The caller: a device's user from the Bearer token, or, for reading
+/// reports (GET), the user signed in on the dashboard (its session
+/// cookie), with the same scope rules. Changes (case counts) need a token:
+/// the dashboard has its own forms, with CSRF tokens, for them.
 async fn caller(req: &HttpRequest, state: &web::Data<AppState>) -> Result<User, HttpResponse> {
+    let has_bearer = req.headers().contains_key("authorization");
+    if !has_bearer
+        && req.method() == actix_web::http::Method::GET
+        && let Some(cookie) = crate::dashboard::session_cookie(req).filter(|t| !t.is_empty() && t.len() <= 128)
+    {
+        let store = state.store.clone();
+        return match web::block(move || crate::dashboard::session_user(store.as_ref(), &cookie)).await {
+            Ok(Ok(Some(u))) => Ok(u),
+            Ok(Ok(None)) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "登录已过期，请重新登录")),
+            Ok(Err(e)) => Err(report_error(ReportError::Store(e))),
+            Err(_) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "服务器繁忙，请稍后重试")),
+        };
+    }
     let token = req
         .headers()
         .get("authorization")

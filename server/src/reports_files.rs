@@ -251,6 +251,141 @@ pub fn four_none_tables(t: &FourNoneTable) -> Vec<Table> {
     ]
 }
 
+/// A node's path and name for a row: `t01/v03/g2`, `王家村 · 一组`.
+fn named(
+    names: &std::collections::HashMap<gridsync_core::grid::GridPath, String>,
+    g: &gridsync_core::grid::GridPath,
+) -> Cell {
+    use gridsync_core::grid::GridLevel;
+    let parts: Vec<String> = [GridLevel::Township, GridLevel::Village, GridLevel::Group]
+        .into_iter()
+        .filter(|l| *l <= g.level())
+        .map(|l| names.get(&g.ancestor(l)).cloned().unwrap_or_default())
+        .collect();
+    Cell::Text(parts.join(" · "))
+}
+
+/// Patrol coverage: per group, the days each slot (早/午/晚) was patrolled
+/// and missed, over the report's days.
+pub fn coverage_tables(
+    r: &crate::reports::CoverageReport,
+    names: &std::collections::HashMap<gridsync_core::grid::GridPath, String>,
+) -> Vec<Table> {
+    let days = r.grids.first().map_or(0, |g| g.days.len()) as u32;
+    let rows = r
+        .grids
+        .iter()
+        .map(|g| {
+            let m = &g.missed_days;
+            vec![
+                g.grid.to_string().into(),
+                named(names, &g.grid),
+                (days - m.morning.min(days)).into(),
+                (days - m.midday.min(days)).into(),
+                (days - m.evening.min(days)).into(),
+                m.morning.into(),
+                m.midday.into(),
+                m.evening.into(),
+            ]
+        })
+        .collect();
+    vec![Table {
+        title: "巡查覆盖".into(),
+        headers: ["网格", "名称", "早巡天数", "午巡天数", "晚巡天数", "缺早巡天数", "缺午巡天数", "缺晚巡天数"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+        rows,
+    }]
+}
+
+/// Backlog disputes (积案), oldest first: counts and codes only.
+pub fn backlog_tables(
+    r: &crate::reports::BacklogReport,
+    names: &std::collections::HashMap<gridsync_core::grid::GridPath, String>,
+) -> Vec<Table> {
+    let rows = r
+        .disputes
+        .iter()
+        .map(|d| {
+            let level =
+                serde_json::from_value::<gridsync_core::model::DisputeLevel>(serde_json::Value::from(d.level.clone()))
+                    .map(|l| l.label_zh().to_owned())
+                    .unwrap_or_else(|_| d.level.clone());
+            let status = serde_json::from_value::<gridsync_core::model::DisputeStatus>(serde_json::Value::from(
+                d.status.clone(),
+            ))
+            .map(|l| l.label_zh().to_owned())
+            .unwrap_or_else(|_| d.status.clone());
+            vec![
+                d.id.to_string().into(),
+                d.grid.to_string().into(),
+                named(names, &d.grid),
+                level.into(),
+                status.into(),
+                gridsync_core::model::beijing_day(d.found_at).format("%Y-%m-%d").to_string().into(),
+                Cell::Int(d.days_open),
+            ]
+        })
+        .collect();
+    vec![Table {
+        title: "积案".into(),
+        headers: ["纠纷编号", "网格", "名称", "层级", "状态", "发现日期", "未化解天数"]
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
+        rows,
+    }]
+}
+
+/// The weekly summary (周小结): one row per group and the node's total.
+pub fn weekly_tables(
+    r: &crate::reports::WeeklyReport,
+    names: &std::collections::HashMap<gridsync_core::grid::GridPath, String>,
+) -> Vec<Table> {
+    let row = |w: &gridsync_core::reports::WeeklySummary, name: Cell| -> Vec<Cell> {
+        vec![
+            w.grid.to_string().into(),
+            name,
+            w.patrols.morning.into(),
+            w.patrols.midday.into(),
+            w.patrols.evening.into(),
+            w.days_fully_patrolled.into(),
+            w.hazards_found.into(),
+            w.hazards_open.into(),
+            w.visits.floating_population.into(),
+            w.visits.key_person.into(),
+            w.visits.special_place.into(),
+            w.disputes_found.into(),
+            w.disputes_open.into(),
+        ]
+    };
+    let mut rows: Vec<Vec<Cell>> = r.grids.iter().map(|w| row(w, named(names, &w.grid))).collect();
+    rows.push(row(&r.total, Cell::Text("合计".into())));
+    vec![Table {
+        title: "周小结".into(),
+        headers: [
+            "网格",
+            "名称",
+            "早巡次数",
+            "午巡次数",
+            "晚巡次数",
+            "三巡齐全天数",
+            "新发现隐患",
+            "未消除隐患",
+            "走访流动人口/出租房",
+            "走访重点人群",
+            "走访特殊场所",
+            "新排查纠纷",
+            "未化解纠纷",
+        ]
+        .iter()
+        .map(|h| (*h).to_owned())
+        .collect(),
+        rows,
+    }]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

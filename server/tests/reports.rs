@@ -40,11 +40,7 @@ fn day(y: i32, m: u32, d: u32) -> i64 {
 /// A server holding the demo county's grid and people.
 async fn county() -> Server {
     let s = Server::in_memory(Limits::default()).await;
-    let c = demo_county();
-    s.store.put_grid_nodes(&c.nodes).unwrap();
-    for u in &c.users {
-        s.store.add_user(u).unwrap();
-    }
+    gridsync_server::demo::load(s.store.as_ref()).unwrap();
     s
 }
 
@@ -161,6 +157,7 @@ fn report(township: &str, author: &str, month: &str, submitted_at: Option<i64>) 
             figures: BTreeMap::from([("patrols.morning".to_owned(), 10)]),
             narrative: "本月社会治安总体平稳".into(),
             submitted_at,
+            returned: None,
         }),
     )
 }
@@ -438,11 +435,11 @@ async fn case_counts_are_checked_and_entered_by_agencies_only() {
     let counts = s.store.case_counts(2021).unwrap();
     assert_eq!((counts[0].count, counts[0].entered_by.as_str()), (2, "police"));
     for (body, code) in [
-        (r#"{"village":"t99/v01","year":2021,"kind":"criminal","count":1}"#, "invalid_case_counts"),
+        (r#"{"village":"t99/v01","year":2021,"kind":"public_security","count":1}"#, "invalid_case_counts"),
         (r#"{"village":"t01/v01","year":2021,"kind":"theft","count":1}"#, "invalid_case_counts"),
-        (r#"{"village":"t01/v01","year":2021,"kind":"criminal","count":-1}"#, "invalid_case_counts"),
+        (r#"{"village":"t01/v01","year":2021,"kind":"public_security","count":-1}"#, "invalid_case_counts"),
         (
-            r#"[{"village":"t01/v01","year":2021,"kind":"criminal","count":1},{"village":"t01","year":2021,"kind":"criminal","count":1}]"#,
+            r#"[{"village":"t01/v01","year":2021,"kind":"public_security","count":1},{"village":"t01","year":2021,"kind":"public_security","count":1}]"#,
             "invalid_case_counts",
         ),
         ("not json", "malformed_body"),
@@ -455,10 +452,34 @@ async fn case_counts_are_checked_and_entered_by_agencies_only() {
     let r = post(&s, &police, "/v1/case-counts/csv", "text/csv", "village,count\nt01/v01,1\n").await;
     assert_eq!(r.error_code(), "bad_header");
     let r =
-        post(&s, &police, "/v1/case-counts/csv", "text/csv", "village,year,kind,count\nt01/v01,2021,criminal\n").await;
+        post(&s, &police, "/v1/case-counts/csv", "text/csv", "village,year,kind,count\nt01/v01,2021,public_security\n")
+            .await;
     assert_eq!(r.error_code(), "bad_row");
     let r = post(&s, &police, "/v1/case-counts/csv", "text/csv", vec![0xff, 0xfe, 0x00]).await;
     assert_eq!(r.error_code(), "not_utf8");
+    // Each agency enters its own target only; the justice bureau's comes
+    // from the dispute records.
+    for (agency, body) in [
+        ("police", r#"{"village":"t01/v01","year":2021,"kind":"criminal","count":1}"#),
+        ("procuratorate", r#"{"village":"t01/v01","year":2021,"kind":"lawsuit","count":1}"#),
+        ("court", r#"{"village":"t01/v01","year":2021,"kind":"public_security","count":1}"#),
+        ("justice", r#"{"village":"t01/v01","year":2021,"kind":"lawsuit","count":1}"#),
+    ] {
+        let d = dev(&s, agency).await;
+        let r = post(&s, &d, "/v1/case-counts", "application/json", body).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::FORBIDDEN, "forbidden".to_owned()), "{agency}: {body}");
+    }
+    let court = dev(&s, "court").await;
+    let r = post(
+        &s,
+        &court,
+        "/v1/case-counts",
+        "application/json",
+        r#"{"village":"t01/v01","year":2021,"kind":"lawsuit","count":0}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(s.store.case_counts(2021).unwrap().len(), 2);
 }
 
 /// The county sees which townships submitted March's report before
@@ -599,13 +620,14 @@ async fn every_endpoint_honours_the_callers_scope() {
             }
         }
     }
-    let body = r#"{"village":"t01/v01","year":2021,"kind":"lawsuit","count":0}"#;
+    let body = r#"{"village":"t01/v01","year":2021,"kind":"public_security","count":0}"#;
     for (d, want) in devs.iter().zip([NO, NO, NO, NO, NO, NO, OK]) {
         let r = post(&s, d, "/v1/case-counts", "application/json", body).await;
         let got = if r.status == StatusCode::OK { OK.to_owned() } else { r.error_code() };
         assert_eq!(got, want, "{} POST /v1/case-counts", d.user.id);
         let r =
-            post(&s, d, "/v1/case-counts/csv", "text/csv", "village,year,kind,count\nt01/v01,2021,lawsuit,0\n").await;
+            post(&s, d, "/v1/case-counts/csv", "text/csv", "village,year,kind,count\nt01/v01,2021,public_security,0\n")
+                .await;
         let got = if r.status == StatusCode::OK { OK.to_owned() } else { r.error_code() };
         assert_eq!(got, want, "{} POST /v1/case-counts/csv", d.user.id);
     }

@@ -1,11 +1,15 @@
-//! A simulated phone: the real client core store and HTTP transport.
+//! A simulated phone: the real phone API of the client core
+//! ([`gridsync_core::phone::Phone`], what the app runs through the FFI),
+//! on an in-memory store, with the real HTTP transport.
 
 use std::collections::BTreeMap;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 use anyhow::Result;
 use gridsync_core::grid::GridPath;
 use gridsync_core::model::{Record, RecordKind};
+use gridsync_core::phone::Phone;
 use gridsync_core::store::{ListFilter, Store};
 use gridsync_core::sync::{SyncError, SyncOptions, SyncReport};
 use gridsync_core::transport::http::{HttpClient, RetryPolicy};
@@ -13,10 +17,8 @@ use uuid::Uuid;
 
 /// One phone.
 pub struct Device {
-    /// Its store.
-    pub store: Store,
-    /// Its HTTP client.
-    pub client: HttpClient,
+    /// The phone API, as the app holds it.
+    pub phone: Phone,
     /// User id.
     pub user: String,
     /// User's grid.
@@ -46,48 +48,53 @@ impl Device {
 
     /// Enroll with a given retry policy.
     pub async fn enroll_with(server_url: &str, code: &str, retry: RetryPolicy) -> Result<Device> {
-        let mut store = Store::open_in_memory()?;
-        let client = HttpClient::new(retry)?;
-        let e = client.enroll(&mut store, server_url, code, "测试手机").await?;
-        Ok(Device { store, client, user: e.user_id, grid: GridPath::parse(&e.grid)?, opts: SyncOptions::default() })
+        let phone = Phone::open_in_memory(retry)?;
+        let e = phone.enroll(server_url, code, "测试手机").await?;
+        Ok(Device { phone, user: e.user_id, grid: GridPath::parse(&e.grid)?, opts: SyncOptions::default() })
+    }
+
+    /// The phone's store, locked (do not hold it across an await).
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.phone.store()
+    }
+
+    /// Use another retry policy from now on.
+    pub fn set_retry(&mut self, retry: RetryPolicy) -> Result<()> {
+        self.phone.set_http(HttpClient::new(retry)?);
+        Ok(())
     }
 
     /// Point the phone at another node of the same deployment.
     pub fn set_server(&mut self, url: &str) -> Result<()> {
-        let mut e = self.store.enrollment()?.ok_or_else(|| anyhow::anyhow!("not enrolled"))?;
+        let mut store = self.store();
+        let mut e = store.enrollment()?.ok_or_else(|| anyhow::anyhow!("not enrolled"))?;
         e.server_url = url.to_owned();
-        self.store.set_enrollment(&e)?;
+        store.set_enrollment(&e)?;
         Ok(())
     }
 
     /// Sync once.
     pub async fn sync(&mut self) -> Result<SyncReport, SyncError> {
-        self.client.sync(&mut self.store, self.opts.clone(), &mut |_| {}).await
+        self.phone.sync(self.opts.clone(), &mut |_| {}).await
     }
 
     /// Save a new record made by this phone's user.
     pub fn create(&mut self, rec: &Record) -> Result<()> {
-        self.store.create(rec)?;
+        self.store().create(rec)?;
         Ok(())
     }
 
     /// Every record the phone holds (including deleted), as JSON by id.
     pub fn records(&self) -> Result<BTreeMap<Uuid, serde_json::Value>> {
+        let store = self.store();
         let mut out = BTreeMap::new();
-        let mut offset = 0;
+        let mut filter = ListFilter { include_deleted: true, limit: Some(10_000), ..Default::default() };
         loop {
-            let page = self.store.list(&ListFilter {
-                include_deleted: true,
-                limit: Some(10_000),
-                offset: Some(offset),
-                ..Default::default()
-            })?;
-            if page.is_empty() {
-                return Ok(out);
-            }
-            offset += page.len() as u32;
+            let page = store.list(&filter)?;
+            let Some(last) = page.last() else { return Ok(out) };
+            filter.after = Some((last.occurred_at, last.id));
             for s in page {
-                out.insert(s.id, self.store.load_doc(s.id)?.to_json()?);
+                out.insert(s.id, store.load_doc(s.id)?.to_json()?);
             }
         }
     }
@@ -95,7 +102,7 @@ impl Device {
     /// Ids of the records of one kind the phone holds.
     pub fn ids(&self, kind: RecordKind) -> Result<Vec<Uuid>> {
         let mut v: Vec<Uuid> = self
-            .store
+            .store()
             .list(&ListFilter { kind: Some(kind), include_deleted: true, limit: Some(10_000), ..Default::default() })?
             .into_iter()
             .map(|s| s.id)

@@ -17,7 +17,7 @@ use crate::device::{Device, RawClient};
 /// The phone's document of record `id`, to write into directly (as the
 /// phone's actor, bypassing its store and its rules).
 pub fn copy_of(dev: &Device, id: Uuid) -> Result<RecordDoc> {
-    Ok(dev.store.load_doc(id)?)
+    Ok(dev.store().load_doc(id)?)
 }
 
 /// The object id of a record document's `data` map.
@@ -54,7 +54,7 @@ pub fn forge(c: &Change, edit: impl FnOnce(&mut automerge::ExpandedChange)) -> C
 /// Send `docs` in one sync request under `dev`'s token, outside its sync
 /// engine (so nothing of the answer reaches its store).
 pub async fn push_raw(dev: &Device, docs: Vec<DocChanges>) -> Result<SyncResponse> {
-    let e = dev.store.enrollment()?.context("not enrolled")?;
+    let e = dev.store().enrollment()?.context("not enrolled")?;
     // A cursor far ahead: the answer carries no feed page to ignore.
     let cursor = [0xffu8; 16].to_vec();
     let body = protocol::encode(&SyncRequest { cursor, docs, max_response_bytes: 16 * 1024 })?;

@@ -231,14 +231,7 @@ pub fn issue_code(store: &dyn ServerStore, user: &str) -> Result<String> {
 
 /// Load the demo county's tree and users.
 pub fn seed_demo(store: &dyn ServerStore) -> Result<()> {
-    let county = gridsync_server::demo::demo_county();
-    store.put_grid_nodes(&county.nodes)?;
-    for u in &county.users {
-        match store.add_user(u) {
-            Ok(()) | Err(gridsync_server::store::StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    gridsync_server::demo::load(store)?;
     Ok(())
 }
 

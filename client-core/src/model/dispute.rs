@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-use crate::events::{Conflict, Event, HistoryAction, Ordered};
+use crate::events::{Conflict, HistoryAction, Ordered};
 use crate::grid::GridLevel;
 use crate::grid::GridPath;
 
@@ -12,6 +12,7 @@ use super::*;
 
 /// Category of a dispute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeCategory {
     /// 邻里纠纷
@@ -44,6 +45,7 @@ impl DisputeCategory {
 
 /// Level at which a dispute is being handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeLevel {
     /// 村
@@ -85,6 +87,7 @@ impl DisputeLevel {
 
 /// One step in a dispute's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 pub enum DisputeAction {
     /// 排查发现: found and recorded by a grid manager.
@@ -247,6 +250,7 @@ impl HistoryAction for DisputeAction {
 
 /// 矛盾纠纷: a dispute and its append-only history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Dispute {
     /// Names of the parties.
@@ -259,11 +263,13 @@ pub struct Dispute {
     pub found_at: i64,
     /// History, append-only.
     #[serde(default)]
-    pub events: Vec<Event<DisputeAction>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub events: Vec<DisputeEvent>,
 }
 
 /// Status of a dispute, derived from its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeStatus {
     /// 已登记

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
-use crate::events::{Event, HistoryAction, Ordered};
+use crate::events::{HistoryAction, Ordered};
 use crate::grid::GridPath;
 
 use super::validate::*;
@@ -11,6 +11,7 @@ use super::*;
 
 /// Category of a hazard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum HazardCategory {
     /// 消防安全
@@ -49,6 +50,7 @@ impl HazardCategory {
 
 /// A step in a hazard's handling (报隐患 / 报隐患处置情况).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "snake_case")]
 pub enum HazardAction {
     /// The hazard was reported.
@@ -69,6 +71,26 @@ pub enum HazardAction {
     },
 }
 
+impl HazardAction {
+    /// Stable machine name of the action.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HazardAction::Reported { .. } => "reported",
+            HazardAction::Step { .. } => "step",
+            HazardAction::Resolved { .. } => "resolved",
+        }
+    }
+
+    /// Chinese label.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            HazardAction::Reported { .. } => "报隐患",
+            HazardAction::Step { .. } => "报处置情况",
+            HazardAction::Resolved { .. } => "隐患已消除",
+        }
+    }
+}
+
 impl HistoryAction for HazardAction {
     fn conflicts_with(&self, _other: &Self) -> Option<String> {
         None
@@ -80,6 +102,7 @@ impl HistoryAction for HazardAction {
 
 /// 二报: a hazard found on patrol and its handling history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Hazard {
     /// What kind of hazard.
@@ -90,11 +113,13 @@ pub struct Hazard {
     pub description: String,
     /// Handling history, append-only.
     #[serde(default)]
-    pub events: Vec<Event<HazardAction>>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub events: Vec<HazardEvent>,
 }
 
 /// Status of a hazard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum HazardStatus {
     /// 待处置

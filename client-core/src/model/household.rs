@@ -1,7 +1,5 @@
 //! 四清: a household's base ledger (sensitive personal information).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
@@ -12,6 +10,7 @@ use super::*;
 
 /// A person's category in the household ledger (人员类别).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum PersonCategory {
     /// 常住人口
@@ -38,36 +37,43 @@ impl PersonCategory {
 
 /// One member of a household.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Member {
     /// Name.
     pub name: String,
     /// Relation to the head of household (户主, 配偶, 子女...).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub relation: String,
     /// Category.
     pub category: PersonCategory,
     /// Resident ID number (18 characters), if known.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub id_number: String,
     /// Guardian's name; required for people under guardianship.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub guardian: Option<String>,
 }
 
 /// A machine, vehicle or facility in the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Asset {
     /// What it is (拖拉机, 三轮车, 水窖...).
     pub description: String,
     /// Plate, model or other identifier.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub identifier: String,
 }
 
 /// 四清: a household's base ledger (基础台账). Sensitive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Household {
     /// Name of the head of household.
@@ -76,21 +82,27 @@ pub struct Household {
     pub address: String,
     /// Ten-household joint defence group (十户联防), if any.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub ten_household_group: String,
     /// Members keyed by member id.
     #[serde(default)]
-    pub members: BTreeMap<String, Member>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub members: Members,
     /// Farm machinery (农机具) keyed by id.
     #[serde(default)]
-    pub machinery: BTreeMap<String, Asset>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub machinery: Assets,
     /// Vehicles keyed by id.
     #[serde(default)]
-    pub vehicles: BTreeMap<String, Asset>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub vehicles: Assets,
     /// Facilities in the area (区域设施) keyed by id.
     #[serde(default)]
-    pub facilities: BTreeMap<String, Asset>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub facilities: Assets,
     /// Free notes.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub notes: String,
 }
 

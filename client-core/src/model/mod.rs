@@ -14,8 +14,12 @@
 //! - `patrol`, `hazard`, `visit`, `household`, `dispute`, `supervision`:
 //!   one kind each (its fields, labels, checks, index), re-exported here.
 //! - `validate`: the field checks shared by every kind.
+//! - `ffi` (feature `uniffi`): how the collection types below cross to
+//!   Kotlin and Swift.
 
 mod dispute;
+#[cfg(feature = "uniffi")]
+mod ffi;
 mod hazard;
 mod household;
 mod patrol;
@@ -31,6 +35,8 @@ pub use supervision::*;
 pub use validate::{MAX_EVENTS, valid_id_number};
 pub use visit::*;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -41,6 +47,23 @@ use crate::grid::{GridLevel, GridPath};
 
 use validate::{clip, req};
 
+/// A set of ids (a patrol's hazards, the disputes a meeting reviewed): the
+/// keys of a map, so that two people adding different ids at once both
+/// keep theirs. Apps see a list of ids.
+pub type IdSet = BTreeMap<String, bool>;
+/// Figures by machine name (`patrols.morning`, `hazards.open`...).
+pub type Figures = BTreeMap<String, i64>;
+/// A household's members by member id.
+pub type Members = BTreeMap<String, Member>;
+/// A household's machinery, vehicles or facilities by entry id.
+pub type Assets = BTreeMap<String, Asset>;
+/// A weekly meeting's notes by group grid path.
+pub type GridNotes = BTreeMap<String, GridWeekNote>;
+/// One step of a hazard's handling history.
+pub type HazardEvent = Event<HazardAction>;
+/// One step of a dispute's history.
+pub type DisputeEvent = Event<DisputeAction>;
+
 /// Schema version written into every new record document.
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -50,6 +73,7 @@ const HEADER_KEYS: [&str; 9] =
 
 /// The kinds of record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     /// 一巡: a patrol of the grid.
@@ -131,8 +155,124 @@ impl RecordKind {
     }
 }
 
+/// A record's derived status, every kind's in one enum (the index column
+/// keeps its machine name, [`RecordStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// A patrol not finished yet; a dispute being worked on.
+    InProgress,
+    /// A patrol finished; a visit with nothing left to do.
+    Done,
+    /// A visit someone must come back to.
+    FollowUp,
+    /// A hazard waiting to be handled.
+    Open,
+    /// A hazard being handled.
+    Handling,
+    /// A hazard removed; a dispute resolved.
+    Resolved,
+    /// A household ledger in use.
+    Active,
+    /// A dispute recorded, not screened yet.
+    Registered,
+    /// A dispute screened and classified.
+    Classified,
+    /// A dispute under watch.
+    Stabilized,
+    /// A dispute escalated to a higher level.
+    Escalated,
+    /// A dispute whose history holds a conflict to settle.
+    Conflict,
+    /// A meeting or review held.
+    Held,
+    /// A monthly report not submitted yet.
+    Draft,
+    /// A monthly report submitted (final).
+    Submitted,
+    /// A monthly report the county sent back for correction.
+    Returned,
+}
+
+impl RecordStatus {
+    /// Every status.
+    pub const ALL: [RecordStatus; 16] = [
+        RecordStatus::InProgress,
+        RecordStatus::Done,
+        RecordStatus::FollowUp,
+        RecordStatus::Open,
+        RecordStatus::Handling,
+        RecordStatus::Resolved,
+        RecordStatus::Active,
+        RecordStatus::Registered,
+        RecordStatus::Classified,
+        RecordStatus::Stabilized,
+        RecordStatus::Escalated,
+        RecordStatus::Conflict,
+        RecordStatus::Held,
+        RecordStatus::Draft,
+        RecordStatus::Submitted,
+        RecordStatus::Returned,
+    ];
+
+    /// Stable machine name (the index column's value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::InProgress => "in_progress",
+            RecordStatus::Done => "done",
+            RecordStatus::FollowUp => "follow_up",
+            RecordStatus::Open => "open",
+            RecordStatus::Handling => "handling",
+            RecordStatus::Resolved => "resolved",
+            RecordStatus::Active => "active",
+            RecordStatus::Registered => "registered",
+            RecordStatus::Classified => "classified",
+            RecordStatus::Stabilized => "stabilized",
+            RecordStatus::Escalated => "escalated",
+            RecordStatus::Conflict => "conflict",
+            RecordStatus::Held => "held",
+            RecordStatus::Draft => "draft",
+            RecordStatus::Submitted => "submitted",
+            RecordStatus::Returned => "returned",
+        }
+    }
+
+    /// The status of a machine name, if it is one.
+    pub fn parse(s: &str) -> Option<RecordStatus> {
+        RecordStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Chinese label, as a record of `kind` says it (a resolved hazard is
+    /// 已消除, a resolved dispute 已化解).
+    pub fn label_zh(self, kind: RecordKind) -> &'static str {
+        match (self, kind) {
+            (RecordStatus::InProgress, RecordKind::Patrol) => "巡查中",
+            (RecordStatus::InProgress, _) => DisputeStatus::InProgress.label_zh(),
+            (RecordStatus::Done, RecordKind::Patrol) => "已完成",
+            (RecordStatus::Done, _) => "已走访",
+            (RecordStatus::FollowUp, _) => "待回访",
+            (RecordStatus::Open, _) => HazardStatus::Open.label_zh(),
+            (RecordStatus::Handling, _) => HazardStatus::Handling.label_zh(),
+            (RecordStatus::Resolved, RecordKind::Hazard) => HazardStatus::Resolved.label_zh(),
+            (RecordStatus::Resolved, _) => DisputeStatus::Resolved.label_zh(),
+            (RecordStatus::Active, _) => "在册",
+            (RecordStatus::Registered, _) => DisputeStatus::Registered.label_zh(),
+            (RecordStatus::Classified, _) => DisputeStatus::Classified.label_zh(),
+            (RecordStatus::Stabilized, _) => DisputeStatus::Stabilized.label_zh(),
+            (RecordStatus::Escalated, _) => DisputeStatus::Escalated.label_zh(),
+            (RecordStatus::Conflict, _) => DisputeStatus::Conflict.label_zh(),
+            (RecordStatus::Held, _) => "已召开",
+            (RecordStatus::Draft, _) => "草稿",
+            (RecordStatus::Submitted, _) => "已提交",
+            (RecordStatus::Returned, _) => "已退回",
+        }
+    }
+}
+
 /// A point from the phone's GPS.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct GeoPoint {
     /// Latitude in degrees.
@@ -143,17 +283,20 @@ pub struct GeoPoint {
 
 /// Where something is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Location {
     /// Place description, in words.
     pub text: String,
     /// GPS position, when the phone had one.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub gps: Option<GeoPoint>,
 }
 
 /// The kind-specific part of a record.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 pub enum RecordBody {
     /// 一巡
     Patrol(Patrol),

@@ -1,7 +1,5 @@
 //! 一巡: a patrol of the grid.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
@@ -12,6 +10,7 @@ use super::*;
 
 /// Time of day of a patrol (早中晚不定时巡查).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum PatrolSlot {
     /// 早
@@ -35,6 +34,7 @@ impl PatrolSlot {
 
 /// 一巡: one walk of the grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Patrol {
     /// Morning, midday or evening.
@@ -43,16 +43,20 @@ pub struct Patrol {
     pub started_at: i64,
     /// End, ms since epoch, once finished.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub ended_at: Option<i64>,
     /// GPS points along the way (optional).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub route: Vec<GeoPoint>,
     /// What was seen.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub findings: String,
     /// Ids of hazard records found on this patrol (a set: concurrent links merge).
     #[serde(default)]
-    pub hazard_ids: BTreeMap<String, bool>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub hazard_ids: IdSet,
 }
 
 impl Patrol {

@@ -1,8 +1,6 @@
 //! The records of the review cadence: the village's weekly meeting (周排查), the
 //! township's monthly review (月研判) and monthly report (月报).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
@@ -14,14 +12,17 @@ use super::*;
 
 /// One grid's week as the village leader noted it at the weekly meeting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct GridWeekNote {
     /// The figures computed from the grid's records when the meeting was
     /// held (see [`crate::reports::weekly_summary`]), kept as they were.
     #[serde(default)]
-    pub figures: BTreeMap<String, i64>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub figures: Figures,
     /// What the grid manager reported and the leader noted.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub note: String,
 }
 
@@ -29,47 +30,58 @@ pub struct GridWeekNote {
 /// week; the leader sums up, classifies new disputes, sets plans and teams
 /// (those go into the disputes' own histories) and records the decisions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct VillageMeeting {
     /// When it was held, ms since epoch.
     pub held_at: i64,
     /// Who attended (names).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub attendees: Vec<String>,
     /// Per group (grid path `t01/v03/g2`): the week's figures and notes.
     #[serde(default)]
-    pub grid_summaries: BTreeMap<String, GridWeekNote>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub grid_summaries: GridNotes,
     /// Ids of the dispute records reviewed (a set: concurrent edits merge).
     #[serde(default)]
-    pub disputes_reviewed: BTreeMap<String, bool>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub disputes_reviewed: IdSet,
     /// What was decided.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub decisions: String,
 }
 
 /// 月研判: a township's monthly review of escalated disputes and hazards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct TownshipReview {
     /// Month reviewed, `YYYY-MM`.
     pub month: String,
     /// When it was held, ms since epoch.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub held_at: Option<i64>,
     /// Who attended (names).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub attendees: Vec<String>,
     /// Ids of the dispute records reviewed.
     #[serde(default)]
-    pub disputes_reviewed: BTreeMap<String, bool>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub disputes_reviewed: IdSet,
     /// Plans and assignments decided.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub decisions: String,
 }
 
 /// 月报: a township's written monthly report to the county political-legal
 /// committee. The report on month M is due before the 20th of month M+1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct MonthlyReport {
     /// Month reported on, `YYYY-MM`.
@@ -77,13 +89,35 @@ pub struct MonthlyReport {
     /// Figures (counts keyed by machine names such as `patrols.morning`),
     /// usually drafted from the records by the server.
     #[serde(default)]
-    pub figures: BTreeMap<String, i64>,
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub figures: Figures,
     /// The written report.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub narrative: String,
-    /// When the township chief submitted it, ms since epoch; `None` while a draft.
+    /// When the township chief submitted it, ms since epoch; `None` while a
+    /// draft (or after the county sent it back for correction).
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub submitted_at: Option<i64>,
+    /// The county's last request to correct it; kept when the chief
+    /// submits it again, so the reason stays on the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
+    pub returned: Option<ReportReturn>,
+}
+
+/// The county sent a submitted monthly report back for correction (退回修改).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[serde(deny_unknown_fields)]
+pub struct ReportReturn {
+    /// When, ms since epoch.
+    pub at: i64,
+    /// User id of the county staff who sent it back.
+    pub by: String,
+    /// What to correct.
+    pub reason: String,
 }
 
 impl VillageMeeting {
@@ -150,12 +184,21 @@ impl MonthlyReport {
         }
         check_long("narrative", &r.narrative, "报告正文", 20_000, errs);
         check_figures("figures", &r.figures, errs);
+        if let Some(ret) = &r.returned {
+            req(errs, "returned.reason", &ret.reason, "退回原因", 2000);
+            req(errs, "returned.by", &ret.by, "退回人", 64);
+        }
     }
 
     /// Fill this kind's index columns (`created_at` is the record's).
     pub(crate) fn index_into(&self, ix: &mut RecordIndex, created_at: i64) {
         let r = self;
-        ix.status = if r.submitted_at.is_some() { "submitted" } else { "draft" }.into();
+        ix.status = match (r.submitted_at, &r.returned) {
+            (Some(_), _) => "submitted",
+            (None, Some(_)) => "returned",
+            (None, None) => "draft",
+        }
+        .into();
         ix.title = format!("{} 月度报告", r.month);
         ix.occurred_at = parse_month(&r.month).map_or(created_at, |(start, _)| start);
     }

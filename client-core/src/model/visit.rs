@@ -11,6 +11,7 @@ use super::*;
 
 /// What a visit was to (三查).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum VisitTarget {
     /// 流动人口 / 出租房
@@ -34,6 +35,7 @@ impl VisitTarget {
 
 /// 三查: one in-person visit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 #[serde(deny_unknown_fields)]
 pub struct Visit {
     /// What was visited.
@@ -42,14 +44,17 @@ pub struct Visit {
     pub subject: String,
     /// The household record visited, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub household_id: Option<String>,
     /// When, ms since epoch.
     pub visited_at: i64,
     /// What was found.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub findings: String,
     /// Whether someone must come back.
     #[serde(default)]
+    #[cfg_attr(feature = "uniffi", uniffi(default))]
     pub follow_up_needed: bool,
 }
 

@@ -452,6 +452,33 @@ pub struct SetAsideReport {
     pub reason: String,
 }
 
+/// One entry of the directory: a grid node or a user, with the name an app
+/// shows for its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryEntry {
+    /// Grid path (`t01/v03`) or user id.
+    pub id: String,
+    /// Name (`张家村`, `王建国`).
+    pub name: String,
+    /// For users, the role's machine name; empty for grid nodes.
+    #[serde(default)]
+    pub role: String,
+    /// For users, their grid path; empty for grid nodes.
+    #[serde(default)]
+    pub grid: String,
+}
+
+/// `GET /v1/directory` response (JSON): the names an app shows for ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Directory {
+    /// Changes whenever an entry does (the response's ETag too).
+    pub version: String,
+    /// Grid nodes in the user's scope and above it.
+    pub grids: Vec<DirectoryEntry>,
+    /// Users whose grid is in the user's scope or above it.
+    pub users: Vec<DirectoryEntry>,
+}
+
 /// `POST /v1/enroll` response (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
@@ -488,6 +515,7 @@ pub struct Bundle {
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct ImportReport {
     /// Records touched.
     pub records: u64,

@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("001_init", include_str!("../../../migrations/client/001_init.sql")),
     ("002_rejections_and_status_index", include_str!("../../../migrations/client/002_rejections_and_status_index.sql")),
     ("003_refused_and_set_aside", include_str!("../../../migrations/client/003_refused_and_set_aside.sql")),
+    ("004_directory", include_str!("../../../migrations/client/004_directory.sql")),
 ];
 
 /// Newest schema version this build knows.
@@ -62,6 +63,7 @@ mod tests {
         (1, include_str!("../../../migrations/client/snapshots/v1.sql")),
         (2, include_str!("../../../migrations/client/snapshots/v2.sql")),
         (3, include_str!("../../../migrations/client/snapshots/v3.sql")),
+        (4, include_str!("../../../migrations/client/snapshots/v4.sql")),
     ];
 
     /// The schema as comparable text: every object's SQL with whitespace

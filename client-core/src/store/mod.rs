@@ -7,6 +7,7 @@
 //! write that returned `Ok` survives the app being killed or the battery
 //! dying. Lists read index columns only, never documents.
 
+mod account;
 pub mod migrate;
 mod repair;
 
@@ -54,6 +55,7 @@ pub struct RecordSummary {
 
 /// A server's refusal of a record's changes, kept on the record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct Rejection {
     /// Machine-readable reason code.
     pub code: String,
@@ -95,6 +97,10 @@ pub struct ListFilter {
     pub limit: Option<u32>,
     /// Rows to skip.
     pub offset: Option<u32>,
+    /// Only rows after this one in list order (`occurred_at` descending,
+    /// then id): the last row of the previous page, so pages do not shift
+    /// when records arrive between two reads.
+    pub after: Option<(i64, Uuid)>,
 }
 
 /// One unacknowledged change in the outbox.
@@ -127,6 +133,44 @@ fn kind_of(s: &str) -> rusqlite::Result<RecordKind> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// `select` with the WHERE clause of a filter's conditions (not its
+/// paging), and the arguments it binds.
+fn filter_sql(select: &str, f: &ListFilter) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = format!("{select} WHERE 1=1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(k) = f.kind {
+        arg(&mut sql, " AND kind = ?", k.as_str().to_owned().into());
+    }
+    if let Some(s) = &f.status {
+        arg(&mut sql, " AND status = ?", s.clone().into());
+    }
+    if let Some(g) = &f.grid
+        && g.level() != crate::grid::GridLevel::County
+    {
+        let g = g.to_string();
+        arg(&mut sql, " AND (grid = ?", g.clone().into());
+        arg(&mut sql, " OR grid LIKE ?)", format!("{g}/%").into());
+    }
+    if let Some(t) = f.from {
+        arg(&mut sql, " AND occurred_at >= ?", t.into());
+    }
+    if let Some(t) = f.until {
+        arg(&mut sql, " AND occurred_at < ?", t.into());
+    }
+    if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        arg(&mut sql, " AND search_text LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
+    }
+    if !f.include_deleted {
+        sql.push_str(" AND deleted = 0");
+    }
+    (sql, args)
+}
+
 impl Store {
     /// Open (or create) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
@@ -142,6 +186,10 @@ impl Store {
     #[cfg(feature = "sqlcipher")]
     pub fn open_encrypted(path: impl AsRef<Path>, key: &[u8; 32]) -> Result<Store> {
         let conn = Connection::open(path)?;
+        // SQLCipher logs a failed page check ("hmac check failed") to
+        // stderr, which Android hands to logcat; the app reports a wrong
+        // key itself, as `WrongKey`, and nothing of it reaches a log.
+        conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(())).optional()?;
         // A raw key in SQLCipher's blob syntax skips its passphrase KDF; the
         // string is built from hex digits only, so it cannot break the quoting.
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
@@ -353,44 +401,21 @@ impl Store {
 
     /// List records by index columns.
     pub fn list(&self, f: &ListFilter) -> Result<Vec<RecordSummary>> {
-        let mut sql = String::from(
-            "SELECT id, kind, grid, status, level, title, occurred_at, updated_at, deleted, has_conflict, rejection FROM records WHERE 1=1",
+        let (mut sql, mut args) = filter_sql(
+            "SELECT id, kind, grid, status, level, title, occurred_at, updated_at, deleted, has_conflict, rejection FROM records",
+            f,
         );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(k) = f.kind {
-            arg(&mut sql, " AND kind = ?", k.as_str().to_owned().into());
-        }
-        if let Some(s) = &f.status {
-            arg(&mut sql, " AND status = ?", s.clone().into());
-        }
-        if let Some(g) = &f.grid
-            && g.level() != crate::grid::GridLevel::County
-        {
-            let g = g.to_string();
-            arg(&mut sql, " AND (grid = ?", g.clone().into());
-            arg(&mut sql, " OR grid LIKE ?)", format!("{g}/%").into());
-        }
-        if let Some(t) = f.from {
-            arg(&mut sql, " AND occurred_at >= ?", t.into());
-        }
-        if let Some(t) = f.until {
-            arg(&mut sql, " AND occurred_at < ?", t.into());
-        }
-        if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            arg(&mut sql, " AND search_text LIKE ? ESCAPE '\\'", format!("%{escaped}%").into());
-        }
-        if !f.include_deleted {
-            sql.push_str(" AND deleted = 0");
+        if let Some((at, id)) = f.after {
+            args.push(at.into());
+            args.push(id.to_string().into());
+            let (a, b) = (args.len() - 1, args.len());
+            sql.push_str(&format!(" AND (occurred_at < ?{a} OR (occurred_at = ?{a} AND id > ?{b}))"));
         }
         sql.push_str(" ORDER BY occurred_at DESC, id");
         let limit = f.limit.unwrap_or(100).min(10_000);
-        arg(&mut sql, " LIMIT ?", i64::from(limit).into());
-        arg(&mut sql, " OFFSET ?", i64::from(f.offset.unwrap_or(0)).into());
+        args.push(i64::from(limit).into());
+        args.push(i64::from(f.offset.unwrap_or(0)).into());
+        sql.push_str(&format!(" LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let id: String = r.get(0)?;
@@ -411,6 +436,14 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// How many records match `f` (its paging fields ignored).
+    pub fn count_matching(&self, f: &ListFilter) -> Result<u64> {
+        let (sql, args) = filter_sql("SELECT count(*) FROM records", f);
+        let n: i64 =
+            self.conn.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     /// Number of records (not deleted).
@@ -469,7 +502,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM meta WHERE key <> 'actor';",
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM meta WHERE key <> 'actor';",
         )?;
         tx.commit()?;
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;

@@ -26,6 +26,7 @@ use crate::rules::check_write;
 
 /// What a repair did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
 pub struct RepairReport {
     /// Refused steps dropped from the record.
     pub dropped: u64,

@@ -3,14 +3,78 @@
 //! (every sync request is safe to repeat), the device token, and the
 //! server's wipe instruction honoured.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::Rng;
 
+use crate::protocol::Directory;
 use crate::protocol::{CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport, SetAsideReport};
 use crate::store::Store;
 use crate::sync::{SyncError, SyncOptions, SyncReport, SyncSession, backoff};
 use crate::transport::Enrollment;
+
+/// Lock the store. A poisoned lock means a panic in the middle of a store
+/// call; SQLite rolled that call's transaction back, so the store is whole
+/// and is used on.
+pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops a running sync at its next safe point: before the next request,
+/// or while waiting for an answer or a retry (the answer is then never
+/// applied, so the store is exactly as after the last finished round; what
+/// the server stored meanwhile is acknowledged by the next sync).
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<CancelInner>);
+
+#[derive(Debug, Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancel: the sync holding this token stops at its next safe point.
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        self.0.wake.notify_waiters();
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once cancelled.
+    async fn cancelled(&self) {
+        loop {
+            let woken = self.0.wake.notified();
+            tokio::pin!(woken);
+            // Registered before the check, so a cancel in between wakes it.
+            woken.as_mut().enable();
+            if self.is_cancelled() {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// `work`, unless the token is cancelled first.
+    async fn unless_cancelled<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, SyncError> {
+        tokio::select! {
+            biased;
+            () = self.cancelled() => Err(SyncError::Cancelled),
+            out = work => Ok(out),
+        }
+    }
+}
 
 /// How hard to try.
 #[derive(Debug, Clone)]
@@ -79,22 +143,24 @@ impl HttpClient {
         Ok(HttpClient { client, retry })
     }
 
-    /// Trade a one-time code for a device token and save it in the store.
-    /// The request registers this phone's Automerge actor id, the only one
+    /// Trade a one-time code for a device token (the caller saves it:
+    /// [`crate::phone::Phone::enroll`]). The request registers this phone's Automerge actor id, the only one
     /// the server accepts changes under from this device. If another
     /// user's device holds that id (a phone handed on without being wiped)
     /// and nothing waits in the outbox, the phone takes a new id and tries
     /// once more.
     pub async fn enroll(
         &self,
-        store: &mut Store,
+        store: &Mutex<Store>,
         server_url: &str,
         code: &str,
         device_name: &str,
     ) -> Result<Enrollment, SyncError> {
         match self.enroll_once(store, server_url, code, device_name).await {
-            Err(SyncError::Server { status: 409, code: c, .. }) if c == "actor_in_use" && store.outbox_len()? == 0 => {
-                store.rotate_actor()?;
+            Err(SyncError::Server { status: 409, code: c, .. })
+                if c == "actor_in_use" && lock(store).outbox_len()? == 0 =>
+            {
+                lock(store).rotate_actor()?;
                 self.enroll_once(store, server_url, code, device_name).await
             }
             other => other,
@@ -103,17 +169,14 @@ impl HttpClient {
 
     async fn enroll_once(
         &self,
-        store: &mut Store,
+        store: &Mutex<Store>,
         server_url: &str,
         code: &str,
         device_name: &str,
     ) -> Result<Enrollment, SyncError> {
         let url = format!("{}/v1/enroll", server_url.trim_end_matches('/'));
-        let request = EnrollRequest {
-            code: code.to_owned(),
-            device_name: device_name.to_owned(),
-            actor: Some(store.actor().to_hex_string()),
-        };
+        let actor = lock(store).actor().to_hex_string();
+        let request = EnrollRequest { code: code.to_owned(), device_name: device_name.to_owned(), actor: Some(actor) };
         let body = serde_json::to_vec(&request).map_err(|e| SyncError::Network(e.to_string()))?;
         let resp = self
             .client
@@ -138,15 +201,13 @@ impl HttpClient {
             role: r.role,
             grid: r.grid,
         };
-        store.set_enrollment(&e)?;
-        store.transaction(|tx| tx.clear_cursors())?;
         Ok(e)
     }
 
     /// Tell the server about records set aside and not reported yet. Best
     /// effort: a failure leaves them for the next sync.
-    async fn report_set_aside(&self, store: &mut Store, enrollment: &Enrollment) -> Result<(), SyncError> {
-        let pending: Vec<_> = store.set_aside()?.into_iter().filter(|s| !s.reported).take(1000).collect();
+    async fn report_set_aside(&self, store: &Mutex<Store>, enrollment: &Enrollment) -> Result<(), SyncError> {
+        let pending: Vec<_> = lock(store).set_aside()?.into_iter().filter(|s| !s.reported).take(1000).collect();
         if pending.is_empty() {
             return Ok(());
         }
@@ -169,29 +230,37 @@ impl HttpClient {
             .map_err(|e| SyncError::Network(e.to_string()))?;
         if resp.status().is_success() {
             let ids: Vec<_> = pending.iter().map(|s| s.doc_id).collect();
-            store.mark_set_aside_reported(&ids)?;
+            lock(store).mark_set_aside_reported(&ids)?;
         }
         Ok(())
     }
 
     /// Run a whole sync with the enrolled server; `progress` sees the report
-    /// after every round.
+    /// after every round. The store is locked only to build a request and
+    /// to apply an answer, never while the network is waited for, so the
+    /// app saves records during a slow sync (they go with its next round).
+    /// `cancel` stops it at the next safe point ([`CancelToken`]).
     pub async fn sync(
         &self,
-        store: &mut Store,
+        store: &Mutex<Store>,
         opts: SyncOptions,
         progress: &mut (dyn FnMut(&SyncReport) + Send),
+        cancel: &CancelToken,
     ) -> Result<SyncReport, SyncError> {
-        let enrollment = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
+        let enrollment = lock(store).enrollment()?.ok_or(SyncError::NotEnrolled)?;
         let url = format!("{}/v1/sync", enrollment.server_url);
         let mut session = SyncSession::new(super::CURSOR_KEY, opts);
-        while let Some(req) = session.next_request(store)? {
+        loop {
+            if cancel.is_cancelled() {
+                return Err(SyncError::Cancelled);
+            }
+            let Some(req) = session.next_request(&mut lock(store))? else { break };
             let mut attempt = 0;
             let body = loop {
-                match self.post(&url, &enrollment.token, &req.body).await {
+                match cancel.unless_cancelled(self.post(&url, &enrollment.token, &req.body)).await? {
                     Attempt::Done(b) => break b,
                     Attempt::Fatal(SyncError::Revoked) => {
-                        store.wipe()?;
+                        lock(store).wipe()?;
                         return Err(SyncError::Revoked);
                     }
                     Attempt::Fatal(e) => return Err(e),
@@ -202,16 +271,60 @@ impl HttpClient {
                         }
                         session.note_retry(req.body.len() as u64);
                         let jitter: f64 = rand::thread_rng().r#gen();
-                        tokio::time::sleep(backoff(attempt - 1, self.retry.base, self.retry.max, jitter)).await;
+                        let pause = backoff(attempt - 1, self.retry.base, self.retry.max, jitter);
+                        cancel.unless_cancelled(tokio::time::sleep(pause)).await?;
                     }
                 }
             };
-            session.handle_response(store, &req, &body)?;
+            session.handle_response(&mut lock(store), &req, &body)?;
             progress(&session.report);
         }
         // The records are synced; a failed report is retried next time.
         let _ = self.report_set_aside(store, &enrollment).await;
         Ok(session.finish())
+    }
+
+    /// Fetch the directory of names for the enrolled user's scope
+    /// (`GET /v1/directory`), sending the stored version so an unchanged
+    /// directory costs an empty 304. `Ok(None)`: unchanged.
+    pub async fn directory(&self, enrollment: &Enrollment, have: Option<&str>) -> Result<Option<Directory>, SyncError> {
+        let mut req = self
+            .client
+            .get(format!("{}/v1/directory", enrollment.server_url))
+            .header("authorization", format!("Bearer {}", enrollment.token));
+        if let Some(v) = have {
+            req = req.header("if-none-match", format!("\"{v}\""));
+        }
+        let resp = req.send().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        if status.as_u16() == 304 {
+            return Ok(None);
+        }
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(server_error(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| SyncError::Network(format!("bad directory: {e}")))
+    }
+
+    /// Tell the server this device signs out (`POST /v1/sign-out`): its
+    /// token stops working at once.
+    pub async fn sign_out(&self, enrollment: &Enrollment) -> Result<(), SyncError> {
+        let resp = self
+            .client
+            .post(format!("{}/v1/sign-out", enrollment.server_url))
+            .header("authorization", format!("Bearer {}", enrollment.token))
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        match server_error(status.as_u16(), &bytes) {
+            // Already revoked or unknown: signed out all the same.
+            _ if status.is_success() => Ok(()),
+            SyncError::Revoked | SyncError::Unauthorized(_) => Ok(()),
+            e => Err(e),
+        }
     }
 
     async fn post(&self, url: &str, token: &str, body: &[u8]) -> Attempt {

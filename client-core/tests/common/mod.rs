@@ -108,6 +108,7 @@ pub fn sample(kind: RecordKind, grid_path: &str, at: i64) -> Record {
             figures: BTreeMap::from([("patrols.morning".to_owned(), 90)]),
             narrative: "本月社会治安总体平稳".into(),
             submitted_at: None,
+            returned: None,
         }),
     };
     // Weekly meetings belong to the village, monthly reviews and reports to

@@ -3,7 +3,8 @@
 // kotlin-test's assertions, kotlinx-coroutines) and JNA.
 //
 // ffi/tests/kotlin.rs compiles this directory together with the generated
-// org/gridsync/core/gridsync_ffi.kt and runs `org.gridsync.test.HarnessKt`
+// bindings (org/gridsync/core/gridsync_core.kt, the core's types, and
+// org/gridsync/ffi/gridsync_ffi.kt, GridCore) and runs `org.gridsync.test.HarnessKt`
 // with the library it built and a gridsync-server it started. Environment:
 //
 //   GRIDSYNC_SERVER_URL       where the server listens (loopback)
@@ -22,6 +23,7 @@ import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
 import kotlinx.coroutines.runBlocking
 import org.gridsync.core.*
+import org.gridsync.ffi.*
 
 /** A gridsync-server with the demo county, and its admin commands. */
 class Server(
@@ -100,9 +102,77 @@ fun newKey(): ByteArray = ByteArray(32).also { random.nextBytes(it) }
 
 fun nowMs(): Long = System.currentTimeMillis()
 
+/**
+ * A weak link between a phone and the server, on loopback: it relays
+ * connections to `target` until `blackHole` is set; from then on it takes
+ * each new connection and never answers (a request on the wire that no
+ * answer comes back for). Closed after the test.
+ */
+class Link(target: String) {
+    private val to = java.net.URI(target)
+    private val socket = java.net.ServerSocket(0, 50, java.net.InetAddress.getLoopbackAddress())
+    private val open = CopyOnWriteArrayList<java.net.Socket>()
+    private val heldCount = java.util.concurrent.atomic.AtomicInteger()
+    /**
+     * Set: every connection open now is cut (as when a phone's network
+     * drops) and every new one is held unanswered. Cleared: new
+     * connections are relayed again.
+     */
+    @Volatile var blackHole = false
+        set(value) {
+            field = value
+            if (value) {
+                relayed.forEach { runCatching { it.close() } }
+                relayed.clear()
+            }
+        }
+    private val relayed = CopyOnWriteArrayList<java.net.Socket>()
+    val url = "http://127.0.0.1:${socket.localPort}"
+
+    init {
+        Thread {
+            while (!socket.isClosed) {
+                val conn = try { socket.accept() } catch (e: java.io.IOException) { break }
+                open.add(conn)
+                if (blackHole) {
+                    heldCount.incrementAndGet()
+                    continue
+                }
+                val up = java.net.Socket(to.host, to.port).also { open.add(it) }
+                relayed.add(conn)
+                relayed.add(up)
+                pump(conn, up)
+                pump(up, conn)
+            }
+        }.apply { isDaemon = true }.start()
+    }
+
+    private fun pump(from: java.net.Socket, to: java.net.Socket) {
+        Thread {
+            try { from.getInputStream().copyTo(to.getOutputStream()) } catch (e: java.io.IOException) {}
+            try { to.shutdownOutput() } catch (e: java.io.IOException) {}
+        }.apply { isDaemon = true }.start()
+    }
+
+    /** Wait until `n` connections in all have been taken and left unanswered. */
+    fun awaitHeld(n: Int) {
+        val deadline = System.nanoTime() + 30_000_000_000L
+        while (heldCount.get() < n) {
+            check(System.nanoTime() < deadline) { "no connection reached the link (${heldCount.get()} of $n)" }
+            Thread.sleep(20)
+        }
+    }
+
+    fun close() {
+        socket.close()
+        open.forEach { runCatching { it.close() } }
+    }
+}
+
 /** A test's scratch directory and the shared server. */
 class Ctx(val server: Server, val dir: File) {
     val ownServers = mutableListOf<Server>()
+    val links = mutableListOf<Link>()
 
     /** A server of this test's own, which it may kill (killed after the test anyway). */
     fun ownServer(): Server = Server.start(
@@ -142,6 +212,7 @@ fun main(args: Array<String>) {
             e.printStackTrace(System.out)
         } finally {
             ctx.ownServers.forEach { it.kill() }
+            ctx.links.forEach { it.close() }
             dir.deleteRecursively()
         }
     }

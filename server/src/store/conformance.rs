@@ -499,6 +499,90 @@ macro_rules! conformance_tests {
 
         #[test]
         $(#[$meta])*
+        fn snapshots_are_what_the_next_merge_starts_from() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            assert!(s.snapshot(rec.id).unwrap().is_none());
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&rec)]).iter().all(acked));
+            let stored = s.snapshot(rec.id).unwrap().unwrap();
+            assert!(!stored.sensitive);
+            let mut doc = gridsync_core::doc::RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
+            assert_eq!(doc.record().unwrap(), rec);
+            // An edit built on the snapshot merges as a diff.
+            let heads = doc.heads();
+            let mut edited = rec.clone();
+            if let gridsync_core::model::RecordBody::Patrol(p) = &mut edited.body {
+                p.findings = "发现一处隐患".into();
+            }
+            assert!(doc.update(&edited).unwrap());
+            let ch = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
+            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc { doc_id: rec.id, changes: ch }]).iter().all(acked));
+            assert_eq!(s.record(rec.id).unwrap().unwrap().json["data"]["findings"], "发现一处隐患");
+            let hh = household("t01/v01/g1", "gm1");
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&hh)]).iter().all(acked));
+            assert!(s.snapshot(hh.id).unwrap().unwrap().sensitive);
+        }
+
+        #[test]
+        $(#[$meta])*
+        fn accounts_change_role_grid_agency_and_deactivate() {
+            let s = make();
+            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
+            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
+            let a = s.account("gm1").unwrap().unwrap();
+            assert_eq!((a.agency, a.deactivated_at), (None, None));
+            assert_eq!(s.accounts().unwrap().len(), 2);
+            assert!(s.account("nobody").unwrap().is_none());
+            s.set_agency("police", Some(Agency::Police)).unwrap();
+            assert_eq!(s.account("police").unwrap().unwrap().agency, Some(Agency::Police));
+            assert!(matches!(s.set_agency("nobody", None), Err(StoreError::NotFound(_))));
+            let session = |h: &[u8]| WebSession {
+                token_hash: h.to_vec(),
+                user_id: "gm1".into(),
+                csrf: "c".into(),
+                created_at: 0,
+                expires_at: i64::MAX,
+            };
+            s.create_enrollment(b"c1", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.redeem_enrollment(b"c1", &device("d1", "gm1"), b"t1", 1).unwrap(), Redeemed::Enrolled(_)));
+            s.create_web_session(&session(b"s1")).unwrap();
+            // A new name alone keeps the phone and the session.
+            let mut u = s.user("gm1").unwrap().unwrap();
+            u.display_name = "王秀英".into();
+            s.update_user(&u, 5).unwrap();
+            assert_eq!(s.user("gm1").unwrap().unwrap().display_name, "王秀英");
+            assert!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at.is_none());
+            assert!(s.web_session(b"s1", 10).unwrap().is_some());
+            // A new grid revokes the phone and ends the session.
+            u.grid = GridPath::parse("t01/v01/g2").unwrap();
+            s.update_user(&u, 6).unwrap();
+            assert_eq!(s.user("gm1").unwrap().unwrap().grid.to_string(), "t01/v01/g2");
+            assert_eq!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at, Some(6));
+            assert!(s.web_session(b"s1", 10).unwrap().is_none());
+            assert!(matches!(s.update_user(&user("nobody", Role::GridManager, "t01/v01/g1"), 1), Err(StoreError::NotFound(_))));
+            // Deactivating ends sessions, revokes devices and voids codes.
+            s.create_enrollment(b"c2", "gm1", i64::MAX).unwrap();
+            s.create_enrollment(b"c3", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.redeem_enrollment(b"c2", &device("d2", "gm1"), b"t2", 1).unwrap(), Redeemed::Enrolled(_)));
+            s.create_web_session(&session(b"s2")).unwrap();
+            s.set_active("gm1", false, 20).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20));
+            assert!(s.web_session(b"s2", 30).unwrap().is_none());
+            assert_eq!(s.device_by_token(b"t2").unwrap().unwrap().device.revoked_at, Some(20));
+            assert_eq!(s.redeem_enrollment(b"c3", &device("d3", "gm1"), b"t3", 30).unwrap(), Redeemed::InvalidCode);
+            assert!(matches!(s.create_enrollment(b"c4", "gm1", i64::MAX), Err(StoreError::NotFound(_))));
+            s.set_active("gm1", false, 40).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20), "the first deactivation stays");
+            s.set_active("gm1", true, 50).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, None);
+            s.create_enrollment(b"c5", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.set_active("nobody", false, 1), Err(StoreError::NotFound(_))));
+        }
+
+        #[test]
+        $(#[$meta])*
         fn concurrent_merges_of_one_record_lose_nothing() {
             let s = make();
             let s: std::sync::Arc<dyn ServerStore> = s.into();

@@ -190,6 +190,75 @@ impl User {
     }
 }
 
+/// The county agency an agency account belongs to. Each owns one of the
+/// four-none targets; the first three enter case counts of their own kind
+/// only, and the justice bureau's target (no backlog disputes) comes from
+/// the dispute records, so it enters none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agency {
+    /// 县公安局: public-security cases.
+    Police,
+    /// 县检察院: criminal cases.
+    Procuratorate,
+    /// 县法院: lawsuits.
+    Court,
+    /// 县司法局: disputes (from the records).
+    Justice,
+}
+
+impl Agency {
+    /// Every agency.
+    pub const ALL: [Agency; 4] = [Agency::Police, Agency::Procuratorate, Agency::Court, Agency::Justice];
+
+    /// Stable machine name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agency::Police => "police",
+            Agency::Procuratorate => "procuratorate",
+            Agency::Court => "court",
+            Agency::Justice => "justice",
+        }
+    }
+
+    /// Parse a machine name.
+    pub fn parse(s: &str) -> Option<Agency> {
+        Agency::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Chinese name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Agency::Police => "县公安局",
+            Agency::Procuratorate => "县检察院",
+            Agency::Court => "县法院",
+            Agency::Justice => "县司法局",
+        }
+    }
+
+    /// The one kind of case count this agency enters (`None`: the justice
+    /// bureau, whose figure comes from the dispute records).
+    pub fn case_kind(self) -> Option<CaseKind> {
+        match self {
+            Agency::Police => Some(CaseKind::PublicSecurity),
+            Agency::Procuratorate => Some(CaseKind::Criminal),
+            Agency::Court => Some(CaseKind::Lawsuit),
+            Agency::Justice => None,
+        }
+    }
+}
+
+/// A user with what the county manages about the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// For agency staff, their agency (`None`: not set, so no case kind).
+    pub agency: Option<Agency>,
+    /// When the account was deactivated, ms; `None` while active.
+    pub deactivated_at: Option<i64>,
+}
+
 /// A device enrolled for a user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Device {
@@ -559,7 +628,25 @@ pub trait ServerStore: Send + Sync {
     fn user(&self, id: &str) -> StoreResult<Option<User>>;
     /// Every user.
     fn users(&self) -> StoreResult<Vec<User>>;
-    /// Store a hashed one-time enrollment code for a user.
+    /// A user with their agency and whether the account is active.
+    fn account(&self, id: &str) -> StoreResult<Option<Account>>;
+    /// Every account, ordered by user id.
+    fn accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Change a user's name, role and grid (`NotFound` if unknown). When the
+    /// role or the grid changes, every device of the user is revoked (and
+    /// told to wipe) and their web sessions end, in the same transaction: a
+    /// phone must not keep the records of a grid that is no longer its
+    /// user's, and a page must not keep the old scope.
+    fn update_user(&self, user: &User, now: i64) -> StoreResult<()>;
+    /// Set the agency of an account (`NotFound` if unknown).
+    fn set_agency(&self, user_id: &str, agency: Option<Agency>) -> StoreResult<()>;
+    /// Deactivate or reactivate a user (`NotFound` if unknown). Deactivating
+    /// ends their web sessions, revokes their devices and voids their unused
+    /// enrollment codes, in one transaction; reactivating enrolls nothing
+    /// again (the user needs a new code).
+    fn set_active(&self, user_id: &str, active: bool, now: i64) -> StoreResult<()>;
+    /// Store a hashed one-time enrollment code for a user (`NotFound` if
+    /// the user does not exist or is deactivated).
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()>;
     /// Use an enrollment code once: if it exists, is unused and unexpired,
     /// mark it used and create the device with its actor id. An actor id
@@ -609,6 +696,9 @@ pub trait ServerStore: Send + Sync {
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>>;
     /// One materialized record.
     fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>>;
+    /// A record's stored snapshot (the compacted document the next merge
+    /// starts from), for building a change on the web against it.
+    fn snapshot(&self, id: Uuid) -> StoreResult<Option<StoredDoc>>;
     /// Enter case counts, replacing any entered before for the same
     /// (village, year, kind); all or nothing.
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()>;

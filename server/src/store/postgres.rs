@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/003_web.sql"),
     include_str!("../../../migrations/server-postgres/004_device_actors.sql"),
     include_str!("../../../migrations/server-postgres/005_health_probe.sql"),
+    include_str!("../../../migrations/server-postgres/006_accounts.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -42,6 +43,18 @@ fn user_of(r: &::postgres::Row, at: usize) -> StoreResult<User> {
         grid: GridPath::parse(&r.try_get::<_, String>(at + 3)?).map_err(corrupt)?,
     })
 }
+
+fn account_of(r: &::postgres::Row) -> StoreResult<Account> {
+    let agency: Option<String> = r.try_get(4)?;
+    Ok(Account {
+        user: user_of(r, 0)?,
+        agency: agency.as_deref().and_then(Agency::parse),
+        deactivated_at: r.try_get(5)?,
+    })
+}
+
+/// Columns of an [`Account`], in the order [`account_of`] reads them.
+const ACCOUNT_COLS: &str = "id, display_name, role, grid, agency, deactivated_at";
 
 fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
     Ok(Device {
@@ -185,10 +198,85 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.with(|c| {
+            c.query_opt(&format!("SELECT {ACCOUNT_COLS} FROM users WHERE id = $1"), &[&id])?
+                .map(|r| account_of(&r))
+                .transpose()
+        })
+    }
+
+    fn accounts(&self) -> StoreResult<Vec<Account>> {
+        self.with(|c| {
+            c.query(&format!("SELECT {ACCOUNT_COLS} FROM users ORDER BY id"), &[])?.iter().map(account_of).collect()
+        })
+    }
+
+    fn update_user(&self, u: &User, now: i64) -> StoreResult<()> {
+        self.tx(|tx| {
+            let old = tx
+                .query_opt("SELECT id, display_name, role, grid FROM users WHERE id = $1 FOR UPDATE", &[&u.id])?
+                .map(|r| user_of(&r, 0))
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("user {}", u.id)))?;
+            tx.execute(
+                "UPDATE users SET display_name = $2, role = $3, grid = $4 WHERE id = $1",
+                &[&u.id, &u.display_name, &u.role.as_str(), &u.grid.to_string()],
+            )?;
+            if old.role != u.role || old.grid != u.grid {
+                tx.execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, $2) WHERE user_id = $1",
+                    &[&u.id, &now],
+                )?;
+                tx.execute("DELETE FROM web_sessions WHERE user_id = $1", &[&u.id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn set_agency(&self, user_id: &str, agency: Option<Agency>) -> StoreResult<()> {
+        self.with(|c| {
+            let n =
+                c.execute("UPDATE users SET agency = $2 WHERE id = $1", &[&user_id, &agency.map(Agency::as_str)])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn set_active(&self, user_id: &str, active: bool, now: i64) -> StoreResult<()> {
+        self.tx(|tx| {
+            let n = if active {
+                tx.execute("UPDATE users SET deactivated_at = NULL WHERE id = $1", &[&user_id])?
+            } else {
+                tx.execute(
+                    "UPDATE users SET deactivated_at = coalesce(deactivated_at, $2) WHERE id = $1",
+                    &[&user_id, &now],
+                )?
+            };
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            if !active {
+                tx.execute("DELETE FROM web_sessions WHERE user_id = $1", &[&user_id])?;
+                tx.execute(
+                    "UPDATE devices SET revoked_at = coalesce(revoked_at, $2) WHERE user_id = $1",
+                    &[&user_id, &now],
+                )?;
+                tx.execute(
+                    "UPDATE enrollments SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+                    &[&user_id, &now],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         self.with(|c| {
-            if c.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])?.is_none() {
-                return Err(StoreError::NotFound(format!("user {user_id}")));
+            if c.query_opt("SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL", &[&user_id])?.is_none() {
+                return Err(StoreError::NotFound(format!("active user {user_id}")));
             }
             c.execute(
                 "INSERT INTO enrollments (code_hash, user_id, expires_at) VALUES ($1, $2, $3)",
@@ -433,6 +521,13 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn snapshot(&self, id: Uuid) -> StoreResult<Option<StoredDoc>> {
+        self.with(|c| {
+            Ok(c.query_opt("SELECT snapshot, sensitive FROM documents WHERE id = $1", &[&id])?
+                .map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) }))
+        })
+    }
+
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
         self.tx(|tx| {
             let st = tx.prepare(
@@ -660,6 +755,7 @@ mod schema_tests {
         (3, include_str!("../../../migrations/server-postgres/snapshots/v3.sql")),
         (4, include_str!("../../../migrations/server-postgres/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/server-postgres/snapshots/v5.sql")),
+        (6, include_str!("../../../migrations/server-postgres/snapshots/v6.sql")),
     ];
 
     /// The current schema's tables, columns, indexes and triggers as text

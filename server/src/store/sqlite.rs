@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/003_web.sql"),
     include_str!("../../../migrations/server-sqlite/004_device_actors.sql"),
     include_str!("../../../migrations/server-sqlite/005_health_probe.sql"),
+    include_str!("../../../migrations/server-sqlite/006_accounts.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -114,6 +115,14 @@ fn user_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<User> {
         grid: grid_of(&r.get::<_, String>(at + 3)?)?,
     })
 }
+
+fn account_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    let agency: Option<String> = r.get(4)?;
+    Ok(Account { user: user_row(r, 0)?, agency: agency.as_deref().and_then(Agency::parse), deactivated_at: r.get(5)? })
+}
+
+/// Columns of an [`Account`], in the order [`account_row`] reads them.
+const ACCOUNT_COLS: &str = "id, display_name, role, grid, agency, deactivated_at";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
@@ -338,12 +347,89 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
+    fn account(&self, id: &str) -> StoreResult<Option<Account>> {
+        self.read(|c| {
+            Ok(c.query_row(&format!("SELECT {ACCOUNT_COLS} FROM users WHERE id = ?1"), [id], account_row).optional()?)
+        })
+    }
+
+    fn accounts(&self) -> StoreResult<Vec<Account>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {ACCOUNT_COLS} FROM users ORDER BY id"))?;
+            let rows = st.query_map([], account_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn update_user(&self, u: &User, now: i64) -> StoreResult<()> {
+        let mut conn = self.exclusive();
+        let tx = conn.transaction()?;
+        let old = tx
+            .query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&u.id], |r| user_row(r, 0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("user {}", u.id)))?;
+        tx.execute(
+            "UPDATE users SET display_name = ?2, role = ?3, grid = ?4 WHERE id = ?1",
+            params![u.id, u.display_name, u.role.as_str(), u.grid.to_string()],
+        )?;
+        if old.role != u.role || old.grid != u.grid {
+            tx.execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE user_id = ?1",
+                params![u.id, now],
+            )?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [&u.id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_agency(&self, user_id: &str, agency: Option<Agency>) -> StoreResult<()> {
+        let conn = self.exclusive();
+        let n =
+            conn.execute("UPDATE users SET agency = ?2 WHERE id = ?1", params![user_id, agency.map(Agency::as_str)])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        Ok(())
+    }
+
+    fn set_active(&self, user_id: &str, active: bool, now: i64) -> StoreResult<()> {
+        let mut conn = self.exclusive();
+        let tx = conn.transaction()?;
+        let n = if active {
+            tx.execute("UPDATE users SET deactivated_at = NULL WHERE id = ?1", [user_id])?
+        } else {
+            tx.execute(
+                "UPDATE users SET deactivated_at = coalesce(deactivated_at, ?2) WHERE id = ?1",
+                params![user_id, now],
+            )?
+        };
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        if !active {
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [user_id])?;
+            tx.execute(
+                "UPDATE devices SET revoked_at = coalesce(revoked_at, ?2) WHERE user_id = ?1",
+                params![user_id, now],
+            )?;
+            tx.execute(
+                "UPDATE enrollments SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
+                params![user_id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         let conn = self.exclusive();
-        let exists: bool =
-            conn.query_row("SELECT 1 FROM users WHERE id = ?1", [user_id], |_| Ok(true)).optional()?.is_some();
+        let exists: bool = conn
+            .query_row("SELECT 1 FROM users WHERE id = ?1 AND deactivated_at IS NULL", [user_id], |_| Ok(true))
+            .optional()?
+            .is_some();
         if !exists {
-            return Err(StoreError::NotFound(format!("user {user_id}")));
+            return Err(StoreError::NotFound(format!("active user {user_id}")));
         }
         conn.execute(
             "INSERT INTO enrollments (code_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -610,6 +696,15 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
+    fn snapshot(&self, id: Uuid) -> StoreResult<Option<StoredDoc>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [id.to_string()], |r| {
+                Ok(StoredDoc { snapshot: r.get(0)?, sensitive: r.get(1)? })
+            })
+            .optional()?)
+        })
+    }
+
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
         let mut conn = self.exclusive();
         let tx = conn.transaction()?;
@@ -865,6 +960,7 @@ mod schema_tests {
         (3, include_str!("../../../migrations/server-sqlite/snapshots/v3.sql")),
         (4, include_str!("../../../migrations/server-sqlite/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/server-sqlite/snapshots/v5.sql")),
+        (6, include_str!("../../../migrations/server-sqlite/snapshots/v6.sql")),
     ];
 
     fn described(conn: &Connection) -> Vec<String> {

@@ -57,6 +57,18 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .msg{background:#fde7e5;color:#8c1d18;padding:8px 12px;border-radius:4px}
 ol.timeline{list-style:none;padding:0;margin:0;border-left:3px solid #b3261e}
 ol.timeline li{padding:6px 0 10px 14px;position:relative}
+ol.timeline li.overruled{color:#8a949e;text-decoration:line-through}
+ol.timeline li.overruled .tag{text-decoration:none}
+ol.timeline li.conflict strong{color:#b3261e}
+form.step{border-top:1px solid #e3e7eb;padding-top:8px;margin-top:8px}
+form.step h4{margin:4px 0 6px;font-size:15px}
+.card label{display:block;margin:6px 0}
+.card input:not([type=hidden]),.card select,.card textarea{font:inherit;padding:5px 7px;border:1px solid #c5ccd3;border-radius:4px;max-width:100%}
+.card textarea{width:100%}
+.inline label{display:inline-block;margin-right:12px}
+.pair{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:10px}
+.choice{flex:1 1 300px;border:1px solid #e3e7eb;border-radius:6px;padding:8px 12px}
+.code{font-family:monospace;font-size:26px;letter-spacing:2px}
 ol.timeline li:before{content:'';position:absolute;left:-8px;top:11px;width:11px;height:11px;border-radius:50%;background:#b3261e}
 ";
 
@@ -84,10 +96,10 @@ pub fn page(title: &str, header: Option<&Header<'_>>, body: &str) -> String {
     );
     if let Some(h) = header {
         out.push_str(
-            "<a href=\"/web\">总览</a><a href=\"/web/disputes\">矛盾纠纷</a><a href=\"/web/devices\">设备</a>",
+            "<a href=\"/web\">总览</a><a href=\"/web/hazards\" id=\"hazards-link\">隐患</a><a href=\"/web/map\" id=\"map-link\">地图</a><a href=\"/web/disputes\">矛盾纠纷</a><a href=\"/web/four-none\">四无创建</a><a href=\"/web/devices\">设备</a>",
         );
         if h.county {
-            out.push_str("<a href=\"/web/audit\">审计日志</a>");
+            out.push_str("<a href=\"/web/users\">人员</a><a href=\"/web/audit\">审计日志</a>");
         }
         let _ = write!(
             out,

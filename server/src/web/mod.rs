@@ -14,9 +14,17 @@
 //!
 //! See `docs/dashboard.md`.
 
+mod disputes;
+mod edit;
+mod figures;
+mod hazards;
 pub mod html;
+pub mod map;
+mod monthly;
 mod pages;
 pub mod password;
+mod people;
+mod reviews;
 
 use std::collections::HashMap;
 
@@ -49,12 +57,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/web/t/{t}/{v}", web::get().to(village))
         .route("/web/disputes", web::get().to(disputes))
         .route("/web/disputes/{id}", web::get().to(dispute))
+        .route("/web/disputes/{id}/act", web::post().to(dispute_act))
+        .route("/web/hazards", web::get().to(hazards_list))
+        .route("/web/hazards/{id}", web::get().to(hazard))
+        .route("/web/hazards/{id}/act", web::post().to(hazard_act))
+        .route("/web/map", web::get().to(map_page))
         .route("/web/households/{id}", web::get().to(household))
         .route("/web/reports/{t}/{month}", web::get().to(report))
+        .route("/web/reports/{t}/{month}/draft", web::post().to(report_draft))
+        .route("/web/reports/{t}/{month}/confirm", web::post().to(report_confirm))
         .route("/web/reports/{t}/{month}/submit", web::post().to(submit_report))
+        .route("/web/reports/{t}/{month}/return", web::post().to(report_return))
+        .route("/web/reviews/{t}", web::get().to(reviews_page))
+        .route("/web/reviews/{t}", web::post().to(review_create))
         .route("/web/devices", web::get().to(devices))
         .route("/web/devices/{id}/revoke", web::post().to(revoke_device))
-        .route("/web/audit", web::get().to(audit));
+        .route("/web/audit", web::get().to(audit))
+        .route("/web/four-none", web::get().to(four_none))
+        .route("/web/four-none/{file}", web::get().to(four_none_file))
+        .route("/web/figures/{name}", web::get().to(figure))
+        .route("/web/case-counts", web::get().to(case_counts))
+        .route("/web/case-counts", web::post().to(case_counts_save))
+        .route("/web/case-counts/csv", web::post().to(case_counts_csv))
+        .route("/web/users", web::get().to(users))
+        .route("/web/users", web::post().to(user_create))
+        .route("/web/users/{id}", web::get().to(user_page))
+        .route("/web/users/{id}/update", web::post().to(user_update))
+        .route("/web/users/{id}/password", web::post().to(user_password))
+        .route("/web/users/{id}/active", web::post().to(user_active))
+        .route("/web/users/{id}/enroll", web::post().to(user_enroll));
 }
 
 /// Why a page cannot be shown.
@@ -94,6 +125,14 @@ impl From<crate::reports::ReportError> for WebError {
 pub enum Out {
     /// An HTML page.
     Html(String),
+    /// An HTML page that shows images from one outside origin (the map's
+    /// tiles), allowed by its `img-src` and nothing else.
+    HtmlImages {
+        /// The page.
+        html: String,
+        /// `scheme://host[:port]` of the images.
+        img_origin: String,
+    },
     /// A file download.
     File {
         /// Bytes.
@@ -162,13 +201,20 @@ fn set_cookie(name: &str, value: &str, max_age_s: i64) -> String {
 }
 
 fn secure_headers(b: &mut actix_web::HttpResponseBuilder) {
+    secure_headers_with_images(b, None);
+}
+
+fn secure_headers_with_images(b: &mut actix_web::HttpResponseBuilder, img_origin: Option<&str>) {
+    let img = img_origin.map_or_else(|| "'self'".to_owned(), |o| format!("'self' {o}"));
     b.insert_header(("cache-control", "no-store"))
         .insert_header(("x-frame-options", "DENY"))
         .insert_header(("x-content-type-options", "nosniff"))
         .insert_header(("referrer-policy", "no-referrer"))
         .insert_header((
             "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; form-action 'self'; frame-ancestors 'none'"
+            ),
         ));
 }
 
@@ -207,6 +253,11 @@ fn error_page(e: WebError) -> HttpResponse {
 fn out_response(o: Out) -> HttpResponse {
     match o {
         Out::Html(s) => html_response(StatusCode::OK, s),
+        Out::HtmlImages { html, img_origin } => {
+            let mut b = HttpResponse::Ok();
+            secure_headers_with_images(&mut b, Some(&img_origin));
+            b.content_type("text/html; charset=utf-8").body(html)
+        }
         Out::Redirect(to) => redirect(&to),
         Out::File { bytes, ctype, name } => {
             let mut b = HttpResponse::Ok();
@@ -218,12 +269,30 @@ fn out_response(o: Out) -> HttpResponse {
     }
 }
 
+/// The session cookie of a request, if it sent one.
+pub fn session_cookie(req: &HttpRequest) -> Option<String> {
+    cookie(req, SESSION_COOKIE)
+}
+
+/// The signed-in, active user holding session cookie `token` (for the
+/// reports API, which takes a web session as well as a device token).
+pub fn session_user(store: &dyn ServerStore, token: &str) -> Result<Option<User>, StoreError> {
+    match session(store, Some(token), String::new()) {
+        Ok(ctx) => Ok(Some(ctx.user)),
+        Err(WebError::Store(e)) => Err(StoreError::Open(e)),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The signed-in user of a request, read on the blocking pool.
 fn session(store: &dyn ServerStore, token: Option<&str>, ip: String) -> Result<Ctx, WebError> {
     let token = token.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(WebError::SignIn)?;
     let s = store.web_session(&auth::hash_secret(token), now_ms())?.ok_or(WebError::SignIn)?;
-    let user = store.user(&s.user_id)?.ok_or(WebError::SignIn)?;
-    Ok(Ctx { user, session: s, ip })
+    let account = store.account(&s.user_id)?.ok_or(WebError::SignIn)?;
+    if account.deactivated_at.is_some() {
+        return Err(WebError::SignIn);
+    }
+    Ok(Ctx { user: account.user, session: s, ip })
 }
 
 /// Run a page for the signed-in user on the blocking pool.
@@ -392,6 +461,10 @@ async fn sign_in(
             audit("sign_in_failed")?;
             return Ok(SignIn::Refused("账号或密码错误"));
         }
+        if store.account(&user_id)?.is_some_and(|a| a.deactivated_at.is_some()) {
+            audit("sign_in_deactivated")?;
+            return Ok(SignIn::Refused("该账号已停用，请联系县综治中心"));
+        }
         store.clear_failed_sign_ins(&user_id)?;
         let token = auth::new_token();
         store.create_web_session(&WebSession {
@@ -479,7 +552,54 @@ async fn disputes(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 async fn dispute(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
-    render(&req, &state, move |s, ctx| pages::dispute(s, ctx, &id)).await
+    render(&req, &state, move |s, ctx| disputes::page(s, ctx, &id)).await
+}
+
+async fn dispute_act(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| disputes::act(s, ctx, &id, &form)).await
+}
+
+async fn hazards_list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let q = query(&req);
+    render(&req, &state, move |s, ctx| {
+        hazards::list(s, ctx, q.get("grid").map(String::as_str), q.get("status").map(String::as_str))
+    })
+    .await
+}
+
+async fn hazard(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    render(&req, &state, move |s, ctx| hazards::page(s, ctx, &id)).await
+}
+
+async fn hazard_act(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| hazards::act(s, ctx, &id, &form)).await
+}
+
+async fn map_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let q = query(&req);
+    let tiles = state.limits.map_tiles.clone();
+    render(&req, &state, move |s, ctx| {
+        map::page(s, ctx, q.get("grid").map(String::as_str), q.get("days").map(String::as_str), tiles.as_ref())
+    })
+    .await
+}
+
+/// A request's query string as a map (a malformed one reads as empty).
+fn query(req: &HttpRequest) -> HashMap<String, String> {
+    web::Query::<HashMap<String, String>>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default()
 }
 
 async fn household(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
@@ -489,7 +609,38 @@ async fn household(req: HttpRequest, state: web::Data<AppState>, path: web::Path
 
 async fn report(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
     let (t, month) = path.into_inner();
-    render(&req, &state, move |s, ctx| pages::report(s, ctx, &t, &month)).await
+    render(&req, &state, move |s, ctx| monthly::page(s, ctx, &t, &month)).await
+}
+
+type FormFn = fn(&dyn ServerStore, &Ctx, &str, &str, &HashMap<String, String>) -> Result<Out, WebError>;
+
+async fn report_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+    f: FormFn,
+) -> HttpResponse {
+    let (t, month) = path.into_inner();
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| f(s, ctx, &t, &month, &form)).await
+}
+
+async fn report_draft(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    report_post(req, state, path, form, monthly::draft).await
+}
+
+async fn report_confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    report_post(req, state, path, form, monthly::confirm).await
 }
 
 async fn submit_report(
@@ -498,9 +649,33 @@ async fn submit_report(
     path: web::Path<(String, String)>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let (t, month) = path.into_inner();
-    render_post(&req, &state, form.into_inner(), move |s, ctx, form| pages::submit_report(s, ctx, &t, &month, &form))
-        .await
+    report_post(req, state, path, form, monthly::submit).await
+}
+
+async fn report_return(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    report_post(req, state, path, form, monthly::send_back).await
+}
+
+async fn reviews_page(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let t = path.into_inner();
+    render(&req, &state, move |s, ctx| reviews::page(s, ctx, &t)).await
+}
+
+async fn review_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let t = path.into_inner();
+    let list = form.into_inner();
+    let single: HashMap<String, String> = list.iter().cloned().collect();
+    render_post(&req, &state, single, move |s, ctx, _| reviews::create(s, ctx, &t, &list)).await
 }
 
 async fn devices(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
@@ -522,6 +697,145 @@ async fn audit(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         .map(|q| q.into_inner())
         .unwrap_or_default();
     render(&req, &state, move |s, ctx| pages::audit(s, ctx, &q)).await
+}
+
+async fn four_none(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let year = query(&req).remove("year");
+    render(&req, &state, move |s, ctx| figures::four_none(s, ctx, year.as_deref(), false)).await
+}
+
+async fn four_none_file(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let file = path.into_inner();
+    render(&req, &state, move |s, ctx| match file.strip_suffix(".xlsx") {
+        Some(year) => figures::four_none(s, ctx, Some(year), true),
+        None => Err(WebError::NotFound),
+    })
+    .await
+}
+
+async fn figure(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let name = path.into_inner();
+    let q = query(&req);
+    render(&req, &state, move |s, ctx| figures::figure(s, ctx, &name, &q)).await
+}
+
+async fn case_counts(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let mut q = query(&req);
+    let year = q.remove("year");
+    let saved = q.remove("saved").and_then(|n| n.parse().ok());
+    render(&req, &state, move |s, ctx| figures::case_counts(s, ctx, year.as_deref(), saved)).await
+}
+
+async fn case_counts_save(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| figures::save_form(s, ctx, &form)).await
+}
+
+/// Largest CSV upload.
+const MAX_UPLOAD: usize = 2 * 1024 * 1024;
+
+async fn case_counts_csv(req: HttpRequest, state: web::Data<AppState>, mut payload: web::Payload) -> HttpResponse {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else { return error_page(WebError::Bad("上传的数据不完整".into())) };
+        if body.len() + chunk.len() > MAX_UPLOAD {
+            return error_page(WebError::Bad("文件过大（不超过2MB），请分批上传".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let ctype = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let Some(parts) = figures::multipart(&ctype, &body) else {
+        return error_page(WebError::Bad("请选择要上传的CSV文件".into()));
+    };
+    let mut form = HashMap::new();
+    let mut csv = Vec::new();
+    for (name, bytes) in parts {
+        if name == "csv" {
+            csv = bytes;
+        } else if name == "csrf" {
+            form.insert(name, String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    render_post(&req, &state, form, move |s, ctx, _| figures::save_csv(s, ctx, &csv)).await
+}
+
+type UserFormFn = fn(&dyn ServerStore, &Ctx, &str, &HashMap<String, String>) -> Result<Out, WebError>;
+
+async fn user_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+    f: UserFormFn,
+) -> HttpResponse {
+    let id = path.into_inner();
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| f(s, ctx, &id, &form)).await
+}
+
+async fn users(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let q =
+        web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok().and_then(|q| q.get("q").cloned());
+    render(&req, &state, move |s, ctx| people::list(s, ctx, q.as_deref())).await
+}
+
+async fn user_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    render_post(&req, &state, form.into_inner(), move |s, ctx, form| people::create(s, ctx, &form)).await
+}
+
+async fn user_page(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    render(&req, &state, move |s, ctx| people::page(s, ctx, &id, None)).await
+}
+
+async fn user_update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    user_post(req, state, path, form, people::update).await
+}
+
+async fn user_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    user_post(req, state, path, form, people::reset_password).await
+}
+
+async fn user_active(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    user_post(req, state, path, form, people::set_active).await
+}
+
+async fn user_enroll(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    // The address the clerk reached this server by is the one the phone
+    // should sync with (behind a proxy, the proxy's).
+    let server_url = {
+        let ci = req.connection_info();
+        format!("{}://{}", ci.scheme(), ci.host())
+    };
+    render_post(&req, &state, form.into_inner(), move |s, ctx, _| people::enroll(s, ctx, &id, &server_url)).await
 }
 
 #[cfg(test)]

@@ -1,14 +1,11 @@
 //! The dashboard's pages. Each takes the store and the signed-in user,
 //! checks scope first, and returns an [`Out`]. Runs on the blocking pool.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use automerge::ActorId;
-use gridsync_core::doc::RecordDoc;
 use gridsync_core::grid::{GridLevel, GridPath, Role};
-use gridsync_core::model::{Dispute, DisputeCategory, DisputeLevel, DisputeStatus, MonthlyReport, Record, RecordBody};
-use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
+use gridsync_core::model::{Dispute, DisputeLevel, DisputeStatus, Record, RecordBody};
 use uuid::Uuid;
 
 use super::html::{esc, page, time};
@@ -17,22 +14,22 @@ use crate::access::may_read;
 use crate::api::now_ms;
 use crate::reports;
 use crate::reports_files::{self, Cell};
-use crate::store::{AuditQuery, IncomingDoc, RecordView, ServerStore, ViewQuery};
+use crate::store::{AuditQuery, RecordView, ServerStore, ViewQuery};
 
-const OUT_OF_SCOPE: &str = "该页面超出您的网格范围，您只能查看本人负责网格内的信息";
+pub(super) const OUT_OF_SCOPE: &str = "该页面超出您的网格范围，您只能查看本人负责网格内的信息";
 const SENSITIVE: &str = "户籍台账属于个人敏感信息，只有本网格的网格管理员、网格长和网格督导员可以查看";
 
-fn names(s: &dyn ServerStore) -> Result<HashMap<GridPath, String>, WebError> {
+pub(super) fn names(s: &dyn ServerStore) -> Result<HashMap<GridPath, String>, WebError> {
     Ok(s.grid_nodes()?.into_iter().map(|n| (n.path, n.name)).collect())
 }
 
-fn parse_grid(s: &str) -> Result<GridPath, WebError> {
+pub(super) fn parse_grid(s: &str) -> Result<GridPath, WebError> {
     GridPath::parse(s).map_err(|_| WebError::NotFound)
 }
 
 /// The part of `node` the user may see: the node itself when it is inside
 /// their scope, their own scope when it is inside the node; otherwise 403.
-fn visible(user: &crate::store::User, node: &GridPath) -> Result<GridPath, WebError> {
+pub(super) fn visible(user: &crate::store::User, node: &GridPath) -> Result<GridPath, WebError> {
     if user.role == Role::AgencyStaff {
         return Err(WebError::Forbidden("县直部门账号只能录入“四无”案件数，不能查看网格记录".into()));
     }
@@ -47,7 +44,7 @@ fn visible(user: &crate::store::User, node: &GridPath) -> Result<GridPath, WebEr
 }
 
 /// Records of a kind under a node, parsed; deleted ones left out.
-fn load(
+pub(super) fn load(
     s: &dyn ServerStore,
     under: &GridPath,
     kind: &str,
@@ -67,29 +64,29 @@ fn load(
         .collect())
 }
 
-fn open_hazard(v: &RecordView) -> bool {
+pub(super) fn open_hazard(v: &RecordView) -> bool {
     v.status != "resolved"
 }
 
-fn dispute_of(r: &Record) -> Option<&Dispute> {
+pub(super) fn dispute_of(r: &Record) -> Option<&Dispute> {
     match &r.body {
         RecordBody::Dispute(d) => Some(d),
         _ => None,
     }
 }
 
-fn last_month(now: i64) -> String {
+pub(super) fn last_month(now: i64) -> String {
     use chrono::Datelike;
     let today = gridsync_core::model::beijing_day(now);
     let first = today.with_day(1).unwrap_or(today);
     (first - chrono::Days::new(1)).format("%Y-%m").to_string()
 }
 
-fn html(ctx: &Ctx, title: &str, body: &str) -> Out {
+pub(super) fn html(ctx: &Ctx, title: &str, body: &str) -> Out {
     Out::Html(page(title, Some(&ctx.header()), body))
 }
 
-fn village_link(names: &HashMap<GridPath, String>, g: &GridPath) -> String {
+pub(super) fn village_link(names: &HashMap<GridPath, String>, g: &GridPath) -> String {
     let v = g.ancestor(GridLevel::Village);
     let name = names.get(&v).cloned().unwrap_or_else(|| v.to_string());
     match (v.township(), v.village()) {
@@ -106,7 +103,9 @@ pub fn overview(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
             return Ok(html(
                 ctx,
                 "总览",
-                "<div class=\"card\"><h2>县直部门</h2><p>县直部门账号通过 <code>/v1/case-counts</code> 接口录入“四无”案件数，不查看网格记录。</p></div>",
+                "<div class=\"card\"><h2>县直部门</h2><p>县直部门账号录入本部门负责的“四无”案件数，不查看网格记录。</p>\
+                 <p><a class=\"btn\" id=\"case-counts-link\" href=\"/web/case-counts\">录入案件数</a> \
+                 <a class=\"btn alt\" id=\"four-none-link\" href=\"/web/four-none\">“四无”村创建情况</a></p></div>",
             ));
         }
         Role::TownshipChief => {
@@ -180,6 +179,8 @@ pub fn township(s: &dyn ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError
         let _ = write!(
             body,
             "<div class=\"card\"><a class=\"btn\" id=\"report-link\" href=\"/web/reports/{t}/{m}\">{m} 月度报告</a> \
+             <a class=\"btn alt\" id=\"reviews-link\" href=\"/web/reviews/{t}\">月研判与周排查</a> \
+             <a class=\"btn alt\" id=\"figures-link\" href=\"/web/figures/weekly?grid={t}\">周小结·巡查覆盖·积案</a> \
              <a class=\"btn alt\" href=\"/web/disputes?grid={t}\">全部矛盾纠纷</a></div>",
             t = esc(t),
             m = esc(&month)
@@ -284,7 +285,7 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
     Ok(html(ctx, &vname, &body))
 }
 
-fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(RecordView, Record)]) -> String {
+pub(super) fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(RecordView, Record)]) -> String {
     let mut out = String::from(
         "<table id=\"disputes\"><tr><th>纠纷</th><th>村</th><th>类别</th><th>层级</th><th>状态</th><th>发现时间</th></tr>",
     );
@@ -324,97 +325,6 @@ pub fn disputes(s: &dyn ServerStore, ctx: &Ctx, grid: Option<&str>) -> Result<Ou
     let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
     let body = format!("<h2>矛盾纠纷 · {}</h2><div class=\"card\">{}</div>", esc(&title), dispute_table(&names, &list));
     Ok(html(ctx, "矛盾纠纷", &body))
-}
-
-fn field_zh(k: &str) -> &str {
-    match k {
-        "note" => "备注",
-        "category" => "类别",
-        "plan" => "化解方案",
-        "team" => "化解小组",
-        "to" | "level" => "层级",
-        "reason" => "原因",
-        "outcome" => "结果",
-        "kept" => "保留事件",
-        _ => k,
-    }
-}
-
-fn value_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("、"),
-        other => other.to_string(),
-    }
-}
-
-/// `GET /web/disputes/{id}`
-pub fn dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
-    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
-    let v = s.record(id)?.ok_or(WebError::NotFound)?;
-    if v.kind != "dispute" || v.deleted {
-        return Err(WebError::NotFound);
-    }
-    if !may_read(&ctx.user, &v.grid, v.sensitive) {
-        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
-    }
-    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
-    let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
-    let names = names(s)?;
-    let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
-    let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
-    let st = d.state();
-    let mut body = format!(
-        "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · 类别：{} · 层级：{} · 状态：<span class=\"tag warn\" id=\"status\">{}</span></p>\
-         <p>当事人：{}</p><p>{}</p><p class=\"muted\">发现于 {}</p></div>",
-        esc(&v.title),
-        village_link(&names, &v.grid),
-        esc(st.category.label_zh()),
-        esc(st.level.label_zh()),
-        esc(st.status.label_zh()),
-        esc(&d.parties.join("、")),
-        esc(&d.summary),
-        time(d.found_at)
-    );
-    if !st.conflicts.is_empty() {
-        body.push_str("<div class=\"card\" id=\"conflicts\"><h3 class=\"bad\">待裁定的冲突</h3><ul>");
-        for c in &st.conflicts {
-            let _ = write!(body, "<li>{}</li>", esc(&c.reason_zh));
-        }
-        body.push_str("</ul><p class=\"muted\">由网格长在手机端裁定。</p></div>");
-    }
-    let mut events = d.events.clone();
-    events.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-    body.push_str("<div class=\"card\"><h3>处理经过</h3><ol class=\"timeline\" id=\"timeline\">");
-    for e in &events {
-        let mut details = String::new();
-        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&e.action) {
-            for (k, val) in m.iter().filter(|(k, _)| k.as_str() != "type") {
-                let text = match k.as_str() {
-                    "category" => serde_json::from_value::<DisputeCategory>(val.clone())
-                        .map(|c| c.label_zh().to_owned())
-                        .unwrap_or_else(|_| value_text(val)),
-                    "to" | "level" => serde_json::from_value::<DisputeLevel>(val.clone())
-                        .map(|l| l.label_zh().to_owned())
-                        .unwrap_or_else(|_| value_text(val)),
-                    _ => value_text(val),
-                };
-                if !text.is_empty() {
-                    let _ = write!(details, "<div class=\"muted\">{}：{}</div>", esc(field_zh(k)), esc(&text));
-                }
-            }
-        }
-        let _ = write!(
-            body,
-            "<li><strong>{}</strong> · {} · {}{}</li>",
-            esc(e.action.label_zh()),
-            esc(&who(&e.by)),
-            time(e.at),
-            details
-        );
-    }
-    body.push_str("</ol></div>");
-    Ok(html(ctx, &v.title, &body))
 }
 
 fn mask_id(s: &str) -> String {
@@ -476,7 +386,7 @@ pub fn household(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebErr
     Ok(html(ctx, "户籍台账", &body))
 }
 
-fn tables_html(tables: &[reports_files::Table]) -> String {
+pub(super) fn tables_html(tables: &[reports_files::Table]) -> String {
     let mut out = String::new();
     for (i, t) in tables.iter().enumerate() {
         let _ = write!(out, "<div class=\"card\"><h3>{}</h3><table id=\"report-table-{i}\"><tr>", esc(&t.title));
@@ -503,103 +413,6 @@ fn tables_html(tables: &[reports_files::Table]) -> String {
     out
 }
 
-/// `GET /web/reports/{t}/{YYYY-MM}[.xlsx]`
-pub fn report(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out, WebError> {
-    let (month, xlsx) = match month.strip_suffix(".xlsx") {
-        Some(m) => (m, true),
-        None => (month, false),
-    };
-    let grid = reports::target(&ctx.user, Some(t))?;
-    let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now_ms())?;
-    let tables = reports_files::monthly_tables(&data);
-    if xlsx {
-        let bytes = reports_files::to_xlsx(&tables).map_err(|e| WebError::Store(format!("xlsx: {e}")))?;
-        ctx.audit(s, "download_report", &format!("{grid}/{month}"))?;
-        return Ok(Out::File {
-            bytes,
-            ctype: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            name: format!("monthly-{}-{month}.xlsx", grid.to_string().replace('/', "-")),
-        });
-    }
-    let sub = &data.submission;
-    let mut body = format!(
-        "<h2 id=\"title\">{} {} 月度报告</h2><div class=\"card\"><p>报送状态：<span class=\"tag\" id=\"submission\">{}</span>{}</p>\
-         <p><a class=\"btn alt\" id=\"download\" href=\"/web/reports/{}/{}.xlsx\">下载Excel（XLSX）</a></p>",
-        esc(&data.name),
-        esc(month),
-        esc(sub.status.label_zh()),
-        sub.submitted_at.map(|t| format!(" · 提交于 {}", time(t))).unwrap_or_default(),
-        esc(t),
-        esc(month)
-    );
-    let own = ctx.user.role == Role::TownshipChief && ctx.user.scope() == grid;
-    if own && sub.submitted_at.is_none() {
-        let _ = write!(
-            body,
-            "<form method=\"post\" action=\"/web/reports/{}/{}/submit\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <p><label for=\"narrative\">报告正文</label><br><textarea id=\"narrative\" name=\"narrative\" rows=\"4\" cols=\"70\" maxlength=\"5000\"></textarea></p>\
-             <p><button class=\"btn\" type=\"submit\" id=\"submit\">提交月度报告</button> <span class=\"muted\">提交后不能修改，报送时间以提交时间为准。</span></p></form>",
-            esc(t),
-            esc(month),
-            esc(&ctx.session.csrf)
-        );
-    }
-    body.push_str("</div>");
-    body.push_str(&tables_html(&tables));
-    Ok(html(ctx, "月度报告", &body))
-}
-
-/// `POST /web/reports/{t}/{YYYY-MM}/submit`: the chief submits the drafted
-/// figures as a `monthly_report` record, merged exactly like a phone's.
-pub fn submit_report(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    month: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
-    let grid = reports::target(&ctx.user, Some(t))?;
-    if ctx.user.role != Role::TownshipChief || ctx.user.scope() != grid {
-        return Err(WebError::Forbidden("只有本乡镇的网格总长可以提交月度报告".into()));
-    }
-    let now = now_ms();
-    let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
-    if data.submission.submitted_at.is_some() {
-        return Err(WebError::Bad("该月的月度报告已经提交".into()));
-    }
-    let narrative: String = form.get("narrative").map(|n| n.trim().chars().take(5000).collect()).unwrap_or_default();
-    let mut rec = Record::new(
-        grid.clone(),
-        &ctx.user.id,
-        now,
-        RecordBody::MonthlyReport(MonthlyReport {
-            month: month.to_owned(),
-            figures: data.draft_figures.clone().into_iter().collect::<BTreeMap<_, _>>(),
-            narrative,
-            submitted_at: Some(now),
-        }),
-    );
-    // One id per township and month: two submissions racing each other
-    // are two creations of one record, and the second is refused.
-    rec.id =
-        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("gridsync:monthly_report/{grid}/{month}").as_bytes());
-    let mut doc = RecordDoc::create(&rec, ActorId::random()).map_err(|e| WebError::Store(e.to_string()))?;
-    let incoming = IncomingDoc {
-        doc_id: rec.id,
-        changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
-    };
-    let outcomes =
-        crate::sync::merge_records(s, &crate::sync::web_pusher(&ctx.user), std::slice::from_ref(&incoming), now)?;
-    if let Some(r) = outcomes.first().and_then(|o| o.rejections.first()) {
-        if r.reason == gridsync_core::protocol::RejectReason::Immutable {
-            return Err(WebError::Bad("该月的月度报告已经提交".into()));
-        }
-        return Err(WebError::Bad(r.detail.clone()));
-    }
-    ctx.audit(s, "submit_report", &format!("{grid}/{month}"))?;
-    Ok(Out::Redirect(format!("/web/reports/{t}/{month}")))
-}
-
 /// `GET /web/devices`: devices of the people in the user's scope.
 pub fn devices(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
     let scope = visible(&ctx.user, &ctx.user.scope())?;
@@ -617,14 +430,20 @@ pub fn devices(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
     body.push_str("</tr>");
     for d in s.devices()?.into_iter().filter(|d| users.contains_key(&d.user_id)) {
         let u = &users[&d.user_id];
-        let stale = d.last_sync_at.is_none_or(|t| now - t > 3 * 86_400_000);
-        let last = d.last_sync_at.map(time).unwrap_or_else(|| "从未同步".into());
+        // Stale only after a first sync and then silence past the same
+        // threshold as the sync-health report: a phone enrolled this
+        // morning that has not synced yet is new, not stale.
+        let days = i64::from(crate::reports_api::DEFAULT_SYNC_DAYS);
+        let stale = d.last_sync_at.is_some_and(|t| now - t >= days * 86_400_000);
+        let last = d.last_sync_at.map(time).unwrap_or_else(|| "尚未同步".into());
         let state = if d.revoked_at.is_some() {
-            "<span class=\"tag\">已停用</span>"
+            "<span class=\"tag\">已停用</span>".to_owned()
         } else if stale {
-            "<span class=\"tag warn\">超过3天未同步</span>"
+            format!("<span class=\"tag warn\">超过{days}天未同步</span>")
+        } else if d.last_sync_at.is_none() {
+            "<span class=\"tag\">已注册，尚未同步</span>".to_owned()
         } else {
-            "<span class=\"tag\">正常</span>"
+            "<span class=\"tag\">正常</span>".to_owned()
         };
         let _ = write!(
             body,
@@ -632,7 +451,7 @@ pub fn devices(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
             esc(&d.name),
             esc(&u.display_name),
             esc(u.role.label_zh()),
-            esc(names.get(&u.grid).map(String::as_str).unwrap_or_default()),
+            esc(&super::people::grid_label(&names, &u.grid)),
             esc(&last)
         );
         if admin {
@@ -669,7 +488,7 @@ pub fn revoke_device(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, We
     Ok(Out::Redirect("/web/devices".into()))
 }
 
-fn action_zh(a: &str) -> &str {
+pub(super) fn action_zh(a: &str) -> &str {
     match a {
         "sign_in" => "登录",
         "sign_in_failed" => "登录失败",
@@ -681,6 +500,17 @@ fn action_zh(a: &str) -> &str {
         "download_report" => "下载月度报告",
         "submit_report" => "提交月度报告",
         "revoke_device" => "停用设备",
+        "sign_in_deactivated" => "已停用账号尝试登录",
+        "create_user" => "新建用户",
+        "update_user" => "修改用户",
+        "change_role_or_grid" => "更改角色或网格",
+        "reset_password" => "重置密码",
+        "deactivate_user" => "停用账号",
+        "reactivate_user" => "重新启用账号",
+        "issue_enrollment_code" => "生成注册码",
+        "save_report_draft" => "保存月度报告草稿",
+        "return_report" => "退回月度报告",
+        "enter_case_counts" => "录入案件数",
         other => other,
     }
 }
@@ -765,7 +595,7 @@ pub fn audit(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Res
 }
 
 /// Percent-encode a query value.
-fn url_encode(v: &str) -> String {
+pub(super) fn url_encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

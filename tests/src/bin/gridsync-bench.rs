@@ -20,11 +20,10 @@ use anyhow::{Context, Result, bail};
 use gridsync_core::model::{PatrolSlot, Record, RecordBody};
 use gridsync_core::store::{ListFilter, Store};
 use gridsync_core::transport::http::RetryPolicy;
-use gridsync_server::store::ServerStore;
 use gridsync_tests::device::{Device, test_retry};
 use gridsync_tests::proxy::{Proxy, Shaping};
 use gridsync_tests::records::{DAY0, day_of_records, dispute, dispute_act, hazard_step, patrol};
-use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
+use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, seed_demo};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
@@ -110,18 +109,24 @@ fn gzip_json(records: &[&Record]) -> usize {
 struct Bed {
     _dir: tempfile::TempDir,
     server: ServerProc,
-    admin: Arc<dyn ServerStore>,
+    /// Dropped off the async workers: PostgreSQL's client blocks.
+    admin: Admin,
     proxy: Proxy,
 }
 
 async fn bed(cfg: &Config) -> Result<Bed> {
     let dir = tempfile::tempdir()?;
+    // The blocking PostgreSQL client must not run on an async worker (it
+    // starts a runtime of its own): every call to it goes through
+    // block_in_place, and the handle is dropped the same way.
     let db = match &cfg.postgres {
-        Some(url) => Db::Postgres(gridsync_server::store::postgres::fresh_schema_url(url, "gs_bench")?),
+        Some(url) => Db::Postgres(blocking(|| gridsync_server::store::postgres::fresh_schema_url(url, "gs_bench"))?),
         None => Db::Sqlite(dir.path().to_path_buf()),
     };
-    let admin = tokio::task::block_in_place(|| db.open())?;
-    tokio::task::block_in_place(|| seed_demo(admin.as_ref()))?;
+    // A bad URL fails here with its reason (the handle dropped off the workers too).
+    blocking(|| db.open().map(drop))?;
+    let admin = Admin::open(&db);
+    blocking(|| seed_demo(admin.as_ref()))?;
     let exe = std::env::current_exe()?;
     let server = ServerProc::start_with(exe, vec!["--as-server".into()], db)?;
     let proxy = Proxy::start(server.addr(), 5).await?;
@@ -267,7 +272,7 @@ async fn run(cfg: Config) -> Result<()> {
             let report = vl.sync().await?;
             let (cpu1, rss) = server_usage(bed.server.pid());
             let (up, down) = socket_bytes(&bed);
-            let n = vl.store.count()? as usize;
+            let n = vl.store().count()? as usize;
             emit(json!({
                 "scenario": "supervisor_pull", "records": n, "bytes_up": up, "bytes_down": down,
                 "bytes_per_record": (up + down) as f64 / n.max(1) as f64, "requests": report.requests,
@@ -301,7 +306,7 @@ async fn run(cfg: Config) -> Result<()> {
                     }
                 }
                 slow.opts = gridsync_core::sync::SyncOptions { max_upload_bytes: 8 * 1024, ..Default::default() };
-                slow.client = gridsync_core::transport::http::HttpClient::new(RetryPolicy {
+                slow.set_retry(RetryPolicy {
                     attempts: 8,
                     base: Duration::from_millis(500),
                     max: Duration::from_secs(8),
@@ -326,7 +331,7 @@ async fn run(cfg: Config) -> Result<()> {
                 times.push(started.elapsed().as_secs_f64());
                 sessions_total += sessions;
                 max_sessions = max_sessions.max(sessions);
-                left += slow.store.outbox_len()?;
+                left += slow.store().outbox_len()?;
             }
             let (up, down) = socket_bytes(&bed);
             bed.proxy.set_shaping(None).await;
@@ -372,7 +377,7 @@ async fn run(cfg: Config) -> Result<()> {
                     d.create(&p)?;
                 }
             }
-            changes += d.store.outbox_len()?;
+            changes += d.store().outbox_len()?;
         }
         let (cpu0, _) = server_usage(bed.server.pid());
         let barrier = Arc::new(tokio::sync::Barrier::new(n));
@@ -441,7 +446,7 @@ async fn attack(cfg: &Config) -> Result<()> {
     let mut gm = enroll(&bed, "gm-t01-v01-g1", test_retry()).await?;
     let mut vl = enroll(&bed, "vl-t01-v01", test_retry()).await?;
     let attacker = enroll(&bed, "gm-t01-v01-g2", test_retry()).await?;
-    let token = attacker.store.enrollment()?.context("enrolled")?.token;
+    let token = attacker.store().enrollment()?.context("enrolled")?.token;
     let url = bed.server.url();
     let rounds = if cfg.smoke { 1 } else { 4 };
     let bodies = if cfg.smoke { 4 } else { 50 };

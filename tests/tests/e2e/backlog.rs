@@ -25,8 +25,8 @@ async fn thirty_day_backlog_syncs_in_bounded_pages() {
             gm.create(&rec).unwrap();
         }
     }
-    assert_eq!(gm.store.count().unwrap(), 210);
-    let changes = gm.store.outbox_len().unwrap();
+    assert_eq!(gm.store().count().unwrap(), 210);
+    let changes = gm.store().outbox_len().unwrap();
     let report = gm.sync().await.unwrap();
     assert!(report.requests <= 3, "{} requests", report.requests);
     assert_eq!(report.records_sent, 210);
@@ -45,14 +45,14 @@ async fn thirty_day_backlog_syncs_in_bounded_pages() {
     let report = gm2.sync().await.unwrap();
     assert!(report.requests >= 3, "{} requests", report.requests);
     assert!(report.bytes_up / report.requests <= 16 * 1024, "each request within its budget");
-    assert_eq!(gm2.store.outbox_len().unwrap(), 0);
+    assert_eq!(gm2.store().outbox_len().unwrap(), 0);
 
     // A fresh village leader's phone pages through the village.
     let page = 32 * 1024;
     let mut vl = Device::enroll(&server.url(), &issue_code(admin.as_ref(), "vl-t01-v01").unwrap()).await.unwrap();
     vl.opts = SyncOptions { page_bytes: page, ..SyncOptions::default() };
     let report = vl.sync().await.unwrap();
-    assert_eq!(vl.store.count().unwrap(), 420);
+    assert_eq!(vl.store().count().unwrap(), 420);
     assert!(report.requests > 3, "paged: {} requests", report.requests);
     // Each page is about `page` bytes of changes; compressed bodies are smaller.
     assert!(report.bytes_down / report.requests <= u64::from(page), "{report:?}");

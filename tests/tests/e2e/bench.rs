@@ -5,8 +5,27 @@
 /// budgets (one request per phone; at most three for a month's backlog).
 #[test]
 fn bench_smoke_run_prints_every_scenario() {
+    smoke(&[]);
+}
+
+/// The same on PostgreSQL, the database a province runs on: the documented
+/// `gridsync-bench --postgres URL` runs every scenario to its end (it used
+/// to panic calling the blocking client from async code).
+#[test]
+#[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
+fn bench_smoke_run_on_postgresql_prints_every_scenario() {
+    let url =
+        std::env::var("GRIDSYNC_TEST_POSTGRES_URL").expect("this test needs GRIDSYNC_TEST_POSTGRES_URL (see README)");
+    let machine = smoke(&["--postgres", &url]);
+    assert_eq!(machine["machine"]["database"], "postgresql");
+}
+
+/// Run the smoke bench with `extra` arguments, check every scenario's line,
+/// and return the machine line.
+fn smoke(extra: &[&str]) -> serde_json::Value {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridsync-bench"))
         .arg("--smoke")
+        .args(extra)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
@@ -40,4 +59,5 @@ fn bench_smoke_run_prints_every_scenario() {
         let v = get(s);
         assert!(v["bytes_up"].as_u64().unwrap() + v["bytes_down"].as_u64().unwrap() > 0, "{s}: bytes measured");
     }
+    get("machine")
 }

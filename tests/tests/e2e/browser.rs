@@ -24,13 +24,13 @@ use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PASSWORD: &str = "lds-grid-2026!";
+pub(crate) const PASSWORD: &str = "lds-grid-2026!";
 
 use gridsync_tests::http1::{Resp, http};
 
 // ---- a minimal WebDriver client ----
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     base: String,
     session: String,
@@ -38,7 +38,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -80,7 +80,7 @@ impl Driver {
         d
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let url = format!("{}{path}", self.base);
         let r = http(method, &url, &[("Content-Type", "application/json")], body.as_bytes());
@@ -89,30 +89,48 @@ impl Driver {
         v["value"].clone()
     }
 
-    fn s(&self, path: &str) -> String {
+    /// Like [`Driver::call`], `None` on a WebDriver error (an element not
+    /// there yet while a page loads).
+    pub(crate) fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Option<Value> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let url = format!("{}{path}", self.base);
+        let r = http(method, &url, &[("Content-Type", "application/json")], body.as_bytes());
+        let v: Value = serde_json::from_slice(&r.body).ok()?;
+        (r.status == 200).then(|| v["value"].clone())
+    }
+
+    /// The text of `css`, or `None` while it is not on the page.
+    pub(crate) fn try_text(&self, css: &str) -> Option<String> {
+        let v = self.try_call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})))?;
+        let id = v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str)?.to_owned();
+        self.try_call("GET", &self.s(&format!("/element/{id}/text")), None)?.as_str().map(str::to_owned)
+    }
+
+    pub(crate) fn s(&self, path: &str) -> String {
         format!("/session/{}{path}", self.session)
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.call("POST", &self.s("/url"), Some(json!({"url": url})));
     }
 
-    fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = self.call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})));
         v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned()
     }
 
-    fn count(&self, css: &str) -> usize {
-        let v = self.call("POST", &self.s("/elements"), Some(json!({"using": "css selector", "value": css})));
-        v.as_array().map_or(0, Vec::len)
+    pub(crate) fn count(&self, css: &str) -> usize {
+        // 0 while a page is loading, rather than an error.
+        let v = self.try_call("POST", &self.s("/elements"), Some(json!({"using": "css selector", "value": css})));
+        v.as_ref().and_then(Value::as_array).map_or(0, Vec::len)
     }
 
-    fn text(&self, css: &str) -> String {
+    pub(crate) fn text(&self, css: &str) -> String {
         let id = self.find(css);
         self.call("GET", &self.s(&format!("/element/{id}/text")), None).as_str().unwrap_or_default().to_owned()
     }
 
-    fn attr(&self, css: &str, name: &str) -> String {
+    pub(crate) fn attr(&self, css: &str, name: &str) -> String {
         let id = self.find(css);
         self.call("GET", &self.s(&format!("/element/{id}/attribute/{name}")), None)
             .as_str()
@@ -120,30 +138,30 @@ impl Driver {
             .to_owned()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let id = self.find(css);
         self.call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css);
         self.call("POST", &self.s(&format!("/element/{id}/value")), Some(json!({"text": text})));
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.call("GET", &self.s("/source"), None).as_str().unwrap_or_default().to_owned()
     }
 
-    fn current_url(&self) -> String {
+    pub(crate) fn current_url(&self) -> String {
         self.call("GET", &self.s("/url"), None).as_str().unwrap_or_default().to_owned()
     }
 
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         let v = self.call("GET", &self.s("/cookie"), None);
         v.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
     }
 
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         if std::env::var("GRIDSYNC_SAVE_SCREENSHOTS").as_deref() != Ok("1") {
             return;
         }
@@ -192,7 +210,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 /// The uncompressed entries of a ZIP file (stored or deflated), read
 /// through its central directory.
-fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]) as usize;
     let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
     let eocd = (0..bytes.len().saturating_sub(21))
@@ -222,7 +240,7 @@ fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn browser_available() -> bool {
+pub(crate) fn browser_available() -> bool {
     if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
         return true;
     }
@@ -238,7 +256,7 @@ fn browser_available() -> bool {
 }
 
 /// Clicks return before the next page has loaded: poll.
-fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
+pub(crate) fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");
@@ -246,7 +264,7 @@ fn wait_until(mut ok: impl FnMut() -> bool, what: &str) {
     }
 }
 
-fn sign_in(d: &Driver, base: &str, user: &str) {
+pub(crate) fn sign_in(d: &Driver, base: &str, user: &str) {
     d.goto(&format!("{base}/"));
     d.type_into("#user", user);
     d.type_into("#password", PASSWORD);
@@ -254,13 +272,13 @@ fn sign_in(d: &Driver, base: &str, user: &str) {
     wait_until(|| d.current_url().contains("/web"), &format!("{user} signed in"));
 }
 
-fn sign_out(d: &Driver) {
+pub(crate) fn sign_out(d: &Driver) {
     d.click("#signout");
     wait_until(|| d.source().contains("id=\"signin\""), "signed out");
 }
 
 /// The month (`YYYY-MM`, Beijing time) of the seeded records.
-fn seed_month() -> String {
+pub(crate) fn seed_month() -> String {
     gridsync_core::model::beijing_day(DAY0).to_string()[..7].to_owned()
 }
 
@@ -292,7 +310,7 @@ async fn dashboard_in_a_real_browser() {
     gm.sync().await.unwrap();
     vl.sync().await.unwrap();
     let vl_user = vl.user.clone();
-    vl.store
+    vl.store()
         .edit(rec.id, DAY0 + 2 * 86_400_000, |r| {
             dispute_act(
                 r,
@@ -302,7 +320,7 @@ async fn dashboard_in_a_real_browser() {
             )
         })
         .unwrap();
-    vl.store
+    vl.store()
         .edit(rec.id, DAY0 + 3 * 86_400_000, |r| {
             dispute_act(
                 r,
@@ -387,7 +405,9 @@ fn browse(
     // Submit it.
     d.type_into("#narrative", "本月全镇网格运行正常，一起土地纠纷已上报乡镇。");
     d.click("#submit");
-    wait_until(|| d.count("#submit") == 0, "report submitted");
+    wait_until(|| d.count("#confirm-submit") == 1, "confirmation page");
+    d.click("#confirm-submit");
+    wait_until(|| d.count("#narrative-submitted") == 1, "report submitted");
     let status = d.text("#submission");
     assert!(status.contains("报送") && !status.contains("未报送"), "submitted: {status}");
     assert_eq!(d.count("#submit"), 0, "no second submission");

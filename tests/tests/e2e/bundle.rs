@@ -23,10 +23,10 @@ async fn bundle_moves_records_without_network_and_imports_idempotently() {
         gm.create(&patrol(&gm.grid, &gm.user, day, PatrolSlot::Morning)).unwrap();
     }
     gm.create(&dispute(&gm.grid, &gm.user, 1)).unwrap();
-    let pending = gm.store.outbox_len().unwrap();
+    let pending = gm.store().outbox_len().unwrap();
 
     let file = dir.path().join("两当-一组.gsb");
-    std::fs::write(&file, gm.store.export_bundle().unwrap().encode().unwrap()).unwrap();
+    std::fs::write(&file, gm.store().export_bundle().unwrap().encode().unwrap()).unwrap();
 
     // Another phone, no network.
     let mut other = Store::open_in_memory().unwrap();
@@ -53,6 +53,6 @@ async fn bundle_moves_records_without_network_and_imports_idempotently() {
     // The phone syncs later: acknowledged, nothing stored twice.
     let r = gm.sync().await.unwrap();
     assert_eq!(r.records_sent, 3);
-    assert_eq!(gm.store.outbox_len().unwrap(), 0);
+    assert_eq!(gm.store().outbox_len().unwrap(), 0);
     assert_eq!(admin.change_count().unwrap(), pending);
 }

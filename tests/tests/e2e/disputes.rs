@@ -33,11 +33,11 @@ async fn setup() -> Pair {
 
 fn act(d: &mut Device, id: Uuid, at: i64, action: DisputeAction) {
     let user = d.user.clone();
-    d.store.edit(id, at, |r| dispute_act(r, &user, at, action)).unwrap();
+    d.store().edit(id, at, |r| dispute_act(r, &user, at, action)).unwrap();
 }
 
 fn state(d: &Device, id: Uuid) -> gridsync_core::model::DisputeState {
-    match d.store.get(id).unwrap().body {
+    match d.store().get(id).unwrap().body {
         RecordBody::Dispute(x) => x.state(),
         _ => unreachable!(),
     }
@@ -53,8 +53,8 @@ async fn converge(p: &mut Pair, gm_first: bool) {
     }
     p.gm.sync().await.unwrap();
     p.vl.sync().await.unwrap();
-    let a = p.gm.store.load_doc(p.id).unwrap().to_json().unwrap();
-    let b = p.vl.store.load_doc(p.id).unwrap().to_json().unwrap();
+    let a = p.gm.store().load_doc(p.id).unwrap().to_json().unwrap();
+    let b = p.vl.store().load_doc(p.id).unwrap().to_json().unwrap();
     assert_eq!(a, b, "both phones hold the same dispute");
     assert_eq!(p.admin.record(p.id).unwrap().unwrap().json, a, "and so does the server");
     let _ = &p.server;
@@ -107,7 +107,7 @@ async fn resolve_versus_escalate_is_a_conflict_until_settled() {
         assert_eq!(view.status, "conflict");
 
         // The leader keeps the escalation.
-        let rec = p.vl.store.get(p.id).unwrap();
+        let rec = p.vl.store().get(p.id).unwrap();
         let RecordBody::Dispute(d) = &rec.body else { unreachable!() };
         let kept = d.events.iter().find(|e| matches!(e.action, DisputeAction::Escalated { .. })).unwrap().id.clone();
         act(&mut p.vl, p.id, DAY0 + 30_000, DisputeAction::Settled { kept, note: "以上报为准".into() });

@@ -59,7 +59,7 @@ async fn evening(db: Db) {
             d.create(&rec).unwrap();
             made.insert(rec.id, rec.grid.clone());
         }
-        changes_made += d.store.outbox_len().unwrap() as usize;
+        changes_made += d.store().outbox_len().unwrap() as usize;
     }
 
     // Everyone syncs at once.
@@ -76,7 +76,7 @@ async fn evening(db: Db) {
         assert_eq!(report.records_sent, 7, "a day is 7 records");
         assert_eq!(report.requests, 1, "one round trip for the evening sync");
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        assert_eq!(d.store.outbox_len().unwrap(), 0);
+        assert_eq!(d.store().outbox_len().unwrap(), 0);
         devices.push(d);
     }
     assert_eq!(blocking(|| admin.change_count().unwrap()) as usize, changes_made, "every change stored once");

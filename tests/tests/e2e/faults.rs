@@ -38,7 +38,7 @@ async fn nothing_lost_or_doubled_under_faults_and_a_server_crash() {
     let mut made = 0u64;
     for round in 0..12i64 {
         for d in devices.iter_mut() {
-            let before = d.store.outbox_len().unwrap();
+            let before = d.store().outbox_len().unwrap();
             let grid = if d.grid.level() == gridsync_core::grid::GridLevel::Village {
                 d.grid.child("g1").unwrap()
             } else {
@@ -58,14 +58,14 @@ async fn nothing_lost_or_doubled_under_faults_and_a_server_crash() {
                 let id = held[rng.gen_range(0..held.len())];
                 let user = d.user.clone();
                 let at = gridsync_tests::records::DAY0 + round * 86_400_000 + 1000;
-                d.store
+                d.store()
                     .edit(id, at, |r| match &mut r.body {
                         RecordBody::Patrol(p) => p.findings = format!("{user}第{round}轮补充"),
                         _ => hazard_step(r, &user, at, "复查"),
                     })
                     .unwrap();
             }
-            made += d.store.outbox_len().unwrap() - before;
+            made += d.store().outbox_len().unwrap() - before;
         }
         let mut tasks = Vec::new();
         for mut d in devices.drain(..) {
@@ -98,7 +98,7 @@ async fn nothing_lost_or_doubled_under_faults_and_a_server_crash() {
     }
     assert_eq!(admin.change_count().unwrap(), made, "every change stored exactly once");
     for d in &devices {
-        assert_eq!(d.store.outbox_len().unwrap(), 0, "{}: outbox empty", d.user);
+        assert_eq!(d.store().outbox_len().unwrap(), 0, "{}: outbox empty", d.user);
         let held = d.records().unwrap();
         let visible = admin
             .records(&gridsync_server::store::ViewQuery {
@@ -127,9 +127,9 @@ async fn duplicate_delivery_is_harmless() {
     for day in 0..3 {
         d.create(&patrol(&d.grid, &d.user, day, PatrolSlot::Morning)).unwrap();
     }
-    let token = d.store.enrollment().unwrap().unwrap().token;
+    let token = d.store().enrollment().unwrap().unwrap().token;
     let mut session = SyncSession::new(gridsync_core::transport::CURSOR_KEY, SyncOptions::default());
-    let req = session.next_request(&mut d.store).unwrap().unwrap();
+    let req = session.next_request(&mut d.store()).unwrap().unwrap();
     let client = reqwest_client();
     let mut replies = Vec::new();
     for _ in 0..3 {
@@ -139,8 +139,8 @@ async fn duplicate_delivery_is_harmless() {
     let acks: Vec<usize> =
         replies.iter().map(|b| protocol::decode::<protocol::SyncResponse>(b).unwrap().acked.len()).collect();
     assert_eq!(acks, vec![3, 3, 3], "all three records acknowledged every time");
-    session.handle_response(&mut d.store, &req, &replies[2]).unwrap();
-    assert_eq!(d.store.outbox_len().unwrap(), 0);
+    session.handle_response(&mut d.store(), &req, &replies[2]).unwrap();
+    assert_eq!(d.store().outbox_len().unwrap(), 0);
     let _: BTreeMap<Uuid, serde_json::Value> = d.records().unwrap();
 }
 

@@ -97,7 +97,7 @@ fn events_of(json: &serde_json::Value) -> Vec<serde_json::Value> {
 }
 
 fn dispute_of(d: &Device, id: Uuid) -> Dispute {
-    match d.store.get(id).unwrap().body {
+    match d.store().get(id).unwrap().body {
         RecordBody::Dispute(x) => x,
         _ => panic!("not a dispute"),
     }
@@ -166,7 +166,7 @@ async fn an_invalid_step_hidden_behind_its_repair_stalls_nobody(db: Db) {
     assert_eq!(crafted.len(), 2);
     let hz = hazard(&gm.grid, &gm.user, 0);
     gm.create(&hz).unwrap();
-    let honest: Vec<Vec<u8>> = gm.store.outbox(usize::MAX).unwrap().into_iter().map(|e| e.change).collect();
+    let honest: Vec<Vec<u8>> = gm.store().outbox(usize::MAX).unwrap().into_iter().map(|e| e.change).collect();
     let mut docs = vec![wire(p.id, &crafted)];
     docs.push(gridsync_core::protocol::DocChanges { doc: *hz.id.as_bytes(), changes: honest });
     let resp = push_raw(&gm, docs).await.unwrap();
@@ -207,8 +207,8 @@ async fn a_phone_cannot_write_under_a_colleagues_actor(db: Db) {
 
     let at = DAY0 + 3_600_000;
     // Recorded in his own name: only the actor gives it away.
-    let forged = as_actor(&gm, hz.id, vl.store.actor(), |r| hazard_step(r, "gm-t01-v01-g1", at, "已转移三户村民"));
-    assert_eq!((forged.actor_id(), forged.seq()), (vl.store.actor(), 1), "her actor, her next sequence number");
+    let forged = as_actor(&gm, hz.id, vl.store().actor(), |r| hazard_step(r, "gm-t01-v01-g1", at, "已转移三户村民"));
+    assert_eq!((forged.actor_id(), forged.seq()), (vl.store().actor(), 1), "her actor, her next sequence number");
     let resp = push_raw(&gm, vec![wire(hz.id, &[forged])]).await.unwrap();
     let refused = refusals(&resp, hz.id);
     assert_eq!(refused.len(), 1);
@@ -216,7 +216,7 @@ async fn a_phone_cannot_write_under_a_colleagues_actor(db: Db) {
     assert!(refused[0].1.contains("设备标识"), "{refused:?}");
 
     let vl_user = vl.user.clone();
-    vl.store.edit(hz.id, at + 1, |r| hazard_step(r, &vl_user, at + 1, "村里已派人处置")).unwrap();
+    vl.store().edit(hz.id, at + 1, |r| hazard_step(r, &vl_user, at + 1, "村里已派人处置")).unwrap();
     sync_clean(&mut vl).await;
     sync_clean(&mut gm).await;
     let notes: Vec<String> = events_of(&t.json(hz.id)).iter().map(|e| e["action"]["note"].to_string()).collect();
@@ -244,7 +244,7 @@ async fn stale_parents_do_not_bypass_the_dispute_level(db: Db) {
 
     let (gm_user, vl_user) = (gm.user.clone(), vl.user.clone());
     let at = DAY0 + 86_400_000;
-    vl.store
+    vl.store()
         .edit(d.id, at, |r| {
             dispute_act(
                 r,
@@ -254,7 +254,7 @@ async fn stale_parents_do_not_bypass_the_dispute_level(db: Db) {
             )
         })
         .unwrap();
-    gm.store
+    gm.store()
         .edit(d.id, at + 1, |r| dispute_act(r, &gm_user, at + 1, DisputeAction::Resolved { note: "现场调解".into() }))
         .unwrap();
     sync_clean(&mut vl).await;
@@ -284,7 +284,7 @@ async fn stale_parents_do_not_bypass_the_dispute_level(db: Db) {
     let resolution = dv.events.iter().find(|e| matches!(e.action, DisputeAction::Resolved { .. })).unwrap().id.clone();
     let keep_resolution = DisputeAction::Settled { kept: resolution.clone(), note: "以调解为准".into() };
     let act = keep_resolution.clone();
-    assert_not_allowed(vl.store.edit(d.id, at + 3, |r| dispute_act(r, &vl_user, at + 3, act)), "乡镇网格总长");
+    assert_not_allowed(vl.store().edit(d.id, at + 3, |r| dispute_act(r, &vl_user, at + 3, act)), "乡镇网格总长");
     let act = keep_resolution.clone();
     let crafted = crafted_edit(&vl, d.id, |r| dispute_act(r, &vl_user, at + 3, act));
     let resp = push_raw(&vl, vec![wire(d.id, &crafted)]).await.unwrap();
@@ -293,7 +293,7 @@ async fn stale_parents_do_not_bypass_the_dispute_level(db: Db) {
 
     // The township chief decides.
     let tc_user = tc.user.clone();
-    tc.store.edit(d.id, at + 4, |r| dispute_act(r, &tc_user, at + 4, keep_resolution)).unwrap();
+    tc.store().edit(d.id, at + 4, |r| dispute_act(r, &tc_user, at + 4, keep_resolution)).unwrap();
     sync_clean(&mut tc).await;
     sync_clean(&mut vl).await;
     sync_clean(&mut gm).await;
@@ -314,7 +314,7 @@ async fn a_township_chief_cannot_overwrite_a_key_person_visit(db: Db) {
     let v = visit(&gm.grid, &gm.user, 0, VisitTarget::KeyPerson);
     gm.create(&v).unwrap();
     let gm_user = gm.user.clone();
-    gm.store
+    gm.store()
         .edit(v.id, DAY0 + 1000, |r| {
             if let RecordBody::Visit(x) = &mut r.body {
                 x.findings = "情绪稳定，监护人在家".into();
@@ -327,7 +327,7 @@ async fn a_township_chief_cannot_overwrite_a_key_person_visit(db: Db) {
 
     let mut doc = copy_of(&gm, v.id).unwrap();
     let root: Vec<_> = doc.changes_since(&[]).into_iter().filter(|c| c.deps().is_empty()).map(|c| c.hash()).collect();
-    let mut old = doc.fork_at(&root, tc.store.actor().clone()).unwrap();
+    let mut old = doc.fork_at(&root, tc.store().actor().clone()).unwrap();
     let data = data_obj(&mut old).unwrap();
     for i in 0..500 {
         old.automerge().put(&data, "findings", format!("{i}")).unwrap();
@@ -354,9 +354,9 @@ async fn hazard_steps_are_recorded_as_their_pusher(db: Db) {
     let refused = refusals(&resp, hz.id);
     assert_eq!(refused.first().map(|r| r.0), Some(RejectReason::Forbidden));
     assert!(refused[0].1.contains("记录人"), "{refused:?}");
-    assert_not_allowed(gm.store.edit(hz.id, at, |r| hazard_step(r, "vl-t01-v01", at, "网格长已到场")), "记录人");
+    assert_not_allowed(gm.store().edit(hz.id, at, |r| hazard_step(r, "vl-t01-v01", at, "网格长已到场")), "记录人");
     let user = gm.user.clone();
-    gm.store.edit(hz.id, at, |r| hazard_step(r, &user, at, "已设置警示牌")).unwrap();
+    gm.store().edit(hz.id, at, |r| hazard_step(r, &user, at, "已设置警示牌")).unwrap();
     sync_clean(&mut gm).await;
     let events = events_of(&t.json(hz.id));
     assert_eq!(events.len(), 2);
@@ -381,7 +381,7 @@ async fn deletes_and_edits_follow_role_and_level(db: Db) {
     sync_clean(&mut vl).await;
     let vl_user = vl.user.clone();
     let at = DAY0 + 86_400_000;
-    vl.store
+    vl.store()
         .edit(d.id, at, |r| {
             dispute_act(
                 r,
@@ -397,22 +397,22 @@ async fn deletes_and_edits_follow_role_and_level(db: Db) {
     let before_d = t.json(d.id);
     let before_h = t.json(hz.id);
 
-    assert_not_allowed(gm.store.delete(d.id, at), "乡镇级纠纷");
+    assert_not_allowed(gm.store().delete(d.id, at), "乡镇级纠纷");
     let reword = |r: &mut Record| {
         if let RecordBody::Dispute(x) = &mut r.body {
             x.parties = vec!["王五".into()];
             x.summary = "已经没事了".into();
         }
     };
-    assert_not_allowed(gm.store.edit(d.id, at, reword), "乡镇级纠纷");
+    assert_not_allowed(gm.store().edit(d.id, at, reword), "乡镇级纠纷");
     let recategorize = |r: &mut Record| {
         if let RecordBody::Dispute(x) = &mut r.body {
             x.category = DisputeCategory::Debt;
         }
     };
-    assert_not_allowed(gm.store.edit(d.id, at, recategorize), "甄别分类");
-    assert_not_allowed(vl.store.edit(d.id, at, recategorize), "甄别分类");
-    assert_not_allowed(tc.store.delete(hz.id, at), "删除");
+    assert_not_allowed(gm.store().edit(d.id, at, recategorize), "甄别分类");
+    assert_not_allowed(vl.store().edit(d.id, at, recategorize), "甄别分类");
+    assert_not_allowed(tc.store().delete(hz.id, at), "删除");
 
     let cases: Vec<(&Device, Uuid, Vec<Change>)> = vec![
         (&gm, d.id, crafted_edit(&gm, d.id, |r| r.deleted = true)),
@@ -429,12 +429,12 @@ async fn deletes_and_edits_follow_role_and_level(db: Db) {
     // What each may do still works: the chief handles the case, the leader
     // removes a hazard report made by mistake.
     let tc_user = tc.user.clone();
-    tc.store
+    tc.store()
         .edit(d.id, at + 1, |r| {
             dispute_act(r, &tc_user, at + 1, DisputeAction::PlanSet { plan: "司法所介入".into(), team: vec![] })
         })
         .unwrap();
-    vl.store.delete(hz.id, at + 1).unwrap();
+    vl.store().delete(hz.id, at + 1).unwrap();
     sync_clean(&mut tc).await;
     sync_clean(&mut vl).await;
     assert_eq!(t.json(hz.id)["deleted"], true);
@@ -458,6 +458,7 @@ async fn the_server_decides_when_a_report_was_submitted(db: Db) {
             figures: BTreeMap::from([("patrols.morning".to_owned(), 12)]),
             narrative: "本月总体平稳".into(),
             submitted_at: Some(claimed),
+            returned: None,
         }),
     );
     tc.create(&r).unwrap();
@@ -471,7 +472,7 @@ async fn the_server_decides_when_a_report_was_submitted(db: Db) {
     assert_eq!(subs.townships[0].status, gridsync_server::reports::SubmissionStatus::Late);
     assert_eq!(subs.townships[0].submitted_at, Some(stamped));
     // The phone keeps what it wrote; the county judges by the server's time.
-    match tc.store.get(r.id).unwrap().body {
+    match tc.store().get(r.id).unwrap().body {
         RecordBody::MonthlyReport(m) => assert_eq!(m.submitted_at, Some(claimed)),
         _ => unreachable!(),
     }
@@ -541,18 +542,18 @@ async fn an_honest_record_is_never_lost_to_a_rule_the_phone_did_not_know(db: Db)
     let at = DAY0 + 3_600_000;
     let plan = DisputeAction::PlanSet { plan: "组织双方调解".into(), team: vec!["村调委会".into()] };
     let act = plan.clone();
-    assert_not_allowed(gm.store.edit(d0.id, at, |r| dispute_act(r, &user, at, act)), "制定化解方案");
+    assert_not_allowed(gm.store().edit(d0.id, at, |r| dispute_act(r, &user, at, act)), "制定化解方案");
 
-    let mut e = gm.store.enrollment().unwrap().unwrap();
+    let mut e = gm.store().enrollment().unwrap().unwrap();
     let real_role = e.role.clone();
     e.role = "village_leader".into();
     e.grid = "t01/v01".into();
-    gm.store.set_enrollment(&e).unwrap();
+    gm.store().set_enrollment(&e).unwrap();
     let d = dispute(&GridPath::parse("t01/v01/g1").unwrap(), &gm.user, 1);
     gm.create(&d).unwrap();
     let act = plan.clone();
-    gm.store.edit(d.id, at, |r| dispute_act(r, &user, at, act)).unwrap();
-    gm.store
+    gm.store().edit(d.id, at, |r| dispute_act(r, &user, at, act)).unwrap();
+    gm.store()
         .edit(d.id, at + 1, |r| {
             dispute_act(r, &user, at + 1, DisputeAction::FollowUp { note: "双方同意周五面谈".into() })
         })
@@ -567,16 +568,16 @@ async fn an_honest_record_is_never_lost_to_a_rule_the_phone_did_not_know(db: Db)
 
     // The phone keeps its work and says why.
     assert_eq!(dispute_of(&gm, d.id).events.len(), 3);
-    let shown = gm.store.list(&Default::default()).unwrap().into_iter().find(|s| s.id == d.id).unwrap();
+    let shown = gm.store().list(&Default::default()).unwrap().into_iter().find(|s| s.id == d.id).unwrap();
     assert!(shown.rejection.unwrap().message_zh.contains("制定化解方案"));
     assert!(matches!(
-        gm.store.edit(d.id, at + 2, |r| dispute_act(r, &user, at + 2, DisputeAction::FollowUp { note: "x".into() })),
+        gm.store().edit(d.id, at + 2, |r| dispute_act(r, &user, at + 2, DisputeAction::FollowUp { note: "x".into() })),
         Err(CoreError::NeedsRepair { .. })
     ));
     e.role = real_role;
     e.grid = "t01/v01/g1".into();
-    gm.store.set_enrollment(&e).unwrap();
-    let rep = gm.store.repair(d.id, at + 3).unwrap();
+    gm.store().set_enrollment(&e).unwrap();
+    let rep = gm.store().repair(d.id, at + 3).unwrap();
     assert_eq!((rep.dropped, rep.replayed, rep.skipped, rep.removed), (1, 1, 0, false));
     let local = dispute_of(&gm, d.id);
     assert_eq!(local.events.len(), 2);
@@ -589,8 +590,8 @@ async fn an_honest_record_is_never_lost_to_a_rule_the_phone_did_not_know(db: Db)
         on_vl.events.iter().any(|e| matches!(&e.action, DisputeAction::FollowUp { note } if note.contains("周五")))
     );
     assert_eq!(
-        vl.store.load_doc(d.id).unwrap().to_json().unwrap(),
-        gm.store.load_doc(d.id).unwrap().to_json().unwrap()
+        vl.store().load_doc(d.id).unwrap().to_json().unwrap(),
+        gm.store().load_doc(d.id).unwrap().to_json().unwrap()
     );
 }
 
@@ -609,8 +610,8 @@ async fn a_record_a_phone_cannot_apply_is_set_aside(db: Db) {
     sync_clean(&mut vl).await;
     let at = DAY0 + 3_600_000;
     let vl_user = vl.user.clone();
-    vl.store.edit(hz.id, at, |r| hazard_step(r, &vl_user, at, "村里已派人处置")).unwrap();
-    let forged = as_actor(&gm, hz.id, vl.store.actor(), |r| hazard_step(r, "vl-t01-v01", at, "伪造的处置记录"));
+    vl.store().edit(hz.id, at, |r| hazard_step(r, &vl_user, at, "村里已派人处置")).unwrap();
+    let forged = as_actor(&gm, hz.id, vl.store().actor(), |r| hazard_step(r, "vl-t01-v01", at, "伪造的处置记录"));
     blocking(|| inject_unjudged(t.admin.as_ref(), hz.id, &[forged]).unwrap());
     let p2 = patrol(&gm.grid, &gm.user, 1, PatrolSlot::Evening);
     gm.create(&p2).unwrap();
@@ -621,7 +622,7 @@ async fn a_record_a_phone_cannot_apply_is_set_aside(db: Db) {
     assert!(vl.records().unwrap().contains_key(&p2.id), "the rest of the feed still arrived");
     let again = vl.sync().await.unwrap();
     assert!(again.rejected.is_empty());
-    assert!(vl.store.set_aside().unwrap().iter().all(|s| s.reported));
+    assert!(vl.store().set_aside().unwrap().iter().all(|s| s.reported));
     let metrics = RawClient::new().get_text(&format!("{}/metrics", t.server.url())).await.unwrap();
     let counted = metrics
         .lines()

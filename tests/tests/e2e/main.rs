@@ -14,6 +14,7 @@ mod disputes;
 mod evening;
 mod faults;
 mod hostile;
+mod phone;
 mod postgres;
 #[cfg(target_os = "linux")]
 mod powercut;
@@ -21,3 +22,4 @@ mod revoke;
 mod simulation;
 mod starve;
 mod web_abuse;
+mod web_walks;

@@ -40,7 +40,7 @@ async fn phones_alternating_between_two_nodes_converge() {
         for (i, mut d) in devices.drain(..).enumerate() {
             let node = if (i as i64 + round) % 2 == 0 { a.url() } else { b.url() };
             d.set_server(&node).unwrap();
-            let before = d.store.outbox_len().unwrap();
+            let before = d.store().outbox_len().unwrap();
             if d.grid.level() != gridsync_core::grid::GridLevel::Township {
                 let grid = if d.grid.level() == gridsync_core::grid::GridLevel::Village {
                     d.grid.child("g4").unwrap()
@@ -56,9 +56,9 @@ async fn phones_alternating_between_two_nodes_converge() {
             if let Some(id) = first_hazard {
                 let user = d.user.clone();
                 let at = DAY0 + round * 1000;
-                d.store.edit(id, at, |r| hazard_step(r, &user, at, &format!("{user} 第{round}轮"))).unwrap();
+                d.store().edit(id, at, |r| hazard_step(r, &user, at, &format!("{user} 第{round}轮"))).unwrap();
             }
-            made += d.store.outbox_len().unwrap() - before;
+            made += d.store().outbox_len().unwrap() - before;
             tasks.push(tokio::spawn(async move {
                 d.sync().await.unwrap();
                 d

@@ -30,7 +30,7 @@ impl Phone {
     /// Changes the server acknowledged: made, and no longer in the outbox
     /// (the phone drops a change from it only on the server's ack).
     fn acked(&self) -> impl Iterator<Item = (&Hash, &Uuid)> {
-        let pending: BTreeSet<Hash> = self.d.store.outbox(usize::MAX).unwrap().iter().map(|e| e.hash).collect();
+        let pending: BTreeSet<Hash> = self.d.store().outbox(usize::MAX).unwrap().iter().map(|e| e.hash).collect();
         self.made.iter().filter(move |(h, _)| !pending.contains(*h))
     }
 }
@@ -49,7 +49,7 @@ async fn keep_syncing(mut p: Phone, seed: u64, stop: Arc<AtomicBool>, synced: Ar
         let own: Vec<Uuid> = p.made.values().copied().collect::<BTreeSet<_>>().into_iter().collect();
         if rng.gen_bool(0.5) && !own.is_empty() {
             let id = own[rng.gen_range(0..own.len())];
-            p.d.store
+            p.d.store()
                 .edit(id, DAY0 + day * 86_400_000, |r| {
                     if let RecordBody::Patrol(patrol) = &mut r.body {
                         patrol.findings = format!("第{day}天复查：无异常。");
@@ -57,7 +57,7 @@ async fn keep_syncing(mut p: Phone, seed: u64, stop: Arc<AtomicBool>, synced: Ar
                 })
                 .unwrap();
         }
-        for e in p.d.store.outbox(usize::MAX).unwrap() {
+        for e in p.d.store().outbox(usize::MAX).unwrap() {
             p.made.insert(e.hash, e.doc_id);
         }
         if p.d.sync().await.is_ok() {
@@ -179,7 +179,7 @@ async fn a_power_cut_loses_no_change_the_server_acknowledged() {
     let made: BTreeSet<Hash> = phones.iter().flat_map(|p| p.made.keys().copied()).collect();
     assert_eq!(admin.change_count().unwrap(), made.len() as u64, "every change stored exactly once");
     for p in &phones {
-        assert_eq!(p.d.store.outbox_len().unwrap(), 0, "{}: outbox empty", p.d.user);
+        assert_eq!(p.d.store().outbox_len().unwrap(), 0, "{}: outbox empty", p.d.user);
         let held = p.d.records().unwrap();
         let visible = admin
             .records(&gridsync_server::store::ViewQuery {

@@ -19,17 +19,17 @@ async fn revoked_device_is_refused_and_wipes_its_data() {
     d.create(&p).unwrap();
     d.sync().await.unwrap();
     d.create(&patrol(&d.grid, &d.user, 1, gridsync_core::model::PatrolSlot::Evening)).unwrap();
-    assert_eq!(d.store.count().unwrap(), 2);
+    assert_eq!(d.store().count().unwrap(), 2);
 
-    let device_id = d.store.enrollment().unwrap().unwrap().device_id;
+    let device_id = d.store().enrollment().unwrap().unwrap().device_id;
     assert!(admin.revoke_device(&device_id, gridsync_server::api::now_ms()).unwrap());
     match d.sync().await {
         Err(SyncError::Revoked) => {}
         other => panic!("expected Revoked, got {other:?}"),
     }
-    assert_eq!(d.store.count().unwrap(), 0, "records wiped");
-    assert_eq!(d.store.outbox_len().unwrap(), 0, "outbox wiped");
-    assert!(d.store.enrollment().unwrap().is_none(), "credentials wiped");
+    assert_eq!(d.store().count().unwrap(), 0, "records wiped");
+    assert_eq!(d.store().outbox_len().unwrap(), 0, "outbox wiped");
+    assert!(d.store().enrollment().unwrap().is_none(), "credentials wiped");
     assert!(matches!(d.sync().await, Err(SyncError::NotEnrolled)));
     // The server kept what was synced before.
     assert!(admin.record(p.id).unwrap().is_some());

@@ -77,7 +77,7 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
     gm.create(&d).unwrap();
     gm.sync().await.unwrap();
     vl.sync().await.unwrap();
-    let token = gm.store.enrollment().unwrap().unwrap().token;
+    let token = gm.store().enrollment().unwrap().unwrap().token;
 
     // One change with 601 events.
     let mut doc = copy_of(&gm, d.id).unwrap();
@@ -123,7 +123,7 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
         .map(|c| c.hash())
         .collect();
     for i in 0..300 {
-        let mut fork = copy_of(&gm, d.id).unwrap().fork_at(&root, gm.store.actor().clone()).unwrap();
+        let mut fork = copy_of(&gm, d.id).unwrap().fork_at(&root, gm.store().actor().clone()).unwrap();
         let mut r = fork.record().unwrap();
         if let RecordBody::Dispute(x) = &mut r.body {
             let action = DisputeAction::Resolved { note: format!("结果{i}") };
@@ -191,7 +191,7 @@ fn zero_length_changes(n: u64) -> Vec<u8> {
 async fn counts_are_checked_before_memory_is_taken() {
     let t = town(&[]).await;
     let gm = t.phone("gm-t01-v01-g1").await;
-    let token = gm.store.enrollment().unwrap().unwrap().token;
+    let token = gm.store().enrollment().unwrap().unwrap().token;
     let bomb = envelope(&zero_length_changes(32 * 1024 * 1024 - 64));
     assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
     let before = t.server.peak_rss_mib().unwrap();
@@ -211,7 +211,7 @@ async fn counts_are_checked_before_memory_is_taken() {
 async fn bodies_in_flight_stay_within_the_budget() {
     let t = town(&["--max-inflight-mib", "32", "--max-body-mib", "8"]).await;
     let gm = t.phone("gm-t01-v01-g1").await;
-    let token = gm.store.enrollment().unwrap().unwrap().token;
+    let token = gm.store().enrollment().unwrap().unwrap().token;
     let before = t.server.peak_rss_mib().unwrap();
     let mut noise = vec![0u8; 8 * 1024 * 1024 - 1024];
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;

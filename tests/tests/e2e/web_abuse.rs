@@ -209,7 +209,7 @@ async fn a_month_with_a_sign_is_refused() {
     let s = site(&[]);
     let code = issue_code(s.admin.as_ref(), "tc-t01-1").unwrap();
     let phone = gridsync_tests::device::Device::enroll(&s.server.url(), &code).await.unwrap();
-    let token = phone.store.enrollment().unwrap().unwrap().token;
+    let token = phone.store().enrollment().unwrap().unwrap().token;
     let url = s.url("/v1/reports/monthly/t01/2026-+8");
     let r =
         tokio::task::spawn_blocking(move || http("GET", &url, &[("Authorization", &format!("Bearer {token}"))], b""))
@@ -234,12 +234,20 @@ fn a_final_report_posted_twice_at_once_is_one_report() {
         let d = gridsync_core::model::beijing_day(gridsync_server::sync::now_ms() - 40 * 86_400_000);
         d.format("%Y-%m").to_string()
     };
+    // The confirmation page carries the figures it showed.
+    let confirm =
+        s.post_form(&format!("/web/reports/t01/{month}/confirm"), &cookie, &format!("csrf={csrf}&narrative=ok"));
+    assert_eq!(confirm.status, 200);
+    let page = confirm.text();
+    let figures = page.split("name=\"figures\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_owned();
     let answers: Vec<u16> = (0..2)
         .map(|_| {
-            let (s, cookie, csrf, month) = (s.clone(), cookie.clone(), csrf.clone(), month.clone());
+            let (s, cookie, csrf, month, figures) =
+                (s.clone(), cookie.clone(), csrf.clone(), month.clone(), figures.clone());
             std::thread::spawn(move || {
-                s.post_form(&format!("/web/reports/t01/{month}/submit"), &cookie, &format!("csrf={csrf}&narrative=ok"))
-                    .status
+                let body =
+                    format!("csrf={csrf}&narrative=ok&figures={}", figures.replace(';', "%3B").replace('=', "%3D"));
+                s.post_form(&format!("/web/reports/t01/{month}/submit"), &cookie, &body).status
             })
         })
         .collect::<Vec<_>>()

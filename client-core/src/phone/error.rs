@@ -1,16 +1,17 @@
-//! The public error: a few variants an app can act on, each carrying the
-//! Chinese sentence to show. The core's detailed errors ([`CoreError`],
+//! The phone API's error: a few variants an app can act on, each carrying
+//! the Chinese sentence to show. The core's detailed errors ([`CoreError`],
 //! [`SyncError`]) stay inside; what an app would do differently decides the
 //! variant (application-services' `example` component makes the same cut).
 //!
 //! Every field is named `message_zh` rather than `message`: Kotlin
 //! exceptions already have a `message` property.
 
-use gridsync_core::CoreError;
-use gridsync_core::sync::SyncError;
+use crate::CoreError;
+use crate::sync::SyncError;
 
 /// What went wrong, sorted by what the app can do about it.
-#[derive(Debug, thiserror::Error, uniffi::Error)]
+#[derive(Debug, thiserror::Error)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Error))]
 pub enum ApiError {
     /// The phone is not enrolled: ask for an enrollment code.
     #[error("not enrolled: {message_zh}")]
@@ -89,17 +90,34 @@ pub enum ApiError {
         /// For the user.
         message_zh: String,
     },
+    /// The sync was cancelled (`cancel_sync`); what it had finished is
+    /// kept, the rest goes with the next sync.
+    #[error("sync cancelled")]
+    Cancelled {
+        /// For the user.
+        message_zh: String,
+    },
+    /// Changes made on this phone have not reached a server yet, so the
+    /// step asked for (signing out and wiping, enrolling as someone else)
+    /// would lose them: sync first, or wipe on purpose.
+    #[error("{count} changes not synced: {message_zh}")]
+    Unsynced {
+        /// Changes waiting in the outbox.
+        count: u64,
+        /// For the user.
+        message_zh: String,
+    },
 }
 
 impl ApiError {
     /// A storage error from an internal fault (a panic caught at the edge,
     /// a poisoned lock, a runtime that would not start).
-    pub(crate) fn internal(detail: impl Into<String>) -> Self {
+    pub fn internal(detail: impl Into<String>) -> Self {
         ApiError::Storage { detail: detail.into(), message_zh: "应用内部出错，请重启应用".into() }
     }
 
     /// An input error about one field.
-    pub(crate) fn invalid(field: &str, reason: &str, message_zh: impl Into<String>) -> Self {
+    pub fn invalid(field: &str, reason: &str, message_zh: impl Into<String>) -> Self {
         ApiError::InvalidInput { field: field.into(), reason: reason.into(), message_zh: message_zh.into() }
     }
 }
@@ -134,11 +152,12 @@ impl From<SyncError> for ApiError {
             }
             SyncError::Network(detail) => ApiError::Network { detail, message_zh },
             SyncError::Store(core) => core.into(),
-            other => ApiError::Network { detail: other.to_string(), message_zh },
+            SyncError::Cancelled => ApiError::Cancelled { message_zh },
         }
     }
 }
 
+#[cfg(feature = "uniffi")]
 impl From<uniffi::UnexpectedUniFFICallbackError> for ApiError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
         ApiError::internal(format!("callback failed: {}", e.reason))

@@ -1,0 +1,107 @@
+//! `GET /v1/directory` and `POST /v1/sign-out`: what a phone needs of its
+//! account besides sync.
+//!
+//! The directory is the names an app shows for the ids in records: the
+//! grid nodes in the device user's scope and above it, and the users whose
+//! grid is there (the colleagues and supervisors who appear in `author`
+//! and `by`). It carries a version (a hash of its content), also its
+//! ETag, so a phone checking an unchanged directory gets an empty 304.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use gridsync_core::grid::GridPath;
+use gridsync_core::protocol::{Directory, DirectoryEntry};
+use sha2::{Digest, Sha256};
+
+use crate::api::{AppState, authenticate, blocking_error, error, now_ms, store_error};
+use crate::store::{AuditEntry, ServerStore, User};
+
+/// Whether `node` is in `scope` or above it.
+fn visible(scope: &GridPath, node: &GridPath) -> bool {
+    scope.contains(node) || node.contains(scope)
+}
+
+/// The directory for `user`, from the store.
+pub fn directory_for(store: &dyn ServerStore, user: &User) -> Result<Directory, crate::store::StoreError> {
+    let scope = user.scope();
+    let mut grids: Vec<DirectoryEntry> = store
+        .grid_nodes()?
+        .into_iter()
+        .filter(|n| visible(&scope, &n.path))
+        .map(|n| DirectoryEntry { id: n.path.to_string(), name: n.name, role: String::new(), grid: String::new() })
+        .collect();
+    grids.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut users: Vec<DirectoryEntry> = store
+        .users()?
+        .into_iter()
+        .filter(|u| visible(&scope, &u.grid))
+        .map(|u| DirectoryEntry {
+            id: u.id,
+            name: u.display_name,
+            role: u.role.as_str().to_owned(),
+            grid: u.grid.to_string(),
+        })
+        .collect();
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut d = Directory { version: String::new(), grids, users };
+    let body = serde_json::to_vec(&(&d.grids, &d.users)).unwrap_or_default();
+    d.version = hex::encode(&Sha256::digest(&body)[..12]);
+    Ok(d)
+}
+
+/// `GET /v1/directory`: the names in the device user's scope; 304 when the
+/// phone's `If-None-Match` names the current version.
+pub async fn directory(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let auth = match authenticate(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let store = state.store.clone();
+    let d = match web::block(move || directory_for(store.as_ref(), &auth.user)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return store_error(&e),
+        Err(_) => return blocking_error(),
+    };
+    let etag = format!("\"{}\"", d.version);
+    let have = req.headers().get("if-none-match").and_then(|v| v.to_str().ok());
+    if have.is_some_and(|h| h.split(',').any(|t| t.trim() == etag)) {
+        return HttpResponse::NotModified().insert_header(("etag", etag)).finish();
+    }
+    HttpResponse::Ok().insert_header(("etag", etag)).json(d)
+}
+
+/// `POST /v1/sign-out`: the device's user signs out on it; its token stops
+/// working at once (the device is revoked, as from the dashboard) and the
+/// audit log says who signed out where.
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let auth = match authenticate(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let ip = crate::ratelimit::client_ip(&req, state.limits.client_ip_header.as_deref())
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let store = state.store.clone();
+    let now = now_ms();
+    let (device, user) = (auth.device.id.clone(), auth.user.id.clone());
+    let done = web::block(move || {
+        store.revoke_device(&device, now)?;
+        store.append_audit(&AuditEntry {
+            seq: 0,
+            at: now,
+            user_id: user,
+            action: "device_sign_out".into(),
+            target: device,
+            ip,
+        })
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {
+            tracing::info!(device = %auth.device.id, user = %auth.user.id, "device signed out");
+            HttpResponse::Ok().json(serde_json::json!({"signed_out": true}))
+        }
+        Ok(Err(e)) => store_error(&e),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "服务器繁忙，请稍后再试"),
+    }
+}

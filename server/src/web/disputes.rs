@@ -1,0 +1,392 @@
+//! A dispute's page and the steps taken on it from the web: classify, set
+//! a plan and team, follow up, stabilise, resolve, escalate one level up,
+//! and settle a conflict by keeping one of its two events. Each step is an
+//! event appended with the core's `next_event` and merged like a phone's
+//! ([`super::edit`]), so the rules decide who may take it at which level.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use gridsync_core::events::{Event, Ordered};
+use gridsync_core::model::{
+    Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeStatus, Record, RecordBody, next_event,
+};
+use uuid::Uuid;
+
+use super::html::{esc, time};
+use super::pages::{OUT_OF_SCOPE, dispute_of, html, names, village_link};
+use super::{Ctx, Out, WebError, edit};
+use crate::access::may_read;
+use crate::api::now_ms;
+use crate::store::ServerStore;
+
+/// Every category, in the order the form lists them.
+const CATEGORIES: [DisputeCategory; 6] = [
+    DisputeCategory::Neighbour,
+    DisputeCategory::Family,
+    DisputeCategory::Land,
+    DisputeCategory::Debt,
+    DisputeCategory::Labour,
+    DisputeCategory::Other,
+];
+
+fn category_code(c: DisputeCategory) -> &'static str {
+    match c {
+        DisputeCategory::Neighbour => "neighbour",
+        DisputeCategory::Family => "family",
+        DisputeCategory::Land => "land",
+        DisputeCategory::Debt => "debt",
+        DisputeCategory::Labour => "labour",
+        DisputeCategory::Other => "other",
+    }
+}
+
+/// The level a dispute goes to when escalated from `level` (`None` at the top).
+fn next_level(level: DisputeLevel) -> Option<DisputeLevel> {
+    match level {
+        DisputeLevel::Village => Some(DisputeLevel::Township),
+        DisputeLevel::Township => Some(DisputeLevel::County),
+        DisputeLevel::County => None,
+    }
+}
+
+fn field_zh(k: &str) -> &str {
+    match k {
+        "note" => "备注",
+        "category" => "类别",
+        "plan" => "化解方案",
+        "team" => "化解小组",
+        "to" | "level" => "层级",
+        "kept" => "保留事件",
+        _ => k,
+    }
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.iter().map(value_text).collect::<Vec<_>>().join("、"),
+        other => other.to_string(),
+    }
+}
+
+/// What an event says, in words: its label and its fields. A settlement's
+/// kept event is named by its content, never by its id.
+fn event_text(e: &Event<DisputeAction>, all: &[Event<DisputeAction>], who: &dyn Fn(&str) -> String) -> String {
+    let mut details = String::new();
+    if let DisputeAction::Settled { kept, note } = &e.action {
+        if let Some(k) = all.iter().find(|x| &x.id == kept) {
+            let _ = write!(
+                details,
+                "<div class=\"muted\">保留：{}（{} · {}）</div>",
+                esc(&short(k)),
+                esc(&who(&k.by)),
+                time(k.at)
+            );
+        }
+        if !note.is_empty() {
+            let _ = write!(details, "<div class=\"muted\">备注：{}</div>", esc(note));
+        }
+        return details;
+    }
+    if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&e.action) {
+        for (k, val) in m.iter().filter(|(k, _)| k.as_str() != "type") {
+            let text = match k.as_str() {
+                "category" => serde_json::from_value::<DisputeCategory>(val.clone())
+                    .map(|c| c.label_zh().to_owned())
+                    .unwrap_or_else(|_| value_text(val)),
+                "to" => serde_json::from_value::<DisputeLevel>(val.clone())
+                    .map(|l| l.label_zh().to_owned())
+                    .unwrap_or_else(|_| value_text(val)),
+                _ => value_text(val),
+            };
+            if !text.is_empty() {
+                let _ = write!(details, "<div class=\"muted\">{}：{}</div>", esc(field_zh(k)), esc(&text));
+            }
+        }
+    }
+    details
+}
+
+/// One line naming an event by what it says (`化解：双方达成协议`).
+fn short(e: &Event<DisputeAction>) -> String {
+    let what = match &e.action {
+        DisputeAction::Classified { category, note } => format!("{} {}", category.label_zh(), note),
+        DisputeAction::PlanSet { plan, team } => {
+            if team.is_empty() {
+                plan.clone()
+            } else {
+                format!("{plan}（化解小组：{}）", team.join("、"))
+            }
+        }
+        DisputeAction::Escalated { to, note } => format!("至{} {}", to.label_zh(), note),
+        DisputeAction::Found { note }
+        | DisputeAction::FollowUp { note }
+        | DisputeAction::Stabilized { note }
+        | DisputeAction::Resolved { note }
+        | DisputeAction::Settled { note, .. } => note.clone(),
+    };
+    let what: String = what.trim().chars().take(120).collect();
+    if what.is_empty() { e.action.label_zh().to_owned() } else { format!("{}：{what}", e.action.label_zh()) }
+}
+
+fn load_dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(crate::store::RecordView, Record), WebError> {
+    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
+    let v = s.record(id)?.ok_or(WebError::NotFound)?;
+    if v.kind != "dispute" || v.deleted {
+        return Err(WebError::NotFound);
+    }
+    if !may_read(&ctx.user, &v.grid, v.sensitive) {
+        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
+    }
+    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
+    Ok((v, r))
+}
+
+/// The steps the signed-in user may take on `d` now, as the rules would
+/// judge them (the server judges again when the form is sent).
+fn allowed(ctx: &Ctx, level: DisputeLevel) -> Vec<&'static str> {
+    let role = ctx.user.role;
+    let probe = |a: DisputeAction| a.may_act(role, level);
+    let note = String::new;
+    let mut out = Vec::new();
+    if probe(DisputeAction::Classified { category: DisputeCategory::Other, note: note() }) {
+        out.push("classified");
+    }
+    if probe(DisputeAction::PlanSet { plan: note(), team: vec![] }) {
+        out.push("plan_set");
+    }
+    if probe(DisputeAction::FollowUp { note: note() }) {
+        out.push("follow_up");
+    }
+    if probe(DisputeAction::Stabilized { note: note() }) {
+        out.push("stabilized");
+    }
+    if probe(DisputeAction::Resolved { note: note() }) {
+        out.push("resolved");
+    }
+    if let Some(to) = next_level(level)
+        && probe(DisputeAction::Escalated { to, note: note() })
+    {
+        out.push("escalated");
+    }
+    out
+}
+
+fn csrf_field(ctx: &Ctx) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf))
+}
+
+fn forms(ctx: &Ctx, id: Uuid, d: &Dispute, level: DisputeLevel) -> String {
+    let steps = allowed(ctx, level);
+    if steps.is_empty() {
+        return String::new();
+    }
+    let action = format!("/web/disputes/{id}/act");
+    let csrf = csrf_field(ctx);
+    let mut out = String::from("<div class=\"card\" id=\"actions\"><h3>处理</h3>");
+    let form = |out: &mut String, step: &str, title: &str, inner: &str, button: &str| {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{action}\" class=\"step\" id=\"form-{step}\">{csrf}\
+             <input type=\"hidden\" name=\"action\" value=\"{step}\"><h4>{title}</h4>{inner}\
+             <p><button class=\"btn\" type=\"submit\" id=\"do-{step}\">{button}</button></p></form>"
+        );
+    };
+    for step in steps {
+        match step {
+            "classified" => {
+                let current = d.state().category;
+                let mut options = String::new();
+                for c in CATEGORIES {
+                    let sel = if c == current { " selected" } else { "" };
+                    let _ = write!(options, "<option value=\"{}\"{sel}>{}</option>", category_code(c), c.label_zh());
+                }
+                form(
+                    &mut out,
+                    step,
+                    "甄别分类",
+                    &format!(
+                        "<label>纠纷类别 <select name=\"category\" id=\"category\">{options}</select></label>\
+                         <label>说明 <input name=\"note\" id=\"classified-note\" maxlength=\"2000\"></label>"
+                    ),
+                    "保存分类",
+                );
+            }
+            "plan_set" => form(
+                &mut out,
+                step,
+                "制定化解方案",
+                "<label>化解方案 <textarea name=\"plan\" id=\"plan\" rows=\"3\" maxlength=\"2000\"></textarea></label>\
+                 <label>化解小组（姓名用顿号或逗号分隔） <input name=\"team\" id=\"team\" maxlength=\"2000\"></label>",
+                "保存方案",
+            ),
+            "follow_up" => form(
+                &mut out,
+                step,
+                "跟进",
+                "<label>跟进情况 <textarea name=\"note\" id=\"follow_up-note\" rows=\"2\" maxlength=\"2000\"></textarea></label>",
+                "记录跟进",
+            ),
+            "stabilized" => form(
+                &mut out,
+                step,
+                "稳控管理",
+                "<label>稳控措施 <textarea name=\"note\" id=\"stabilized-note\" rows=\"2\" maxlength=\"2000\"></textarea></label>",
+                "记录稳控",
+            ),
+            "resolved" => form(
+                &mut out,
+                step,
+                "化解",
+                "<label>化解结果 <textarea name=\"note\" id=\"resolved-note\" rows=\"2\" maxlength=\"2000\"></textarea></label>",
+                "记录已化解",
+            ),
+            "escalated" => {
+                let to = next_level(level).map(DisputeLevel::label_zh).unwrap_or_default();
+                form(
+                    &mut out,
+                    step,
+                    &format!("上报至{to}"),
+                    "<label>上报原因 <textarea name=\"note\" id=\"escalated-note\" rows=\"2\" maxlength=\"2000\"></textarea></label>",
+                    &format!("上报{to}"),
+                );
+            }
+            _ => {}
+        }
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// `GET /web/disputes/{id}`: parties, state, the conflicts waiting with a
+/// button to keep either event, the steps the user may take, and the
+/// timeline in causal order with overruled events marked.
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    let (v, r) = load_dispute(s, ctx, id)?;
+    let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
+    let names = names(s)?;
+    let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let st = d.state();
+    let status_cls = if st.status == DisputeStatus::Resolved { "tag" } else { "tag warn" };
+    let mut body = format!(
+        "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · 类别：<span id=\"category-now\">{}</span> · 层级：<span id=\"level\">{}</span> · 状态：<span class=\"{status_cls}\" id=\"status\">{}</span></p>\
+         <p>当事人：{}</p><p>{}</p><p class=\"muted\">发现于 {}</p></div>",
+        esc(&v.title),
+        village_link(&names, &v.grid),
+        esc(st.category.label_zh()),
+        esc(st.level.label_zh()),
+        esc(st.status.label_zh()),
+        esc(&d.parties.join("、")),
+        esc(&d.summary),
+        time(d.found_at)
+    );
+    let may_settle =
+        DisputeAction::Settled { kept: String::new(), note: String::new() }.may_act(ctx.user.role, st.level);
+    if !st.conflicts.is_empty() {
+        body.push_str("<div class=\"card\" id=\"conflicts\"><h3 class=\"bad\">待裁定的冲突</h3>");
+        for c in &st.conflicts {
+            let _ = write!(body, "<p><strong>{}</strong></p><div class=\"pair\">", esc(&c.reason_zh));
+            for kept in [&c.a, &c.b] {
+                let Some(e) = d.events.iter().find(|e| &e.id == kept) else { continue };
+                let _ = write!(
+                    body,
+                    "<div class=\"choice\"><p><strong>{}</strong></p><p class=\"muted\">{} · {}</p>",
+                    esc(&short(e)),
+                    esc(&who(&e.by)),
+                    time(e.at)
+                );
+                if may_settle {
+                    let _ = write!(
+                        body,
+                        "<form method=\"post\" action=\"/web/disputes/{}/act\">{}<input type=\"hidden\" name=\"action\" value=\"settled\">\
+                         <input type=\"hidden\" name=\"kept\" value=\"{}\"><input name=\"note\" placeholder=\"裁定说明（可选）\" maxlength=\"2000\">\
+                         <button class=\"btn keep\" type=\"submit\" data-kept=\"{}\">保留此项</button></form>",
+                        v.id,
+                        csrf_field(ctx),
+                        esc(&e.id),
+                        esc(&e.id),
+                    );
+                }
+                body.push_str("</div>");
+            }
+            body.push_str("</div>");
+        }
+        if !may_settle {
+            let _ = write!(body, "<p class=\"muted\">由负责{}的人员裁定。</p>", esc(st.level.label_zh()));
+        }
+        body.push_str("</div>");
+    }
+    body.push_str(&forms(ctx, v.id, d, st.level));
+    let ordered = Ordered::new(&d.events);
+    let (open, overruled) = ordered.conflicts();
+    let in_conflict: BTreeSet<&str> = open.iter().flat_map(|c| [c.a.as_str(), c.b.as_str()]).collect();
+    body.push_str("<div class=\"card\"><h3>处理经过（按先后顺序）</h3><ol class=\"timeline\" id=\"timeline\">");
+    for (i, e) in ordered.events.iter().enumerate() {
+        let (cls, mark) = if overruled.contains(&i) {
+            (" class=\"overruled\"", "<span class=\"tag\">已被裁定否决</span> ")
+        } else if in_conflict.contains(e.id.as_str()) {
+            (" class=\"conflict\"", "<span class=\"tag warn\">冲突待裁定</span> ")
+        } else {
+            ("", "")
+        };
+        let _ = write!(
+            body,
+            "<li{cls}>{mark}<strong>{}</strong> · {} · {}{}</li>",
+            esc(e.action.label_zh()),
+            esc(&who(&e.by)),
+            time(e.at),
+            event_text(e, &d.events, &who)
+        );
+    }
+    body.push_str("</ol></div>");
+    Ok(html(ctx, &v.title, &body))
+}
+
+/// `POST /web/disputes/{id}/act`: append the step in the form to the
+/// stored history as the signed-in user, merged like a phone's change.
+pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
+    let (v, r) = load_dispute(s, ctx, id)?;
+    let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
+    let st = d.state();
+    let note = || edit::text(form, "note", "说明", 2000);
+    let action = match form.get("action").map(String::as_str) {
+        Some("classified") => {
+            let code = form.get("category").map(String::as_str).unwrap_or_default();
+            let category = CATEGORIES
+                .into_iter()
+                .find(|c| category_code(*c) == code)
+                .ok_or_else(|| WebError::Bad("请选择纠纷类别".into()))?;
+            DisputeAction::Classified { category, note: note()? }
+        }
+        Some("plan_set") => DisputeAction::PlanSet {
+            plan: edit::required(form, "plan", "化解方案", 2000)?,
+            team: edit::names(form, "team", "化解小组")?,
+        },
+        Some("follow_up") => DisputeAction::FollowUp { note: edit::required(form, "note", "跟进情况", 2000)? },
+        Some("stabilized") => DisputeAction::Stabilized { note: edit::required(form, "note", "稳控措施", 2000)? },
+        Some("resolved") => DisputeAction::Resolved { note: edit::required(form, "note", "化解结果", 2000)? },
+        Some("escalated") => {
+            let to = next_level(st.level).ok_or_else(|| WebError::Bad("县级纠纷不能再上报".into()))?;
+            DisputeAction::Escalated { to, note: edit::required(form, "note", "上报原因", 2000)? }
+        }
+        Some("settled") => {
+            let kept = form.get("kept").cloned().unwrap_or_default();
+            if !st.conflicts.iter().any(|c| c.a == kept || c.b == kept) {
+                return Err(WebError::Bad("该冲突已经裁定或不存在，请刷新页面".into()));
+            }
+            DisputeAction::Settled { kept, note: note()? }
+        }
+        _ => return Err(WebError::Bad("未知的处理步骤".into())),
+    };
+    let now = now_ms();
+    let user = ctx.user.id.clone();
+    edit::update(s, ctx, v.id, now, move |rec| {
+        let RecordBody::Dispute(d) = &mut rec.body else { return Err(WebError::NotFound) };
+        let e = next_event(&d.events, &user, now, action);
+        d.events.push(e);
+        Ok(())
+    })?;
+    Ok(Out::Redirect(format!("/web/disputes/{}", v.id)))
+}

@@ -1,0 +1,186 @@
+//! Hazards (二报) on the web: the list for a node, a hazard's page with its
+//! handling steps in causal order, and the two steps the web can add (a
+//! handling step, the hazard removed), merged like a phone's change.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use gridsync_core::events::Ordered;
+use gridsync_core::model::{Hazard, HazardAction, HazardStatus, Record, RecordBody, next_event};
+use gridsync_core::rules::{Step, Writer, check_step};
+use uuid::Uuid;
+
+use super::html::{esc, time};
+use super::pages::{OUT_OF_SCOPE, html, load, names, parse_grid, village_link, visible};
+use super::{Ctx, Out, WebError, edit};
+use crate::access::may_read;
+use crate::api::now_ms;
+use crate::store::{RecordView, ServerStore};
+
+fn hazard_of(r: &Record) -> Option<&Hazard> {
+    match &r.body {
+        RecordBody::Hazard(h) => Some(h),
+        _ => None,
+    }
+}
+
+fn status_tag(s: HazardStatus) -> String {
+    let cls = if s == HazardStatus::Resolved { "tag" } else { "tag warn" };
+    format!("<span class=\"{cls}\">{}</span>", esc(s.label_zh()))
+}
+
+/// `GET /web/hazards?grid=&status=`: the hazards under a node, those not
+/// removed first, newest first within each.
+pub fn list(s: &dyn ServerStore, ctx: &Ctx, grid: Option<&str>, status: Option<&str>) -> Result<Out, WebError> {
+    let node = match grid {
+        Some(g) => parse_grid(g)?,
+        None => ctx.user.scope(),
+    };
+    let seen = visible(&ctx.user, &node)?;
+    let names = names(s)?;
+    let mut list: Vec<(RecordView, Record)> = load(s, &seen, "hazard", false)?;
+    if let Some(want) = status.filter(|w| !w.is_empty()) {
+        list.retain(|(v, _)| v.status == want);
+    }
+    list.sort_by_key(|(v, _)| (v.status == "resolved", std::cmp::Reverse(v.occurred_at)));
+    let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
+    let open = list.iter().filter(|(v, _)| v.status != "resolved").count();
+    let mut body = format!(
+        "<h2 id=\"title\">隐患 · {}</h2><p class=\"muted\">共 <span id=\"count\">{}</span> 条，未消除 <span id=\"open\">{open}</span> 条 · \
+         <a href=\"/web/map?grid={}\">在地图上查看</a></p><div class=\"card\">\
+         <table id=\"hazards\"><tr><th>隐患</th><th>类别</th><th>村</th><th>地点</th><th>状态</th><th>处置步骤</th><th>发现时间</th></tr>",
+        esc(&title),
+        list.len(),
+        esc(&seen.to_string()),
+    );
+    for (v, r) in &list {
+        let Some(h) = hazard_of(r) else { continue };
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/web/hazards/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v.id,
+            esc(&v.title),
+            esc(h.category.label_zh()),
+            village_link(&names, &v.grid),
+            esc(&h.location.text),
+            status_tag(h.status()),
+            h.events.len(),
+            time(r.created_at)
+        );
+    }
+    body.push_str("</table></div>");
+    Ok(html(ctx, "隐患", &body))
+}
+
+fn load_hazard(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(RecordView, Record), WebError> {
+    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
+    let v = s.record(id)?.ok_or(WebError::NotFound)?;
+    if v.kind != "hazard" || v.deleted {
+        return Err(WebError::NotFound);
+    }
+    if !may_read(&ctx.user, &v.grid, v.sensitive) {
+        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
+    }
+    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
+    Ok((v, r))
+}
+
+/// The signed-in user as the write rules see them.
+fn writer(ctx: &Ctx) -> Writer {
+    Writer { user_id: ctx.user.id.clone(), role: ctx.user.role, grid: ctx.user.grid.clone() }
+}
+
+/// Whether the rules would take `action` by this user on `r` now (the
+/// server judges again when the form is sent).
+fn may_take(ctx: &Ctx, r: &Record, action: HazardAction) -> bool {
+    let mut after = r.clone();
+    if let RecordBody::Hazard(h) = &mut after.body {
+        let e = next_event(&h.events, &ctx.user.id, now_ms(), action);
+        h.events.push(e);
+    }
+    check_step(&writer(ctx), r, Step::Append(&after)).is_ok()
+}
+
+/// `GET /web/hazards/{id}`
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    let (v, r) = load_hazard(s, ctx, id)?;
+    let Some(h) = hazard_of(&r) else { return Err(WebError::NotFound) };
+    let names = names(s)?;
+    let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let gps = h.location.gps.map_or(String::new(), |g| {
+        format!(" · <span class=\"muted\" id=\"gps\">北纬{:.5}°，东经{:.5}°</span>", g.lat, g.lon)
+    });
+    let mut body = format!(
+        "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · 类别：{} · 状态：<span id=\"status\">{}</span></p>\
+         <p>地点：{}{gps}</p><p>{}</p><p class=\"muted\">{} 于 {} 发现</p></div>",
+        esc(&v.title),
+        village_link(&names, &v.grid),
+        esc(h.category.label_zh()),
+        status_tag(h.status()),
+        esc(&h.location.text),
+        esc(&h.description),
+        esc(&who(&r.author)),
+        time(r.created_at),
+    );
+    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf));
+    let mut forms = String::new();
+    for (step, title, label, button, action) in [
+        ("step", "报处置情况", "采取的措施", "记录处置情况", HazardAction::Step { note: String::new() }),
+        ("resolved", "隐患已消除", "消除情况", "确认已消除", HazardAction::Resolved { note: String::new() }),
+    ] {
+        if h.status() == HazardStatus::Resolved && step == "resolved" {
+            continue;
+        }
+        if !may_take(ctx, &r, action) {
+            continue;
+        }
+        let _ = write!(
+            forms,
+            "<form method=\"post\" action=\"/web/hazards/{}/act\" class=\"step\" id=\"form-{step}\">{csrf}\
+             <input type=\"hidden\" name=\"action\" value=\"{step}\"><h4>{title}</h4>\
+             <label>{label}<textarea name=\"note\" rows=\"2\" maxlength=\"2000\" required></textarea></label>\
+             <p><button class=\"btn\" type=\"submit\" id=\"do-{step}\">{button}</button></p></form>",
+            v.id
+        );
+    }
+    if !forms.is_empty() {
+        let _ = write!(body, "<div class=\"card\" id=\"actions\"><h3>处置</h3>{forms}</div>");
+    }
+    body.push_str("<div class=\"card\"><h3>处置经过（按先后顺序）</h3><ol class=\"timeline\" id=\"timeline\">");
+    for e in Ordered::new(&h.events).events {
+        let note = match &e.action {
+            HazardAction::Reported { note } | HazardAction::Step { note } | HazardAction::Resolved { note } => note,
+        };
+        let _ = write!(
+            body,
+            "<li><strong>{}</strong> · {} · {}{}</li>",
+            esc(e.action.label_zh()),
+            esc(&who(&e.by)),
+            time(e.at),
+            if note.is_empty() { String::new() } else { format!("：{}", esc(note)) }
+        );
+    }
+    body.push_str("</ol></div>");
+    Ok(html(ctx, &v.title, &body))
+}
+
+/// `POST /web/hazards/{id}/act`: append a handling step or the removal as
+/// the signed-in user, merged like a phone's change.
+pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
+    let (v, _) = load_hazard(s, ctx, id)?;
+    let action = match form.get("action").map(String::as_str) {
+        Some("step") => HazardAction::Step { note: edit::required(form, "note", "处置措施", 2000)? },
+        Some("resolved") => HazardAction::Resolved { note: edit::required(form, "note", "消除情况", 2000)? },
+        _ => return Err(WebError::Bad("未知的处置步骤".into())),
+    };
+    let now = now_ms();
+    let user = ctx.user.id.clone();
+    edit::update(s, ctx, v.id, now, move |rec| {
+        let RecordBody::Hazard(h) = &mut rec.body else { return Err(WebError::NotFound) };
+        let e = next_event(&h.events, &user, now, action);
+        h.events.push(e);
+        Ok(())
+    })?;
+    Ok(Out::Redirect(format!("/web/hazards/{}", v.id)))
+}
