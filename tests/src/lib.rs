@@ -12,7 +12,9 @@
 //! - [`records`]: records of every kind, as a grid manager makes them.
 //! - [`hostile`]: crafted changes and raw requests, as a hostile phone sends them.
 //! - [`http1`]: a bare HTTP/1.1 client for loopback tests.
+//! - [`bench_smoke`]: the bench command's smoke run, checked.
 
+pub mod bench_smoke;
 pub mod device;
 pub mod hostile;
 pub mod http1;
