@@ -460,7 +460,28 @@ impl ServerStore for PostgresServerStore {
                AND ($3::text IS NULL OR township = $3) AND ($4::text IS NULL OR village = $4)
                AND ($5::text IS NULL OR grp = $5) AND ($7 OR NOT sensitive)
              ORDER BY xid, seq LIMIT $6";
+        // Rows already committed above the horizon (another session's
+        // transaction was still running when they committed) would be
+        // served only at the phone's next sync. Wait a little for that
+        // transaction to end, so a phone syncing right after another's
+        // commit receives it; past the bound, serve what is safe now.
+        let pending = "SELECT EXISTS (SELECT 1 FROM changes
+             WHERE (xid, seq) > ($1::text::xid8, $2) AND xid >= pg_snapshot_xmin(pg_current_snapshot())
+               AND ($3::text IS NULL OR township = $3) AND ($4::text IS NULL OR village = $4)
+               AND ($5::text IS NULL OR grp = $5) AND ($6 OR NOT sensitive))";
         self.with(|c| {
+            let deadline = std::time::Instant::now() + FEED_HORIZON_WAIT;
+            loop {
+                let row = c.query_one(
+                    pending,
+                    &[&cursor.xid.to_string(), &(cursor.seq as i64), &t, &v, &g, &scope.sensitive],
+                )?;
+                let waiting: bool = row.try_get(0)?;
+                if !waiting || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let st = c.prepare(sql)?;
             let mut page = FeedPage { changes: vec![], next: cursor, more: false };
             let mut total = 0usize;
@@ -731,6 +752,10 @@ pub fn test_database_url() -> Option<String> {
         Err(e) => panic!("GRIDSYNC_TEST_POSTGRES_URL is set but PostgreSQL cannot be used: {e}"),
     }
 }
+
+/// Longest a feed read waits for transactions still running to end when
+/// rows in scope have committed above the feed's horizon.
+const FEED_HORIZON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Create a new schema `<prefix>_<random>` in the database at `base` and
 /// return a URL whose connections use it (tests and benchmarks).
