@@ -31,7 +31,8 @@ use serde_json::Value;
 use crate::events::{Event, heads};
 use crate::grid::{GridPath, Role};
 use crate::model::{
-    Dispute, DisputeAction, DisputeLevel, DisputeState, DisputeStatus, Record, RecordBody, RecordKind, VisitTarget,
+    Dispute, DisputeAction, DisputeLevel, DisputeState, DisputeStatus, HazardAction, Record, RecordBody, RecordKind,
+    VisitTarget, next_event,
 };
 use crate::protocol::RejectReason;
 
@@ -169,6 +170,27 @@ pub enum Step<'a> {
     /// Append the events `after` has beyond the record (`after` is the
     /// record with them).
     Append(&'a Record),
+}
+
+/// `r` with one more dispute step by `by` at `at`, after every step it
+/// holds: the record a [`Step::Append`] is judged on.
+pub fn with_dispute_event(r: &Record, by: &str, at: i64, action: DisputeAction) -> Record {
+    let mut after = r.clone();
+    if let RecordBody::Dispute(d) = &mut after.body {
+        let e = next_event(&d.events, by, at, action);
+        d.events.push(e);
+    }
+    after
+}
+
+/// `r` with one more hazard step by `by` at `at` (see [`with_dispute_event`]).
+pub fn with_hazard_event(r: &Record, by: &str, at: i64, action: HazardAction) -> Record {
+    let mut after = r.clone();
+    if let RecordBody::Hazard(h) = &mut after.body {
+        let e = next_event(&h.events, by, at, action);
+        h.events.push(e);
+    }
+    after
 }
 
 /// Whether `w` may take `step` on `b` as it is now: the rules

@@ -2,8 +2,8 @@
 //! server's own rules ([`crate::rules::check_step`]) judged on the change
 //! each step would make, so an app never offers a step the server refuses.
 
-use crate::model::{DisputeAction, DisputeLevel, HazardAction, Record, RecordBody, next_event};
-use crate::rules::{Step, Writer, check_step};
+use crate::model::{DisputeAction, DisputeLevel, HazardAction, Record, RecordBody};
+use crate::rules::{Step, Writer, check_step, with_dispute_event, with_hazard_event};
 
 /// A step an app can offer on a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,24 +83,13 @@ fn check(action: ActionKind, verdict: Result<(), String>) -> ActionCheck {
     }
 }
 
-/// The record with one more dispute event by `w`.
-fn with_dispute_event(r: &Record, w: &Writer, action: DisputeAction) -> Record {
-    let mut after = r.clone();
-    if let RecordBody::Dispute(d) = &mut after.body {
-        let e = next_event(&d.events, &w.user_id, r.updated_at.max(0) + 1, action);
-        d.events.push(e);
-    }
-    after
+/// The record with one more step by `w`, as `check_step` judges it.
+fn with_dispute_step(r: &Record, w: &Writer, action: DisputeAction) -> Record {
+    with_dispute_event(r, &w.user_id, r.updated_at.max(0) + 1, action)
 }
 
-/// The record with one more hazard event by `w`.
-fn with_hazard_event(r: &Record, w: &Writer, action: HazardAction) -> Record {
-    let mut after = r.clone();
-    if let RecordBody::Hazard(h) = &mut after.body {
-        let e = next_event(&h.events, &w.user_id, r.updated_at.max(0) + 1, action);
-        h.events.push(e);
-    }
-    after
+fn with_hazard_step(r: &Record, w: &Writer, action: HazardAction) -> Record {
+    with_hazard_event(r, &w.user_id, r.updated_at.max(0) + 1, action)
 }
 
 /// The steps a record of its kind offers, each judged for `w` (`None`: the
@@ -129,7 +118,7 @@ pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<
                     .flat_map(|c| [c.a.clone(), c.b.clone()])
                     .filter(|kept| {
                         let after =
-                            with_dispute_event(r, w, DisputeAction::Settled { kept: kept.clone(), note: note() });
+                            with_dispute_step(r, w, DisputeAction::Settled { kept: kept.clone(), note: note() });
                         check_step(w, r, Step::Append(&after)).is_ok()
                     })
                     .collect();
@@ -147,7 +136,7 @@ pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<
                     (ActionKind::DisputeSettle, kept.map(|kept| DisputeAction::Settled { kept, note: note() })),
                 ];
                 for (kind, action) in candidates {
-                    steps.push((kind, action.map(|a| with_dispute_event(r, w, a))));
+                    steps.push((kind, action.map(|a| with_dispute_step(r, w, a))));
                 }
             } else {
                 for kind in [
@@ -186,7 +175,7 @@ pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<
                 (ActionKind::HazardStep, HazardAction::Step { note: "…".into() }),
                 (ActionKind::HazardResolve, HazardAction::Resolved { note: "…".into() }),
             ] {
-                steps.push((kind, w.map(|w| with_hazard_event(r, w, action))));
+                steps.push((kind, w.map(|w| with_hazard_step(r, w, action))));
             }
             return judge(w, r, steps, needs_repair, |_| None);
         }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use gridsync_core::events::Ordered;
 use gridsync_core::model::{Hazard, HazardAction, HazardStatus, Record, RecordBody, next_event};
-use gridsync_core::rules::{Step, Writer, check_step};
+use gridsync_core::rules::{Step, Writer, check_step, with_hazard_event};
 use uuid::Uuid;
 
 use super::html::{esc, time};
@@ -93,11 +93,7 @@ fn writer(ctx: &Ctx) -> Writer {
 /// Whether the rules would take `action` by this user on `r` now (the
 /// server judges again when the form is sent).
 fn may_take(ctx: &Ctx, r: &Record, action: HazardAction) -> bool {
-    let mut after = r.clone();
-    if let RecordBody::Hazard(h) = &mut after.body {
-        let e = next_event(&h.events, &ctx.user.id, now_ms(), action);
-        h.events.push(e);
-    }
+    let after = with_hazard_event(r, &ctx.user.id, now_ms(), action);
     check_step(&writer(ctx), r, Step::Append(&after)).is_ok()
 }
 
