@@ -130,7 +130,46 @@ pub fn check_write(
             return Err(Refusal::forbidden(&field, why));
         }
     }
-    check_events(w, Some(b), after)
+    check_events(w, Some(b), after)?;
+    check_attachments(w, Some(b), after)
+}
+
+/// Photos: a reference once recorded never changes or goes away; a new one
+/// is the writer's (`by`), on a kind that takes photos, and added by whom
+/// may edit the record, or by the author of the history event it shows
+/// (a handling step's photo is its taker's).
+fn check_attachments(w: &Writer, before: Option<&Record>, after: &Record) -> Result<(), Refusal> {
+    let empty = crate::model::Attachments::new();
+    let old = before.map_or(&empty, |b| &b.attachments);
+    for (hash, a) in old {
+        if after.attachments.get(hash) != Some(a) {
+            return Err(Refusal::new(RejectReason::Immutable, "attachments", "已附的照片不能修改或移除"));
+        }
+    }
+    let events = |r: &Record| -> Vec<(String, String)> {
+        match &r.body {
+            RecordBody::Hazard(h) => h.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
+            RecordBody::Dispute(d) => d.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut authors = None;
+    for (_, a) in after.attachments.iter().filter(|(h, _)| !old.contains_key(*h)) {
+        if a.by != w.user_id {
+            return Err(Refusal::forbidden("attachments", "新附照片的拍摄人必须是当前用户"));
+        }
+        if !crate::model::takes_photos(after.kind()) {
+            return Err(Refusal::forbidden("attachments", format!("{}不能附照片", after.kind().label_zh())));
+        }
+        let Some(b) = before else { continue };
+        let own_event = a.event.as_ref().is_some_and(|e| {
+            authors.get_or_insert_with(|| events(after)).iter().any(|(id, by)| id == e && by == &w.user_id)
+        });
+        if !own_event && let Err(why) = may_edit(w, b, "attachments") {
+            return Err(Refusal::forbidden("attachments", format!("不能给这条记录附照片：{why}")));
+        }
+    }
+    Ok(())
 }
 
 /// Rules 1 to 3: the writer's role, scope and sensitivity.
@@ -257,7 +296,8 @@ fn check_create(w: &Writer, after: &Record) -> Result<(), Refusal> {
     if let Err(why) = may_create(w, after.kind()) {
         return Err(Refusal::forbidden("kind", why));
     }
-    check_events(w, None, after)
+    check_events(w, None, after)?;
+    check_attachments(w, None, after)
 }
 
 fn check_header(b: &Record, a: &Record) -> Result<(), Refusal> {
@@ -722,6 +762,70 @@ mod tests {
         }
         assert_eq!(check_write(&tc(), Some(&h), &step, None), Ok(()));
         assert!(check_write(&vl(), Some(&h), &step, None).is_err(), "by must be the writer");
+    }
+
+    #[test]
+    fn a_photo_once_attached_stays_and_a_new_one_is_its_takers() {
+        use crate::model::Attachment;
+        let h = Record::new(
+            GridPath::parse("t01/v01/g1").unwrap(),
+            "gm1",
+            1,
+            RecordBody::Hazard(Hazard {
+                category: HazardCategory::Fire,
+                location: Location { text: "村口".into(), gps: None },
+                description: "电线老化".into(),
+                events: vec![next_event(&[], "gm1", 1, HazardAction::Reported { note: String::new() })],
+            }),
+        );
+        let photo = |by: &str, event: Option<String>| Attachment {
+            mime: "image/jpeg".into(),
+            size: 1000,
+            at: 2,
+            by: by.into(),
+            event,
+            thumb_of: None,
+        };
+        let with = |r: &Record, hash: char, a: Attachment| {
+            let mut n = r.clone();
+            n.attachments.insert(hash.to_string().repeat(64), a);
+            n
+        };
+        let attached = with(&h, 'a', photo("gm1", None));
+        assert_eq!(check_write(&gm(), Some(&h), &attached, None), Ok(()));
+        // Under someone else's name: refused.
+        assert!(check_write(&gm(), Some(&h), &with(&h, 'b', photo("vl1", None)), None).is_err());
+        // Changed or removed once recorded: refused.
+        let mut changed = attached.clone();
+        changed.attachments.values_mut().for_each(|a| a.size = 2000);
+        assert_eq!(check_write(&gm(), Some(&attached), &changed, None).unwrap_err().reason, RejectReason::Immutable);
+        let mut removed = attached.clone();
+        removed.attachments.clear();
+        assert_eq!(check_write(&gm(), Some(&attached), &removed, None).unwrap_err().reason, RejectReason::Immutable);
+        // The township may not edit the village's hazard, but may show its
+        // own handling step with a photo.
+        assert!(check_write(&tc(), Some(&h), &with(&h, 'c', photo("tc1", None)), None).is_err());
+        let mut step = h.clone();
+        let step_id = if let RecordBody::Hazard(x) = &mut step.body {
+            let e = next_event(&x.events, "tc1", 2, HazardAction::Step { note: "乡镇督办".into() });
+            let id = e.id.clone();
+            x.events.push(e);
+            id
+        } else {
+            unreachable!()
+        };
+        assert_eq!(check_write(&tc(), Some(&h), &with(&step, 'c', photo("tc1", Some(step_id.clone()))), None), Ok(()));
+        // A patrol takes no photos.
+        let mut p = h.clone();
+        p.body = RecordBody::Patrol(crate::model::Patrol {
+            slot: crate::model::PatrolSlot::Morning,
+            started_at: 1,
+            ended_at: None,
+            route: vec![],
+            findings: String::new(),
+            hazard_ids: Default::default(),
+        });
+        assert!(check_write(&gm(), None, &with(&p, 'd', photo("gm1", None)), None).is_err());
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock};
 
 use gridsync_core::model::{DisputeAction, HazardAction};
 use gridsync_core::phone::{
-    ApiError, ChangeListener, DirectoryInfo, EnrollmentInfo, Label, Phone, RecordInput, RecordPage, RecordQuery,
-    RecordView, RecordsChanged, SyncStats,
+    ApiError, ChangeListener, DirectoryInfo, EnrollmentInfo, Label, Phone, PhotoBacklog, PhotoUpload, RecordInput,
+    RecordPage, RecordQuery, RecordView, RecordsChanged, SyncStats,
 };
 use gridsync_core::protocol::ImportReport;
 use gridsync_core::reports::{MonthlyFigures, WeeklySummary};
@@ -350,5 +350,40 @@ impl GridCore {
     /// Check the store file's integrity.
     pub async fn integrity_ok(&self) -> Result<bool, ApiError> {
         self.blocking(|p| p.integrity_ok()).await
+    }
+
+    /// Attach a photo (JPEG, PNG or HEIC bytes as the camera gave them, at
+    /// most 8 MB) and its thumbnail (at most 64 KB, the app scales it) to a
+    /// hazard, visit or dispute; `event` names the handling step or dispute
+    /// event it shows. Works offline. A sensitive record's photo loses its
+    /// location metadata first (HEIC is then refused: `InvalidInput` on
+    /// `photo`, reason `cannot_strip`).
+    pub async fn attach_photo(
+        &self,
+        id: String,
+        photo: Vec<u8>,
+        thumbnail: Option<Vec<u8>>,
+        event: Option<String>,
+    ) -> Result<RecordView, ApiError> {
+        self.blocking(move |p| p.attach_photo(&id, photo, thumbnail, event)).await
+    }
+
+    /// Send waiting photos whose records the server holds (run it after
+    /// `sync`, e.g. from a background job on Wi-Fi), until done or
+    /// `max_bytes` went up (0: no budget). Resumes where the last run
+    /// stopped, to the byte.
+    pub async fn upload_photos(&self, max_bytes: u64) -> Result<PhotoUpload, ApiError> {
+        self.on_runtime(move |p| async move { p.upload_photos(max_bytes).await }).await
+    }
+
+    /// A photo's bytes: from this phone, or downloaded (and kept) when
+    /// another user took it.
+    pub async fn fetch_photo(&self, id: String, hash: String) -> Result<Vec<u8>, ApiError> {
+        self.on_runtime(move |p| async move { p.fetch_photo(&id, &hash).await }).await
+    }
+
+    /// Photos not yet sent in full, and their bytes.
+    pub async fn photo_backlog(&self) -> Result<PhotoBacklog, ApiError> {
+        self.blocking(|p| p.photo_backlog()).await
     }
 }

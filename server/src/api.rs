@@ -157,6 +157,8 @@ pub struct AppState {
     pub enroll_limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Sign-in attempts by address.
     pub sign_in_limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Photo bytes.
+    pub blobs: Arc<dyn crate::blobs::BlobStore>,
 }
 
 impl AppState {
@@ -169,6 +171,7 @@ impl AppState {
     pub fn with_limits(store: Arc<dyn ServerStore>, limits: Limits) -> AppState {
         let inflight = InFlight::new(limits.max_inflight_bytes);
         AppState {
+            blobs: store.blob_store(),
             store,
             metrics: Arc::default(),
             clock: crate::sync::Clock::system(),
@@ -238,7 +241,7 @@ fn busy() -> HttpResponse {
 /// in-flight budget, and end a body that stalls (nothing for `body_idle`)
 /// or trickles (below `body_min_rate` on average after `body_grace`) with
 /// 408: a slow body may not hold a connection and its memory for ever.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

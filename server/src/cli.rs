@@ -8,6 +8,7 @@
 //! gridsync-server devices
 //! gridsync-server revoke-device <device-id>
 //! gridsync-server set-password --user tc-t01-1 --password-stdin < pw.txt
+//! gridsync-server gc-photos --grace-days 7
 //! ```
 
 use std::net::TcpListener;
@@ -194,6 +195,14 @@ enum Command {
         /// The bundle file.
         file: PathBuf,
     },
+    /// Remove stored photos no live record references any more (their
+    /// records were deleted, or an upload was abandoned), once nothing has
+    /// written them for the grace period. Prints what it removed as JSON.
+    GcPhotos {
+        /// Days an unreferenced photo is kept after it was last written.
+        #[arg(long, default_value_t = 7)]
+        grace_days: i64,
+    },
 }
 
 /// Print lines, stopping quietly when the reader goes away (`| head`).
@@ -351,6 +360,12 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
         Command::ImportBundle { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let report = crate::import_bundle(store.as_ref(), &bytes)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::GcPhotos { grace_days } => {
+            let blobs = store.blob_store();
+            let grace = grace_days.max(0).saturating_mul(86_400_000);
+            let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::api::now_ms(), grace)?;
             println!("{}", serde_json::to_string(&report)?);
         }
     }

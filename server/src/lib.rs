@@ -8,6 +8,8 @@
 //! - [`merge`]: merging one record's incoming changes, each judged on its own (pure, guarded).
 //! - [`access`]: who may read and write what.
 //! - [`store`]: the [`store::ServerStore`] trait and its SQLite and PostgreSQL backends.
+//! - [`blobs`]: photo bytes behind [`blobs::BlobStore`] (files next to SQLite, or PostgreSQL).
+//! - [`photos`]: `PUT`/`GET /v1/photos/{hash}`, who may send and see which photo, garbage collection.
 //! - [`auth`]: enrollment codes and device tokens.
 //! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county.
@@ -22,6 +24,7 @@ pub mod access;
 pub mod account_api;
 pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod cli;
 #[path = "web/mod.rs"]
 pub mod dashboard;
@@ -29,6 +32,7 @@ pub mod demo;
 pub mod demo_month;
 pub mod merge;
 pub mod metrics;
+pub mod photos;
 pub mod ratelimit;
 pub mod reports;
 pub mod reports_api;
@@ -90,6 +94,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/v1/enroll", web::post().to(api::enroll))
             .route("/v1/sync", web::post().to(api::sync))
             .route("/v1/problems", web::post().to(api::problems))
+            .route("/v1/photos/{hash}", web::put().to(photos::upload))
+            .route("/v1/photos/{hash}", web::get().to(photos::download))
             .route("/v1/directory", web::get().to(account_api::directory))
             .route("/v1/sign-out", web::post().to(account_api::sign_out))
             .route("/healthz", web::get().to(api::healthz))

@@ -16,7 +16,7 @@ use gridsync_core::model::RecordBody;
 use gridsync_core::protocol::{DocRejection, RejectReason};
 use gridsync_core::rules::{Writer, is_sensitive};
 
-use crate::store::{DocDecision, IncomingDoc, MergedDoc, StoredDoc, User};
+use crate::store::{AttachmentRef, DocDecision, IncomingDoc, MergedDoc, StoredDoc, User};
 
 pub use gridsync_core::judge::MAX_DOC_BYTES;
 
@@ -137,6 +137,11 @@ pub fn merge_doc(
         created_at: after.created_at,
         updated_at: after.updated_at,
         history_turns_sensitive: stored.is_some() && sensitive && !was_sensitive,
+        attachments: after
+            .attachments
+            .iter()
+            .map(|(hash, a)| AttachmentRef { hash: hash.clone(), by: a.by.clone(), mime: a.mime.clone(), size: a.size })
+            .collect(),
     };
     (DocDecision::Accept(Box::new(merged)), outcome)
 }

@@ -98,6 +98,7 @@ pub fn inject_unjudged(store: &dyn ServerStore, id: Uuid, changes: &[Change]) ->
                 created_at: rec.created_at,
                 updated_at: rec.updated_at,
                 history_turns_sensitive: false,
+                attachments: vec![],
             })
         })();
         match built {

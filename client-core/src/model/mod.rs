@@ -17,6 +17,7 @@
 //! - `ffi` (feature `uniffi`): how the collection types below cross to
 //!   Kotlin and Swift.
 
+mod attachment;
 mod dispute;
 #[cfg(feature = "uniffi")]
 mod ffi;
@@ -27,6 +28,7 @@ mod supervision;
 mod validate;
 mod visit;
 
+pub use attachment::*;
 pub use dispute::*;
 pub use hazard::*;
 pub use household::*;
@@ -68,8 +70,8 @@ pub type DisputeEvent = Event<DisputeAction>;
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// The keys of a record document's root map; any other key is refused.
-const HEADER_KEYS: [&str; 9] =
-    ["id", "kind", "schema", "grid", "author", "created_at", "updated_at", "deleted", "data"];
+const HEADER_KEYS: [&str; 10] =
+    ["id", "kind", "schema", "grid", "author", "created_at", "updated_at", "deleted", "data", "attachments"];
 
 /// The kinds of record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -411,6 +413,8 @@ pub struct Record {
     pub deleted: bool,
     /// Kind-specific fields.
     pub body: RecordBody,
+    /// Photos the record references (hazards, visits, disputes).
+    pub attachments: Attachments,
 }
 
 /// Index columns of a record: what lists, filters and reports read instead
@@ -451,6 +455,16 @@ impl Record {
             updated_at: now,
             deleted: false,
             body,
+            attachments: Attachments::new(),
+        }
+    }
+
+    /// The ids of the record's history events (hazards and disputes).
+    pub fn event_ids(&self) -> Vec<String> {
+        match &self.body {
+            RecordBody::Hazard(h) => h.events.iter().map(|e| e.id.clone()).collect(),
+            RecordBody::Dispute(d) => d.events.iter().map(|e| e.id.clone()).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -461,7 +475,7 @@ impl Record {
 
     /// The record as the JSON tree stored in its document.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "id": self.id.to_string(),
             "kind": self.kind().as_str(),
             "schema": self.schema,
@@ -471,7 +485,15 @@ impl Record {
             "updated_at": self.updated_at,
             "deleted": self.deleted,
             "data": self.body.to_json(),
-        })
+        });
+        // Only records with photos have the key, so a record without any
+        // reads the same to a core that predates photos.
+        if !self.attachments.is_empty()
+            && let (Value::Object(o), Ok(a)) = (&mut v, serde_json::to_value(&self.attachments))
+        {
+            o.insert("attachments".into(), a);
+        }
+        v
     }
 
     /// Read a record back from its JSON tree. Strict: a key no schema
@@ -511,8 +533,16 @@ impl Record {
             None => return Err(CoreError::invalid("data", "required", "缺少记录内容")),
             Some(_) => return Err(CoreError::invalid("data", "wrong_type", "记录内容格式错误")),
         };
+        let attachments = match obj.get("attachments") {
+            None => Attachments::new(),
+            Some(a) => serde_path_to_error::deserialize(a.clone()).map_err(|e| {
+                let field = format!("attachments.{}", e.path());
+                CoreError::invalid(field, "malformed", "照片信息格式错误")
+            })?,
+        };
         Ok(Record {
             id,
+            attachments,
             schema: n("schema")?,
             grid: GridPath::parse(s("grid")?)?,
             author: s("author")?.to_owned(),
@@ -542,6 +572,7 @@ impl Record {
             RecordBody::TownshipReview(b) => b.check(&self.grid, &mut errs),
             RecordBody::MonthlyReport(b) => b.check(&self.grid, &mut errs),
         }
+        attachment::check(self.kind(), &self.attachments, &self.event_ids(), &mut errs);
         let level = self.kind().grid_level();
         if level != GridLevel::Group && self.grid.level() != level {
             errs.push(FieldError::new(

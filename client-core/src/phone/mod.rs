@@ -23,6 +23,7 @@
 //! - `actions`: which steps the user may take on a record ([`ActionCheck`]).
 //! - `timeline`: a history as the app shows it, conflicts and settling.
 //! - `list`: lists by a stable cursor, with counts.
+//! - `photos`: attaching photos offline, uploading them after the records, downloading on demand.
 //! - `sync`: sync that can be cancelled and reports what changed.
 //! - `account`: the directory of names, sign-out, re-keying, wiping.
 //! - `figures`: the weekly summary and monthly figures, offline.
@@ -35,6 +36,7 @@ mod error;
 mod figures;
 mod labels;
 mod list;
+mod photos;
 mod records;
 mod sync;
 mod timeline;
@@ -44,6 +46,7 @@ pub use actions::{ActionCheck, ActionKind};
 pub use error::ApiError;
 pub use labels::{Label, LabelGroup, labels};
 pub use list::{RecordPage, RecordQuery};
+pub use photos::{PHOTO_CHUNK, PhotoBacklog, PhotoUpload, PhotoView};
 pub use records::{DisputeFields, HazardFields, RecordInput, RecordLine, RecordView};
 pub use sync::{RejectedRecord, SyncStats};
 pub use timeline::{ConflictView, StepAction, TimelineEntry};

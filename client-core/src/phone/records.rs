@@ -160,6 +160,8 @@ pub struct RecordView {
     pub conflicts: Vec<ConflictView>,
     /// What the enrolled user may do with this record now, and why not.
     pub actions: Vec<ActionCheck>,
+    /// Its photos, oldest first (hazards, visits, disputes).
+    pub photos: Vec<PhotoView>,
 }
 
 /// A line of a record list.
@@ -230,6 +232,7 @@ pub(super) fn view(store: &Store, r: Record, writer: Option<&Writer>) -> Result<
     let rejection = store.refusals(r.id)?.into_iter().next();
     let (timeline, conflicts) = timeline::of(store, &r.body)?;
     let actions = actions::checks(writer, &r, rejection.is_some());
+    let photos = photos::views(store, &r)?;
     let grid = r.grid.to_string();
     let kind = r.kind();
     Ok(RecordView {
@@ -253,6 +256,7 @@ pub(super) fn view(store: &Store, r: Record, writer: Option<&Writer>) -> Result<
         timeline,
         conflicts,
         actions,
+        photos,
     })
 }
 

@@ -421,6 +421,23 @@ pub struct ErrorBody {
     pub supported_versions: Vec<u16>,
 }
 
+/// Answer to a photo chunk (`PUT /v1/photos/{hash}?offset=N`, JSON), and
+/// the body of its `409 offset_mismatch` (with `error` and `message_zh`):
+/// how many bytes of the photo the server holds, from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotoProgress {
+    /// Bytes the server holds durably.
+    pub received: u64,
+    /// The photo's size, as its record declares it.
+    pub size: u64,
+    /// All bytes arrived and their SHA-256 matched.
+    pub complete: bool,
+}
+
+/// Largest photo chunk the server takes in one request, bytes. Phones send
+/// 32 KiB (four seconds on a 64 kbit/s link), so a drop costs little.
+pub const MAX_PHOTO_CHUNK: usize = 512 * 1024;
+
 /// `POST /v1/enroll` request (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {

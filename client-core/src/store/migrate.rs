@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("002_rejections_and_status_index", include_str!("../../../migrations/client/002_rejections_and_status_index.sql")),
     ("003_refused_and_set_aside", include_str!("../../../migrations/client/003_refused_and_set_aside.sql")),
     ("004_directory", include_str!("../../../migrations/client/004_directory.sql")),
+    ("005_attachments", include_str!("../../../migrations/client/005_attachments.sql")),
 ];
 
 /// Newest schema version this build knows.
@@ -64,6 +65,7 @@ mod tests {
         (2, include_str!("../../../migrations/client/snapshots/v2.sql")),
         (3, include_str!("../../../migrations/client/snapshots/v3.sql")),
         (4, include_str!("../../../migrations/client/snapshots/v4.sql")),
+        (5, include_str!("../../../migrations/client/snapshots/v5.sql")),
     ];
 
     /// The schema as comparable text: every object's SQL with whitespace

@@ -8,7 +8,9 @@
 //! dying. Lists read index columns only, never documents.
 
 mod account;
+pub mod attachments;
 pub mod migrate;
+pub use attachments::{BlobState, NewBlob, PendingBlob, hash_hex};
 mod repair;
 
 pub use repair::RepairReport;
@@ -301,6 +303,13 @@ impl Store {
     /// server refused earlier changes of the record and it has not been
     /// repaired yet ([`Store::repair`]).
     pub fn update(&mut self, record: &Record) -> Result<bool> {
+        self.update_attaching(record, &[])
+    }
+
+    /// [`Store::update`], keeping `blobs` (photos this phone took, to
+    /// upload) in the same transaction: a photo's bytes and its record's
+    /// reference are saved together or not at all.
+    pub fn update_attaching(&mut self, record: &Record, blobs: &[attachments::NewBlob<'_>]) -> Result<bool> {
         self.check_not_refused(record.id)?;
         let mut doc = self.load_doc(record.id)?;
         let before_record = doc.record()?;
@@ -316,6 +325,9 @@ impl Store {
         let tx = self.conn.transaction()?;
         write_record(&tx, &merged, &mut doc)?;
         push_outbox(&tx, record.id, changes)?;
+        for b in blobs {
+            attachments::insert_blob(&tx, record.id, b.mime, b.bytes, true, record.updated_at)?;
+        }
         tx.commit()?;
         Ok(true)
     }
@@ -502,7 +514,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM meta WHERE key <> 'actor';",
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM meta WHERE key <> 'actor';",
         )?;
         tx.commit()?;
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;

@@ -327,6 +327,72 @@ impl HttpClient {
         }
     }
 
+    /// Send `bytes` of photo `hash` from `offset` (`PUT /v1/photos/{hash}`),
+    /// retrying network failures and 5xx answers with backoff. The answer
+    /// says how many bytes the server holds; a `409 offset_mismatch` (an
+    /// earlier answer was lost, or the server holds less) is an answer
+    /// too: the upload goes on from the server's figure.
+    pub async fn upload_photo_chunk(
+        &self,
+        enrollment: &Enrollment,
+        hash: &str,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<crate::protocol::PhotoProgress, SyncError> {
+        let url = format!("{}/v1/photos/{hash}?offset={offset}", enrollment.server_url);
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .put(&url)
+                .header("content-type", "application/octet-stream")
+                .header("authorization", format!("Bearer {}", enrollment.token))
+                .body(bytes.to_vec())
+                .send()
+                .await;
+            let why = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match resp.bytes().await {
+                        Ok(body) if status == 200 || status == 409 => {
+                            return serde_json::from_slice(&body)
+                                .map_err(|e| SyncError::Network(format!("bad photo answer: {e}")));
+                        }
+                        Ok(body) if status < 500 && status != 408 && status != 429 => {
+                            return Err(server_error(status, &body));
+                        }
+                        Ok(_) => format!("server answered {status}"),
+                        Err(e) => e.to_string(),
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            attempt += 1;
+            if attempt >= self.retry.attempts {
+                return Err(SyncError::Network(why));
+            }
+            let jitter: f64 = rand::thread_rng().r#gen();
+            tokio::time::sleep(backoff(attempt - 1, self.retry.base, self.retry.max, jitter)).await;
+        }
+    }
+
+    /// The bytes of photo `hash` (`GET /v1/photos/{hash}`), once.
+    pub async fn download_photo(&self, enrollment: &Enrollment, hash: &str) -> Result<Vec<u8>, SyncError> {
+        let resp = self
+            .client
+            .get(format!("{}/v1/photos/{hash}", enrollment.server_url))
+            .header("authorization", format!("Bearer {}", enrollment.token))
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(server_error(status.as_u16(), &bytes));
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn post(&self, url: &str, token: &str, body: &[u8]) -> Attempt {
         let resp = match self
             .client

@@ -341,6 +341,37 @@ pub struct MergedDoc {
     pub updated_at: i64,
     /// The record just became sensitive: mark its earlier feed rows too.
     pub history_turns_sensitive: bool,
+    /// The photos the merged record references (refs only grow: the rules
+    /// keep a reference once recorded).
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// One photo reference of a record, as `attachment_refs` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRef {
+    /// SHA-256 of the bytes, hex.
+    pub hash: String,
+    /// Who attached it (the only user who may upload its bytes).
+    pub by: String,
+    /// Media type.
+    pub mime: String,
+    /// Declared size, bytes.
+    pub size: i64,
+}
+
+/// A record referencing a photo, with what access to the photo is judged on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoHolder {
+    /// The record.
+    pub record_id: Uuid,
+    /// The reference.
+    pub attachment: AttachmentRef,
+    /// The record's grid.
+    pub grid: GridPath,
+    /// The record is sensitive.
+    pub sensitive: bool,
+    /// The record is deleted.
+    pub deleted: bool,
 }
 
 /// Position in the change feed. SQLite uses `seq` only; PostgreSQL orders
@@ -733,4 +764,12 @@ pub trait ServerStore: Send + Sync {
     fn audit_log(&self, q: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
     /// Write and commit a probe row: `Ok` only if writes commit.
     fn probe_write(&self, now: i64) -> StoreResult<()>;
+    /// The records referencing photo `hash`, deleted ones included.
+    fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>>;
+    /// Every photo some record that is not deleted references (what
+    /// garbage collection keeps).
+    fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>>;
+    /// Where this deployment keeps photo bytes: files next to a SQLite
+    /// database, the database itself for PostgreSQL (shared by all nodes).
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore>;
 }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/004_device_actors.sql"),
     include_str!("../../../migrations/server-postgres/005_health_probe.sql"),
     include_str!("../../../migrations/server-postgres/006_accounts.sql"),
+    include_str!("../../../migrations/server-postgres/007_attachments.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -441,6 +442,13 @@ impl ServerStore for PostgresServerStore {
                     for (hash, bytes) in &m.new_changes {
                         tx.execute(&ins_change, &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive])?;
                     }
+                    for a in &m.attachments {
+                        tx.execute(
+                            "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (hash, record_id) DO NOTHING",
+                            &[&a.hash, &d.doc_id, &a.by, &a.mime, &a.size],
+                        )?;
+                    }
                 }
                 out[i] = Some(decision);
             }
@@ -739,6 +747,46 @@ impl ServerStore for PostgresServerStore {
             Ok(())
         })
     }
+
+    fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT a.record_id, a.by_user, a.mime, a.size, d.grid, d.sensitive, d.deleted
+                 FROM attachment_refs a JOIN documents d ON d.id = a.record_id WHERE a.hash = $1 ORDER BY a.record_id",
+                &[&hash],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(PhotoHolder {
+                        record_id: r.try_get(0)?,
+                        attachment: AttachmentRef {
+                            hash: hash.to_owned(),
+                            by: r.try_get(1)?,
+                            mime: r.try_get(2)?,
+                            size: r.try_get(3)?,
+                        },
+                        grid: GridPath::parse(&r.try_get::<_, String>(4)?).map_err(corrupt)?,
+                        sensitive: r.try_get(5)?,
+                        deleted: r.try_get(6)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
+        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(&self.url))
+    }
+
+    fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT DISTINCT a.hash FROM attachment_refs a JOIN documents d ON d.id = a.record_id WHERE NOT d.deleted",
+                &[],
+            )?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+    }
 }
 
 /// For tests: a fresh schema in the database at `GRIDSYNC_TEST_POSTGRES_URL`,
@@ -781,6 +829,7 @@ mod schema_tests {
         (4, include_str!("../../../migrations/server-postgres/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/server-postgres/snapshots/v5.sql")),
         (6, include_str!("../../../migrations/server-postgres/snapshots/v6.sql")),
+        (7, include_str!("../../../migrations/server-postgres/snapshots/v7.sql")),
     ];
 
     /// The current schema's tables, columns, indexes and triggers as text

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/004_device_actors.sql"),
     include_str!("../../../migrations/server-sqlite/005_health_probe.sql"),
     include_str!("../../../migrations/server-sqlite/006_accounts.sql"),
+    include_str!("../../../migrations/server-sqlite/007_attachments.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -598,6 +599,15 @@ impl ServerStore for SqliteServerStore {
                 for (hash, bytes) in &m.new_changes {
                     st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive])?;
                 }
+                if !m.attachments.is_empty() {
+                    let mut st = tx.prepare_cached(
+                        "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (hash, record_id) DO NOTHING",
+                    )?;
+                    for a in &m.attachments {
+                        st.execute(params![a.hash, id, a.by, a.mime, a.size])?;
+                    }
+                }
             }
             out.push(decision);
         }
@@ -894,6 +904,62 @@ impl ServerStore for SqliteServerStore {
             Ok(())
         })
     }
+
+    fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT a.record_id, a.by_user, a.mime, a.size, d.grid, d.sensitive, d.deleted
+                 FROM attachment_refs a JOIN documents d ON d.id = a.record_id WHERE a.hash = ?1 ORDER BY a.record_id",
+            )?;
+            let rows = st.query_map([hash], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                    r.get::<_, bool>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, by, mime, size, grid, sensitive, deleted) = row?;
+                out.push(PhotoHolder {
+                    record_id: Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    attachment: AttachmentRef { hash: hash.to_owned(), by, mime, size },
+                    grid: GridPath::parse(&grid).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    sensitive,
+                    deleted,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
+        // Next to the database file; an in-memory database (tests) gets a
+        // directory of its own under the temporary directory.
+        let dir = match self.path.as_ref().and_then(|p| p.parent()) {
+            Some(parent) => parent.join("blobs"),
+            None => std::env::temp_dir().join(format!("gridsync-blobs-{}", Uuid::new_v4().simple())),
+        };
+        std::sync::Arc::new(crate::blobs::disk::DiskBlobStore::new(dir))
+    }
+
+    fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT DISTINCT a.hash FROM attachment_refs a JOIN documents d ON d.id = a.record_id WHERE d.deleted = 0",
+            )?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = std::collections::HashSet::new();
+            for r in rows {
+                out.insert(r?);
+            }
+            Ok(out)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -961,6 +1027,7 @@ mod schema_tests {
         (4, include_str!("../../../migrations/server-sqlite/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/server-sqlite/snapshots/v5.sql")),
         (6, include_str!("../../../migrations/server-sqlite/snapshots/v6.sql")),
+        (7, include_str!("../../../migrations/server-sqlite/snapshots/v7.sql")),
     ];
 
     fn described(conn: &Connection) -> Vec<String> {

@@ -341,6 +341,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
         );
     }
     body.push_str("</ol></div>");
+    body.push_str(&super::html::photos_card(&r.attachments, &who));
     Ok(html(ctx, &v.title, &body))
 }
 

@@ -63,6 +63,7 @@ ol.timeline li.conflict strong{color:#b3261e}
 form.step{border-top:1px solid #e3e7eb;padding-top:8px;margin-top:8px}
 form.step h4{margin:4px 0 6px;font-size:15px}
 .card label{display:block;margin:6px 0}
+.photos{display:flex;flex-wrap:wrap;gap:10px}.photo{margin:0}.photo img{border-radius:4px;max-height:160px;object-fit:cover}
 .card input:not([type=hidden]),.card select,.card textarea{font:inherit;padding:5px 7px;border:1px solid #c5ccd3;border-radius:4px;max-width:100%}
 .card textarea{width:100%}
 .inline label{display:inline-block;margin-right:12px}
@@ -113,6 +114,32 @@ pub fn page(title: &str, header: Option<&Header<'_>>, body: &str) -> String {
     let _ = write!(out, "</header><main>{body}</main></body></html>");
     out
 }
+
+/// A record's photos as a card: each photo's thumbnail (or the photo
+/// itself when it has none) linking to the full size, with who took it and
+/// when. The images are served by `/web/photos/{hash}`, which checks the
+/// viewer's access again and audits views of sensitive records' photos.
+pub fn photos_card(photos: &gridsync_core::model::Attachments, who: &dyn Fn(&str) -> String) -> String {
+    let mut items = String::new();
+    for (hash, a) in photos.iter().filter(|(_, a)| a.thumb_of.is_none()) {
+        let thumb = photos.iter().find(|(_, t)| t.thumb_of.as_deref() == Some(hash.as_str())).map(|(h, _)| h);
+        let _ = write!(
+            items,
+            "<figure class=\"photo\"><a href=\"/web/photos/{hash}\" id=\"photo-{}\" target=\"_blank\" rel=\"noopener\">\
+             <img src=\"/web/photos/{}\" alt=\"现场照片\" loading=\"lazy\" width=\"160\"></a>\
+             <figcaption class=\"muted\">{} · {}</figcaption></figure>",
+            hash.get(..12).unwrap_or(hash),
+            thumb.unwrap_or(hash),
+            esc(&who(&a.by)),
+            time(a.at),
+        );
+    }
+    if items.is_empty() {
+        return String::new();
+    }
+    format!("<div class=\"card\" id=\"photos\"><h3>现场照片</h3><div class=\"photos\">{items}</div></div>")
+}
+
 
 #[cfg(test)]
 mod tests {

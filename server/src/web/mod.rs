@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/web/hazards/{id}", web::get().to(hazard))
         .route("/web/hazards/{id}/act", web::post().to(hazard_act))
         .route("/web/map", web::get().to(map_page))
+        .route("/web/photos/{hash}", web::get().to(photo))
         .route("/web/households/{id}", web::get().to(household))
         .route("/web/reports/{t}/{month}", web::get().to(report))
         .route("/web/reports/{t}/{month}/draft", web::post().to(report_draft))
@@ -144,6 +145,15 @@ pub enum Out {
     },
     /// See other (after a POST).
     Redirect(String),
+    /// A photo, with its media type; `sensitive`: never cached.
+    Photo {
+        /// Bytes.
+        bytes: Vec<u8>,
+        /// Media type.
+        mime: String,
+        /// It belongs to sensitive records only.
+        sensitive: bool,
+    },
 }
 
 /// The signed-in user and their session.
@@ -259,6 +269,7 @@ fn out_response(o: Out) -> HttpResponse {
             b.content_type("text/html; charset=utf-8").body(html)
         }
         Out::Redirect(to) => redirect(&to),
+        Out::Photo { bytes, mime, sensitive } => crate::photos::photo_response(bytes, &mime, sensitive),
         Out::File { bytes, ctype, name } => {
             let mut b = HttpResponse::Ok();
             secure_headers(&mut b);
@@ -576,6 +587,34 @@ async fn hazards_list(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
 async fn hazard(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     render(&req, &state, move |s, ctx| hazards::page(s, ctx, &id)).await
+}
+
+/// `GET /web/photos/{hash}`: a photo for the signed-in user, if they may
+/// read a record holding it; a view of a sensitive record's photo goes in
+/// the audit log.
+async fn photo(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let hash = path.into_inner();
+    if !gridsync_core::model::valid_hash(&hash) {
+        return error_page(WebError::NotFound);
+    }
+    let blobs = state.blobs.clone();
+    render(&req, &state, move |s, ctx| {
+        use crate::photos::{Fetched, PhotoAccess};
+        match crate::photos::fetch(s, blobs.as_ref(), &ctx.user, &hash)? {
+            Fetched::Photo(bytes, mime, sensitive, record) => {
+                if sensitive {
+                    ctx.audit(s, "view_photo", &format!("{record}/{hash}"))?;
+                }
+                Ok(Out::Photo { bytes, mime, sensitive })
+            }
+            Fetched::Refused(PhotoAccess::Forbidden) => {
+                Err(WebError::Forbidden("无权查看这张照片：它所属的记录不在您的查看范围内".into()))
+            }
+            Fetched::Refused(_) => Err(WebError::NotFound),
+            Fetched::NotUploaded => Err(WebError::NotFound),
+        }
+    })
+    .await
 }
 
 async fn hazard_act(

@@ -245,6 +245,7 @@ impl Server {
             created_at: rec.created_at,
             updated_at: rec.updated_at,
             history_turns_sensitive: false,
+            attachments: vec![],
         };
         let incoming =
             IncomingDoc { doc_id: rec.id, changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect() };

@@ -1,0 +1,297 @@
+//! Photos attached to a record: the record holds references only (the
+//! SHA-256 of the bytes, type, size, when and by whom, the handling step or
+//! dispute event it belongs to); the bytes travel apart, after the records
+//! (see `docs/sync-protocol.md`, "Photos").
+//!
+//! A thumbnail is an entry of its own (`thumb_of` names its photo), so every
+//! blob a record references has a declared size and type the server checks
+//! an upload against.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+
+/// A photo's largest size: a 12-megapixel phone JPEG is 3 to 5 MB.
+pub const MAX_PHOTO_BYTES: i64 = 8 * 1024 * 1024;
+/// A thumbnail's largest size.
+pub const MAX_THUMB_BYTES: i64 = 64 * 1024;
+/// Photos (thumbnails not counted) one record may hold.
+pub const MAX_PHOTOS: usize = 20;
+
+/// Kinds that take photos: a hazard and its handling, a visit, a dispute
+/// and its events.
+pub fn takes_photos(kind: super::RecordKind) -> bool {
+    use super::RecordKind as K;
+    matches!(kind, K::Hazard | K::Visit | K::Dispute)
+}
+
+/// A record's photos by the SHA-256 of their bytes (lowercase hex): keyed,
+/// so two people attaching at once both keep theirs.
+pub type Attachments = BTreeMap<String, Attachment>;
+
+/// One photo (or thumbnail) a record references.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    /// `image/jpeg`, `image/png` or `image/heic`.
+    pub mime: String,
+    /// Bytes.
+    pub size: i64,
+    /// Attached, ms since the epoch.
+    pub at: i64,
+    /// User id of who attached it.
+    pub by: String,
+    /// The history event (hazard handling step, dispute event) it shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// For a thumbnail: the hash of the photo it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb_of: Option<String>,
+}
+
+/// The photo types taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoType {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// HEIC (iPhones and recent Android cameras).
+    Heic,
+}
+
+impl PhotoType {
+    /// The media type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            PhotoType::Jpeg => "image/jpeg",
+            PhotoType::Png => "image/png",
+            PhotoType::Heic => "image/heic",
+        }
+    }
+
+    /// From a media type.
+    pub fn from_mime(m: &str) -> Option<PhotoType> {
+        [PhotoType::Jpeg, PhotoType::Png, PhotoType::Heic].into_iter().find(|t| t.mime() == m)
+    }
+
+    /// What the bytes are, by their signature (never by what a sender
+    /// says they are).
+    pub fn sniff(b: &[u8]) -> Option<PhotoType> {
+        if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Some(PhotoType::Jpeg);
+        }
+        if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Some(PhotoType::Png);
+        }
+        // ISO BMFF: size(4) "ftyp" brand(4).
+        if b.len() >= 12 && &b[4..8] == b"ftyp" && matches!(&b[8..12], b"heic" | b"heix" | b"mif1" | b"heim" | b"heis")
+        {
+            return Some(PhotoType::Heic);
+        }
+        None
+    }
+}
+
+/// Whether `h` is a SHA-256 in lowercase hex.
+pub fn valid_hash(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The photo bytes with location and other camera metadata removed: JPEG
+/// APP1 (Exif, XMP) and APP13 (IPTC) segments, PNG `eXIf` and text chunks.
+/// `None` when the bytes cannot be walked (not a well-formed JPEG or PNG)
+/// or are HEIC, whose metadata this does not rewrite.
+pub fn strip_metadata(b: &[u8]) -> Option<Vec<u8>> {
+    match PhotoType::sniff(b)? {
+        PhotoType::Jpeg => strip_jpeg(b),
+        PhotoType::Png => strip_png(b),
+        PhotoType::Heic => None,
+    }
+}
+
+/// Whether the bytes carry metadata [`strip_metadata`] would remove (or
+/// cannot be checked).
+pub fn has_metadata(b: &[u8]) -> bool {
+    strip_metadata(b).is_none_or(|s| s.len() != b.len())
+}
+
+fn strip_jpeg(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..2]);
+    let mut i = 2;
+    loop {
+        // Markers may be padded with 0xFF fill bytes.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        if b.get(i) != Some(&0xFF) {
+            return None;
+        }
+        let marker = *b.get(i + 1)?;
+        match marker {
+            // Start of scan: the rest is entropy-coded data and the end marker.
+            0xDA => {
+                out.extend_from_slice(&b[i..]);
+                return Some(out);
+            }
+            0xD9 => {
+                out.extend_from_slice(&b[i..i + 2]);
+                return Some(out);
+            }
+            // Markers without a length.
+            0x01 | 0xD0..=0xD7 => {
+                out.extend_from_slice(&b[i..i + 2]);
+                i += 2;
+            }
+            _ => {
+                let len = u16::from_be_bytes([*b.get(i + 2)?, *b.get(i + 3)?]) as usize;
+                if len < 2 {
+                    return None;
+                }
+                let end = i.checked_add(2 + len)?;
+                if end > b.len() {
+                    return None;
+                }
+                if marker != 0xE1 && marker != 0xED {
+                    out.extend_from_slice(&b[i..end]);
+                }
+                i = end;
+            }
+        }
+    }
+}
+
+fn strip_png(b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..8]);
+    let mut i = 8;
+    while i < b.len() {
+        let len = u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?) as usize;
+        let end = i.checked_add(12)?.checked_add(len)?;
+        if end > b.len() {
+            return None;
+        }
+        let kind = &b[i + 4..i + 8];
+        if !matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt") {
+            out.extend_from_slice(&b[i..end]);
+        }
+        i = end;
+        if kind == b"IEND" {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Check a record's photo references: names, types, sizes, counts, and
+/// that thumbnails and events they name exist.
+pub(crate) fn check(kind: super::RecordKind, photos: &Attachments, events: &[String], errs: &mut Vec<FieldError>) {
+    if photos.is_empty() {
+        return;
+    }
+    if !takes_photos(kind) {
+        errs.push(FieldError::new("attachments", "not_allowed", format!("{}不能附照片", kind.label_zh())));
+        return;
+    }
+    let count = photos.values().filter(|a| a.thumb_of.is_none()).count();
+    if count > MAX_PHOTOS {
+        errs.push(FieldError::new("attachments", "too_many", format!("每条记录最多附{MAX_PHOTOS}张照片")));
+    }
+    for (hash, a) in photos {
+        let field = format!("attachments[{}]", super::validate::clip(hash, 64));
+        if !valid_hash(hash) {
+            errs.push(FieldError::new(&field, "bad_hash", "照片编号格式错误"));
+        }
+        if PhotoType::from_mime(&a.mime).is_none() {
+            errs.push(FieldError::new(&field, "bad_type", "照片只能是JPEG、PNG或HEIC格式"));
+        }
+        let (max, what) =
+            if a.thumb_of.is_some() { (MAX_THUMB_BYTES, "缩略图") } else { (MAX_PHOTO_BYTES, "照片") };
+        if a.size <= 0 || a.size > max {
+            errs.push(FieldError::new(&field, "too_large", format!("每张{what}不能超过{}", size_zh(max))));
+        }
+        if a.by.is_empty() || a.by.chars().count() > 64 {
+            errs.push(FieldError::new(&field, "bad_author", "照片的拍摄人格式错误"));
+        }
+        if let Some(of) = &a.thumb_of
+            && photos.get(of).is_none_or(|p| p.thumb_of.is_some())
+        {
+            errs.push(FieldError::new(&field, "bad_thumbnail", "缩略图对应的照片不存在"));
+        }
+        if let Some(e) = &a.event
+            && !events.iter().any(|id| id == e)
+        {
+            errs.push(FieldError::new(&field, "bad_event", "照片对应的处置步骤不存在"));
+        }
+    }
+}
+
+/// A size in words (`8 MB`, `64 KB`).
+pub fn size_zh(n: i64) -> String {
+    if n >= 1024 * 1024 { format!("{}MB", n / (1024 * 1024)) } else { format!("{}KB", n / 1024) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg_with_exif() -> Vec<u8> {
+        let mut b = vec![0xFF, 0xD8];
+        // APP0 JFIF
+        b.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x07, b'J', b'F', b'I', b'F', 0]);
+        // APP1 Exif with a "GPS" payload
+        let exif = b"Exif\0\0GPS 33.9N 106.3E";
+        b.extend_from_slice(&[0xFF, 0xE1]);
+        b.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        b.extend_from_slice(exif);
+        // SOS and data
+        b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 1, 2, 3, 0xFF, 0xD9]);
+        b
+    }
+
+    #[test]
+    fn location_is_stripped_from_a_jpeg_and_nothing_else() {
+        let b = jpeg_with_exif();
+        assert!(has_metadata(&b));
+        let s = strip_metadata(&b).unwrap();
+        assert!(!s.windows(3).any(|w| w == b"GPS"));
+        assert!(s.windows(4).any(|w| w == b"JFIF"));
+        assert!(s.ends_with(&[0xFF, 0xDA, 0x00, 0x02, 1, 2, 3, 0xFF, 0xD9]));
+        assert!(!has_metadata(&s));
+    }
+
+    #[test]
+    fn truncated_or_unknown_bytes_are_not_walked() {
+        let b = jpeg_with_exif();
+        assert_eq!(strip_metadata(&b[..14]), None);
+        assert_eq!(strip_metadata(b"GIF89a"), None);
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0";
+        assert_eq!(PhotoType::sniff(heic), Some(PhotoType::Heic));
+        assert!(has_metadata(heic));
+    }
+
+    #[test]
+    fn png_text_and_exif_chunks_are_dropped() {
+        let chunk = |kind: &[u8], data: &[u8]| {
+            let mut c = (data.len() as u32).to_be_bytes().to_vec();
+            c.extend_from_slice(kind);
+            c.extend_from_slice(data);
+            c.extend_from_slice(&[0, 0, 0, 0]);
+            c
+        };
+        let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+        b.extend(chunk(b"IHDR", &[0; 13]));
+        b.extend(chunk(b"eXIf", b"GPS"));
+        b.extend(chunk(b"iTXt", b"XML:com.adobe.xmp GPS"));
+        b.extend(chunk(b"IDAT", &[9; 5]));
+        b.extend(chunk(b"IEND", &[]));
+        let s = strip_metadata(&b).unwrap();
+        assert!(!s.windows(3).any(|w| w == b"GPS"));
+        assert!(s.windows(4).any(|w| w == b"IDAT"));
+        assert!(!has_metadata(&s));
+    }
+}

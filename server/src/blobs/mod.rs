@@ -1,0 +1,132 @@
+//! Photo bytes on the server, content-addressed by their SHA-256, behind
+//! one trait with two backends:
+//!
+//! - [`disk::DiskBlobStore`]: files in `blobs/` next to the SQLite database
+//!   (the default: one county on one machine);
+//! - [`postgres::PgBlobStore`]: rows in PostgreSQL, shared by every server
+//!   node of a province.
+//!
+//! An upload arrives in chunks ([`BlobStore::append`]), each acknowledged
+//! once it is durable, so a phone on a weak link resumes at the last
+//! acknowledged byte after any drop. Appending is idempotent: bytes the
+//! store already has are skipped, a gap is refused with how much the store
+//! holds. When the last byte arrives the whole blob's SHA-256 is checked
+//! against its name; a mismatch discards it. Only complete blobs are read.
+//! Who may upload or read which blob is decided by the caller (the photo's
+//! record: [`crate::photos`]); the store only keeps bytes.
+//!
+//! Both backends pass one conformance suite (`conformance.rs`).
+
+pub mod disk;
+pub mod postgres;
+
+#[cfg(test)]
+mod conformance;
+
+use sha2::{Digest, Sha256};
+
+/// How far a blob's upload got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes held, from the start.
+    pub received: u64,
+    /// All bytes arrived and their hash matched.
+    pub complete: bool,
+}
+
+/// One blob the store holds, complete or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// SHA-256, lowercase hex.
+    pub hash: String,
+    /// Bytes held.
+    pub received: u64,
+    /// Complete.
+    pub complete: bool,
+    /// Last written, ms since the epoch.
+    pub written_at: i64,
+}
+
+/// Why a chunk was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The chunk starts after the bytes held: send from `received`.
+    #[error("chunk starts at {offset}, the store holds {received} bytes")]
+    Gap {
+        /// Where the chunk started.
+        offset: u64,
+        /// Bytes held.
+        received: u64,
+    },
+    /// The chunk goes past the blob's declared size.
+    #[error("chunk ends at {end}, past the blob's {size} bytes")]
+    PastEnd {
+        /// Where the chunk ends.
+        end: u64,
+        /// Declared size.
+        size: u64,
+    },
+    /// All bytes arrived and their SHA-256 is not the blob's name; they
+    /// were discarded.
+    #[error("the bytes' SHA-256 is not {0}")]
+    HashMismatch(String),
+    /// Storage failed.
+    #[error("blob storage: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for BlobError {
+    fn from(e: std::io::Error) -> Self {
+        BlobError::Io(e.to_string())
+    }
+}
+
+impl From<::postgres::Error> for BlobError {
+    fn from(e: ::postgres::Error) -> Self {
+        BlobError::Io(e.to_string())
+    }
+}
+
+/// Result of a blob store call.
+pub type BlobResult<T> = Result<T, BlobError>;
+
+/// Content-addressed bytes. Every method is blocking (call it on the
+/// blocking pool); `hash` is always a checked lowercase hex SHA-256.
+pub trait BlobStore: Send + Sync {
+    /// How far blob `hash` got (`None`: nothing of it is held).
+    fn progress(&self, hash: &str) -> BlobResult<Option<Progress>>;
+    /// Add `bytes` at `offset` to blob `hash` of `size` bytes, durably,
+    /// and say how far it now is. Bytes already held are skipped (a resent
+    /// chunk is harmless); a chunk after a gap is [`BlobError::Gap`]; the
+    /// last byte checks the hash ([`BlobError::HashMismatch`]).
+    fn append(&self, hash: &str, size: u64, offset: u64, bytes: &[u8]) -> BlobResult<Progress>;
+    /// The bytes of complete blob `hash`.
+    fn get(&self, hash: &str) -> BlobResult<Option<Vec<u8>>>;
+    /// Remove blob `hash`, complete or not; false when there was none.
+    fn delete(&self, hash: &str) -> BlobResult<bool>;
+    /// Every blob held.
+    fn list(&self) -> BlobResult<Vec<BlobInfo>>;
+}
+
+/// The SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What part of a chunk at `offset` is new given `received` bytes held:
+/// the checks every backend makes, in one place.
+fn new_part(size: u64, received: u64, offset: u64, bytes: &[u8]) -> BlobResult<&[u8]> {
+    let end = offset.saturating_add(bytes.len() as u64);
+    if end > size {
+        return Err(BlobError::PastEnd { end, size });
+    }
+    if offset > received {
+        return Err(BlobError::Gap { offset, received });
+    }
+    let skip = usize::try_from(received - offset).unwrap_or(usize::MAX).min(bytes.len());
+    Ok(&bytes[skip..])
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
