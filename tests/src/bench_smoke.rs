@@ -25,6 +25,7 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
         "backlog_30_days",
         "supervisor_pull",
         "weak_link_backlog",
+        "attachments",
         "merge_throughput",
         "attack",
         "client_create",
@@ -38,6 +39,11 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
     assert!(get("backlog_30_days")["requests"].as_u64().unwrap() <= 3);
     assert_eq!(get("weak_link_backlog")["outbox_left"], 0);
     assert_eq!(get("merge_throughput")["failed_syncs"], 0);
+    let a = get("attachments");
+    assert!(
+        a["records_on_server_s"].as_f64().unwrap() < a["photos_on_server_s"].as_f64().unwrap(),
+        "records go before photos: {a}"
+    );
     for s in ["evening", "backlog_30_days", "supervisor_pull"] {
         let v = get(s);
         assert!(v["bytes_up"].as_u64().unwrap() + v["bytes_down"].as_u64().unwrap() > 0, "{s}: bytes measured");

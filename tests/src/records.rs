@@ -156,3 +156,21 @@ pub fn day_of_records(grid: &GridPath, author: &str, day: i64, rng: &mut StdRng)
         household(grid, author, rng),
     ]
 }
+
+/// A JPEG of `n + 21` bytes, different for each `seed`; with an Exif
+/// segment carrying a GPS position (and longer) when `gps`.
+pub fn photo_jpeg(n: usize, seed: u32, gps: bool) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x07, b'J', b'F', b'I', b'F', 0];
+    if gps {
+        let exif = b"Exif\0\0GPSLatitude 33.9N GPSLongitude 106.3E";
+        b.extend_from_slice(&[0xFF, 0xE1]);
+        b.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+        b.extend_from_slice(exif);
+    }
+    b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x06]);
+    b.extend_from_slice(&seed.to_be_bytes());
+    // Entropy-coded data never holds a bare 0xFF.
+    b.extend((0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8 & 0x7F));
+    b.extend_from_slice(&[0xFF, 0xD9]);
+    b
+}

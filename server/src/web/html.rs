@@ -140,7 +140,6 @@ pub fn photos_card(photos: &gridsync_core::model::Attachments, who: &dyn Fn(&str
     format!("<div class=\"card\" id=\"photos\"><h3>现场照片</h3><div class=\"photos\">{items}</div></div>")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

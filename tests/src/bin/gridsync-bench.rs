@@ -44,7 +44,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--scenario" => c.only.push(it.next().context("--scenario needs a name")?.clone()),
             "-h" | "--help" => {
                 println!(
-                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|attack|client]..."
+                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|attachments|attack|client]..."
                 );
                 std::process::exit(0);
             }
@@ -235,7 +235,7 @@ async fn run(cfg: Config) -> Result<()> {
     }
 
     let backlog_days = if cfg.smoke { 5 } else { 30 };
-    if want(&cfg, "backlog") || want(&cfg, "supervisor") || want(&cfg, "weak_link") {
+    if want(&cfg, "backlog") || want(&cfg, "supervisor") || want(&cfg, "weak_link") || want(&cfg, "attachments") {
         // A phone back after 30 days: 7 records a day.
         let user = "gm-t02-v01-g1";
         let mut d = enroll(&bed, user, RetryPolicy::default()).await?;
@@ -345,6 +345,68 @@ async fn run(cfg: Config) -> Result<()> {
                 "mean_s_per_phone": times.iter().sum::<f64>() / times.len() as f64,
                 "max_s_per_phone": times.iter().copied().fold(0.0, f64::max),
                 "outbox_left": left,
+            }));
+        }
+
+        if want(&cfg, "attachments") {
+            // A grid manager's day with 10 photos of about 300 KB over the
+            // same 64 kbit/s link: the records sync first; the photos follow
+            // in 32 KiB chunks, resumed after any drop.
+            let (photos, size) = if cfg.smoke { (2, 20_000) } else { (10, 300_000) };
+            bed.proxy
+                .set_shaping(Some(Shaping { bytes_per_sec: 8_000, one_way_delay: Duration::from_millis(150) }))
+                .await;
+            bed.proxy.set_faults(5, 0);
+            reset(&bed);
+            let mut gm = enroll(&bed, "gm-t04-v01-g1", RetryPolicy::default()).await?;
+            gm.set_retry(RetryPolicy {
+                attempts: 8,
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(8),
+                timeout: Duration::from_secs(120),
+                connect_timeout: Duration::from_secs(10),
+                reuse_connections: false,
+            })?;
+            let recs = day_of_records(&gm.grid, &gm.user, 0, &mut rng);
+            for r in &recs {
+                gm.create(r)?;
+            }
+            let holders: Vec<String> = recs
+                .iter()
+                .filter(|r| gridsync_core::model::takes_photos(r.kind()))
+                .map(|r| r.id.to_string())
+                .collect();
+            for i in 0..photos {
+                let thumb = gridsync_tests::records::photo_jpeg(12_000, 10_000 + i as u32, false);
+                let photo = gridsync_tests::records::photo_jpeg(size, i as u32, true);
+                gm.phone.attach_photo(&holders[i % holders.len()], photo, Some(thumb), None)?;
+            }
+            let started = Instant::now();
+            let mut sessions = 0;
+            while let Err(e) = gm.sync().await {
+                sessions += 1;
+                anyhow::ensure!(sessions < 10, "records did not sync: {e}");
+            }
+            let records_s = started.elapsed().as_secs_f64();
+            let mut runs = 0;
+            let mut requests = 0;
+            while gm.phone.photo_backlog()?.photos > 0 {
+                runs += 1;
+                match gm.phone.upload_photos(0).await {
+                    Ok(u) => requests += u.requests,
+                    Err(e) if runs < 20 => eprintln!("attachments: upload run {runs} failed: {e}; resuming"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let photos_s = started.elapsed().as_secs_f64();
+            let (up, down) = socket_bytes(&bed);
+            bed.proxy.set_shaping(None).await;
+            bed.proxy.set_faults(0, 0);
+            emit(json!({
+                "scenario": "attachments", "records": recs.len(), "photos": photos, "photo_bytes": photos * (size + 21),
+                "link": "64 kbit/s, 300 ms RTT, 5% connections cut",
+                "records_on_server_s": records_s, "photos_on_server_s": photos_s,
+                "upload_runs": runs, "photo_requests": requests, "bytes_up": up, "bytes_down": down,
             }));
         }
     }

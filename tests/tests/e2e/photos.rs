@@ -17,6 +17,7 @@ use gridsync_server::store::{AuditQuery, ServerStore, WebSession};
 use gridsync_tests::device::Device;
 use gridsync_tests::http1::http;
 use gridsync_tests::proxy::{Proxy, Shaping};
+use gridsync_tests::records::photo_jpeg as jpeg;
 use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
 
 struct Bed {
@@ -67,24 +68,6 @@ impl Bed {
     fn stored(&self, hash: &str) -> Option<Vec<u8>> {
         self.admin.blob_store().get(hash).unwrap()
     }
-}
-
-/// A JPEG of about `n` bytes, different for each `seed`, with an Exif
-/// segment carrying a GPS position when `gps`.
-fn jpeg(n: usize, seed: u32, gps: bool) -> Vec<u8> {
-    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x07, b'J', b'F', b'I', b'F', 0];
-    if gps {
-        let exif = b"Exif\0\0GPSLatitude 33.9N GPSLongitude 106.3E";
-        b.extend_from_slice(&[0xFF, 0xE1]);
-        b.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
-        b.extend_from_slice(exif);
-    }
-    b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x06]);
-    b.extend_from_slice(&seed.to_be_bytes());
-    // Entropy-coded data never holds a bare 0xFF.
-    b.extend((0..n).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8 & 0x7F));
-    b.extend_from_slice(&[0xFF, 0xD9]);
-    b
 }
 
 fn hazard() -> RecordInput {
@@ -353,4 +336,34 @@ async fn garbage_collection_removes_only_photos_no_live_record_references() {
     assert_eq!((after.removed, after.kept, after.bytes_freed), (1, 1, 2_000 + 21));
     assert!(bed.stored(&kept).is_some());
     assert_eq!(bed.stored(&dropped), None);
+}
+
+/// On PostgreSQL every node reads the same photo store: an upload begun on
+/// one node finishes on the other, and a third phone downloads the photo
+/// from the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn an_upload_begun_on_one_postgres_node_finishes_on_another() {
+    use tokio::task::block_in_place as blocking;
+    let db = blocking(gridsync_tests::server::postgres_db);
+    let admin = gridsync_tests::server::Admin::open(&db);
+    blocking(|| seed_demo(admin.as_ref()).unwrap());
+    let a = ServerProc::start(db.clone()).unwrap();
+    let b = ServerProc::start(db.clone()).unwrap();
+    let code = |u: &str| blocking(|| issue_code(admin.as_ref(), u).unwrap());
+    let mut gm = Device::enroll(&a.url(), &code("gm-t01-v01-g1")).await.unwrap();
+    let mut vl = Device::enroll(&b.url(), &code("vl-t01-v01")).await.unwrap();
+    let id = gm.phone.create_record(None, hazard()).unwrap().id;
+    let photo = jpeg(2 * PHOTO_CHUNK + 777, 8, true);
+    let hash = gm.phone.attach_photo(&id, photo.clone(), None, None).unwrap().photos[0].hash.clone();
+    gm.sync().await.unwrap();
+    assert_eq!(gm.phone.upload_photos(PHOTO_CHUNK as u64).await.unwrap().bytes_sent, PHOTO_CHUNK as u64);
+    gm.set_server(&b.url()).unwrap();
+    let rest = gm.phone.upload_photos(0).await.unwrap();
+    assert_eq!((rest.completed, rest.bytes_sent), (1, (photo.len() - PHOTO_CHUNK) as u64));
+    vl.sync().await.unwrap();
+    vl.set_server(&a.url()).unwrap();
+    assert_eq!(vl.phone.fetch_photo(&id, &hash).await.unwrap(), photo);
+    assert_eq!(blocking(|| admin.blob_store().get(&hash).unwrap()).unwrap(), photo);
+    blocking(move || drop(admin));
 }
