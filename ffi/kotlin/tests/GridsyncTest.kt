@@ -41,6 +41,7 @@ val ALL_TESTS = listOf(
     Test("a bundle carries records to another phone") { aBundleCarriesRecords() },
     Test("a progress callback that throws does not stop a sync") { aThrowingCallbackDoesNotStopASync() },
     Test("repairing a record nothing was refused for changes nothing") { repairWithNothingRefused() },
+    Test("a photo travels after its record, encrypted on the phone, and reaches the village leader") { photosTravelAfterTheirRecords() },
 )
 
 /**
@@ -911,4 +912,60 @@ suspend fun Ctx.repairWithNothingRefused() {
     assertEquals(0uL, core.pendingChanges())
     assertEquals("id", assertFailsWith<ApiException.InvalidInput> { core.repairRecord("x") }.field)
     assertFailsWith<ApiException.NotFound> { core.repairRecord("00000000-0000-4000-8000-000000000000") }
+}
+
+/** A JPEG the core accepts: a comment segment holding `marker`, then `n` bytes of scan data. */
+fun fakeJpeg(n: Int, seed: Int, marker: String): ByteArray {
+    val out = java.io.ByteArrayOutputStream()
+    for (b in intArrayOf(0xFF, 0xD8, 0xFF, 0xE0, 0, 7, 'J'.code, 'F'.code, 'I'.code, 'F'.code, 0)) out.write(b)
+    val text = marker.toByteArray()
+    for (b in intArrayOf(0xFF, 0xFE, (text.size + 2) shr 8, (text.size + 2) and 0xFF)) out.write(b)
+    out.write(text)
+    for (b in intArrayOf(0xFF, 0xDA, 0, 2)) out.write(b)
+    for (i in 0 until n) out.write((i * 31 + seed) and 0x7F)
+    out.write(0xFF)
+    out.write(0xD9)
+    return out.toByteArray()
+}
+
+suspend fun Ctx.photosTravelAfterTheirRecords() {
+    val gm = phone("photo-gm", "gm-t01-v02-g1")
+    val vl = phone("photo-vl", "vl-t01-v02")
+    val hazard = gm.createRecord(null, hazardInput(nowMs()))
+    val marker = "PHOTO-IN-CLEAR-7f3a"
+    val photo = fakeJpeg(80_000, 1, marker)
+    val thumb = fakeJpeg(3_000, 2, "thumb")
+    val rec = gm.attachPhoto(hazard.id, photo, thumb, null)
+    val p = rec.photos.single()
+    assertEquals(photo.size.toULong(), p.size)
+    assertEquals("image/jpeg", p.mime)
+    assertNotNull(p.thumbnail)
+    assertTrue(p.onPhone && p.uploading)
+    assertEquals(2uL, gm.photoBacklog().photos)
+    val db = File(dir, "photo-gm.db")
+    for (f in listOf(db, File(db.path + "-wal"))) {
+        if (f.exists()) assertTrue(indexOf(f.readBytes(), marker.toByteArray()) < 0, "${f.name} holds the photo in clear")
+    }
+
+    // Not a photo, or on a record that takes none: typed errors naming the field.
+    var e = assertFailsWith<ApiException.InvalidInput> { gm.attachPhoto(hazard.id, "不是照片".toByteArray(), null, null) }
+    assertEquals("photo", e.field)
+    assertEquals("bad_type", e.reason)
+    val patrol = gm.createRecord(null, patrolInput(PatrolSlot.MORNING, nowMs()))
+    e = assertFailsWith<ApiException.InvalidInput> { gm.attachPhoto(patrol.id, photo, null, null) }
+    assertEquals("not_allowed", e.reason)
+
+    // Records first: nothing goes before the hazard is on the server.
+    assertEquals(0uL, gm.uploadPhotos(0uL).completed)
+    gm.syncClean()
+    val up = gm.uploadPhotos(0uL)
+    assertEquals(2uL, up.completed)
+    assertEquals((photo.size + thumb.size).toULong(), up.bytesSent)
+    assertEquals(0uL, gm.photoBacklog().photos)
+
+    vl.syncClean()
+    val seen = vl.getRecord(hazard.id).photos.single()
+    assertFalse(seen.onPhone)
+    assertTrue(photo.contentEquals(vl.fetchPhoto(hazard.id, seen.hash)))
+    assertTrue(vl.getRecord(hazard.id).photos.single().onPhone)
 }
