@@ -8,9 +8,10 @@
 //!   bytes the server holds; a chunk past them is `409 offset_mismatch`
 //!   with the same figure, so a phone whose answer was lost resumes at the
 //!   right byte. The last byte checks the SHA-256 (`422 hash_mismatch`).
-//! - `GET /v1/photos/{hash}`: the bytes, for whoever may read a live record
-//!   referencing the photo ([`crate::access::may_read`]): a sensitive
-//!   record's photo is seen only by those who may read the record.
+//! - `GET /v1/photos/{hash}`: the bytes, for whoever may read every live
+//!   record referencing the photo ([`crate::access::may_read`]): a
+//!   sensitive record's photo is seen only by those who may read the
+//!   record, whatever other record names its hash.
 //!   Served with its own media type, `nosniff` and a sandboxing CSP.
 //! - the dashboard shows photos through [`web_photo`], auditing each view
 //!   of a sensitive record's photo;
@@ -38,26 +39,30 @@ pub enum PhotoAccess {
     Allowed {
         /// Media type.
         mime: String,
-        /// Every record the user may read with it is sensitive (the view is audited).
+        /// A record holding it is sensitive (the view is audited).
         sensitive: bool,
         /// The record the access was granted through.
         record_id: uuid::Uuid,
     },
 }
 
-/// Judge `user`'s access to a photo held by `holders`.
+/// Judge `user`'s access to a photo held by `holders`: a photo is as
+/// private as the most private live record that holds it, so the user must
+/// be able to read every one. Anyone who can write a record can put any
+/// hash in it, so a record of one's own must not open another's photo
+/// (a sensitive visit's photo referenced from a hazard stays the visit's).
 pub fn access(user: &User, holders: &[PhotoHolder]) -> PhotoAccess {
     let live: Vec<&PhotoHolder> = holders.iter().filter(|h| !h.deleted).collect();
-    if live.is_empty() {
-        return PhotoAccess::Unknown;
+    let Some(first) = live.first() else { return PhotoAccess::Unknown };
+    if !live.iter().all(|h| may_read(user, &h.grid, h.sensitive)) {
+        return PhotoAccess::Forbidden;
     }
-    let readable: Vec<&&PhotoHolder> = live.iter().filter(|h| may_read(user, &h.grid, h.sensitive)).collect();
-    // Through a record that is not sensitive if there is one.
-    match readable.iter().find(|h| !h.sensitive).or_else(|| readable.first()) {
-        None => PhotoAccess::Forbidden,
-        Some(h) => {
-            PhotoAccess::Allowed { mime: h.attachment.mime.clone(), sensitive: h.sensitive, record_id: h.record_id }
-        }
+    let sensitive = live.iter().find(|h| h.sensitive);
+    let through = sensitive.unwrap_or(first);
+    PhotoAccess::Allowed {
+        mime: through.attachment.mime.clone(),
+        sensitive: sensitive.is_some(),
+        record_id: through.record_id,
     }
 }
 

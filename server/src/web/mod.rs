@@ -590,7 +590,7 @@ async fn hazard(req: HttpRequest, state: web::Data<AppState>, path: web::Path<St
 }
 
 /// `GET /web/photos/{hash}`: a photo for the signed-in user, if they may
-/// read a record holding it; a view of a sensitive record's photo goes in
+/// read every record holding it; a view of a sensitive record's photo goes in
 /// the audit log.
 async fn photo(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let hash = path.into_inner();

@@ -187,6 +187,31 @@ async fn a_sensitive_records_photo_is_stripped_and_refused_to_a_township_chief()
     assert!(refused.text().contains("\"forbidden\""), "{}", refused.text());
     assert_eq!(bed.get(&format!("/web/photos/{hash}"), &[("Cookie", &bed.session("tc-t01-1"))]).status, 403);
 
+    // Another group's grid manager names the hash in a hazard of his own:
+    // the server takes the record, but the photo stays the visit's.
+    let mut g2 = bed.phone("gm-t01-v01-g2").await;
+    let own = g2.phone.create_record(None, hazard()).unwrap().id;
+    let at = gridsync_server::sync::now_ms();
+    g2.store()
+        .edit(own.parse().unwrap(), at, |r| {
+            r.attachments.insert(
+                hash.clone(),
+                gridsync_core::model::Attachment {
+                    mime: "image/jpeg".into(),
+                    size: kept.len() as i64,
+                    at,
+                    by: "gm-t01-v01-g2".into(),
+                    event: None,
+                    thumb_of: None,
+                },
+            );
+        })
+        .unwrap();
+    assert!(g2.sync().await.unwrap().rejected.is_empty());
+    let token = g2.store().enrollment().unwrap().unwrap().token;
+    let r = bed.get(&format!("/v1/photos/{hash}"), &[("Authorization", &format!("Bearer {token}"))]);
+    assert_eq!(r.status, 403, "a reference of one's own opened a sensitive photo");
+
     let vl = bed.session("vl-t01-v01");
     let shown = bed.get(&format!("/web/photos/{hash}"), &[("Cookie", &vl)]);
     assert_eq!(shown.status, 200);
