@@ -8,6 +8,8 @@
 //!   bytes the server holds; a chunk past them is `409 offset_mismatch`
 //!   with the same figure, so a phone whose answer was lost resumes at the
 //!   right byte. The last byte checks the SHA-256 (`422 hash_mismatch`).
+//!   With less than four times `--min-free-disk-mib` free, uploads wait
+//!   (`507 disk_full`) so photos never take the room records need.
 //! - `GET /v1/photos/{hash}`: the bytes, for whoever may read every live
 //!   record referencing the photo ([`crate::access::may_read`]): a
 //!   sensitive record's photo is seen only by those who may read the
@@ -98,8 +100,31 @@ pub async fn upload(
     };
     let store = state.store.clone();
     let h = hash.clone();
-    let holders = match web::block(move || store.photo_holders(&h)).await {
+    // Photos stop well before the disk is full (at four times the free
+    // space /healthz asks for), so they never take the room records need.
+    let (dir, min_free) = (state.limits.data_dir.clone(), state.limits.min_free_disk_bytes.saturating_mul(4));
+    let looked = web::block(move || {
+        if let Some(dir) = dir {
+            crate::store::check_free_space(&dir, min_free)?;
+        }
+        store.photo_holders(&h)
+    })
+    .await;
+    let holders = match looked {
         Ok(Ok(h)) => h,
+        Ok(Err(StoreError::DiskFull { free_bytes })) => {
+            tracing::warn!(free_bytes, "photo upload refused: disk nearly full");
+            let mut r = error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "disk_full",
+                "服务器存储空间不足，照片暂不能上传（记录同步不受影响），稍后会自动重试",
+            );
+            r.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("3600"),
+            );
+            return r;
+        }
         Ok(Err(e)) => return store_error(&e),
         Err(_) => return crate::api::blocking_error(),
     };

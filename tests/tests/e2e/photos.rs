@@ -392,3 +392,26 @@ async fn an_upload_begun_on_one_postgres_node_finishes_on_another() {
     assert_eq!(blocking(|| admin.blob_store().get(&hash).unwrap()).unwrap(), photo);
     blocking(move || drop(admin));
 }
+
+/// With the disk short of room, photos wait and records do not: the
+/// server answers photo chunks `507 disk_full`, the phone keeps the photo
+/// for later, and the record it belongs to is synced all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photos_wait_when_the_disk_is_short_and_records_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Sqlite(dir.path().to_path_buf());
+    let admin = db.open().unwrap();
+    seed_demo(admin.as_ref()).unwrap();
+    // Free space "needed" for photos: four times a petabyte.
+    let server = ServerProc::start_serving(db, &["--min-free-disk-mib", "1000000000"]).unwrap();
+    let mut gm = Device::enroll(&server.url(), &issue_code(admin.as_ref(), "gm-t01-v01-g1").unwrap()).await.unwrap();
+    let id = gm.phone.create_record(None, hazard()).unwrap().id;
+    gm.phone.attach_photo(&id, jpeg(5_000, 9, false), None, None).unwrap();
+    assert_eq!(gm.sync().await.unwrap().records_sent, 1);
+    assert!(admin.record(id.parse().unwrap()).unwrap().is_some(), "the record is on the server");
+    match gm.phone.upload_photos(0).await {
+        Err(ApiError::Network { detail, .. }) => assert!(detail.contains("507"), "{detail}"),
+        other => panic!("expected the upload to wait, got {other:?}"),
+    }
+    assert_eq!(gm.phone.photo_backlog().unwrap().photos, 1, "the photo waits on the phone");
+}
