@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/web/map", web::get().to(map_page))
         .route("/web/photos/{hash}", web::get().to(photo))
         .route("/web/households/{id}", web::get().to(household))
+        .route("/web/visits/{id}", web::get().to(visit))
         .route("/web/reports/{t}/{month}", web::get().to(report))
         .route("/web/reports/{t}/{month}/draft", web::post().to(report_draft))
         .route("/web/reports/{t}/{month}/confirm", web::post().to(report_confirm))
@@ -639,6 +640,11 @@ async fn map_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 /// A request's query string as a map (a malformed one reads as empty).
 fn query(req: &HttpRequest) -> HashMap<String, String> {
     web::Query::<HashMap<String, String>>::from_query(req.query_string()).map(|q| q.into_inner()).unwrap_or_default()
+}
+
+async fn visit(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    render(&req, &state, move |s, ctx| pages::visit(s, ctx, &id)).await
 }
 
 async fn household(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {

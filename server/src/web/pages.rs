@@ -264,6 +264,22 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
     body.push_str("<div class=\"card\"><h3>矛盾纠纷</h3>");
     body.push_str(&dispute_table(&names, &disputes));
     body.push_str("</div>");
+    let mut visits = load(s, &seen, "visit", ctx.user.role.reads_sensitive())?;
+    visits.sort_by_key(|(v, _)| std::cmp::Reverse(v.occurred_at));
+    body.push_str("<div class=\"card\"><h3>近期走访</h3><table id=\"visits\"><tr><th>走访</th><th>网格</th><th>照片</th><th>时间</th></tr>");
+    for (v, r) in visits.iter().take(30) {
+        let photos = r.attachments.values().filter(|a| a.thumb_of.is_none()).count();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/web/visits/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            v.id,
+            esc(&v.title),
+            esc(names.get(&v.grid).map(String::as_str).unwrap_or_default()),
+            if photos == 0 { "—".to_owned() } else { format!("{photos}张") },
+            time(v.occurred_at)
+        );
+    }
+    body.push_str("</table></div>");
     if ctx.user.role.reads_sensitive() {
         let households = load(s, &seen, "household", true)?;
         // A list of heads of household and addresses is sensitive too.
@@ -338,6 +354,51 @@ fn mask_id(s: &str) -> String {
 }
 
 /// `GET /web/households/{id}`: sensitive; every view is audited.
+/// `GET /web/visits/{id}`: one visit (三查) with its photos. A visit to a
+/// key person is sensitive: read only by the roles that work the grid, and
+/// every view (and every refusal) is audited before anything is shown.
+pub fn visit(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
+    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
+    let v = s.record(id)?.ok_or(WebError::NotFound)?;
+    if v.kind != "visit" || v.deleted {
+        return Err(WebError::NotFound);
+    }
+    if !may_read(&ctx.user, &v.grid, v.sensitive) {
+        let why = if ctx.user.scope().contains(&v.grid) { SENSITIVE } else { OUT_OF_SCOPE };
+        if v.sensitive {
+            ctx.audit(s, "view_visit_refused", &id.to_string())?;
+        }
+        return Err(WebError::Forbidden(why.into()));
+    }
+    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
+    let RecordBody::Visit(visit) = &r.body else { return Err(WebError::NotFound) };
+    if v.sensitive {
+        ctx.audit(s, "view_visit", &id.to_string())?;
+    }
+    let names = names(s)?;
+    let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
+    let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
+    let body = format!(
+        "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · {} · 走访对象：{}</p><p>{}</p>\
+         <p class=\"muted\">{} 于 {} 走访{}</p>{}</div>{}",
+        esc(&v.title),
+        village_link(&names, &v.grid),
+        esc(visit.target.label_zh()),
+        esc(&visit.subject),
+        esc(if visit.findings.is_empty() { "（未填写走访情况）" } else { &visit.findings }),
+        esc(&who(&r.author)),
+        time(visit.visited_at),
+        if visit.follow_up_needed { " · <span class=\"tag warn\">需回访</span>" } else { "" },
+        if v.sensitive {
+            "<p class=\"muted\">涉及重点人群，本次查看已记入审计日志。</p>"
+        } else {
+            ""
+        },
+        super::html::photos_card(&r.attachments, &who),
+    );
+    Ok(html(ctx, &v.title, &body))
+}
+
 pub fn household(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
     let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
     let v = s.record(id)?.ok_or(WebError::NotFound)?;

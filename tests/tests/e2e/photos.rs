@@ -219,6 +219,17 @@ async fn a_sensitive_records_photo_is_stripped_and_refused_to_a_township_chief()
     let audit =
         bed.admin.audit_log(&AuditQuery { user: Some("vl-t01-v01".into()), limit: 10, ..Default::default() }).unwrap();
     assert!(audit.iter().any(|e| e.action == "view_photo" && e.target.ends_with(&hash)), "{audit:?}");
+
+    // The visit's page shows the photo to the village leader, not to the chief.
+    let page = bed.get(&format!("/web/visits/{id}"), &[("Cookie", &vl)]);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains(&format!("/web/photos/{hash}")), "{}", page.text());
+    assert_eq!(bed.get(&format!("/web/visits/{id}"), &[("Cookie", &bed.session("tc-t01-1"))]).status, 403);
+    let village = bed.get("/web/t/t01/v01", &[("Cookie", &vl)]);
+    assert!(village.text().contains(&format!("/web/visits/{id}")), "the village page lists the visit");
+    let audit =
+        bed.admin.audit_log(&AuditQuery { user: Some("vl-t01-v01".into()), limit: 20, ..Default::default() }).unwrap();
+    assert!(audit.iter().any(|e| e.action == "view_visit" && e.target == id), "{audit:?}");
 }
 
 /// Over a 64 kbit/s link that drops connections mid-request, the upload
