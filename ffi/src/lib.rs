@@ -144,6 +144,17 @@ impl GridCore {
     }
 }
 
+/// Stops the photo upload when the app stops waiting for it.
+struct CancelUploadOnDrop(Arc<Phone>, bool);
+
+impl Drop for CancelUploadOnDrop {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.cancel_photo_upload();
+        }
+    }
+}
+
 /// Cancels the sync when the app stops waiting for it (a Kotlin coroutine
 /// cancelled, a Swift task dropped).
 struct CancelOnDrop(Arc<Phone>, bool);
@@ -372,8 +383,19 @@ impl GridCore {
     /// `sync`, e.g. from a background job on Wi-Fi), until done or
     /// `max_bytes` went up (0: no budget). Resumes where the last run
     /// stopped, to the byte.
+    /// `cancel_photo_upload` (or cancelling the awaiting coroutine) stops it
+    /// after the chunk in flight with `Cancelled`.
     pub async fn upload_photos(&self, max_bytes: u64) -> Result<PhotoUpload, ApiError> {
-        self.on_runtime(move |p| async move { p.upload_photos(max_bytes).await }).await
+        let mut guard = CancelUploadOnDrop(Arc::clone(&self.phone), false);
+        let result = self.on_runtime(move |p| async move { p.upload_photos(max_bytes).await }).await;
+        guard.1 = true;
+        result
+    }
+
+    /// Stop the running photo upload after its chunk in flight; every byte
+    /// the server confirmed is kept, and the next run resumes there.
+    pub fn cancel_photo_upload(&self) {
+        self.phone.cancel_photo_upload();
     }
 
     /// A photo's bytes: from this phone, or downloaded (and kept) when

@@ -125,6 +125,8 @@ pub struct Phone {
     syncing: tokio::sync::Mutex<()>,
     /// The running sync's cancel token.
     cancel: Mutex<Option<CancelToken>>,
+    /// Set to stop the running photo upload after its chunk in flight.
+    photo_cancel: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Phone {
@@ -162,6 +164,7 @@ impl Phone {
             listener: Mutex::new(None),
             syncing: tokio::sync::Mutex::new(()),
             cancel: Mutex::new(None),
+            photo_cancel: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -208,7 +208,9 @@ impl Phone {
     /// server confirmed. Run it after [`Phone::sync`]; it never delays
     /// records, which go first.
     pub async fn upload_photos(&self, max_bytes: u64) -> Result<PhotoUpload, ApiError> {
+        use std::sync::atomic::Ordering;
         let enrollment = self.store().enrollment()?.ok_or_else(not_enrolled)?;
+        self.photo_cancel.store(false, Ordering::SeqCst);
         let mut out = PhotoUpload::default();
         let pending = self.store().pending_blobs(100_000)?;
         'blobs: for p in pending {
@@ -220,6 +222,11 @@ impl Phone {
             loop {
                 if max_bytes > 0 && out.bytes_sent >= max_bytes {
                     break 'blobs;
+                }
+                if self.photo_cancel.swap(false, Ordering::SeqCst) {
+                    return Err(ApiError::Cancelled {
+                        message_zh: "照片上传已暂停，已传部分会保留，下次从断点继续".into(),
+                    });
                 }
                 let end = (at as usize + PHOTO_CHUNK).min(bytes.len());
                 out.requests += 1;
@@ -257,6 +264,15 @@ impl Phone {
         }
         out.remaining = self.store().blob_backlog()?.0;
         Ok(out)
+    }
+}
+
+impl Phone {
+    /// Stop the running [`Phone::upload_photos`] once its chunk in flight
+    /// is answered (it then ends with `Cancelled`; every confirmed byte is
+    /// kept and the next run resumes there). Nothing happens when none runs.
+    pub fn cancel_photo_upload(&self) {
+        self.photo_cancel.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -426,3 +426,36 @@ async fn photos_wait_when_the_disk_is_short_and_records_do_not() {
     }
     assert_eq!(gm.phone.photo_backlog().unwrap().photos, 1, "the photo waits on the phone");
 }
+
+/// An upload the app stops ends after the chunk in flight with
+/// `Cancelled`, keeps what the server confirmed, and the next run resumes
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_upload_keeps_what_arrived_and_resumes() {
+    let bed = Bed::start();
+    let proxy = Proxy::start(bed.server.addr(), 15).await.unwrap();
+    let mut gm = bed.phone_at(&proxy.url(), "gm-t01-v01-g1").await;
+    let id = gm.phone.create_record(None, hazard()).unwrap().id;
+    let photo = jpeg(4 * PHOTO_CHUNK, 10, false);
+    let hash = gm.phone.attach_photo(&id, photo.clone(), None, None).unwrap().photos[0].hash.clone();
+    gm.sync().await.unwrap();
+    proxy.set_shaping(Some(Shaping { bytes_per_sec: 16_000, one_way_delay: Duration::from_millis(50) })).await;
+    let phone = Arc::new(std::mem::replace(
+        &mut gm.phone,
+        gridsync_core::phone::Phone::open_in_memory(gridsync_tests::device::test_retry()).unwrap(),
+    ));
+    let running = tokio::spawn({
+        let phone = phone.clone();
+        async move { phone.upload_photos(0).await }
+    });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    phone.cancel_photo_upload();
+    let stopped = running.await.unwrap();
+    assert!(matches!(stopped, Err(ApiError::Cancelled { .. })), "{stopped:?}");
+    let sent = phone.store().blob_state(&hash).unwrap().unwrap().sent;
+    assert!(sent > 0 && sent < photo.len() as u64, "{sent} of {} bytes confirmed", photo.len());
+    proxy.set_shaping(None).await;
+    let rest = phone.upload_photos(0).await.unwrap();
+    assert_eq!((rest.completed, rest.bytes_sent), (1, photo.len() as u64 - sent));
+    assert_eq!(bed.stored(&hash).unwrap(), photo);
+}
