@@ -34,6 +34,7 @@ pub mod phone;
 pub mod protocol;
 pub mod reports;
 pub mod rules;
+pub mod signing;
 #[cfg(feature = "store")]
 pub mod store;
 #[cfg(feature = "store")]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
-use crate::protocol::{self, DocChanges, RejectReason, SyncRequest, SyncResponse};
+use crate::protocol::{self, RejectReason, SignedChange, SignedDocChanges, SyncRequest, SyncResponse};
 use crate::store::{Rejection, Store};
 
 /// Tunables of a session.
@@ -66,6 +66,20 @@ pub struct SyncReport {
     pub retries: u64,
     /// Wall time, ms.
     pub duration_ms: u64,
+    /// Relay bundles carried for other devices that the server took.
+    #[serde(default)]
+    pub relayed_bundles: u64,
+    /// Changes of those bundles the server stored.
+    #[serde(default)]
+    pub relayed_changes: u64,
+    /// Changes of those bundles the server refused (by their signer's
+    /// rights; their device still holds them).
+    #[serde(default)]
+    pub relay_refused_changes: u64,
+    /// Carried bundles the server could not take at all (not sealed to it,
+    /// or from a device it does not know), dropped.
+    #[serde(default)]
+    pub relay_refused_bundles: u64,
 }
 
 /// A request on its way: the encoded body and what it carried.
@@ -122,15 +136,19 @@ impl SyncSession {
             return Ok(None);
         }
         let cursor = store.transaction(|tx| tx.cursor(&self.server))?.unwrap_or_default();
-        let mut docs: Vec<DocChanges> = Vec::new();
+        // Every change goes signed with the device's key: the server
+        // refuses any other.
+        let (device, key) = store.signer()?;
+        let mut docs: Vec<SignedDocChanges> = Vec::new();
         let mut index: HashMap<Uuid, usize> = HashMap::new();
         let mut sent: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
         for e in outbox {
             let i = *index.entry(e.doc_id).or_insert_with(|| {
-                docs.push(DocChanges { doc: *e.doc_id.as_bytes(), changes: vec![] });
+                docs.push(SignedDocChanges { doc: *e.doc_id.as_bytes(), changes: vec![] });
                 docs.len() - 1
             });
-            docs[i].changes.push(e.change);
+            let signature = key.sign_change(&e.doc_id, &device, &e.hash);
+            docs[i].changes.push(SignedChange { bytes: e.change, signature });
             sent.entry(e.doc_id).or_default().push(e.hash);
         }
         let req = SyncRequest { cursor, docs, max_response_bytes: self.opts.page_bytes };

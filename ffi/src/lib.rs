@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use gridsync_core::model::{DisputeAction, HazardAction};
 use gridsync_core::phone::{
     ApiError, ChangeListener, DirectoryInfo, EnrollmentInfo, Label, Phone, PhotoBacklog, PhotoUpload, RecordInput,
-    RecordPage, RecordQuery, RecordView, RecordsChanged, SyncStats,
+    RecordPage, RecordQuery, RecordView, RecordsChanged, RelayBacklog, SyncStats,
 };
 use gridsync_core::protocol::ImportReport;
 use gridsync_core::reports::{MonthlyFigures, WeeklySummary};
@@ -356,6 +356,26 @@ impl GridCore {
     /// Merge a bundle another device exported.
     pub async fn import_bundle(&self, bytes: Vec<u8>) -> Result<ImportReport, ApiError> {
         self.blocking(move |p| p.import_bundle(&bytes)).await
+    }
+
+    /// Everything not yet acknowledged, signed and sealed to the server's
+    /// key, for another phone (the village supervisor's) to carry to the
+    /// server without being able to read it. Needs one sync first, to learn
+    /// the server's key (`InvalidInput` on `server_key` before).
+    pub async fn export_relay_bundle(&self) -> Result<Vec<u8>, ApiError> {
+        self.blocking(|p| p.export_relay_bundle()).await
+    }
+
+    /// Carry another device's relay bundle to the server at the next sync,
+    /// where it is judged as its maker's. False if already carried;
+    /// `InvalidInput` on `bundle` if the bytes are not a relay bundle.
+    pub async fn carry_relay_bundle(&self, bytes: Vec<u8>) -> Result<bool, ApiError> {
+        self.blocking(move |p| p.carry_relay_bundle(&bytes)).await
+    }
+
+    /// Relay bundles carried for others and not yet handed to the server.
+    pub async fn relay_backlog(&self) -> Result<RelayBacklog, ApiError> {
+        self.blocking(|p| p.relay_backlog()).await
     }
 
     /// Check the store file's integrity.

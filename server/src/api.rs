@@ -11,15 +11,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use gridsync_core::protocol::{
-    self, CONTENT_TYPE, DecodeError, DecodeLimits, EnrollRequest, EnrollResponse, ErrorBody, MAX_DECODED_BYTES,
-    ProblemReport, SUPPORTED_VERSIONS, SyncRequest,
+    self, CONTENT_TYPE, DecodeError, DecodeLimits, DeviceKeyRequest, DeviceKeyResponse, EnrollRequest, EnrollResponse,
+    ErrorBody, MAX_DECODED_BYTES, ProblemReport, SUPPORTED_VERSIONS, SyncRequest,
 };
 use uuid::Uuid;
 
 use crate::auth;
 use crate::metrics::Metrics;
-use crate::store::{Cursor, Device, DeviceAuth, IncomingDoc, Redeemed, ServerStore, StoreError};
-use crate::sync::process_sync_at;
+use crate::store::{Cursor, Device, DeviceAuth, KeyRegistered, Redeemed, ServerStore, StoreError};
+use crate::sync::process_signed_sync_at;
 
 /// Limits on what one request may carry and take. Each is checked before
 /// the work it bounds; `docs/operations.md` lists them with their flags.
@@ -159,6 +159,8 @@ pub struct AppState {
     pub sign_in_limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Photo bytes.
     pub blobs: Arc<dyn crate::blobs::BlobStore>,
+    /// The deployment's relay key, read from the database on first use.
+    pub relay_key: Arc<std::sync::OnceLock<Arc<gridsync_core::signing::ServerKey>>>,
 }
 
 impl AppState {
@@ -180,6 +182,20 @@ impl AppState {
             enroll_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.enroll_rate)),
             sign_in_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.sign_in_rate)),
             limits,
+            relay_key: Arc::default(),
+        }
+    }
+
+    /// The relay key, loaded (or made, by the first node) on first use.
+    pub(crate) async fn relay_key(&self) -> Result<Arc<gridsync_core::signing::ServerKey>, HttpResponse> {
+        if let Some(k) = self.relay_key.get() {
+            return Ok(k.clone());
+        }
+        let store = self.store.clone();
+        match web::block(move || crate::signatures::relay_key(store.as_ref(), now_ms())).await {
+            Ok(Ok(k)) => Ok(self.relay_key.get_or_init(|| k).clone()),
+            Ok(Err(e)) => Err(store_error(&e)),
+            Err(_) => Err(blocking_error()),
         }
     }
 }
@@ -319,6 +335,8 @@ pub struct EnrollInput {
     pub name: String,
     /// The device's actor id, if sent.
     pub actor: Option<Vec<u8>>,
+    /// The device's Ed25519 public key, if sent.
+    pub public_key: Option<Vec<u8>>,
 }
 
 /// Why an enrollment body was refused.
@@ -357,7 +375,18 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
             return Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_actor", "设备标识格式错误，请升级应用"));
         }
     };
-    Ok(EnrollInput { code, name, actor })
+    let public_key = match req.public_key.as_deref() {
+        None => None,
+        Some(k) => Some(parse_public_key(k).ok_or_else(|| {
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key", "设备密钥格式错误，请升级应用")
+        })?),
+    };
+    Ok(EnrollInput { code, name, actor, public_key })
+}
+
+/// A device public key from its hex: 32 bytes that are a usable Ed25519 key.
+fn parse_public_key(hex: &str) -> Option<Vec<u8>> {
+    gridsync_core::signing::from_hex(hex).filter(|k| gridsync_core::signing::valid_public_key(k))
 }
 
 /// `POST /v1/enroll`: trade a one-time code for a device token.
@@ -372,7 +401,7 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
         Ok(b) => b,
         Err(r) => return r,
     };
-    let EnrollInput { code, name, actor } = match parse_enroll(&body) {
+    let EnrollInput { code, name, actor, public_key } = match parse_enroll(&body) {
         Ok(i) => i,
         Err(r) => return error(r.status, r.code, r.message_zh),
     };
@@ -385,6 +414,11 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
         last_sync_at: None,
         revoked_at: None,
         actor,
+        public_key,
+    };
+    let server_key = match state.relay_key().await {
+        Ok(k) => gridsync_core::signing::hex_of(&k.public()),
+        Err(r) => return r,
     };
     let store = state.store.clone();
     let (code_hash, token_hash, dev) = (auth::hash_secret(&code), auth::hash_secret(&token), device.clone());
@@ -400,6 +434,7 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
                 display_name: user.display_name,
                 role: user.role.as_str().to_owned(),
                 grid: user.grid.to_string(),
+                server_key,
             })
         }
         Ok(Ok(Redeemed::InvalidCode)) => {
@@ -509,14 +544,15 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
     };
     let page_bytes = request.max_response_bytes.clamp(16 * 1024, state.limits.max_page_bytes) as usize;
-    let incoming: Vec<IncomingDoc> =
-        request.docs.into_iter().map(|d| IncomingDoc { doc_id: Uuid::from_bytes(d.doc), changes: d.changes }).collect();
+    let docs = request.docs;
 
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     let now = state.clock.now();
+    // Signatures are checked on the blocking pool too, before judging.
     let result =
-        web::block(move || process_sync_at(store.as_ref(), &metrics, &auth, incoming, cursor, page_bytes, now)).await;
+        web::block(move || process_signed_sync_at(store.as_ref(), &metrics, &auth, docs, cursor, page_bytes, now))
+            .await;
     let resp = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return store_error(&e),
@@ -533,6 +569,95 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
             tracing::error!(error = %e, "cannot encode response");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "服务器内部错误")
         }
+    }
+}
+
+/// `POST /v1/device-key`: a device enrolled before devices had keys
+/// registers its Ed25519 public key (JSON [`DeviceKeyRequest`]), once; the
+/// answer carries the server's relay key. The same key again is harmless;
+/// another key is `409 key_already_registered` (keys are never replaced: a
+/// phone that lost its key enrolls anew).
+pub async fn device_key(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let auth = match authenticate(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(&req, payload, 4 * 1024, &state.limits, &mut held).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Ok(r) = serde_json::from_slice::<DeviceKeyRequest>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 public_key");
+    };
+    let Some(key) = parse_public_key(&r.public_key) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key", "设备密钥格式错误，请升级应用");
+    };
+    let server_key = match state.relay_key().await {
+        Ok(k) => gridsync_core::signing::hex_of(&k.public()),
+        Err(r) => return r,
+    };
+    let store = state.store.clone();
+    let device = auth.device.id.clone();
+    match web::block(move || store.set_device_key(&device, &key)).await {
+        Ok(Ok(KeyRegistered::Registered)) => {
+            tracing::info!(device = %auth.device.id, "device key registered");
+            HttpResponse::Ok().json(DeviceKeyResponse { server_key })
+        }
+        Ok(Ok(KeyRegistered::Same)) => HttpResponse::Ok().json(DeviceKeyResponse { server_key }),
+        Ok(Ok(KeyRegistered::Conflict)) => {
+            error(StatusCode::CONFLICT, "key_already_registered", "此设备已登记了另一把密钥，请清除本机数据后重新注册")
+        }
+        Ok(Ok(KeyRegistered::UnknownDevice)) => {
+            error(StatusCode::UNAUTHORIZED, "unauthorized", "设备凭证无效，请重新注册")
+        }
+        Ok(Err(e)) => store_error(&e),
+        Err(_) => blocking_error(),
+    }
+}
+
+/// `POST /v1/relay`: a phone hands over a bundle it carried for another
+/// device (sealed to the server's relay key). The bundle's changes are
+/// judged as its signer's, never the carrier's; the answer
+/// ([`gridsync_core::protocol::RelayReport`]) holds only counts. `422 relay_unreadable`: not sealed
+/// to this server or changed on the way; `422 unknown_signer`: its device
+/// is not enrolled here. Handing the same bundle over twice is harmless.
+pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let auth = match authenticate(&req, &state).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let limit = state.limits.max_body_bytes.min(protocol::MAX_RELAY_BYTES + 1024);
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(&req, payload, limit, &state.limits, &mut held).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let key = match state.relay_key().await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let store = state.store.clone();
+    let metrics = state.metrics.clone();
+    let now = state.clock.now();
+    let result = web::block(move || {
+        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, &auth, &body, now);
+        drop(held);
+        r
+    })
+    .await;
+    match result {
+        Ok(Ok(report)) => HttpResponse::Ok().json(report),
+        Ok(Err(crate::signatures::RelayError::Unreadable)) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "relay_unreadable",
+            "转交文件无法打开：不是给本服务器的，或在途中被改动",
+        ),
+        Ok(Err(crate::signatures::RelayError::UnknownSigner)) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_signer", "转交文件来自未在本服务器注册的设备")
+        }
+        Ok(Err(crate::signatures::RelayError::Store(e))) => store_error(&e),
+        Err(_) => blocking_error(),
     }
 }
 

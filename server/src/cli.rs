@@ -189,8 +189,10 @@ enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Import a sync bundle file a phone wrote offline, as that phone.
-    /// Importing the same bundle again is harmless.
+    /// Import a sync bundle file a phone wrote offline (or a relay bundle
+    /// sealed to this server), as the phone that signed it: every change
+    /// must carry that phone's signature. Importing the same bundle again
+    /// is harmless.
     ImportBundle {
         /// The bundle file.
         file: PathBuf,
@@ -202,6 +204,17 @@ enum Command {
         /// Days an unreferenced photo is kept after it was last written.
         #[arg(long, default_value_t = 7)]
         grace_days: i64,
+    },
+    /// Write a record's changes, their device signatures and the devices'
+    /// public keys as JSON, for a court or an inspection: anyone can check
+    /// it without this server (docs/provenance.md).
+    ExportProvenance {
+        /// Record id (UUID).
+        #[arg(long)]
+        record: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -367,6 +380,20 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let grace = grace_days.max(0).saturating_mul(86_400_000);
             let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::api::now_ms(), grace)?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::ExportProvenance { record, out } => {
+            let id =
+                uuid::Uuid::parse_str(&record).map_err(|_| anyhow::anyhow!("--record must be a record id (UUID)"))?;
+            let doc = crate::provenance::export(store.as_ref(), id, crate::api::now_ms())?
+                .ok_or_else(|| anyhow::anyhow!("no record {id}"))?;
+            let text = serde_json::to_string_pretty(&doc)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote the provenance of {id} to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
         }
     }
     Ok(())

@@ -412,7 +412,7 @@ pub fn load_month(store: &dyn ServerStore, now: i64, seed: u64) -> Result<MonthL
                 let mut doc = RecordDoc::create(r, ActorId::random())
                     .map_err(|e| StoreError::Corrupt(format!("demo record: {e}")))?;
                 let changes = doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
-                incoming.push(IncomingDoc { doc_id: r.id, changes });
+                incoming.push(IncomingDoc::unsigned(r.id, changes));
             }
             for o in merge_records(store, &pusher, &incoming, now)? {
                 loaded.records += 1;
@@ -448,7 +448,7 @@ pub fn load_month(store: &dyn ServerStore, now: i64, seed: u64) -> Result<MonthL
             }
             doc.update(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let changes = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-            let incoming = IncomingDoc { doc_id: id, changes };
+            let incoming = IncomingDoc::unsigned(id, changes);
             for o in merge_records(store, &web_pusher(user), std::slice::from_ref(&incoming), now)? {
                 if !o.rejections.is_empty() {
                     loaded.refused += 1;

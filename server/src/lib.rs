@@ -11,6 +11,8 @@
 //! - [`blobs`]: photo bytes behind [`blobs::BlobStore`] (files next to SQLite, or PostgreSQL).
 //! - [`photos`]: `PUT`/`GET /v1/photos/{hash}`, who may send and see which photo, garbage collection.
 //! - [`auth`]: enrollment codes and device tokens.
+//! - [`signatures`]: device signatures checked before judging, relay bundles, bundle import.
+//! - [`provenance`]: who signed each change of a record, and its export for anyone to verify.
 //! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county.
 //! - [`metrics`]: Prometheus counters.
@@ -33,10 +35,12 @@ pub mod demo_month;
 pub mod merge;
 pub mod metrics;
 pub mod photos;
+pub mod provenance;
 pub mod ratelimit;
 pub mod reports;
 pub mod reports_api;
 pub mod reports_files;
+pub mod signatures;
 pub mod store;
 pub mod sync;
 
@@ -94,6 +98,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/v1/enroll", web::post().to(api::enroll))
             .route("/v1/sync", web::post().to(api::sync))
             .route("/v1/problems", web::post().to(api::problems))
+            .route("/v1/device-key", web::post().to(api::device_key))
+            .route("/v1/relay", web::post().to(api::relay))
             .route("/v1/photos/{hash}", web::put().to(photos::upload))
             .route("/v1/photos/{hash}", web::get().to(photos::download))
             .route("/v1/directory", web::get().to(account_api::directory))
@@ -145,74 +151,4 @@ pub fn default_max_connections() -> usize {
     soft.map_or(1024, |n| n.saturating_sub(256).clamp(64, 25_000))
 }
 
-/// What importing a bundle did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BundleImport {
-    /// Device the bundle came from.
-    pub device_id: String,
-    /// Records whose changes were stored (or already were).
-    pub records_acked: usize,
-    /// Records refused, with their reason codes.
-    pub records_rejected: Vec<(String, String)>,
-}
-
-/// Why a bundle could not be imported.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ImportError {
-    /// The file is not a Gridsync bundle.
-    #[error("not a Gridsync bundle: {0}")]
-    NotABundle(String),
-    /// The bundle's device is not enrolled on this server.
-    #[error("the bundle's device {0} is not enrolled here")]
-    UnknownDevice(String),
-    /// The bundle's device has been revoked.
-    #[error("the bundle's device {0} has been revoked")]
-    Revoked(String),
-    /// The device's user is gone.
-    #[error("unknown user {0}")]
-    UnknownUser(String),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-}
-
-/// Import a sync bundle a phone wrote offline (see
-/// `gridsync_core::transport::bundle`). It is merged exactly as if the
-/// phone had synced: with its user's scope and rules; a revoked or unknown
-/// device is refused.
-pub fn import_bundle(store: &dyn store::ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
-    use gridsync_core::protocol::Bundle;
-    let bundle = Bundle::decode(bytes).map_err(|e| ImportError::NotABundle(e.to_string()))?;
-    let device = store
-        .devices()?
-        .into_iter()
-        .find(|d| d.id == bundle.device_id)
-        .ok_or_else(|| ImportError::UnknownDevice(bundle.device_id.clone()))?;
-    if device.revoked_at.is_some() {
-        return Err(ImportError::Revoked(device.id));
-    }
-    let user = store.user(&device.user_id)?.ok_or_else(|| ImportError::UnknownUser(device.user_id.clone()))?;
-    let auth = store::DeviceAuth { device, user };
-    let incoming: Vec<store::IncomingDoc> = bundle
-        .docs
-        .into_iter()
-        .map(|d| store::IncomingDoc { doc_id: uuid::Uuid::from_bytes(d.doc), changes: d.changes })
-        .collect();
-    let metrics = metrics::Metrics::default();
-    // Merge only: the feed page is not wanted, so ask for the smallest.
-    let resp = sync::process_sync(store, &metrics, &auth, incoming, store::Cursor { xid: u64::MAX, seq: u64::MAX }, 1)?;
-    Ok(BundleImport {
-        device_id: auth.device.id,
-        records_acked: resp.acked.len(),
-        // A record can have changes refused for several reasons: list it
-        // once, with the first (the change that broke a rule).
-        records_rejected: resp.rejected.iter().fold(Vec::new(), |mut out: Vec<(String, String)>, r| {
-            let id = uuid::Uuid::from_bytes(r.doc).to_string();
-            if !out.iter().any(|(d, _)| *d == id) {
-                out.push((id, r.reason.as_str().to_owned()));
-            }
-            out
-        }),
-    })
-}
+pub use signatures::{BundleImport, ImportError, import_bundle};

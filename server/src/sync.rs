@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use automerge::Change;
-use gridsync_core::protocol::{DocAck, DocChanges, SyncResponse};
+use gridsync_core::protocol::{DocAck, DocChanges, SignedDocChanges, SyncResponse};
 
 use crate::merge::{Outcome, Pusher, PusherActor, merge_doc};
 use crate::metrics::Metrics;
@@ -101,6 +101,47 @@ fn device_pusher(store: &dyn ServerStore, auth: &DeviceAuth, incoming: &[Incomin
     Ok(Pusher { user: auth.user.clone(), device_id: auth.device.id.clone(), actor: PusherActor::Device(actor) })
 }
 
+/// Merge `incoming` (signatures already checked) as the device of `auth`:
+/// judged by its user's rights, its changes bound to its actor.
+pub fn merge_as_device(
+    store: &dyn ServerStore,
+    auth: &DeviceAuth,
+    incoming: &[IncomingDoc],
+    now: i64,
+) -> StoreResult<Vec<Outcome>> {
+    let pusher = device_pusher(store, auth, incoming)?;
+    merge_records(store, &pusher, incoming, now)
+}
+
+/// One sync round of signed changes at server time `now`: each change's
+/// signature is checked against the device's key before anything is
+/// judged ([`crate::signatures::verify_docs`]); records with a bad one are
+/// refused whole, the rest merge as in [`process_sync_at`].
+pub fn process_signed_sync_at(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    auth: &DeviceAuth,
+    docs: Vec<SignedDocChanges>,
+    cursor: Cursor,
+    page_bytes: usize,
+    now: i64,
+) -> Result<SyncResponse, StoreError> {
+    let verified = crate::signatures::verify_docs(&auth.device, docs);
+    if !verified.refused.is_empty() {
+        Metrics::add(&metrics.changes_refused, verified.refused_changes);
+        Metrics::add(&metrics.docs_rejected, verified.refused.len() as u64);
+        tracing::warn!(
+            device = %auth.device.id,
+            records = verified.refused.len(),
+            changes = verified.refused_changes,
+            "changes refused: bad signature"
+        );
+    }
+    let mut resp = process_sync_at(store, metrics, auth, verified.incoming, cursor, page_bytes, now)?;
+    resp.rejected.extend(verified.refused);
+    Ok(resp)
+}
+
 /// One sync round on the server at the system clock's time: merge the
 /// device's records in one transaction, then read its next feed page. Used
 /// by the bundle import and the deterministic simulation.
@@ -127,8 +168,7 @@ pub fn process_sync_at(
 ) -> Result<SyncResponse, StoreError> {
     let mut resp = SyncResponse::default();
     if !incoming.is_empty() {
-        let pusher = device_pusher(store, auth, &incoming)?;
-        let outcomes = merge_records(store, &pusher, &incoming, now)?;
+        let outcomes = merge_as_device(store, auth, &incoming, now)?;
         for (outcome, doc) in outcomes.into_iter().zip(&incoming) {
             let refused: u64 = outcome.rejections.iter().map(|r| r.hashes.len().max(1) as u64).sum();
             Metrics::add(&metrics.changes_refused, refused);

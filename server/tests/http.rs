@@ -501,8 +501,8 @@ async fn enrollment_codes_tokens_and_revocation() {
     // The token syncs.
     let rec = patrol("t01/v01/g1", &u.id);
     let (_, changes) = new_doc(&rec);
-    let body =
-        protocol::encode(&SyncRequest { cursor: vec![], docs: vec![changes.clone()], max_response_bytes: 0 }).unwrap();
+    let signed = sign_as(&test_key(&code), &e.device_id, &changes);
+    let body = protocol::encode(&SyncRequest { cursor: vec![], docs: vec![signed], max_response_bytes: 0 }).unwrap();
     let resp = srv.sync_raw(&e.token, body.clone()).await.sync();
     assert!(acks_all(&resp, rec.id, &hashes(&changes)));
 
@@ -530,7 +530,8 @@ async fn enrollment_codes_tokens_and_revocation() {
     assert!(srv.store.revoke_device(&e.device_id, now_ms()).unwrap());
     let rec2 = patrol("t01/v01/g1", &u.id);
     let (_, changes2) = new_doc(&rec2);
-    let body2 = protocol::encode(&SyncRequest { cursor: vec![], docs: vec![changes2], max_response_bytes: 0 }).unwrap();
+    let signed2 = sign_as(&test_key(&code), &e.device_id, &changes2);
+    let body2 = protocol::encode(&SyncRequest { cursor: vec![], docs: vec![signed2], max_response_bytes: 0 }).unwrap();
     let r = srv.sync_raw(&e.token, body2).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let j = r.json();
@@ -583,7 +584,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let count_before = srv.store.change_count().unwrap();
     assert_eq!(count_before, 2);
 
-    let valid_req = SyncRequest { cursor: vec![], docs: vec![stored.clone()], max_response_bytes: 0 };
+    let valid_req = SyncRequest { cursor: vec![], docs: vec![gm.sign(&stored)], max_response_bytes: 0 };
     let valid = protocol::encode(&valid_req).unwrap();
     let raw = uncompressed(&valid_req);
     assert_eq!(protocol::decode::<SyncRequest>(&raw).unwrap(), valid_req, "hand-written wire form is wrong");
@@ -642,16 +643,16 @@ async fn bad_input_never_panics_and_never_corrupts() {
     v99[2..4].copy_from_slice(&99u16.to_be_bytes());
     let r = srv.sync_raw(&gm.token, v99).await;
     expect(&r, StatusCode::BAD_REQUEST, "unsupported_protocol_version", "version 99");
-    assert_eq!(r.json()["supported_versions"], serde_json::json!([1]));
+    assert_eq!(r.json()["supported_versions"], serde_json::json!([2]));
 
     // A compression bomb: small on the wire, more than the decoder accepts
     // once inflated.
     let bomb = protocol::encode(&SyncRequest {
         cursor: vec![],
-        docs: vec![DocChanges {
+        docs: vec![gm.sign(&DocChanges {
             doc: *rec.id.as_bytes(),
             changes: vec![vec![0u8; protocol::MAX_DECODED_BYTES + 1024]],
-        }],
+        })],
         max_response_bytes: 0,
     })
     .unwrap();
@@ -666,7 +667,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     // Too many changes.
     let many = SyncRequest {
         cursor: vec![],
-        docs: vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![stored.changes[0].clone(); 9] }],
+        docs: vec![gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes: vec![stored.changes[0].clone(); 9] })],
         max_response_bytes: 0,
     };
     let r = srv.sync_raw(&gm.token, protocol::encode(&many).unwrap()).await;
@@ -676,7 +677,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let other = patrol("t01/v01/g1", &gm.user.id);
     let (_, other_changes) = gm.doc(&other);
     for cursor in [vec![0u8; 5], vec![0u8; 15], vec![0u8; 17]] {
-        let req = SyncRequest { cursor, docs: vec![other_changes.clone()], max_response_bytes: 0 };
+        let req = SyncRequest { cursor, docs: vec![gm.sign(&other_changes)], max_response_bytes: 0 };
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await;
         expect(&r, StatusCode::BAD_REQUEST, "bad_cursor", "bad cursor");
     }
@@ -688,7 +689,10 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let (_, fresh_changes) = gm.doc(&fresh);
     let req = SyncRequest {
         cursor: vec![],
-        docs: vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![noise.bytes(200)] }, fresh_changes.clone()],
+        docs: vec![
+            gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes: vec![noise.bytes(200)] }),
+            gm.sign(&fresh_changes),
+        ],
         max_response_bytes: 0,
     };
     let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await.sync();
@@ -728,7 +732,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
             .collect();
         let req = SyncRequest {
             cursor: vec![],
-            docs: vec![DocChanges { doc: *rec.id.as_bytes(), changes }],
+            docs: vec![gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes })],
             max_response_bytes: 0,
         };
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await.sync();
@@ -805,7 +809,7 @@ async fn resending_a_sync_stores_each_change_once() {
     let n = (a.changes.len() + b.changes.len()) as u64;
     assert_eq!(n, 3);
     let body =
-        protocol::encode(&SyncRequest { cursor: vec![], docs: vec![a.clone(), b.clone()], max_response_bytes: 0 })
+        protocol::encode(&SyncRequest { cursor: vec![], docs: vec![gm.sign(&a), gm.sign(&b)], max_response_bytes: 0 })
             .unwrap();
 
     for round in 1..=3 {
@@ -865,4 +869,97 @@ async fn metrics_and_unknown_paths() {
         assert!(r.content_type.starts_with("application/json"), "{path}: {}", r.content_type);
         assert_eq!(r.json()["error"], "not_found", "{path}");
     }
+}
+
+/// A device enrolled before devices had keys: its changes are refused
+/// (`bad_signature`) until it registers a key, once; the answer carries
+/// the server's relay key; another key later is refused. A carried bundle
+/// the server cannot open is refused with its reason.
+#[actix_web::test]
+async fn device_keys_are_registered_once_and_relay_bundles_are_checked() {
+    let srv = Server::in_memory(Limits::default()).await;
+    let u = user("gm-k", Role::GridManager, "t01/v01/g1");
+    srv.store.add_user(&u).unwrap();
+    let code = srv.issue_code(&u.id);
+    let r = srv.enroll_raw(serde_json::json!({ "code": code, "device_name": "旧版应用" }).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let e: protocol::EnrollResponse = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(e.server_key.len(), 64, "the relay key comes with the enrollment");
+    let key = test_key("late key");
+    let post_key = |token: String, body: String| {
+        srv.send(
+            actix_web::test::TestRequest::post()
+                .uri("/v1/device-key")
+                .insert_header(("authorization", format!("Bearer {token}")))
+                .insert_header(("content-type", "application/json"))
+                .set_payload(body),
+        )
+    };
+
+    let rec = patrol("t01/v01/g1", &u.id);
+    let (_, changes) = new_doc(&rec);
+    let body = protocol::encode(&SyncRequest {
+        cursor: vec![],
+        docs: vec![sign_as(&key, &e.device_id, &changes)],
+        max_response_bytes: 0,
+    })
+    .unwrap();
+    let resp = srv.sync_raw(&e.token, body.clone()).await.sync();
+    assert_eq!(resp.rejected.len(), 1);
+    assert_eq!(resp.rejected[0].reason, RejectReason::BadSignature);
+    assert!(resp.rejected[0].detail.contains("密钥尚未登记"), "{}", resp.rejected[0].detail);
+    assert!(srv.record_json(rec.id).is_none());
+
+    for (body, status, code) in [
+        ("{}".to_owned(), StatusCode::BAD_REQUEST, "malformed_body"),
+        (r#"{"public_key": "zz"}"#.to_owned(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key"),
+        (format!(r#"{{"public_key": "{}"}}"#, "00".repeat(32)), StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key"),
+    ] {
+        let r = post_key(e.token.clone(), body.clone()).await;
+        assert_eq!((r.status, r.error_code()), (status, code.to_owned()), "{body}");
+    }
+    let r = post_key("no-such-token".into(), format!(r#"{{"public_key": "{}"}}"#, key.public_hex())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for _ in 0..2 {
+        let r = post_key(e.token.clone(), format!(r#"{{"public_key": "{}"}}"#, key.public_hex())).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+        assert_eq!(r.json()["server_key"], e.server_key.as_str());
+    }
+    let other = test_key("another key");
+    let r = post_key(e.token.clone(), format!(r#"{{"public_key": "{}"}}"#, other.public_hex())).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::CONFLICT, "key_already_registered".into()));
+
+    let resp = srv.sync_raw(&e.token, body).await.sync();
+    assert!(resp.rejected.is_empty(), "{:?}", resp.rejected);
+    assert!(acks_all(&resp, rec.id, &hashes(&changes)));
+
+    // Relay: bytes that are not sealed to this server.
+    let relay = |token: &str, body: Vec<u8>| {
+        srv.send(
+            actix_web::test::TestRequest::post()
+                .uri("/v1/relay")
+                .insert_header(("authorization", format!("Bearer {token}")))
+                .set_payload(body),
+        )
+    };
+    let other_server = gridsync_core::signing::ServerKey::generate().unwrap();
+    let sealed_elsewhere = gridsync_core::signing::seal_to_server(&other_server.public(), b"anything").unwrap();
+    for body in [b"garbage".to_vec(), sealed_elsewhere] {
+        let r = relay(&e.token, body).await;
+        assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "relay_unreadable".into()));
+    }
+    // Sealed to this server, but naming a device it does not know.
+    let bundle = protocol::Bundle {
+        device_id: uuid::Uuid::new_v4().to_string(),
+        user_id: "nobody".into(),
+        created_at: 0,
+        cursor: vec![],
+        docs: vec![],
+    };
+    let server_key = gridsync_core::signing::from_hex(&e.server_key).unwrap();
+    let sealed = gridsync_core::signing::seal_to_server(&server_key, &bundle.encode().unwrap()).unwrap();
+    let r = relay(&e.token, sealed.clone()).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_signer".into()));
+    let r = relay("no-such-token", sealed).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

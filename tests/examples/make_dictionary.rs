@@ -7,7 +7,7 @@
 
 use automerge::ActorId;
 use gridsync_core::doc::RecordDoc;
-use gridsync_core::protocol::{DocChanges, SyncRequest, SyncResponse};
+use gridsync_core::protocol::{DocChanges, SyncResponse};
 use rand::SeedableRng;
 
 fn main() -> anyhow::Result<()> {
@@ -33,8 +33,9 @@ fn main() -> anyhow::Result<()> {
                 changes: d.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
             });
         }
-        let req = SyncRequest { cursor: vec![0; 16], docs: docs.clone(), max_response_bytes: 262_144 };
-        corpus.extend(postcard::to_allocvec(&req)?);
+        // Version 1's request layout (cursor, changes, page budget), which
+        // the dictionary was built from; version 2 only adds signatures.
+        corpus.extend(postcard::to_allocvec(&(vec![0u8; 16], &docs, 262_144u32))?);
         let resp = SyncResponse { changes: docs, next_cursor: vec![0; 16], ..Default::default() };
         corpus.extend(postcard::to_allocvec(&resp)?);
     }

@@ -32,6 +32,7 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
         "client_update",
         "client_list",
         "client_open",
+        "signatures",
     ] {
         get(s);
     }
@@ -44,6 +45,7 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
         a["records_on_server_s"].as_f64().unwrap() < a["photos_on_server_s"].as_f64().unwrap(),
         "records go before photos: {a}"
     );
+    assert!(get("signatures")["changes"].as_u64().unwrap() > 0);
     for s in ["evening", "backlog_30_days", "supervisor_pull"] {
         let v = get(s);
         assert!(v["bytes_up"].as_u64().unwrap() + v["bytes_down"].as_u64().unwrap() > 0, "{s}: bytes measured");

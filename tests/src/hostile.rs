@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{Change, ObjId, ROOT, ReadDoc};
 use gridsync_core::doc::RecordDoc;
-use gridsync_core::protocol::{self, DocChanges, RejectReason, SyncRequest, SyncResponse};
+use gridsync_core::protocol::{self, DocChanges, RejectReason, SignedDocChanges, SyncRequest, SyncResponse};
 use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, ServerStore};
 use uuid::Uuid;
 
@@ -55,6 +55,10 @@ pub fn forge(c: &Change, edit: impl FnOnce(&mut automerge::ExpandedChange)) -> C
 /// engine (so nothing of the answer reaches its store).
 pub async fn push_raw(dev: &Device, docs: Vec<DocChanges>) -> Result<SyncResponse> {
     let e = dev.store().enrollment()?.context("not enrolled")?;
+    // The phone signs what it sends, forged or not: its key proves only
+    // that it sent it; the judge decides whether it may.
+    let (device, key) = dev.store().signer()?;
+    let docs = docs.iter().map(|d| SignedDocChanges::sign_raw(&key, &device, d)).collect();
     // A cursor far ahead: the answer carries no feed page to ignore.
     let cursor = [0xffu8; 16].to_vec();
     let body = protocol::encode(&SyncRequest { cursor, docs, max_response_bytes: 16 * 1024 })?;
@@ -79,7 +83,7 @@ pub fn acked(resp: &SyncResponse, id: Uuid) -> bool {
 /// Store `changes` of record `id` straight into the server's store, with
 /// no rule applied: data a server stored before it judged each change.
 pub fn inject_unjudged(store: &dyn ServerStore, id: Uuid, changes: &[Change]) -> Result<()> {
-    let incoming = IncomingDoc { doc_id: id, changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect() };
+    let incoming = IncomingDoc::unsigned(id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
     let mut failure = None;
     store.merge_batch("unjudged", &[incoming], &mut |_, stored, _| {
         let built = (|| -> Result<MergedDoc> {
@@ -90,7 +94,7 @@ pub fn inject_unjudged(store: &dyn ServerStore, id: Uuid, changes: &[Change]) ->
             let mut index = rec.index();
             index.sensitive |= snapshot.sensitive;
             Ok(MergedDoc {
-                new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+                new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec(), None)).collect(),
                 snapshot: doc.save(),
                 index,
                 json: rec.to_json().to_string(),

@@ -14,6 +14,7 @@
 //! - [`http1`]: a bare HTTP/1.1 client for loopback tests.
 //! - [`bench_smoke`]: the bench command's smoke run, checked.
 
+pub mod bed;
 pub mod bench_smoke;
 pub mod device;
 pub mod hostile;

@@ -47,7 +47,7 @@ pub use error::ApiError;
 pub use labels::{Label, LabelGroup, labels};
 pub use list::{RecordPage, RecordQuery};
 pub use photos::{PHOTO_CHUNK, PhotoBacklog, PhotoUpload, PhotoView};
-pub use records::{DisputeFields, HazardFields, RecordInput, RecordLine, RecordView};
+pub use records::{DisputeFields, HazardFields, RecordInput, RecordLine, RecordView, RelayBacklog};
 pub use sync::{RejectedRecord, SyncStats};
 pub use timeline::{ConflictView, StepAction, TimelineEntry};
 
@@ -227,7 +227,7 @@ impl Phone {
     /// unsynced changes is `Unsynced` (sync them or wipe first); another
     /// user's synced records are removed before the new user's arrive.
     pub async fn enroll(&self, server_url: &str, code: &str, device_name: &str) -> Result<EnrollmentInfo, ApiError> {
-        let e = match self.http.enroll(&self.store, server_url, code, device_name).await {
+        let (e, key) = match self.http.enroll(&self.store, server_url, code, device_name).await {
             Ok(e) => e,
             // Another user's device holds this phone's actor and changes
             // under it wait here: the phone is that user's, with work on it.
@@ -254,6 +254,7 @@ impl Phone {
                 store.wipe()?;
             }
             store.set_enrollment(&e)?;
+            store.set_device_key(&key)?;
             store.set_meta(account::LAST_USER, e.user_id.as_bytes())?;
             store.transaction(|tx| tx.clear_cursors())?;
             wiped

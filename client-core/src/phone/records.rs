@@ -14,6 +14,16 @@ use crate::model::{
 use crate::rules::Writer;
 use crate::store::{RecordSummary, Rejection, RepairReport};
 
+/// Relay bundles a phone carries for other devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct RelayBacklog {
+    /// Bundles not yet handed to the server.
+    pub bundles: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// A hazard's fields an app fills in (its history grows by
 /// `append_hazard_event`).
 #[derive(Debug, Clone, PartialEq)]
@@ -376,7 +386,29 @@ impl Phone {
     /// Everything not yet acknowledged by a server, as a bundle file's
     /// bytes, for a phone with no network.
     pub fn export_bundle(&self) -> Result<Vec<u8>, ApiError> {
-        Ok(self.store().export_bundle()?.encode()?)
+        let bundle = self.store().export_bundle()?;
+        Ok(bundle.encode()?)
+    }
+
+    /// Everything not yet acknowledged, signed and sealed to the server's
+    /// key, for another phone (the village supervisor's, say) to carry to
+    /// the server: it cannot read it. Needs one sync first (to learn the
+    /// server's key); `InvalidInput` on `server_key` otherwise.
+    pub fn export_relay_bundle(&self) -> Result<Vec<u8>, ApiError> {
+        Ok(self.store().export_relay_bundle()?)
+    }
+
+    /// Carry a relay bundle another device made: it goes to the server at
+    /// this phone's next sync, judged as its maker's. False if this phone
+    /// carries it already. `InvalidInput` on `bundle` if it is not one.
+    pub fn carry_relay_bundle(&self, bytes: &[u8]) -> Result<bool, ApiError> {
+        Ok(self.store().carry_relay(bytes, chrono::Utc::now().timestamp_millis())?)
+    }
+
+    /// Relay bundles this phone carries for others, not yet handed over.
+    pub fn relay_backlog(&self) -> Result<RelayBacklog, ApiError> {
+        let (bundles, bytes) = self.store().relay_backlog()?;
+        Ok(RelayBacklog { bundles, bytes })
     }
 
     /// Merge a bundle another device exported.

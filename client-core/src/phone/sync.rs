@@ -46,6 +46,11 @@ pub struct SyncStats {
     pub retries: u64,
     /// Wall time, ms (0 in progress reports).
     pub duration_ms: u64,
+    /// Relay bundles carried for other devices that the server took.
+    pub relayed_bundles: u64,
+    /// Changes of those bundles the server refused by their signer's
+    /// rights (their own phone still holds them and will learn why).
+    pub relay_refused_changes: u64,
 }
 
 impl From<&SyncReport> for SyncStats {
@@ -71,6 +76,8 @@ impl From<&SyncReport> for SyncStats {
             requests: r.requests,
             retries: r.retries,
             duration_ms: r.duration_ms,
+            relayed_bundles: r.relayed_bundles,
+            relay_refused_changes: r.relay_refused_changes,
         }
     }
 }

@@ -14,11 +14,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+pub use crate::signing::Signature;
+use crate::signing::{DeviceKey, SIGNATURE_LEN};
 
 /// Protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 signs every change a phone sends ([`SignedChange`]); a server
+/// refuses unsigned changes, so version 1 is no longer spoken.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Versions this build accepts.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+pub const SUPPORTED_VERSIONS: &[u16] = &[2];
 /// HTTP content type of sync bodies.
 pub const CONTENT_TYPE: &str = "application/x-gridsync";
 /// Largest decoded message accepted (guards against compression bombs).
@@ -50,13 +55,72 @@ pub struct DocChanges {
     pub changes: Vec<Vec<u8>>,
 }
 
+/// A change with its device's signature ([`crate::signing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedChange {
+    /// Raw Automerge change.
+    pub bytes: Vec<u8>,
+    /// The signing device's signature of (record, device, change hash).
+    pub signature: Signature,
+}
+
+/// A change with its hash: what a device signs.
+pub type HashedChange = (Hash, Vec<u8>);
+
+/// Signed changes of one record, as a phone sends them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedDocChanges {
+    /// Record id.
+    pub doc: DocId,
+    /// Changes in causal order, each signed.
+    pub changes: Vec<SignedChange>,
+}
+
+impl SignedDocChanges {
+    /// Sign `changes` (hash and bytes) of record `doc` as `device`.
+    pub fn sign(key: &DeviceKey, device: &uuid::Uuid, doc: uuid::Uuid, changes: Vec<HashedChange>) -> Self {
+        SignedDocChanges {
+            doc: *doc.as_bytes(),
+            changes: changes
+                .into_iter()
+                .map(|(hash, bytes)| SignedChange { signature: key.sign_change(&doc, device, &hash), bytes })
+                .collect(),
+        }
+    }
+
+    /// Sign raw changes, hashing each (bytes that are not a change get a
+    /// zero signature: the server refuses them as malformed anyway).
+    pub fn sign_raw(key: &DeviceKey, device: &uuid::Uuid, changes: &DocChanges) -> Self {
+        let doc = uuid::Uuid::from_bytes(changes.doc);
+        SignedDocChanges {
+            doc: changes.doc,
+            changes: changes
+                .changes
+                .iter()
+                .map(|bytes| SignedChange {
+                    signature: match crate::doc::parse_change(bytes) {
+                        Ok(c) => key.sign_change(&doc, device, &c.hash().0),
+                        Err(_) => Signature([0; SIGNATURE_LEN]),
+                    },
+                    bytes: bytes.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The changes without their signatures.
+    pub fn unsigned(&self) -> DocChanges {
+        DocChanges { doc: self.doc, changes: self.changes.iter().map(|c| c.bytes.clone()).collect() }
+    }
+}
+
 /// Phone → server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SyncRequest {
     /// Position in the server's change feed; empty for "from the start".
     pub cursor: Vec<u8>,
-    /// Unacknowledged local changes, grouped by record.
-    pub docs: Vec<DocChanges>,
+    /// Unacknowledged local changes, grouped by record, each signed.
+    pub docs: Vec<SignedDocChanges>,
     /// Byte budget the phone wants for the response's changes (the server
     /// may lower it).
     pub max_response_bytes: u32,
@@ -91,6 +155,8 @@ pub enum RejectReason {
     TooLarge,
     /// An immutable field (id, kind, grid, author) or an append-only history was altered.
     Immutable,
+    /// A change's signature is not its device's, or the device has no key.
+    BadSignature,
 }
 
 impl RejectReason {
@@ -104,6 +170,7 @@ impl RejectReason {
             RejectReason::MissingDependencies => "missing_dependencies",
             RejectReason::TooLarge => "too_large",
             RejectReason::Immutable => "immutable",
+            RejectReason::BadSignature => "bad_signature",
         }
     }
 
@@ -117,6 +184,7 @@ impl RejectReason {
             RejectReason::MissingDependencies => "服务器缺少该记录的早期修改，需要重新上传",
             RejectReason::TooLarge => "记录过大",
             RejectReason::Immutable => "记录的编号、类型、网格、记录人或历史不能修改",
+            RejectReason::BadSignature => "修改的设备签名无效，服务器未收下",
         }
     }
 }
@@ -357,16 +425,20 @@ pub fn decode_sync_request(
     let mut total = 0usize;
     for _ in 0..n_docs {
         let doc: DocId = r.take(16, "doc id")?.try_into().map_err(|_| Reader::malformed("doc id"))?;
-        let n = r.count("changes", 1)?;
+        // A change takes at least its length byte and its signature.
+        let n = r.count("changes", 1 + SIGNATURE_LEN)?;
         total = total.saturating_add(n);
         if total > limits.max_changes {
             return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
         }
         let mut changes = Vec::with_capacity(n);
         for _ in 0..n {
-            changes.push(r.bytes("change")?);
+            let bytes = r.bytes("change")?;
+            let sig: [u8; SIGNATURE_LEN] =
+                r.take(SIGNATURE_LEN, "signature")?.try_into().map_err(|_| Reader::malformed("signature"))?;
+            changes.push(SignedChange { bytes, signature: Signature(sig) });
         }
-        docs.push(DocChanges { doc, changes });
+        docs.push(SignedDocChanges { doc, changes });
     }
     let max = r.varint("max_response_bytes")?;
     let max_response_bytes = u32::try_from(max).map_err(|_| Reader::malformed("max_response_bytes"))?;
@@ -450,6 +522,49 @@ pub struct EnrollRequest {
     /// server then registers the actor of the device's first change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The device's Ed25519 public key, hex: the key every change it
+    /// sends must be signed with. Clients from before signatures omit it
+    /// and register one later (`POST /v1/device-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// `POST /v1/device-key` request (JSON): register the public key of a
+/// device enrolled before devices had keys. A device registers one key,
+/// once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKeyRequest {
+    /// Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+/// `POST /v1/device-key` response (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceKeyResponse {
+    /// The server's relay public key (X25519, hex): bundles for relay
+    /// through another phone are sealed to it.
+    pub server_key: String,
+}
+
+/// Largest relay bundle a phone makes or carries and a server takes,
+/// bytes (a week of a grid's records is well under 1 MB; photos travel
+/// separately).
+pub const MAX_RELAY_BYTES: usize = 8 * 1024 * 1024;
+
+/// `POST /v1/relay` response (JSON): what the server did with a sealed
+/// bundle a phone carried for another device. It names no record content:
+/// the carrier learns only counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct RelayReport {
+    /// Records the bundle held.
+    pub records: u64,
+    /// Changes now stored (new, or stored before).
+    pub changes_stored: u64,
+    /// Changes refused (by the signer's rights, or a bad signature).
+    pub changes_refused: u64,
+    /// Machine-readable reasons of the refusals, each once.
+    pub reasons: Vec<String>,
 }
 
 /// `POST /v1/problems` request (JSON): records a phone received but could
@@ -511,6 +626,9 @@ pub struct EnrollResponse {
     pub role: String,
     /// User's grid path.
     pub grid: String,
+    /// The server's relay public key (X25519, hex).
+    #[serde(default)]
+    pub server_key: String,
 }
 
 /// A sync bundle file: what a phone with no network has not had
@@ -526,8 +644,8 @@ pub struct Bundle {
     pub created_at: i64,
     /// The device's cursor with its server when written.
     pub cursor: Vec<u8>,
-    /// Unacknowledged changes by record.
-    pub docs: Vec<DocChanges>,
+    /// Unacknowledged changes by record, each signed by the device.
+    pub docs: Vec<SignedDocChanges>,
 }
 
 /// What an import did.
@@ -571,7 +689,17 @@ mod tests {
         ) {
             let req = SyncRequest {
                 cursor,
-                docs: docs.into_iter().map(|(doc, changes)| DocChanges { doc, changes }).collect(),
+                docs: docs
+                    .into_iter()
+                    .map(|(doc, changes)| SignedDocChanges {
+                        doc,
+                        changes: changes
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, bytes)| SignedChange { bytes, signature: Signature([i as u8; 64]) })
+                            .collect(),
+                    })
+                    .collect(),
                 max_response_bytes: max,
             };
             let bytes = encode(&req).unwrap();
@@ -587,18 +715,21 @@ mod tests {
     fn counts_are_checked_before_they_are_allocated() {
         let many = SyncRequest {
             cursor: vec![],
-            docs: vec![DocChanges { doc: [1; 16], changes: vec![vec![]; 20_001] }],
+            docs: vec![SignedDocChanges {
+                doc: [1; 16],
+                changes: vec![SignedChange { bytes: vec![], signature: Signature([0; 64]) }; 20_001],
+            }],
             max_response_bytes: 0,
         };
         let bytes = encode(&many).unwrap();
-        assert!(bytes.len() < 1024, "{}", bytes.len());
+        assert!(bytes.len() < 4096, "{}", bytes.len());
         let limits = DecodeLimits::default();
         assert_eq!(
             decode_sync_request(&bytes, &limits, &mut |_| true),
             Err(DecodeError::TooManyChanges { limit: 20_000 })
         );
         // A body claiming 2^60 records in a few bytes.
-        let mut huge = b"GS\x00\x01\x00\x00".to_vec();
+        let mut huge = b"GS\x00\x02\x00\x00".to_vec();
         huge.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10]);
         assert!(matches!(decode_sync_request(&huge, &limits, &mut |_| true), Err(DecodeError::Malformed(_))));
         // A budget that says no.
@@ -646,7 +777,7 @@ mod tests {
     fn old_plain_deflate_bodies_still_decode() {
         use std::io::Write;
         let body = postcard::to_allocvec(&sample()).unwrap();
-        let mut bytes = b"GS\x00\x01\x01".to_vec();
+        let mut bytes = b"GS\x00\x02\x01".to_vec();
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&body).unwrap();
         bytes.extend(enc.finish().unwrap());
@@ -656,7 +787,7 @@ mod tests {
     #[test]
     fn round_trips() {
         let bytes = encode(&sample()).unwrap();
-        assert_eq!(version_of(&bytes), Some(1));
+        assert_eq!(version_of(&bytes), Some(2));
         assert_eq!(decode::<SyncResponse>(&bytes).unwrap(), sample());
     }
 
@@ -668,7 +799,10 @@ mod tests {
         insta::assert_snapshot!(hex_string(&body));
         let req = SyncRequest {
             cursor: vec![1],
-            docs: vec![DocChanges { doc: [9; 16], changes: vec![vec![1, 2]] }],
+            docs: vec![SignedDocChanges {
+                doc: [9; 16],
+                changes: vec![SignedChange { bytes: vec![1, 2], signature: Signature([0xee; 64]) }],
+            }],
             max_response_bytes: 65536,
         };
         insta::assert_snapshot!(hex_string(&postcard::to_allocvec(&req).unwrap()));
@@ -682,11 +816,11 @@ mod tests {
     fn refuses_garbage_without_panicking() {
         let good = encode(&sample()).unwrap();
         assert!(decode::<SyncResponse>(b"").is_err());
-        assert!(decode::<SyncResponse>(b"XX\x00\x01\x01").is_err());
-        let mut v2 = good.clone();
-        v2[3] = 2;
-        let err = decode::<SyncResponse>(&v2).unwrap_err().to_string();
-        assert!(err.contains("unsupported protocol version 2"), "{err}");
+        assert!(decode::<SyncResponse>(b"XX\x00\x02\x01").is_err());
+        let mut v1 = good.clone();
+        v1[3] = 1;
+        let err = decode::<SyncResponse>(&v1).unwrap_err().to_string();
+        assert!(err.contains("unsupported protocol version 1"), "{err}");
         for cut in 0..good.len() {
             let _ = decode::<SyncResponse>(&good[..cut]);
         }
@@ -702,7 +836,7 @@ mod tests {
     fn refuses_compression_bombs() {
         use std::io::Write;
         let zeros = vec![0u8; MAX_DECODED_BYTES + 10];
-        let mut bytes = b"GS\x00\x01\x01".to_vec();
+        let mut bytes = b"GS\x00\x02\x01".to_vec();
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&zeros).unwrap();
         bytes.extend(enc.finish().unwrap());

@@ -16,7 +16,7 @@ impl Store {
     /// stay for whoever signs in next as the same user.
     pub fn clear_enrollment(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM meta WHERE key = 'enrollment'; DELETE FROM sync_cursor;")?;
+        tx.execute_batch("DELETE FROM meta WHERE key IN ('enrollment', 'device_key'); DELETE FROM sync_cursor;")?;
         tx.commit()?;
         Ok(())
     }

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("003_refused_and_set_aside", include_str!("../../../migrations/client/003_refused_and_set_aside.sql")),
     ("004_directory", include_str!("../../../migrations/client/004_directory.sql")),
     ("005_attachments", include_str!("../../../migrations/client/005_attachments.sql")),
+    ("006_relay", include_str!("../../../migrations/client/006_relay.sql")),
 ];
 
 /// Newest schema version this build knows.
@@ -66,6 +67,7 @@ mod tests {
         (3, include_str!("../../../migrations/client/snapshots/v3.sql")),
         (4, include_str!("../../../migrations/client/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/client/snapshots/v5.sql")),
+        (6, include_str!("../../../migrations/client/snapshots/v6.sql")),
     ];
 
     /// The schema as comparable text: every object's SQL with whitespace

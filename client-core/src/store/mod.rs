@@ -241,6 +241,17 @@ impl Store {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
+    /// The connection, for the store's other modules.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Remove a setting.
+    pub(crate) fn delete_meta(&mut self, key: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// Write a setting.
     pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
         self.conn.execute(
@@ -514,7 +525,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM meta WHERE key <> 'actor';",
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM relay_outbox;
+             DELETE FROM meta WHERE key <> 'actor';",
         )?;
         tx.commit()?;
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;

@@ -1,36 +1,116 @@
 //! Sync bundles: a file carrying what the server has not acknowledged, for
-//! a phone with no network. Another device imports it (it then holds the
-//! records), or the township office imports it into the server with
-//! `gridsync-server import-bundle`. Importing twice is harmless: changes are
-//! identified by hash.
+//! a phone with no network, every change signed by the device. Another
+//! device imports it (it then holds the records), or the township office
+//! imports it into the server with `gridsync-server import-bundle`.
+//! Importing twice is harmless: changes are identified by hash.
+//!
+//! A relay bundle is the same bundle sealed to the server's key: another
+//! phone carries it ([`Store::carry_relay`]) and hands it to the server at
+//! its next sync without being able to read it.
 
 use std::collections::BTreeMap;
 
+use rusqlite::params;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
-use crate::protocol::DocChanges;
 pub use crate::protocol::{Bundle, ImportReport};
+use crate::protocol::{HashedChange, SignedDocChanges};
 use crate::store::Store;
 
+pub use crate::protocol::MAX_RELAY_BYTES;
+/// Most relay bundles one phone carries at once.
+pub const MAX_CARRIED: u64 = 200;
+
 impl Store {
-    /// A bundle of everything in the outbox.
-    pub fn export_bundle(&self) -> Result<Bundle> {
-        let (device_id, user_id, cursor) = match self.enrollment()? {
-            Some(e) => (e.device_id, e.user_id, self.read_cursor(super::CURSOR_KEY)?.unwrap_or_default()),
-            None => (String::new(), String::new(), Vec::new()),
-        };
-        let mut by_doc: BTreeMap<Uuid, Vec<Vec<u8>>> = BTreeMap::new();
+    /// A bundle of everything in the outbox, every change signed with the
+    /// device's key.
+    pub fn export_bundle(&mut self) -> Result<Bundle> {
+        let (device, key) = self.signer()?;
+        let e = self.enrollment()?.ok_or_else(|| CoreError::invalid("enrollment", "not_enrolled", "本机尚未注册"))?;
+        let cursor = self.read_cursor(super::CURSOR_KEY)?.unwrap_or_default();
+        let mut by_doc: BTreeMap<Uuid, Vec<HashedChange>> = BTreeMap::new();
         for e in self.outbox(usize::MAX)? {
-            by_doc.entry(e.doc_id).or_default().push(e.change);
+            by_doc.entry(e.doc_id).or_default().push((e.hash, e.change));
         }
         Ok(Bundle {
-            device_id,
-            user_id,
+            device_id: e.device_id,
+            user_id: e.user_id,
             created_at: chrono::Utc::now().timestamp_millis(),
             cursor,
-            docs: by_doc.into_iter().map(|(d, changes)| DocChanges { doc: *d.as_bytes(), changes }).collect(),
+            docs: by_doc.into_iter().map(|(d, changes)| SignedDocChanges::sign(&key, &device, d, changes)).collect(),
         })
+    }
+
+    /// The outbox as a relay bundle: signed, then sealed to the server's
+    /// relay key, for another phone to carry.
+    pub fn export_relay_bundle(&mut self) -> Result<Vec<u8>> {
+        let server_key = self.enrollment()?.map(|e| e.server_key).unwrap_or_default();
+        let Some(server_key) = crate::signing::from_hex(&server_key).filter(|k| !k.is_empty()) else {
+            return Err(CoreError::invalid(
+                "server_key",
+                "server_key_unknown",
+                "本机还不知道服务器的转交密钥：请先联网同步一次",
+            ));
+        };
+        let plain = self.export_bundle()?.encode()?;
+        let sealed = crate::signing::seal_to_server(&server_key, &plain)?;
+        if sealed.len() > MAX_RELAY_BYTES {
+            return Err(CoreError::invalid(
+                "bundle",
+                "too_large",
+                format!("待转交的记录超过{}MB，请联网同步或导出同步文件", MAX_RELAY_BYTES / (1024 * 1024)),
+            ));
+        }
+        Ok(sealed)
+    }
+
+    /// Keep a sealed relay bundle another device made, to hand to the
+    /// server at the next sync. False if it is carried already.
+    pub fn carry_relay(&mut self, sealed: &[u8], now: i64) -> Result<bool> {
+        if !crate::signing::is_sealed(sealed) {
+            return Err(CoreError::invalid("bundle", "not_a_relay_bundle", "这不是转交文件，或文件已损坏"));
+        }
+        if sealed.len() > MAX_RELAY_BYTES {
+            return Err(CoreError::invalid("bundle", "too_large", "转交文件过大"));
+        }
+        let (count, _) = self.relay_backlog()?;
+        if count >= MAX_CARRIED {
+            return Err(CoreError::invalid(
+                "bundle",
+                "too_many",
+                format!("本机已携带{MAX_CARRIED}份转交文件，请先联网同步交出"),
+            ));
+        }
+        use sha2::Digest;
+        let id = sha2::Sha256::digest(sealed).to_vec();
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO relay_outbox (id, bytes, received_at) VALUES (?1, ?2, ?3)",
+            params![id, sealed, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// The carried relay bundles, oldest first: (id, sealed bytes).
+    pub fn carried_relays(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut st = self.conn().prepare_cached("SELECT id, bytes FROM relay_outbox ORDER BY received_at, id")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Forget a carried bundle the server has answered for.
+    pub fn relay_delivered(&mut self, id: &[u8]) -> Result<()> {
+        self.conn().execute("DELETE FROM relay_outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// How many relay bundles this phone carries, and their bytes.
+    pub fn relay_backlog(&self) -> Result<(u64, u64)> {
+        let (n, bytes): (i64, i64) =
+            self.conn().query_row("SELECT count(*), coalesce(sum(length(bytes)), 0) FROM relay_outbox", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok((n.max(0) as u64, bytes.max(0) as u64))
     }
 
     /// Merge a bundle from another device into this store.
@@ -39,7 +119,8 @@ impl Store {
         self.transaction(|tx| {
             for d in &bundle.docs {
                 let doc = Uuid::from_bytes(d.doc);
-                tx.apply_remote(doc, &d.changes)?;
+                let changes: Vec<Vec<u8>> = d.changes.iter().map(|c| c.bytes.clone()).collect();
+                tx.apply_remote(doc, &changes)?;
                 report.records += 1;
                 report.changes += d.changes.len() as u64;
             }

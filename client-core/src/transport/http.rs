@@ -10,7 +10,11 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::protocol::Directory;
-use crate::protocol::{CONTENT_TYPE, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport, SetAsideReport};
+use crate::protocol::{
+    CONTENT_TYPE, DeviceKeyRequest, DeviceKeyResponse, EnrollRequest, EnrollResponse, ErrorBody, ProblemReport,
+    RelayReport, SetAsideReport,
+};
+use crate::signing::DeviceKey;
 use crate::store::Store;
 use crate::sync::{SyncError, SyncOptions, SyncReport, SyncSession, backoff};
 use crate::transport::Enrollment;
@@ -155,7 +159,7 @@ impl HttpClient {
         server_url: &str,
         code: &str,
         device_name: &str,
-    ) -> Result<Enrollment, SyncError> {
+    ) -> Result<(Enrollment, DeviceKey), SyncError> {
         match self.enroll_once(store, server_url, code, device_name).await {
             Err(SyncError::Server { status: 409, code: c, .. })
                 if c == "actor_in_use" && lock(store).outbox_len()? == 0 =>
@@ -173,10 +177,18 @@ impl HttpClient {
         server_url: &str,
         code: &str,
         device_name: &str,
-    ) -> Result<Enrollment, SyncError> {
+    ) -> Result<(Enrollment, DeviceKey), SyncError> {
         let url = format!("{}/v1/enroll", server_url.trim_end_matches('/'));
         let actor = lock(store).actor().to_hex_string();
-        let request = EnrollRequest { code: code.to_owned(), device_name: device_name.to_owned(), actor: Some(actor) };
+        // A new device gets a new key; the caller keeps it with the
+        // enrollment once the server has registered it.
+        let key = DeviceKey::generate()?;
+        let request = EnrollRequest {
+            code: code.to_owned(),
+            device_name: device_name.to_owned(),
+            actor: Some(actor),
+            public_key: Some(key.public_hex()),
+        };
         let body = serde_json::to_vec(&request).map_err(|e| SyncError::Network(e.to_string()))?;
         let resp = self
             .client
@@ -200,8 +212,80 @@ impl HttpClient {
             display_name: r.display_name,
             role: r.role,
             grid: r.grid,
+            server_key: r.server_key,
         };
-        Ok(e)
+        Ok((e, key))
+    }
+
+    /// Register the device's public key if the server does not have it
+    /// yet (a device enrolled before devices had keys), and learn the
+    /// server's relay key (`POST /v1/device-key`).
+    async fn register_key(&self, store: &Mutex<Store>, enrollment: &mut Enrollment) -> Result<(), SyncError> {
+        let had_key = lock(store).existing_device_key()?.is_some();
+        if had_key && !enrollment.server_key.is_empty() {
+            return Ok(());
+        }
+        let public_key = lock(store).device_key()?.public_hex();
+        let body =
+            serde_json::to_vec(&DeviceKeyRequest { public_key }).map_err(|e| SyncError::Network(e.to_string()))?;
+        let resp = self
+            .client
+            .post(format!("{}/v1/device-key", enrollment.server_url))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", enrollment.token))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        if !status.is_success() {
+            return Err(server_error(status.as_u16(), &bytes));
+        }
+        let r: DeviceKeyResponse = serde_json::from_slice(&bytes).map_err(|e| SyncError::Network(e.to_string()))?;
+        enrollment.server_key = r.server_key;
+        lock(store).set_enrollment(enrollment)?;
+        Ok(())
+    }
+
+    /// Hand the server the relay bundles this phone carries
+    /// (`POST /v1/relay`, one each). A bundle the server answered for is
+    /// dropped: stored or refused, the device that made it still holds its
+    /// changes until its own sync. A failure leaves the rest for next time.
+    async fn deliver_relays(
+        &self,
+        store: &Mutex<Store>,
+        enrollment: &Enrollment,
+        report: &mut SyncReport,
+    ) -> Result<(), SyncError> {
+        let carried = lock(store).carried_relays()?;
+        for (id, bytes) in carried {
+            let resp = self
+                .client
+                .post(format!("{}/v1/relay", enrollment.server_url))
+                .header("content-type", "application/x-gridsync-relay")
+                .header("authorization", format!("Bearer {}", enrollment.token))
+                .body(bytes)
+                .send()
+                .await
+                .map_err(|e| SyncError::Network(e.to_string()))?;
+            let status = resp.status();
+            let body = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+            if status.is_success() {
+                let r: RelayReport = serde_json::from_slice(&body).map_err(|e| SyncError::Network(e.to_string()))?;
+                report.relayed_bundles += 1;
+                report.relayed_changes += r.changes_stored;
+                report.relay_refused_changes += r.changes_refused;
+            } else if status.is_client_error() && status.as_u16() != 429 && status.as_u16() != 401 {
+                // The server can never take it (not sealed to it, signer
+                // unknown): carrying it further helps no one.
+                report.relay_refused_bundles += 1;
+            } else {
+                return Err(server_error(status.as_u16(), &body));
+            }
+            lock(store).relay_delivered(&id)?;
+        }
+        Ok(())
     }
 
     /// Tell the server about records set aside and not reported yet. Best
@@ -247,7 +331,14 @@ impl HttpClient {
         progress: &mut (dyn FnMut(&SyncReport) + Send),
         cancel: &CancelToken,
     ) -> Result<SyncReport, SyncError> {
-        let enrollment = lock(store).enrollment()?.ok_or(SyncError::NotEnrolled)?;
+        let mut enrollment = lock(store).enrollment()?.ok_or(SyncError::NotEnrolled)?;
+        match self.register_key(store, &mut enrollment).await {
+            Err(SyncError::Revoked) => {
+                lock(store).wipe()?;
+                return Err(SyncError::Revoked);
+            }
+            other => other?,
+        }
         let url = format!("{}/v1/sync", enrollment.server_url);
         let mut session = SyncSession::new(super::CURSOR_KEY, opts);
         loop {
@@ -281,6 +372,7 @@ impl HttpClient {
         }
         // The records are synced; a failed report is retried next time.
         let _ = self.report_set_aside(store, &enrollment).await;
+        let _ = self.deliver_relays(store, &enrollment, &mut session.report).await;
         Ok(session.finish())
     }
 

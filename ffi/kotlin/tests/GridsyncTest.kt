@@ -42,6 +42,7 @@ val ALL_TESTS = listOf(
     Test("a progress callback that throws does not stop a sync") { aThrowingCallbackDoesNotStopASync() },
     Test("repairing a record nothing was refused for changes nothing") { repairWithNothingRefused() },
     Test("a photo travels after its record, encrypted on the phone, and reaches the village leader") { photosTravelAfterTheirRecords() },
+    Test("a relay bundle goes to the server through another phone that cannot read it") { aRelayBundleGoesThroughAnotherPhone() },
 )
 
 /**
@@ -887,6 +888,33 @@ suspend fun Ctx.aBundleCarriesRecords() {
     assertEquals(listOf(ChangeSource.IMPORT to listOf(rec.id)), heard.take())
     val e = assertFailsWith<ApiException.InvalidInput> { other.importBundle("not a bundle".toByteArray()) }
     assertEquals("bundle", e.field)
+}
+
+suspend fun Ctx.aRelayBundleGoesThroughAnotherPhone() {
+    val gm = phone("gm", "gm-t10-v01-g1")
+    // Before its first sync the phone does not know the server's key.
+    val fresh = GridCore.open(File(dir, "fresh.db").path, newKey())
+    assertEquals("server_key", assertFailsWith<ApiException.InvalidInput> { fresh.exportRelayBundle() }.field)
+    gm.syncClean()
+    val rec = gm.createRecord(null, hazardInput(nowMs()))
+    val sealed = gm.exportRelayBundle()
+    assertFalse(String(sealed, Charsets.ISO_8859_1).contains("GS\u0000"), "a relay bundle is not a plain bundle")
+    val carrier = phone("carrier", "sv-t10-v02")
+    assertFailsWith<ApiException.InvalidInput> { carrier.importBundle(sealed) }
+    assertTrue(carrier.carryRelayBundle(sealed))
+    assertFalse(carrier.carryRelayBundle(sealed), "carried once")
+    assertEquals(1uL, carrier.relayBacklog().bundles)
+    val e = assertFailsWith<ApiException.InvalidInput> { carrier.carryRelayBundle("not sealed".toByteArray()) }
+    assertEquals("bundle", e.field)
+    val stats = carrier.sync(Progress())
+    assertEquals(1uL, stats.relayedBundles, "$stats")
+    assertEquals(0uL, stats.relayRefusedChanges)
+    assertEquals(0uL, carrier.relayBacklog().bundles)
+    // Stored as the grid manager's: her own sync finds it acknowledged.
+    assertTrue(gm.pendingChanges() > 0uL)
+    gm.syncClean()
+    assertEquals(0uL, gm.pendingChanges())
+    assertEquals(rec.body, gm.getRecord(rec.id).body)
 }
 
 suspend fun Ctx.aThrowingCallbackDoesNotStopASync() {

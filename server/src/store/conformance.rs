@@ -26,6 +26,7 @@ pub fn device(id: &str, user: &str) -> Device {
         last_sync_at: None,
         revoked_at: None,
         actor: None,
+        public_key: None,
     }
 }
 
@@ -66,7 +67,7 @@ pub fn household(grid: &str, author: &str) -> Record {
 /// A record's changes as a phone would send them.
 pub fn incoming(rec: &Record) -> IncomingDoc {
     let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
-    IncomingDoc { doc_id: rec.id, changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect() }
+    IncomingDoc::unsigned(rec.id, doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect())
 }
 
 /// Merge docs as `u` through `store`, returning the outcomes. The changes
@@ -178,6 +179,40 @@ macro_rules! conformance_tests {
 
         #[test]
         $(#[$meta])*
+        fn device_keys_server_secrets_and_the_change_log() {
+            let s = make();
+            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
+            s.create_enrollment(b"k1", "gm1", 10_000).unwrap();
+            s.create_enrollment(b"k2", "gm1", 10_000).unwrap();
+            let keyed = Device { public_key: Some(vec![1; 32]), ..device("d1", "gm1") };
+            assert!(matches!(s.redeem_enrollment(b"k1", &keyed, b"t1", 1).unwrap(), Redeemed::Enrolled(_)));
+            assert!(matches!(s.redeem_enrollment(b"k2", &device("d2", "gm1"), b"t2", 1).unwrap(), Redeemed::Enrolled(_)));
+            let key_of = |t: &[u8]| s.device_by_token(t).unwrap().unwrap().device.public_key;
+            assert_eq!((key_of(b"t1"), key_of(b"t2")), (Some(vec![1; 32]), None));
+            assert_eq!(s.set_device_key("d1", &[1; 32]).unwrap(), KeyRegistered::Same);
+            assert_eq!(s.set_device_key("d1", &[2; 32]).unwrap(), KeyRegistered::Conflict);
+            assert_eq!(s.set_device_key("d2", &[3; 32]).unwrap(), KeyRegistered::Registered);
+            assert_eq!(s.set_device_key("d2", &[4; 32]).unwrap(), KeyRegistered::Conflict);
+            assert_eq!(s.set_device_key("nope", &[4; 32]).unwrap(), KeyRegistered::UnknownDevice);
+            assert_eq!(key_of(b"t2"), Some(vec![3; 32]));
+            assert!(s.devices().unwrap().iter().all(|d| d.public_key.is_some()));
+            // The first secret stored is the one every later caller gets.
+            assert_eq!(s.server_secret("relay", b"first", 1).unwrap(), b"first".to_vec());
+            assert_eq!(s.server_secret("relay", b"second", 2).unwrap(), b"first".to_vec());
+            // Changes are logged in order with their origin and signature.
+            let rec = patrol("t01/v01/g1", "gm1");
+            let mut inc = incoming(&rec);
+            let hash = gridsync_core::doc::parse_change(&inc.changes[0]).unwrap().hash().0;
+            inc.signatures.insert(hash, Signature([9; 64]));
+            assert!(push(s.as_ref(), "d1", &user("gm1", Role::GridManager, "t01/v01/g1"), &[inc]).iter().all(acked));
+            let log = s.change_log(rec.id).unwrap();
+            assert_eq!(log.len(), 1);
+            assert_eq!((log[0].hash, log[0].origin.as_str(), log[0].signature), (hash, "d1", Some(Signature([9; 64]))));
+            assert!(s.change_log(uuid::Uuid::new_v4()).unwrap().is_empty());
+        }
+
+        #[test]
+        $(#[$meta])*
         fn an_actor_id_belongs_to_one_device_of_one_user() {
             let s = make();
             s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
@@ -235,7 +270,7 @@ macro_rules! conformance_tests {
             let out = push(s.as_ref(), "d1", &gm1, &[incoming(&other_village)]);
             assert_eq!(out[0].rejections[0].reason, gridsync_core::protocol::RejectReason::OutOfScope);
             assert!(out[0].acked.is_empty());
-            let garbage = IncomingDoc { doc_id: uuid::Uuid::new_v4(), changes: vec![vec![1, 2, 3]] };
+            let garbage = IncomingDoc::unsigned(uuid::Uuid::new_v4(), vec![vec![1, 2, 3]]);
             let out = push(s.as_ref(), "d1", &gm1, &[garbage]);
             assert!(!acked(&out[0]));
             assert_eq!(s.change_count().unwrap(), 0);
@@ -518,7 +553,7 @@ macro_rules! conformance_tests {
             }
             assert!(doc.update(&edited).unwrap());
             let ch = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc { doc_id: rec.id, changes: ch }]).iter().all(acked));
+            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc::unsigned(rec.id, ch)]).iter().all(acked));
             assert_eq!(s.record(rec.id).unwrap().unwrap().json["data"]["findings"], "发现一处隐患");
             let hh = household("t01/v01/g1", "gm1");
             assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&hh)]).iter().all(acked));
@@ -590,7 +625,7 @@ macro_rules! conformance_tests {
             let gm1 = s.user("gm1").unwrap().unwrap();
             let rec = patrol("t01/v01/g1", "gm1");
             let mut base = gridsync_core::doc::RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
-            let first = IncomingDoc { doc_id: rec.id, changes: base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect() };
+            let first = IncomingDoc::unsigned(rec.id, base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect());
             assert!(push(s.as_ref(), "d0", &gm1, &[first]).iter().all(acked));
             let threads: Vec<_> = (0..4)
                 .map(|t| {
@@ -607,7 +642,7 @@ macro_rules! conformance_tests {
                             }
                             fork.update(&rec).unwrap();
                             let ch = fork.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-                            let out = push(s.as_ref(), &format!("d{t}"), &gm1, &[IncomingDoc { doc_id: rec.id, changes: ch }]);
+                            let out = push(s.as_ref(), &format!("d{t}"), &gm1, &[IncomingDoc::unsigned(rec.id, ch)]);
                             assert!(acked(&out[0]), "{out:?}");
                         }
                     })

@@ -279,6 +279,40 @@ pub struct Device {
     /// or at the first sync of a device enrolled before actors were).
     #[serde(default, skip_serializing)]
     pub actor: Option<Vec<u8>>,
+    /// The device's Ed25519 public key: every change it sends must carry
+    /// a signature by it. `None` until registered (at enrollment, or once
+    /// afterwards for a device enrolled before devices had keys).
+    #[serde(default, skip_serializing)]
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// What registering a device's public key did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRegistered {
+    /// The key is now the device's.
+    Registered,
+    /// The device had this very key already.
+    Same,
+    /// The device has another key: keys are never replaced.
+    Conflict,
+    /// No such device.
+    UnknownDevice,
+}
+
+/// One stored change of a record, with who sent it and its signature: the
+/// record's provenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    /// Position in the change feed (the order changes were stored in).
+    pub seq: i64,
+    /// Automerge change hash.
+    pub hash: [u8; 32],
+    /// Raw change.
+    pub bytes: Vec<u8>,
+    /// The device whose signature it carries (`web:<user>` for the dashboard).
+    pub origin: String,
+    /// The device's signature, if it was sent by a device.
+    pub signature: Option<Signature>,
 }
 
 /// What redeeming an enrollment code did.
@@ -301,6 +335,8 @@ pub struct DeviceAuth {
     /// Its user.
     pub user: User,
 }
+
+pub use gridsync_core::signing::Signature;
 
 /// A record as stored on the server.
 #[derive(Debug, Clone)]
@@ -325,8 +361,9 @@ pub enum DocDecision {
 /// A merged record, ready to write.
 #[derive(Debug, Clone)]
 pub struct MergedDoc {
-    /// Changes not stored before, with their hashes.
-    pub new_changes: Vec<([u8; 32], Vec<u8>)>,
+    /// Changes not stored before: hash, bytes, and the device's signature
+    /// (none for changes the dashboard made).
+    pub new_changes: Vec<([u8; 32], Vec<u8>, Option<Signature>)>,
     /// Compact save after the merge.
     pub snapshot: Vec<u8>,
     /// Index columns of the merged record.
@@ -574,6 +611,25 @@ impl CaseCount {
     }
 }
 
+/// A stored change from its columns; `Corrupt` if a hash or signature
+/// has the wrong length.
+pub fn stored_change(
+    seq: i64,
+    hash: &[u8],
+    bytes: Vec<u8>,
+    origin: String,
+    signature: Option<Vec<u8>>,
+) -> StoreResult<StoredChange> {
+    let hash: [u8; 32] = hash.try_into().map_err(|_| StoreError::Corrupt("change hash of the wrong length".into()))?;
+    let signature = match signature {
+        None => None,
+        Some(s) => Some(Signature(
+            s.as_slice().try_into().map_err(|_| StoreError::Corrupt("signature of the wrong length".into()))?,
+        )),
+    };
+    Ok(StoredChange { seq, hash, bytes, origin, signature })
+}
+
 /// One incoming record in a sync request.
 #[derive(Debug, Clone)]
 pub struct IncomingDoc {
@@ -581,6 +637,16 @@ pub struct IncomingDoc {
     pub doc_id: Uuid,
     /// Raw changes.
     pub changes: Vec<Vec<u8>>,
+    /// Their verified signatures by change hash (empty for changes the
+    /// server made itself, on the dashboard).
+    pub signatures: std::collections::BTreeMap<[u8; 32], Signature>,
+}
+
+impl IncomingDoc {
+    /// Changes the server made itself: no device signed them.
+    pub fn unsigned(doc_id: Uuid, changes: Vec<Vec<u8>>) -> IncomingDoc {
+        IncomingDoc { doc_id, changes, signatures: Default::default() }
+    }
 }
 
 /// A user's web password: an argon2id PHC string, with the sign-in lockout.
@@ -701,6 +767,13 @@ pub trait ServerStore: Send + Sync {
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool>;
     /// Every device.
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Register a device's Ed25519 public key, once.
+    fn set_device_key(&self, device_id: &str, public_key: &[u8]) -> StoreResult<KeyRegistered>;
+    /// The server's secret named `name`, storing `fresh` first if there is
+    /// none yet; every node of a deployment gets the same one.
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>>;
+    /// Every stored change of a record, in the order stored.
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>>;
     /// Record a successful sync.
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()>;
     /// Merge a request's records in one transaction. `merge` is called once

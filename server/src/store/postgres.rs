@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/005_health_probe.sql"),
     include_str!("../../../migrations/server-postgres/006_accounts.sql"),
     include_str!("../../../migrations/server-postgres/007_attachments.sql"),
+    include_str!("../../../migrations/server-postgres/008_signatures.sql"),
 ];
 
 /// The PostgreSQL store: a small pool of connections.
@@ -66,6 +67,7 @@ fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
         last_sync_at: r.try_get(4)?,
         revoked_at: r.try_get(5)?,
         actor: r.try_get(6)?,
+        public_key: r.try_get(7)?,
     })
 }
 
@@ -316,8 +318,8 @@ impl ServerStore for PostgresServerStore {
                 }
             }
             tx.execute(
-                "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&device.id, &user_id, &device.name, &token_hash, &now, &device.actor],
+                "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor, public_key) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&device.id, &user_id, &device.name, &token_hash, &now, &device.actor, &device.public_key],
             )?;
             let r = tx.query_one("SELECT id, display_name, role, grid FROM users WHERE id = $1", &[&user_id])?;
             let user = user_of(&r, 0)?;
@@ -346,11 +348,11 @@ impl ServerStore for PostgresServerStore {
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
         self.with(|c| {
             c.query_opt(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, u.id, u.display_name, u.role, u.grid
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
                  FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
                 &[&token_hash],
             )?
-            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 7)? }))
+            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 8)? }))
             .transpose()
         })
     }
@@ -367,12 +369,50 @@ impl ServerStore for PostgresServerStore {
     fn devices(&self) -> StoreResult<Vec<Device>> {
         self.with(|c| {
             c.query(
-                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor FROM devices ORDER BY user_id, created_at",
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor, public_key FROM devices ORDER BY user_id, created_at",
                 &[],
             )?
             .iter()
             .map(device_of)
             .collect()
+        })
+    }
+
+    fn set_device_key(&self, device_id: &str, public_key: &[u8]) -> StoreResult<KeyRegistered> {
+        self.with(|c| {
+            let Some(row) = c.query_opt("SELECT public_key FROM devices WHERE id = $1", &[&device_id])? else {
+                return Ok(KeyRegistered::UnknownDevice);
+            };
+            if let Some(k) = row.try_get::<_, Option<Vec<u8>>>(0)? {
+                return Ok(if k == public_key { KeyRegistered::Same } else { KeyRegistered::Conflict });
+            }
+            let n = c.execute(
+                "UPDATE devices SET public_key = $2 WHERE id = $1 AND public_key IS NULL",
+                &[&device_id, &public_key],
+            )?;
+            Ok(if n == 1 { KeyRegistered::Registered } else { KeyRegistered::Conflict })
+        })
+    }
+
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh, &now],
+            )?;
+            Ok(c.query_one("SELECT secret FROM server_keys WHERE name = $1", &[&name])?.try_get(0)?)
+        })
+    }
+
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
+        self.with(|c| {
+            c.query("SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = $1 ORDER BY seq", &[&doc])?
+                .iter()
+                .map(|r| {
+                    let hash: Vec<u8> = r.try_get(1)?;
+                    stored_change(r.try_get(0)?, &hash, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
+                })
+                .collect()
         })
     }
 
@@ -395,8 +435,8 @@ impl ServerStore for PostgresServerStore {
         self.tx(|tx| {
             let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
             let ins_change = tx.prepare(
-                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (doc_id, hash) DO NOTHING",
+                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (doc_id, hash) DO NOTHING",
             )?;
             for i in order {
                 let d = &docs[i];
@@ -439,8 +479,12 @@ impl ServerStore for PostgresServerStore {
                     if m.history_turns_sensitive {
                         tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
                     }
-                    for (hash, bytes) in &m.new_changes {
-                        tx.execute(&ins_change, &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive])?;
+                    for (hash, bytes, sig) in &m.new_changes {
+                        let sig = sig.as_ref().map(|s| &s.0[..]);
+                        tx.execute(
+                            &ins_change,
+                            &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive, &sig],
+                        )?;
                     }
                     for a in &m.attachments {
                         tx.execute(
@@ -830,6 +874,7 @@ mod schema_tests {
         (5, include_str!("../../../migrations/server-postgres/snapshots/v5.sql")),
         (6, include_str!("../../../migrations/server-postgres/snapshots/v6.sql")),
         (7, include_str!("../../../migrations/server-postgres/snapshots/v7.sql")),
+        (8, include_str!("../../../migrations/server-postgres/snapshots/v8.sql")),
     ];
 
     /// The current schema's tables, columns, indexes and triggers as text

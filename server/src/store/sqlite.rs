@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/005_health_probe.sql"),
     include_str!("../../../migrations/server-sqlite/006_accounts.sql"),
     include_str!("../../../migrations/server-sqlite/007_attachments.sql"),
+    include_str!("../../../migrations/server-sqlite/008_signatures.sql"),
 ];
 
 /// The embedded SQLite store.
@@ -134,6 +135,7 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         last_sync_at: r.get(4)?,
         revoked_at: r.get(5)?,
         actor: r.get(6)?,
+        public_key: r.get(7)?,
     })
 }
 
@@ -470,8 +472,8 @@ impl ServerStore for SqliteServerStore {
             }
         }
         tx.execute(
-            "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![device.id, user_id, device.name, token_hash, now, device.actor],
+            "INSERT INTO devices (id, user_id, name, token_hash, created_at, actor, public_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![device.id, user_id, device.name, token_hash, now, device.actor, device.public_key],
         )?;
         let user = tx.query_row("SELECT id, display_name, role, grid FROM users WHERE id = ?1", [&user_id], |r| {
             user_row(r, 0)
@@ -507,10 +509,10 @@ impl ServerStore for SqliteServerStore {
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, u.id, u.display_name, u.role, u.grid
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
                  FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
                 [token_hash],
-                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 7)? }),
+                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 8)? }),
             )
             .optional()?)
         })
@@ -528,10 +530,56 @@ impl ServerStore for SqliteServerStore {
     fn devices(&self) -> StoreResult<Vec<Device>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor FROM devices ORDER BY user_id, created_at",
+                "SELECT id, user_id, name, created_at, last_sync_at, revoked_at, actor, public_key FROM devices ORDER BY user_id, created_at",
             )?;
             let rows = st.query_map([], device_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn set_device_key(&self, device_id: &str, public_key: &[u8]) -> StoreResult<KeyRegistered> {
+        let conn = self.exclusive();
+        let current: Option<Option<Vec<u8>>> =
+            conn.query_row("SELECT public_key FROM devices WHERE id = ?1", [device_id], |r| r.get(0)).optional()?;
+        Ok(match current {
+            None => KeyRegistered::UnknownDevice,
+            Some(Some(k)) if k == public_key => KeyRegistered::Same,
+            Some(Some(_)) => KeyRegistered::Conflict,
+            Some(None) => {
+                let n = conn.execute(
+                    "UPDATE devices SET public_key = ?2 WHERE id = ?1 AND public_key IS NULL",
+                    params![device_id, public_key],
+                )?;
+                if n == 1 { KeyRegistered::Registered } else { KeyRegistered::Conflict }
+            }
+        })
+    }
+
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        let conn = self.exclusive();
+        conn.execute(
+            "INSERT INTO server_keys (name, secret, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+            params![name, fresh, now],
+        )?;
+        Ok(conn.query_row("SELECT secret FROM server_keys WHERE name = ?1", [name], |r| r.get(0))?)
+    }
+
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = ?1 ORDER BY seq",
+            )?;
+            let rows = st.query_map([doc.to_string()], |r| {
+                let hash: Vec<u8> = r.get(1)?;
+                let sig: Option<Vec<u8>> = r.get(4)?;
+                Ok((r.get(0)?, hash, r.get(2)?, r.get(3)?, sig))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, hash, bytes, origin, sig) = row?;
+                out.push(stored_change(seq, &hash, bytes, origin, sig)?);
+            }
+            Ok(out)
         })
     }
 
@@ -593,11 +641,12 @@ impl ServerStore for SqliteServerStore {
                     tx.execute("UPDATE changes SET sensitive = 1 WHERE doc_id = ?1", [&id])?;
                 }
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(doc_id, hash) DO NOTHING",
+                    "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(doc_id, hash) DO NOTHING",
                 )?;
-                for (hash, bytes) in &m.new_changes {
-                    st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive])?;
+                for (hash, bytes, sig) in &m.new_changes {
+                    let sig = sig.as_ref().map(|s| &s.0[..]);
+                    st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive, sig])?;
                 }
                 if !m.attachments.is_empty() {
                     let mut st = tx.prepare_cached(
@@ -1028,6 +1077,7 @@ mod schema_tests {
         (5, include_str!("../../../migrations/server-sqlite/snapshots/v5.sql")),
         (6, include_str!("../../../migrations/server-sqlite/snapshots/v6.sql")),
         (7, include_str!("../../../migrations/server-sqlite/snapshots/v7.sql")),
+        (8, include_str!("../../../migrations/server-sqlite/snapshots/v8.sql")),
     ];
 
     fn described(conn: &Connection) -> Vec<String> {

@@ -342,6 +342,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
     }
     body.push_str("</ol></div>");
     body.push_str(&super::html::photos_card(&r.attachments, &who));
+    body.push_str(&super::html::provenance_link(&v.id));
     Ok(html(ctx, &v.title, &body))
 }
 

@@ -28,7 +28,7 @@ fn core_error(e: gridsync_core::CoreError) -> WebError {
 /// Merge `changes` of record `id` as the signed-in user; a refusal by the
 /// rules becomes a Chinese 403 or 400 page with the rules' own sentence.
 fn merge(s: &dyn ServerStore, ctx: &Ctx, id: Uuid, changes: Vec<Vec<u8>>, now: i64) -> Result<(), WebError> {
-    let incoming = IncomingDoc { doc_id: id, changes };
+    let incoming = IncomingDoc::unsigned(id, changes);
     let outcomes = merge_records(s, &web_pusher(&ctx.user), std::slice::from_ref(&incoming), now)?;
     let Some(r) = outcomes.first().and_then(|o| o.rejections.first()) else { return Ok(()) };
     Err(match r.reason {

@@ -115,6 +115,11 @@ pub fn page(title: &str, header: Option<&Header<'_>>, body: &str) -> String {
     out
 }
 
+/// The link from a record's page to who made each of its changes.
+pub fn provenance_link(id: &uuid::Uuid) -> String {
+    format!("<p><a class=\"provenance\" href=\"/web/records/{id}/provenance\">修改记录与签名</a></p>")
+}
+
 /// A record's photos as a card: each photo's thumbnail (or the photo
 /// itself when it has none) linking to the full size, with who took it and
 /// when. The images are served by `/web/photos/{hash}`, which checks the

@@ -24,6 +24,7 @@ mod monthly;
 mod pages;
 pub mod password;
 mod people;
+mod provenance;
 mod reviews;
 
 use std::collections::HashMap;
@@ -65,6 +66,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/web/photos/{hash}", web::get().to(photo))
         .route("/web/households/{id}", web::get().to(household))
         .route("/web/visits/{id}", web::get().to(visit))
+        .route("/web/records/{id}/provenance", web::get().to(provenance_page))
+        .route("/web/records/{id}/provenance.json", web::get().to(provenance_download))
         .route("/web/reports/{t}/{month}", web::get().to(report))
         .route("/web/reports/{t}/{month}/draft", web::post().to(report_draft))
         .route("/web/reports/{t}/{month}/confirm", web::post().to(report_confirm))
@@ -645,6 +648,16 @@ fn query(req: &HttpRequest) -> HashMap<String, String> {
 async fn visit(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
     render(&req, &state, move |s, ctx| pages::visit(s, ctx, &id)).await
+}
+
+async fn provenance_page(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    render(&req, &state, move |s, ctx| provenance::page(s, ctx, &id)).await
+}
+
+async fn provenance_download(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    render(&req, &state, move |s, ctx| provenance::download(s, ctx, &id)).await
 }
 
 async fn household(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {

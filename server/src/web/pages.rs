@@ -380,7 +380,7 @@ pub fn visit(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> 
     let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
     let body = format!(
         "<h2 id=\"title\">{}</h2><div class=\"card\"><p>{} · {} · 走访对象：{}</p><p>{}</p>\
-         <p class=\"muted\">{} 于 {} 走访{}</p>{}</div>{}",
+         <p class=\"muted\">{} 于 {} 走访{}</p>{}</div>{}{}",
         esc(&v.title),
         village_link(&names, &v.grid),
         esc(visit.target.label_zh()),
@@ -395,6 +395,7 @@ pub fn visit(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> 
             ""
         },
         super::html::photos_card(&r.attachments, &who),
+        super::html::provenance_link(&v.id),
     );
     Ok(html(ctx, &v.title, &body))
 }

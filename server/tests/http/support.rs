@@ -17,7 +17,8 @@ use gridsync_core::model::{
     Dispute, DisputeAction, DisputeCategory, Hazard, HazardAction, HazardCategory, Household, Location, Patrol,
     PatrolSlot, Record, RecordBody, Visit, VisitTarget, next_event,
 };
-use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SyncRequest, SyncResponse};
+use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SignedDocChanges, SyncRequest, SyncResponse};
+use gridsync_core::signing::DeviceKey;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
 use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, ServerStore, User};
@@ -149,14 +150,22 @@ impl Server {
     }
 
     /// `POST /v1/enroll` with a code and device name, as a client from
-    /// before actor ids were registered (no `actor`).
+    /// before actor ids were registered (no `actor`), with the signing key
+    /// [`test_key`] of the code.
     pub async fn enroll(&self, code: &str, device_name: &str) -> Resp {
-        self.enroll_raw(serde_json::json!({ "code": code, "device_name": device_name }).to_string()).await
+        let body =
+            serde_json::json!({ "code": code, "device_name": device_name, "public_key": test_key(code).public_hex() });
+        self.enroll_raw(body.to_string()).await
     }
 
-    /// `POST /v1/enroll` registering the device's actor id.
+    /// `POST /v1/enroll` registering the device's actor id and key.
     pub async fn enroll_as(&self, code: &str, device_name: &str, actor: &ActorId) -> Resp {
-        let body = serde_json::json!({ "code": code, "device_name": device_name, "actor": actor.to_hex_string() });
+        let body = serde_json::json!({
+            "code": code,
+            "device_name": device_name,
+            "actor": actor.to_hex_string(),
+            "public_key": test_key(code).public_hex(),
+        });
         self.enroll_raw(body.to_string()).await
     }
 
@@ -180,7 +189,7 @@ impl Server {
         assert_eq!(r.status, StatusCode::OK, "enroll {}: {:?}", user.id, r.json());
         let e: EnrollResponse = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(e.user_id, user.id);
-        Device { token: e.token, device_id: e.device_id, user: user.clone(), actor }
+        Device { token: e.token, device_id: e.device_id, user: user.clone(), actor, key: test_key(&code).secret() }
     }
 
     /// `POST /v1/sync` with a raw body.
@@ -203,6 +212,7 @@ impl Server {
 
     /// Push records' changes (no pull of interest).
     pub async fn push(&self, dev: &Device, docs: Vec<DocChanges>) -> SyncResponse {
+        let docs = docs.iter().map(|d| dev.sign(d)).collect();
         self.sync(dev, &SyncRequest { cursor: vec![], docs, max_response_bytes: 0 }).await
     }
 
@@ -237,7 +247,7 @@ impl Server {
         let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
         let changes = doc.changes_since(&[]);
         let merged = MergedDoc {
-            new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+            new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec(), None)).collect(),
             snapshot: doc.save(),
             index: rec.index(),
             json: rec.to_json().to_string(),
@@ -247,8 +257,7 @@ impl Server {
             history_turns_sensitive: false,
             attachments: vec![],
         };
-        let incoming =
-            IncomingDoc { doc_id: rec.id, changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect() };
+        let incoming = IncomingDoc::unsigned(rec.id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
         let d = self
             .store
             .merge_batch("seed-directly", &[incoming], &mut |_, _, _| DocDecision::Accept(Box::new(merged.clone())))
@@ -265,9 +274,30 @@ pub struct Device {
     pub user: User,
     /// Its registered Automerge actor id.
     pub actor: ActorId,
+    /// Its signing key's secret.
+    pub key: [u8; 32],
+}
+
+/// The signing key a test phone enrolling with `code` registers.
+pub fn test_key(code: &str) -> DeviceKey {
+    let mut secret = [7u8; 32];
+    for (s, b) in secret.iter_mut().zip(code.bytes()) {
+        *s ^= b;
+    }
+    DeviceKey::from_secret(&secret)
+}
+
+/// `changes` signed by device `device_id` with `key`.
+pub fn sign_as(key: &DeviceKey, device_id: &str, changes: &DocChanges) -> SignedDocChanges {
+    SignedDocChanges::sign_raw(key, &Uuid::parse_str(device_id).unwrap(), changes)
 }
 
 impl Device {
+    /// `changes` signed by this phone.
+    pub fn sign(&self, changes: &DocChanges) -> SignedDocChanges {
+        sign_as(&DeviceKey::from_secret(&self.key), &self.device_id, changes)
+    }
+
     /// A record as a new document written on this phone, and its changes.
     pub fn doc(&self, rec: &Record) -> (RecordDoc, DocChanges) {
         let mut doc = RecordDoc::create(rec, self.actor.clone()).unwrap();
@@ -424,14 +454,15 @@ pub fn uncompressed(req: &SyncRequest) -> Vec<u8> {
         varint(out, b.len() as u64);
         out.extend_from_slice(b);
     }
-    let mut out = b"GS\x00\x01\x00".to_vec();
+    let mut out = b"GS\x00\x02\x00".to_vec();
     bytes(&mut out, &req.cursor);
     varint(&mut out, req.docs.len() as u64);
     for d in &req.docs {
         out.extend_from_slice(&d.doc);
         varint(&mut out, d.changes.len() as u64);
         for c in &d.changes {
-            bytes(&mut out, c);
+            bytes(&mut out, &c.bytes);
+            out.extend_from_slice(&c.signature.0);
         }
     }
     varint(&mut out, u64::from(req.max_response_bytes));

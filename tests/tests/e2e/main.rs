@@ -20,6 +20,7 @@ mod postgres;
 #[cfg(target_os = "linux")]
 mod powercut;
 mod revoke;
+mod signatures;
 mod simulation;
 mod starve;
 mod web_abuse;

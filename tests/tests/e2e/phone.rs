@@ -17,30 +17,9 @@ use gridsync_core::phone::{
     RecordView, RecordsChanged,
 };
 use gridsync_core::sync::{SyncError, SyncOptions};
-use gridsync_server::store::ServerStore;
+use gridsync_tests::bed::Bed;
 use gridsync_tests::device::{Device, test_retry};
-use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
-
-struct Bed {
-    _dir: tempfile::TempDir,
-    server: ServerProc,
-    admin: Arc<dyn ServerStore>,
-}
-
-impl Bed {
-    fn start() -> Bed {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::Sqlite(dir.path().to_path_buf());
-        let admin = db.open().unwrap();
-        seed_demo(admin.as_ref()).unwrap();
-        let server = ServerProc::start(db).unwrap();
-        Bed { _dir: dir, server, admin }
-    }
-
-    async fn phone(&self, user: &str) -> Device {
-        Device::enroll(&self.server.url(), &issue_code(self.admin.as_ref(), user).unwrap()).await.unwrap()
-    }
-}
+use gridsync_tests::server::issue_code;
 
 fn dispute_input() -> RecordInput {
     RecordInput::Dispute(DisputeFields {

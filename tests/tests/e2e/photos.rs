@@ -12,62 +12,17 @@ use std::time::Duration;
 use gridsync_core::model::{HazardAction, HazardCategory, Location, Visit, VisitTarget};
 use gridsync_core::phone::{ApiError, HazardFields, PHOTO_CHUNK, RecordInput};
 use gridsync_core::store::hash_hex;
-use gridsync_server::auth;
-use gridsync_server::store::{AuditQuery, ServerStore, WebSession};
+use gridsync_server::store::AuditQuery;
+use gridsync_tests::bed::Bed;
 use gridsync_tests::device::Device;
 use gridsync_tests::http1::http;
 use gridsync_tests::proxy::{Proxy, Shaping};
 use gridsync_tests::records::photo_jpeg as jpeg;
 use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
 
-struct Bed {
-    _dir: tempfile::TempDir,
-    server: ServerProc,
-    admin: Arc<dyn ServerStore>,
-}
-
-impl Bed {
-    fn start() -> Bed {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::Sqlite(dir.path().to_path_buf());
-        let admin = db.open().unwrap();
-        seed_demo(admin.as_ref()).unwrap();
-        let server = ServerProc::start(db).unwrap();
-        Bed { _dir: dir, server, admin }
-    }
-
-    async fn phone(&self, user: &str) -> Device {
-        self.phone_at(&self.server.url(), user).await
-    }
-
-    async fn phone_at(&self, url: &str, user: &str) -> Device {
-        Device::enroll(url, &issue_code(self.admin.as_ref(), user).unwrap()).await.unwrap()
-    }
-
-    /// A dashboard session cookie of `user`, made in the store.
-    fn session(&self, user: &str) -> String {
-        let token = auth::new_token();
-        let now = gridsync_server::sync::now_ms();
-        self.admin
-            .create_web_session(&WebSession {
-                token_hash: auth::hash_secret(&token),
-                user_id: user.into(),
-                csrf: auth::new_token(),
-                created_at: now,
-                expires_at: now + 3_600_000,
-            })
-            .unwrap();
-        format!("gs_session={token}")
-    }
-
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> gridsync_tests::http1::Resp {
-        http("GET", &format!("{}{path}", self.server.url()), headers, b"")
-    }
-
-    /// The complete bytes the server holds for `hash`.
-    fn stored(&self, hash: &str) -> Option<Vec<u8>> {
-        self.admin.blob_store().get(hash).unwrap()
-    }
+/// The complete bytes the server holds for photo `hash`.
+fn stored(bed: &Bed, hash: &str) -> Option<Vec<u8>> {
+    bed.admin.blob_store().get(hash).unwrap()
 }
 
 fn hazard() -> RecordInput {
@@ -112,11 +67,11 @@ async fn a_photo_taken_offline_reaches_the_village_leader_and_the_dashboard() {
     let early = gm.phone.upload_photos(0).await.unwrap();
     assert_eq!((early.completed, early.requests, early.remaining), (0, 0, 2));
     gm.sync().await.unwrap();
-    assert_eq!(bed.stored(&p.hash), None, "a sync sends records, not photos");
+    assert_eq!(stored(&bed, &p.hash), None, "a sync sends records, not photos");
     let up = gm.phone.upload_photos(0).await.unwrap();
     assert_eq!((up.completed, up.remaining), (2, 0));
     assert_eq!(up.bytes_sent, (photo.len() + thumb.len()) as u64);
-    assert_eq!(bed.stored(&p.hash).unwrap(), photo);
+    assert_eq!(stored(&bed, &p.hash).unwrap(), photo);
     assert!(!gm.phone.get_record(&id).unwrap().photos[0].uploading);
 
     // The village leader's phone gets the reference, then the bytes on demand.
@@ -179,7 +134,7 @@ async fn a_sensitive_records_photo_is_stripped_and_refused_to_a_township_chief()
     assert!(kept.len() < taken.len());
     gm.sync().await.unwrap();
     assert_eq!(gm.phone.upload_photos(0).await.unwrap().completed, 1);
-    assert_eq!(bed.stored(&hash).unwrap(), kept);
+    assert_eq!(stored(&bed, &hash).unwrap(), kept);
 
     let token = tc.store().enrollment().unwrap().unwrap().token;
     let refused = bed.get(&format!("/v1/photos/{hash}"), &[("Authorization", &format!("Bearer {token}"))]);
@@ -265,7 +220,7 @@ async fn an_upload_cut_mid_photo_resumes_and_every_byte_arrives_once() {
     let cuts = proxy.stats.cut_requests.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!("uploaded {} bytes in {runs} runs through {cuts} cut connections", photo.len());
     assert!(cuts > 0, "the link cut no connection: the test proves nothing");
-    assert_eq!(bed.stored(&hash).unwrap(), photo, "every byte, once, in order");
+    assert_eq!(stored(&bed, &hash).unwrap(), photo, "every byte, once, in order");
 }
 
 /// A thousand photos (100 MB) waiting do not hold a record back: a sync
@@ -339,12 +294,12 @@ async fn the_server_takes_only_the_bytes_a_record_asked_for() {
     forged[20] ^= 1;
     let r = put(&mine, &format!("/v1/photos/{hash}?offset=0"), &forged);
     assert_eq!((r.status, code(&r)), (422, "hash_mismatch".into()));
-    assert_eq!(bed.stored(&hash), None);
+    assert_eq!(stored(&bed, &hash), None);
     let r = put(&mine, &format!("/v1/photos/{hash}?offset=100"), &photo[100..200]);
     assert_eq!((r.status, code(&r)), (409, "offset_mismatch".into()));
     // The honest phone is not put off by any of it.
     assert_eq!(gm.phone.upload_photos(0).await.unwrap().completed, 1);
-    assert_eq!(bed.stored(&hash).unwrap(), photo);
+    assert_eq!(stored(&bed, &hash).unwrap(), photo);
 }
 
 /// `gc-photos` removes the photos of a deleted record once the grace period
@@ -370,8 +325,8 @@ async fn garbage_collection_removes_only_photos_no_live_record_references() {
         gridsync_server::photos::collect_garbage(bed.admin.as_ref(), blobs.as_ref(), now + 7_200_000, 3_600_000)
             .unwrap();
     assert_eq!((after.removed, after.kept, after.bytes_freed), (1, 1, 2_000 + 21));
-    assert!(bed.stored(&kept).is_some());
-    assert_eq!(bed.stored(&dropped), None);
+    assert!(stored(&bed, &kept).is_some());
+    assert_eq!(stored(&bed, &dropped), None);
 }
 
 /// On PostgreSQL every node reads the same photo store: an upload begun on
@@ -457,5 +412,5 @@ async fn a_stopped_upload_keeps_what_arrived_and_resumes() {
     proxy.set_shaping(None).await;
     let rest = phone.upload_photos(0).await.unwrap();
     assert_eq!((rest.completed, rest.bytes_sent), (1, photo.len() as u64 - sent));
-    assert_eq!(bed.stored(&hash).unwrap(), photo);
+    assert_eq!(stored(&bed, &hash).unwrap(), photo);
 }

@@ -153,10 +153,7 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
                     let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
                     let changes = doc.changes_since(&[]);
                     hashes.extend(changes.iter().map(|c| c.hash().0));
-                    let inc = IncomingDoc {
-                        doc_id: rec.id,
-                        changes: changes.iter().map(|c| c.raw_bytes().to_vec()).collect(),
-                    };
+                    let inc = IncomingDoc::unsigned(rec.id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
                     let out = gridsync_server::sync::process_sync(
                         node.as_ref(),
                         &Default::default(),
@@ -169,6 +166,7 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
                                 last_sync_at: None,
                                 revoked_at: None,
                                 actor: Some(actor.to_bytes().to_vec()),
+                                public_key: None,
                             },
                             user: county.clone(),
                         },

@@ -40,8 +40,8 @@ use gridsync_core::sync::{SyncOptions, SyncReport, SyncSession};
 use gridsync_core::transport::Enrollment;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
-use gridsync_server::store::{Cursor, Device, DeviceAuth, IncomingDoc, ReadScope, ServerStore, User, ViewQuery};
-use gridsync_server::sync::process_sync;
+use gridsync_server::store::{Cursor, Device, DeviceAuth, ReadScope, ServerStore, User, ViewQuery};
+use gridsync_server::sync::{now_ms, process_signed_sync_at};
 use gridsync_tests::records::{self, DAY0};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -214,10 +214,10 @@ fn serve(
     refusals: &mut Vec<String>,
 ) -> Vec<u8> {
     let req: SyncRequest = protocol::decode(body).unwrap();
-    let incoming: Vec<IncomingDoc> =
-        req.docs.into_iter().map(|d| IncomingDoc { doc_id: Uuid::from_bytes(d.doc), changes: d.changes }).collect();
     let cursor = Cursor::from_bytes(&req.cursor).unwrap();
-    let resp = process_sync(server, metrics, auth, incoming, cursor, req.max_response_bytes as usize).unwrap();
+    let resp =
+        process_signed_sync_at(server, metrics, auth, req.docs, cursor, req.max_response_bytes as usize, now_ms())
+            .unwrap();
     for r in &resp.rejected {
         refusals.push(format!(
             "{} refused {} of {}: {} ({})",
@@ -249,15 +249,16 @@ impl Sim {
             let code = format!("code-{i}").into_bytes();
             let token = format!("token-{i}").into_bytes();
             server.create_enrollment(&code, uid, i64::MAX).unwrap();
-            let store = Store::open_in_memory().unwrap();
+            let mut store = Store::open_in_memory().unwrap();
             let dev = Device {
-                id: format!("phone-{i}"),
+                id: Uuid::from_u128(i as u128 + 1).to_string(),
                 user_id: String::new(),
                 name: format!("手机{i}"),
                 created_at: 0,
                 last_sync_at: None,
                 revoked_at: None,
                 actor: Some(store.actor().to_bytes().to_vec()),
+                public_key: Some(store.device_key().unwrap().public().to_vec()),
             };
             let redeemed = server.redeem_enrollment(&code, &dev, &token, 0).unwrap();
             assert!(matches!(redeemed, gridsync_server::store::Redeemed::Enrolled(_)), "{redeemed:?}");
@@ -274,6 +275,7 @@ impl Sim {
                     display_name: auth.user.display_name.clone(),
                     role: auth.user.role.as_str().into(),
                     grid: auth.user.grid.to_string(),
+                    server_key: String::new(),
                 })
                 .unwrap();
             // Small upload and page budgets split sessions into many requests.

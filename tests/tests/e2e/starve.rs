@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use gridsync_core::model::{DisputeAction, PatrolSlot, RecordBody};
-use gridsync_core::protocol::{self, SyncRequest};
+use gridsync_core::protocol::{self, SignedDocChanges, SyncRequest};
 use gridsync_tests::device::{Device, RawClient};
 use gridsync_tests::hostile::{copy_of, wire};
 use gridsync_tests::records::{DAY0, dispute, patrol};
@@ -45,7 +45,9 @@ impl Town {
 
 /// A deflate-compressed sync body holding `body` (postcard already).
 fn envelope(body: &[u8]) -> Vec<u8> {
-    let mut out = b"GS\x00\x01\x01".to_vec();
+    let mut out = b"GS".to_vec();
+    out.extend_from_slice(&protocol::PROTOCOL_VERSION.to_be_bytes());
+    out.push(1); // plain deflate
     let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(body).unwrap();
     out.extend(enc.finish().unwrap());
@@ -172,6 +174,10 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
         many.extend(fork.changes_since(&root));
     }
     let many = wire(d.id, &many);
+    // Signed by the phone: the signature proves who sent it, not that it is fair.
+    let (device, key) = gm.store().signer().unwrap();
+    let (big, many) =
+        (SignedDocChanges::sign_raw(&key, &device, &big), SignedDocChanges::sign_raw(&key, &device, &many));
 
     let url = t.server.url();
     let attack = tokio::spawn(async move {
@@ -200,7 +206,8 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
     assert!(longest < Duration::from_secs(5), "an honest sync waited {longest:?}");
 }
 
-/// The postcard body of a sync request with one record and `n` empty changes.
+/// The postcard body of a sync request with one record and `n` empty
+/// changes, each with its 64 signature bytes (zeros).
 fn zero_length_changes(n: u64) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         loop {
@@ -217,7 +224,7 @@ fn zero_length_changes(n: u64) -> Vec<u8> {
     varint(&mut body, 1);
     body.extend_from_slice(&[7u8; 16]);
     varint(&mut body, n);
-    body.resize(body.len() + n as usize, 0); // n changes of length 0
+    body.resize(body.len() + n as usize * 65, 0); // n changes of length 0, each with 64 signature bytes
     varint(&mut body, 0);
     body
 }
@@ -230,7 +237,7 @@ async fn counts_are_checked_before_memory_is_taken() {
     let t = town(&[]).await;
     let gm = t.phone("gm-t01-v01-g1").await;
     let token = gm.store().enrollment().unwrap().unwrap().token;
-    let bomb = envelope(&zero_length_changes(32 * 1024 * 1024 - 64));
+    let bomb = envelope(&zero_length_changes((32 * 1024 * 1024 - 64) / 65));
     assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
     let before = t.server.peak_rss_mib().unwrap();
     let url = t.server.url();
@@ -259,7 +266,7 @@ async fn bodies_in_flight_stay_within_the_budget() {
         x ^= x << 17;
         *b = x as u8;
     }
-    let mut body = b"GS\x00\x01\x00".to_vec();
+    let mut body = b"GS\x00\x02\x00".to_vec();
     body.extend(noise);
     let url = t.server.url();
     // Every request's headers (and its declared length) reach the server

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use gridsync_server::auth;
 use gridsync_server::dashboard::password;
-use gridsync_server::store::{AuditEntry, AuditQuery, ServerStore, WebSession};
+use gridsync_server::store::{AuditEntry, AuditQuery, ServerStore};
 use gridsync_tests::http1::{Resp, http};
 use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
 
@@ -39,19 +38,7 @@ impl Site {
 
     /// A signed-in session of `user` made in the store: (cookie, csrf).
     fn session(&self, user: &str) -> (String, String) {
-        let token = auth::new_token();
-        let csrf = auth::new_token();
-        let now = gridsync_server::sync::now_ms();
-        self.admin
-            .create_web_session(&WebSession {
-                token_hash: auth::hash_secret(&token),
-                user_id: user.into(),
-                csrf: csrf.clone(),
-                created_at: now,
-                expires_at: now + 3_600_000,
-            })
-            .unwrap();
-        (format!("gs_session={token}"), csrf)
+        gridsync_tests::bed::web_session(self.admin.as_ref(), user)
     }
 
     fn get(&self, path: &str, cookie: &str) -> Resp {
@@ -276,10 +263,10 @@ fn a_list_of_households_is_audited() {
     );
     let doc = gridsync_core::doc::RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
     let mut doc = doc;
-    let incoming = gridsync_server::store::IncomingDoc {
-        doc_id: rec.id,
-        changes: doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
-    };
+    let incoming = gridsync_server::store::IncomingDoc::unsigned(
+        rec.id,
+        doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+    );
     let gm = s.admin.user("gm-t01-v01-g1").unwrap().unwrap();
     let pusher = gridsync_server::merge::Pusher {
         user: gm,

@@ -1,0 +1,343 @@
+//! Device signatures and relay sealing.
+//!
+//! Every device holds an Ed25519 key pair made at enrollment; the server
+//! keeps its public key. The device signs each change it sends, and the
+//! signature covers the record, the device and the change hash:
+//!
+//! ```text
+//! message = "gridsync-change-v1" || record id (16 bytes) || device id (16 bytes) || change hash (32 bytes)
+//! ```
+//!
+//! The record id and device id are the raw bytes of their UUIDs; the change
+//! hash is Automerge's (SHA-256 of the change chunk, see
+//! `docs/protocol.md`). So a change cannot be passed off as another
+//! device's, moved to another record, or altered by one byte without the
+//! signature failing, and anyone holding the device's public key can check
+//! it without a Gridsync server (`docs/provenance.md`).
+//!
+//! A bundle another phone carries to the server (relay) is sealed to the
+//! server's public key with HPKE (RFC 9180, base mode,
+//! DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305): the
+//! carrier holds bytes it cannot read or alter unnoticed.
+//!
+//! Crates: `ed25519-dalek` (the dalek project's, BSD-3-Clause, the most
+//! used Ed25519 in Rust, constant-time, audited with curve25519-dalek) and
+//! `hpke` (MIT/Apache-2.0, RFC 9180 with its test vectors, on the same
+//! curve25519-dalek): one curve implementation is compiled for both.
+
+use ed25519_dalek::Signer as _;
+use hpke::{Deserializable, Kem as _, Serializable};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::CoreError;
+
+/// Domain separation prefix of a change signature's message.
+pub const CHANGE_DOMAIN: &[u8] = b"gridsync-change-v1";
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// Length of an Ed25519 public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
+
+/// An Ed25519 signature: 64 raw bytes on the wire (no length prefix).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; SIGNATURE_LEN]);
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signature({})", hex_of(&self.0[..8]))
+    }
+}
+
+impl Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(SIGNATURE_LEN)?;
+        for b in &self.0 {
+            t.serialize_element(b)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Signature;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Signature, A::Error> {
+                let mut out = [0u8; SIGNATURE_LEN];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                Ok(Signature(out))
+            }
+        }
+        d.deserialize_tuple(SIGNATURE_LEN, V)
+    }
+}
+
+/// The message a change signature covers.
+pub fn change_message(doc: &Uuid, device: &Uuid, hash: &[u8; 32]) -> [u8; 82] {
+    let mut m = [0u8; 82];
+    m[..18].copy_from_slice(CHANGE_DOMAIN);
+    m[18..34].copy_from_slice(doc.as_bytes());
+    m[34..50].copy_from_slice(device.as_bytes());
+    m[50..].copy_from_slice(hash);
+    m
+}
+
+/// A device's signing key. Its secret never leaves the phone's encrypted
+/// store (an app may keep it in the platform keystore instead).
+pub struct DeviceKey {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceKey(public {})", self.public_hex())
+    }
+}
+
+impl DeviceKey {
+    /// A new key from the operating system's random source.
+    pub fn generate() -> Result<DeviceKey, CoreError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| CoreError::Protocol(format!("no random source: {e}")))?;
+        Ok(DeviceKey::from_secret(&seed))
+    }
+
+    /// The key with this 32-byte secret (as [`DeviceKey::secret`] gave it).
+    pub fn from_secret(secret: &[u8; 32]) -> DeviceKey {
+        DeviceKey { key: ed25519_dalek::SigningKey::from_bytes(secret) }
+    }
+
+    /// The secret, for the store that keeps it.
+    pub fn secret(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
+    /// The public key's 32 bytes.
+    pub fn public(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// The public key in hex, as enrollment sends it.
+    pub fn public_hex(&self) -> String {
+        hex_of(&self.public())
+    }
+
+    /// Sign change `hash` of record `doc` as device `device`.
+    pub fn sign_change(&self, doc: &Uuid, device: &Uuid, hash: &[u8; 32]) -> Signature {
+        Signature(self.key.sign(&change_message(doc, device, hash)).to_bytes())
+    }
+}
+
+/// Whether `sig` is device `device`'s signature (public key `public`) of
+/// change `hash` of record `doc`. Strict verification: no malleable or
+/// small-order forms are accepted.
+pub fn verify_change(public: &[u8], doc: &Uuid, device: &Uuid, hash: &[u8; 32], sig: &Signature) -> bool {
+    let Ok(bytes) = <[u8; PUBLIC_KEY_LEN]>::try_from(public) else { return false };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&bytes) else { return false };
+    let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+    key.verify_strict(&change_message(doc, device, hash), &sig).is_ok()
+}
+
+/// Whether `bytes` is a usable Ed25519 public key (a point on the curve,
+/// not of small order).
+pub fn valid_public_key(bytes: &[u8]) -> bool {
+    <[u8; PUBLIC_KEY_LEN]>::try_from(bytes)
+        .ok()
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        .is_some_and(|k| !k.is_weak())
+}
+
+type Kem = hpke::kem::X25519HkdfSha256;
+type Kdf = hpke::kdf::HkdfSha256;
+type Aead = hpke::aead::ChaCha20Poly1305;
+
+/// Magic and version of a sealed relay bundle.
+pub const SEALED_MAGIC: &[u8; 4] = b"GSR1";
+const SEAL_INFO: &[u8] = b"gridsync relay bundle v1";
+const ENCAPPED_LEN: usize = 32;
+/// Length of the server's relay public key.
+pub const SERVER_KEY_LEN: usize = 32;
+
+/// The server's relay key pair: phones seal bundles to its public half.
+pub struct ServerKey {
+    secret: <Kem as hpke::Kem>::PrivateKey,
+    public: <Kem as hpke::Kem>::PublicKey,
+}
+
+impl std::fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerKey(public {})", hex_of(&self.public()))
+    }
+}
+
+impl ServerKey {
+    /// A new key pair.
+    pub fn generate() -> Result<ServerKey, CoreError> {
+        let mut ikm = [0u8; 32];
+        getrandom::fill(&mut ikm).map_err(|e| CoreError::Protocol(format!("no random source: {e}")))?;
+        let (secret, public) = Kem::derive_keypair(&ikm);
+        Ok(ServerKey { secret, public })
+    }
+
+    /// The key pair with this secret (as [`ServerKey::secret`] gave it).
+    pub fn from_secret(bytes: &[u8]) -> Result<ServerKey, CoreError> {
+        let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(bytes)
+            .map_err(|e| CoreError::Protocol(format!("bad server key: {e}")))?;
+        let public = Kem::sk_to_pk(&secret);
+        Ok(ServerKey { secret, public })
+    }
+
+    /// The secret's bytes, for the server's database.
+    pub fn secret(&self) -> Vec<u8> {
+        self.secret.to_bytes().to_vec()
+    }
+
+    /// The public key's bytes, for phones.
+    pub fn public(&self) -> Vec<u8> {
+        self.public.to_bytes().to_vec()
+    }
+
+    /// Open a sealed bundle: `None` if it was not sealed to this key or a
+    /// byte of it changed.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < 4 + ENCAPPED_LEN || &sealed[..4] != SEALED_MAGIC {
+            return None;
+        }
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed[4..4 + ENCAPPED_LEN]).ok()?;
+        hpke::single_shot_open::<Aead, Kdf, Kem>(
+            &hpke::OpModeR::Base,
+            &self.secret,
+            &encapped,
+            SEAL_INFO,
+            &sealed[4 + ENCAPPED_LEN..],
+            SEALED_MAGIC,
+        )
+        .ok()
+    }
+}
+
+/// Seal `plain` to the server's relay public key `server_public`.
+pub fn seal_to_server(server_public: &[u8], plain: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(server_public)
+        .map_err(|_| CoreError::Protocol("the server's relay key is not a valid key".into()))?;
+    let (encapped, ciphertext) =
+        hpke::single_shot_seal::<Aead, Kdf, Kem>(&hpke::OpModeS::Base, &pk, SEAL_INFO, plain, SEALED_MAGIC)
+            .map_err(|e| CoreError::Protocol(format!("cannot seal: {e}")))?;
+    let mut out = Vec::with_capacity(4 + ENCAPPED_LEN + ciphertext.len());
+    out.extend_from_slice(SEALED_MAGIC);
+    out.extend_from_slice(&encapped.to_bytes());
+    out.extend_from_slice(&ciphertext);
+    Ok(out)
+}
+
+/// Whether `bytes` looks like a sealed relay bundle (what a carrier can
+/// check without reading it).
+pub fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.len() > 4 + ENCAPPED_LEN + 16 && &bytes[..4] == SEALED_MAGIC
+}
+
+/// Lower-case hex.
+pub fn hex_of(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 0xf)] as char);
+    }
+    s
+}
+
+/// Bytes of lower- or upper-case hex; `None` if it is not hex.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|p| u8::from_str_radix(p, 16).ok())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_covers_record_device_and_hash() {
+        let key = DeviceKey::from_secret(&[7; 32]);
+        let (doc, dev, hash) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]), [3u8; 32]);
+        let sig = key.sign_change(&doc, &dev, &hash);
+        assert!(verify_change(&key.public(), &doc, &dev, &hash, &sig));
+        assert!(!verify_change(&key.public(), &Uuid::from_bytes([9; 16]), &dev, &hash, &sig), "another record");
+        assert!(!verify_change(&key.public(), &doc, &Uuid::from_bytes([9; 16]), &hash, &sig), "another device");
+        assert!(!verify_change(&key.public(), &doc, &dev, &[4; 32], &sig), "another change");
+        let other = DeviceKey::from_secret(&[8; 32]);
+        assert!(!verify_change(&other.public(), &doc, &dev, &hash, &sig), "another key");
+        let mut flipped = sig;
+        flipped.0[10] ^= 1;
+        assert!(!verify_change(&key.public(), &doc, &dev, &hash, &flipped));
+        assert!(!verify_change(&[0; 5], &doc, &dev, &hash, &sig), "a key of the wrong length is no key");
+    }
+
+    /// The message is part of the wire format: a verifier outside Gridsync
+    /// rebuilds it from this description.
+    #[test]
+    fn the_signed_message_is_pinned() {
+        let m = change_message(&Uuid::from_bytes([0xaa; 16]), &Uuid::from_bytes([0xbb; 16]), &[0xcc; 32]);
+        assert_eq!(&m[..18], b"gridsync-change-v1");
+        insta::assert_snapshot!(hex_of(&m));
+        // RFC 8032 Ed25519 is deterministic: the same key and message give
+        // the same signature, which pins the algorithm too.
+        insta::assert_snapshot!(hex_of(
+            &DeviceKey::from_secret(&[1; 32])
+                .sign_change(&Uuid::from_bytes([0xaa; 16]), &Uuid::from_bytes([0xbb; 16]), &[0xcc; 32])
+                .0
+        ));
+    }
+
+    #[test]
+    fn signatures_are_64_raw_bytes_in_postcard() {
+        let sig = Signature([5; 64]);
+        let bytes = postcard::to_allocvec(&sig).unwrap();
+        assert_eq!(bytes, vec![5; 64]);
+        assert_eq!(postcard::from_bytes::<Signature>(&bytes).unwrap(), sig);
+        assert!(postcard::from_bytes::<Signature>(&bytes[..63]).is_err());
+    }
+
+    #[test]
+    fn only_the_server_opens_a_sealed_bundle_and_a_changed_byte_is_refused() {
+        let server = ServerKey::generate().unwrap();
+        let sealed = seal_to_server(&server.public(), b"household ledger").unwrap();
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.windows(9).any(|w| w == b"household"), "the carrier sees no plain text");
+        assert_eq!(server.open(&sealed).as_deref(), Some(&b"household ledger"[..]));
+        let again = ServerKey::from_secret(&server.secret()).unwrap();
+        assert_eq!(again.public(), server.public());
+        assert_eq!(again.open(&sealed).as_deref(), Some(&b"household ledger"[..]));
+        let other = ServerKey::generate().unwrap();
+        assert_eq!(other.open(&sealed), None, "another server's key opens nothing");
+        for i in [0, 5, 40, sealed.len() - 1] {
+            let mut t = sealed.clone();
+            t[i] ^= 0x01;
+            assert_eq!(server.open(&t), None, "byte {i} changed");
+        }
+        assert_eq!(server.open(&sealed[..20]), None);
+        assert!(seal_to_server(&[1, 2, 3], b"x").is_err());
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        assert_eq!(hex_of(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(from_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
+        assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("abc"), None);
+        assert!(valid_public_key(&DeviceKey::from_secret(&[3; 32]).public()));
+        assert!(!valid_public_key(&[0; 32]), "the identity point is a weak key");
+        assert!(!valid_public_key(&[1; 31]));
+    }
+}

@@ -1,0 +1,275 @@
+//! Device signatures on the server: every change a device sends is
+//! checked against the device's registered Ed25519 key before it is judged
+//! ([`verify_docs`]), and stored with its signature; bundles carried by
+//! another phone (relay) are opened with the server's relay key and judged
+//! as their signer's, never the carrier's ([`relay`]); bundle files
+//! imported by the township office are checked the same way
+//! ([`import_bundle`]). See `docs/protocol.md` ("Signatures", "Relay").
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use gridsync_core::doc::parse_change;
+use gridsync_core::protocol::{Bundle, DocRejection, RejectReason, RelayReport, SignedDocChanges};
+use gridsync_core::signing::{ServerKey, is_sealed, verify_change};
+use uuid::Uuid;
+
+use crate::merge::Outcome;
+use crate::metrics::Metrics;
+use crate::store::{Device, DeviceAuth, IncomingDoc, ServerStore, StoreError, StoreResult};
+
+/// Name of the relay key in the server's key table.
+const RELAY_KEY: &str = "relay";
+
+/// The deployment's relay key: made by the first node that needs it, then
+/// read by every node from the database.
+pub fn relay_key(store: &dyn ServerStore, now: i64) -> StoreResult<Arc<ServerKey>> {
+    let fresh = ServerKey::generate().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let secret = store.server_secret(RELAY_KEY, &fresh.secret(), now)?;
+    ServerKey::from_secret(&secret).map(Arc::new).map_err(|e| StoreError::Corrupt(format!("relay key: {e}")))
+}
+
+/// What checking a request's signatures left.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Records whose every change carries its device's valid signature
+    /// (changes that do not parse pass on, for the judge to refuse as
+    /// malformed), with the signatures to store.
+    pub incoming: Vec<IncomingDoc>,
+    /// Records refused for a bad signature: all their changes in the request.
+    pub refused: Vec<DocRejection>,
+    /// How many changes those were.
+    pub refused_changes: u64,
+}
+
+/// Check each change's signature by `device`. A record with one change not
+/// signed by the device is refused whole (`bad_signature`): an honest
+/// phone never sends one, and its dependants could not be kept anyway.
+pub fn verify_docs(device: &Device, docs: Vec<SignedDocChanges>) -> Verified {
+    let device_uuid = Uuid::parse_str(&device.id).ok();
+    let mut out = Verified::default();
+    for d in docs {
+        let doc = Uuid::from_bytes(d.doc);
+        let mut signatures = BTreeMap::new();
+        let mut hashes = Vec::new();
+        let mut bad = false;
+        for c in &d.changes {
+            let Ok(change) = parse_change(&c.bytes) else { continue };
+            let hash = change.hash().0;
+            hashes.push(hash);
+            let ok = match (&device.public_key, device_uuid) {
+                (Some(key), Some(dev)) => verify_change(key, &doc, &dev, &hash, &c.signature),
+                _ => false,
+            };
+            if ok {
+                signatures.insert(hash, c.signature);
+            } else {
+                bad = true;
+            }
+        }
+        if bad {
+            let detail = if device.public_key.is_none() {
+                "本机的设备密钥尚未登记，请更新应用后联网同步"
+            } else {
+                "修改的设备签名无效（数据在途中被改动，或不是本机所写），服务器未收下"
+            };
+            out.refused_changes += d.changes.len() as u64;
+            out.refused.push(DocRejection {
+                doc: d.doc,
+                reason: RejectReason::BadSignature,
+                detail: detail.into(),
+                hashes,
+            });
+            continue;
+        }
+        out.incoming.push(IncomingDoc {
+            doc_id: doc,
+            changes: d.changes.into_iter().map(|c| c.bytes).collect(),
+            signatures,
+        });
+    }
+    out
+}
+
+/// Why a carried bundle could not be taken at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// Not sealed to this server's key, changed on the way, or not a bundle inside.
+    #[error("not a relay bundle sealed to this server")]
+    Unreadable,
+    /// The signing device is not enrolled here.
+    #[error("the bundle's device is not enrolled here")]
+    UnknownSigner,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Open a sealed relay bundle with the server's key.
+pub fn open_sealed(key: &ServerKey, sealed: &[u8]) -> Result<Bundle, RelayError> {
+    let plain = key.open(sealed).ok_or(RelayError::Unreadable)?;
+    Bundle::decode(&plain).map_err(|_| RelayError::Unreadable)
+}
+
+/// The enrolled device that signed `bundle`, with its user.
+fn signer_of(store: &dyn ServerStore, bundle: &Bundle) -> Result<DeviceAuth, RelayError> {
+    let device = store.devices()?.into_iter().find(|d| d.id == bundle.device_id).ok_or(RelayError::UnknownSigner)?;
+    let user = store.user(&device.user_id)?.ok_or(RelayError::UnknownSigner)?;
+    Ok(DeviceAuth { device, user })
+}
+
+/// What merging a bundle did.
+#[derive(Debug, Default)]
+pub struct BundleOutcome {
+    /// The counts a carrier is told.
+    pub report: RelayReport,
+    /// Records with refused changes, with the first reason of each.
+    pub refused_records: Vec<(Uuid, String)>,
+    /// Records whose changes were stored (or already were).
+    pub records_acked: usize,
+}
+
+/// Merge a bundle as its signing device: signatures checked, then every
+/// change judged by the signer's rights. A revoked signer's changes are
+/// all refused (`signer_revoked`): its key signs nothing new.
+pub fn merge_bundle(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    signer: &DeviceAuth,
+    bundle: Bundle,
+    now: i64,
+) -> StoreResult<BundleOutcome> {
+    let mut acked_records = 0;
+    let mut report = RelayReport { records: bundle.docs.len() as u64, ..RelayReport::default() };
+    let mut reasons = BTreeSet::new();
+    let mut by_record = Vec::new();
+    if signer.device.revoked_at.is_some() {
+        report.changes_refused = bundle.docs.iter().map(|d| d.changes.len() as u64).sum();
+        reasons.insert("signer_revoked".to_owned());
+        by_record = bundle.docs.iter().map(|d| (Uuid::from_bytes(d.doc), "signer_revoked".to_owned())).collect();
+        report.reasons = reasons.into_iter().collect();
+        return Ok(BundleOutcome { report, refused_records: by_record, records_acked: 0 });
+    }
+    let verified = verify_docs(&signer.device, bundle.docs);
+    report.changes_refused += verified.refused_changes;
+    for r in &verified.refused {
+        reasons.insert(r.reason.as_str().to_owned());
+        by_record.push((Uuid::from_bytes(r.doc), r.reason.as_str().to_owned()));
+    }
+    Metrics::add(&metrics.changes_refused, verified.refused_changes);
+    if !verified.incoming.is_empty() {
+        let outcomes = crate::sync::merge_as_device(store, signer, &verified.incoming, now)?;
+        for (outcome, doc) in outcomes.iter().zip(&verified.incoming) {
+            count_outcome(metrics, outcome);
+            report.changes_stored += outcome.acked.len() as u64;
+            if !outcome.acked.is_empty() {
+                acked_records += 1;
+            }
+            let refused: u64 = outcome.rejections.iter().map(|r| r.hashes.len().max(1) as u64).sum();
+            report.changes_refused += refused;
+            if let Some(first) = outcome.rejections.first() {
+                by_record.push((doc.doc_id, first.reason.as_str().to_owned()));
+            }
+            for r in &outcome.rejections {
+                reasons.insert(r.reason.as_str().to_owned());
+            }
+        }
+    }
+    report.reasons = reasons.into_iter().collect();
+    Ok(BundleOutcome { report, refused_records: by_record, records_acked: acked_records })
+}
+
+fn count_outcome(metrics: &Metrics, outcome: &Outcome) {
+    let refused: u64 = outcome.rejections.iter().map(|r| r.hashes.len().max(1) as u64).sum();
+    Metrics::add(&metrics.changes_refused, refused);
+    Metrics::add(&metrics.changes_stored, outcome.new as u64);
+    Metrics::add(&metrics.changes_duplicate, outcome.known as u64);
+}
+
+/// `POST /v1/relay`'s work: open a bundle `carrier` brought and merge it as
+/// its signer's.
+pub fn relay(
+    store: &dyn ServerStore,
+    metrics: &Metrics,
+    key: &ServerKey,
+    carrier: &DeviceAuth,
+    sealed: &[u8],
+    now: i64,
+) -> Result<RelayReport, RelayError> {
+    let bundle = open_sealed(key, sealed)?;
+    let signer = signer_of(store, &bundle)?;
+    let report = merge_bundle(store, metrics, &signer, bundle, now)?.report;
+    tracing::info!(
+        carrier = %carrier.device.id,
+        signer = %signer.device.id,
+        records = report.records,
+        stored = report.changes_stored,
+        refused = report.changes_refused,
+        "relay bundle"
+    );
+    Ok(report)
+}
+
+/// What importing a bundle file did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleImport {
+    /// Device the bundle came from (its signer).
+    pub device_id: String,
+    /// Records whose changes were stored (or already were).
+    pub records_acked: usize,
+    /// Records refused, with their reason codes.
+    pub records_rejected: Vec<(String, String)>,
+}
+
+/// Why a bundle could not be imported.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The file is not a Gridsync bundle (or a relay bundle for another server).
+    #[error("not a Gridsync bundle: {0}")]
+    NotABundle(String),
+    /// The bundle's device is not enrolled on this server.
+    #[error("the bundle's device {0} is not enrolled here")]
+    UnknownDevice(String),
+    /// The bundle's device has been revoked.
+    #[error("the bundle's device {0} has been revoked")]
+    Revoked(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Import a bundle file a phone wrote offline, plain or sealed for relay
+/// (see `gridsync_core::transport::bundle`). Each change must carry the
+/// signature of the device the bundle names, and is judged with that
+/// device's user's scope and rules, exactly as if the phone had synced; a
+/// revoked or unknown device is refused.
+pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
+    let bundle = if is_sealed(bytes) {
+        let key = relay_key(store, crate::sync::now_ms())?;
+        open_sealed(&key, bytes)
+            .map_err(|_| ImportError::NotABundle("a relay bundle not sealed to this server".into()))?
+    } else {
+        Bundle::decode(bytes).map_err(|e| ImportError::NotABundle(e.to_string()))?
+    };
+    let signer = match signer_of(store, &bundle) {
+        Ok(s) => s,
+        Err(RelayError::Store(e)) => return Err(e.into()),
+        Err(_) => return Err(ImportError::UnknownDevice(bundle.device_id.clone())),
+    };
+    if signer.device.revoked_at.is_some() {
+        return Err(ImportError::Revoked(signer.device.id));
+    }
+    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, crate::sync::now_ms())?;
+    // A record can have changes refused for several reasons: list it once,
+    // with the first (the change that broke a rule).
+    let mut records_rejected: Vec<(String, String)> = Vec::new();
+    for (id, reason) in outcome.refused_records {
+        let id = id.to_string();
+        if !records_rejected.iter().any(|(d, _)| *d == id) {
+            records_rejected.push((id, reason));
+        }
+    }
+    Ok(BundleImport { device_id: signer.device.id, records_acked: outcome.records_acked, records_rejected })
+}
