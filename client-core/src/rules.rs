@@ -146,13 +146,6 @@ fn check_attachments(w: &Writer, before: Option<&Record>, after: &Record) -> Res
             return Err(Refusal::new(RejectReason::Immutable, "attachments", "已附的照片不能修改或移除"));
         }
     }
-    let events = |r: &Record| -> Vec<(String, String)> {
-        match &r.body {
-            RecordBody::Hazard(h) => h.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
-            RecordBody::Dispute(d) => d.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
-            _ => Vec::new(),
-        }
-    };
     let mut authors = None;
     for (_, a) in after.attachments.iter().filter(|(h, _)| !old.contains_key(*h)) {
         if a.by != w.user_id {
@@ -163,7 +156,7 @@ fn check_attachments(w: &Writer, before: Option<&Record>, after: &Record) -> Res
         }
         let Some(b) = before else { continue };
         let own_event = a.event.as_ref().is_some_and(|e| {
-            authors.get_or_insert_with(|| events(after)).iter().any(|(id, by)| id == e && by == &w.user_id)
+            authors.get_or_insert_with(|| after.event_authors()).iter().any(|(id, by)| id == e && by == &w.user_id)
         });
         if !own_event && let Err(why) = may_edit(w, b, "attachments") {
             return Err(Refusal::forbidden("attachments", format!("不能给这条记录附照片：{why}")));

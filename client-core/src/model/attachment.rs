@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
 
+/// The SHA-256 of `bytes` in lowercase hex: the name a photo goes by on
+/// the phone, on the wire and in the server's blob store.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::signing::hex_of(&sha2::Sha256::digest(bytes))
+}
+
 /// A photo's largest size: a 12-megapixel phone JPEG is 3 to 5 MB.
 pub const MAX_PHOTO_BYTES: i64 = 8 * 1024 * 1024;
 /// A thumbnail's largest size.
@@ -30,6 +37,16 @@ pub fn takes_photos(kind: super::RecordKind) -> bool {
 /// A record's photos by the SHA-256 of their bytes (lowercase hex): keyed,
 /// so two people attaching at once both keep theirs.
 pub type Attachments = BTreeMap<String, Attachment>;
+
+/// The photos of a record (its thumbnails left out), by hash.
+pub fn photos_of(a: &Attachments) -> impl Iterator<Item = (&String, &Attachment)> {
+    a.iter().filter(|(_, x)| x.thumb_of.is_none())
+}
+
+/// The hash of photo `hash`'s thumbnail, if it has one.
+pub fn thumbnail_of<'a>(a: &'a Attachments, hash: &str) -> Option<&'a String> {
+    a.iter().find(|(_, t)| t.thumb_of.as_deref() == Some(hash)).map(|(h, _)| h)
+}
 
 /// One photo (or thumbnail) a record references.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +214,7 @@ pub(crate) fn check(kind: super::RecordKind, photos: &Attachments, events: &[Str
         errs.push(FieldError::new("attachments", "not_allowed", format!("{}不能附照片", kind.label_zh())));
         return;
     }
-    let count = photos.values().filter(|a| a.thumb_of.is_none()).count();
+    let count = photos_of(photos).count();
     if count > MAX_PHOTOS {
         errs.push(FieldError::new("attachments", "too_many", format!("每条记录最多附{MAX_PHOTOS}张照片")));
     }

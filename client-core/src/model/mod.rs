@@ -461,9 +461,14 @@ impl Record {
 
     /// The ids of the record's history events (hazards and disputes).
     pub fn event_ids(&self) -> Vec<String> {
+        self.event_authors().into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The record's history events (hazards and disputes) as (id, who recorded it).
+    pub fn event_authors(&self) -> Vec<(String, String)> {
         match &self.body {
-            RecordBody::Hazard(h) => h.events.iter().map(|e| e.id.clone()).collect(),
-            RecordBody::Dispute(d) => d.events.iter().map(|e| e.id.clone()).collect(),
+            RecordBody::Hazard(h) => h.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
+            RecordBody::Dispute(d) => d.events.iter().map(|e| (e.id.clone(), e.by.clone())).collect(),
             _ => Vec::new(),
         }
     }

@@ -14,10 +14,11 @@
 //!   checking the hash of) one another user took.
 
 use super::*;
+use crate::model::sha256_hex;
 use crate::model::{
     Attachment, MAX_PHOTO_BYTES, MAX_PHOTOS, MAX_THUMB_BYTES, PhotoType, Record, size_zh, strip_metadata, takes_photos,
 };
-use crate::store::{NewBlob, hash_hex};
+use crate::store::NewBlob;
 use crate::sync::SyncError;
 
 /// Bytes in one upload request: four seconds on a 64 kbit/s link, so a
@@ -129,9 +130,9 @@ impl Phone {
             let sensitive = crate::rules::is_sensitive(&record);
             let (kind, photo) = prepare(photo, "photo", MAX_PHOTO_BYTES, sensitive)?;
             let thumb = thumbnail.map(|t| prepare(t, "thumbnail", MAX_THUMB_BYTES, true)).transpose()?;
-            let hash = hash_hex(&photo);
+            let hash = sha256_hex(&photo);
             if !record.attachments.contains_key(&hash) {
-                let count = record.attachments.values().filter(|a| a.thumb_of.is_none()).count();
+                let count = crate::model::photos_of(&record.attachments).count();
                 if count >= MAX_PHOTOS {
                     return Err(ApiError::invalid("photo", "too_many", format!("每条记录最多附{MAX_PHOTOS}张照片")));
                 }
@@ -147,7 +148,7 @@ impl Phone {
                 record.attachments.insert(hash.clone(), entry(kind.mime(), photo.len(), None));
                 let mut blobs = vec![NewBlob { mime: kind.mime(), bytes: &photo }];
                 if let Some((tkind, tbytes)) = &thumb {
-                    let th = hash_hex(tbytes);
+                    let th = sha256_hex(tbytes);
                     if th != hash {
                         record.attachments.insert(th, entry(tkind.mime(), tbytes.len(), Some(hash.clone())));
                         blobs.push(NewBlob { mime: tkind.mime(), bytes: tbytes });
@@ -185,7 +186,7 @@ impl Phone {
             (a.mime.clone(), store.enrollment()?.ok_or_else(not_enrolled)?)
         };
         let bytes = self.http.download_photo(&enrollment, hash).await?;
-        if hash_hex(&bytes) != hash {
+        if sha256_hex(&bytes) != hash {
             return Err(ApiError::Network {
                 detail: format!("downloaded photo {hash} does not match its hash"),
                 message_zh: "下载的照片已损坏，请重试".into(),
@@ -279,7 +280,7 @@ impl Phone {
 /// The photos of `r` for a record view.
 pub(super) fn views(store: &crate::store::Store, r: &Record) -> Result<Vec<PhotoView>, ApiError> {
     let mut out = Vec::new();
-    for (hash, a) in r.attachments.iter().filter(|(_, a)| a.thumb_of.is_none()) {
+    for (hash, a) in crate::model::photos_of(&r.attachments) {
         let state = store.blob_state(hash)?;
         out.push(PhotoView {
             hash: hash.clone(),
@@ -289,11 +290,7 @@ pub(super) fn views(store: &crate::store::Store, r: &Record) -> Result<Vec<Photo
             by_name: store.user_name(&a.by)?,
             by: a.by.clone(),
             event: a.event.clone(),
-            thumbnail: r
-                .attachments
-                .iter()
-                .find(|(_, t)| t.thumb_of.as_deref() == Some(hash.as_str()))
-                .map(|(h, _)| h.clone()),
+            thumbnail: crate::model::thumbnail_of(&r.attachments, hash).cloned(),
             on_phone: state.is_some_and(|s| s.on_phone),
             uploading: state.is_some_and(|s| s.upload),
         });

@@ -1,8 +1,8 @@
 //! Photo bytes on the phone: content-addressed rows in the (encrypted)
 //! store, the ones this phone must upload, and how far each upload got.
 
+use crate::model::sha256_hex;
 use rusqlite::{OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Store;
@@ -21,11 +21,6 @@ pub struct PendingBlob {
     pub size: u64,
     /// Bytes the server has confirmed.
     pub sent: u64,
-}
-
-/// The SHA-256 of `bytes` in lowercase hex.
-pub fn hash_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A photo (or thumbnail) this phone took, saved with its record's change.
@@ -59,7 +54,7 @@ pub(crate) fn insert_blob(
     upload: bool,
     now: i64,
 ) -> Result<String> {
-    let hash = hash_hex(bytes);
+    let hash = sha256_hex(bytes);
     conn.execute(
         "INSERT INTO attachments (hash, record_id, mime, size, bytes, upload, sent, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)

@@ -10,7 +10,7 @@
 mod account;
 pub mod attachments;
 pub mod migrate;
-pub use attachments::{BlobState, NewBlob, PendingBlob, hash_hex};
+pub use attachments::{BlobState, NewBlob, PendingBlob};
 mod repair;
 
 pub use repair::RepairReport;

@@ -23,8 +23,6 @@ pub mod postgres;
 #[cfg(test)]
 mod conformance;
 
-use sha2::{Digest, Sha256};
-
 /// How far a blob's upload got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -108,10 +106,7 @@ pub trait BlobStore: Send + Sync {
     fn list(&self) -> BlobResult<Vec<BlobInfo>>;
 }
 
-/// The SHA-256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use gridsync_core::model::sha256_hex;
 
 /// What part of a chunk at `offset` is new given `received` bytes held:
 /// the checks every backend makes, in one place.

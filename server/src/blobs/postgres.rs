@@ -4,36 +4,26 @@
 //! while a chunk is added, so two nodes taking chunks of one upload at
 //! once keep it whole.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use ::postgres::{Client, NoTls};
+use ::postgres::Client;
 
 use super::{BlobError, BlobInfo, BlobResult, BlobStore, Progress, new_part, now_ms};
+use crate::store::postgres::ClientPool;
 
-/// Blobs in the database at one URL, over a small pool of its own.
+/// Blobs in the database of a store, over the store's connections.
 pub struct PgBlobStore {
-    url: String,
-    pool: Mutex<Vec<Client>>,
+    pool: Arc<ClientPool>,
 }
 
 impl PgBlobStore {
-    /// Blobs in the database at `url` (connections are made when needed).
-    pub fn new(url: &str) -> PgBlobStore {
-        PgBlobStore { url: url.to_owned(), pool: Mutex::new(Vec::new()) }
+    /// Blobs in the database `pool` connects to.
+    pub fn new(pool: Arc<ClientPool>) -> PgBlobStore {
+        PgBlobStore { pool }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> BlobResult<T>) -> BlobResult<T> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => Client::connect(&self.url, NoTls)?,
-        };
-        let out = f(&mut client);
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if !client.is_closed() && pool.len() < 4 {
-            pool.push(client);
-        }
-        out
+        self.pool.with(f)
     }
 }
 

@@ -29,8 +29,42 @@ const MIGRATIONS: &[&str] = &[
 
 /// The PostgreSQL store: a small pool of connections.
 pub struct PostgresServerStore {
+    pool: std::sync::Arc<ClientPool>,
+}
+
+/// A few idle connections to one database, shared by the store and its
+/// blob store. A connection is made when none is idle; one that broke is
+/// dropped, not returned.
+pub struct ClientPool {
     url: String,
-    pool: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Client>>,
+}
+
+impl ClientPool {
+    /// Most idle connections kept.
+    const MAX_IDLE: usize = 16;
+
+    /// A pool for `url`, holding `first` already.
+    pub fn new(url: &str, first: Option<Client>) -> ClientPool {
+        ClientPool { url: url.to_owned(), idle: Mutex::new(first.into_iter().collect()) }
+    }
+
+    /// Run `f` on a connection (reused, or new).
+    pub fn with<T, E: From<::postgres::Error>>(&self, f: impl FnOnce(&mut Client) -> Result<T, E>) -> Result<T, E> {
+        let pooled = lock(&self.idle).pop();
+        let mut client = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => Client::connect(&self.url, NoTls)?,
+        };
+        let out = f(&mut client);
+        if !client.is_closed() {
+            let mut idle = lock(&self.idle);
+            if idle.len() < Self::MAX_IDLE {
+                idle.push(client);
+            }
+        }
+        out
+    }
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -100,23 +134,11 @@ impl PostgresServerStore {
     /// Connect to `url` (`postgres://user@host:port/db`).
     pub fn connect(url: &str) -> StoreResult<Self> {
         let first = Client::connect(url, NoTls).map_err(|e| StoreError::Open(e.to_string()))?;
-        Ok(PostgresServerStore { url: url.to_owned(), pool: Mutex::new(vec![first]) })
+        Ok(PostgresServerStore { pool: std::sync::Arc::new(ClientPool::new(url, Some(first))) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = lock(&self.pool).pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => Client::connect(&self.url, NoTls)?,
-        };
-        let out = f(&mut client);
-        if !client.is_closed() {
-            let mut pool = lock(&self.pool);
-            if pool.len() < 16 {
-                pool.push(client);
-            }
-        }
-        out
+        self.pool.with(f)
     }
 
     fn tx<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -819,7 +841,7 @@ impl ServerStore for PostgresServerStore {
     }
 
     fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
-        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(&self.url))
+        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(self.pool.clone()))
     }
 
     fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {

@@ -126,8 +126,8 @@ pub fn provenance_link(id: &uuid::Uuid) -> String {
 /// viewer's access again and audits views of sensitive records' photos.
 pub fn photos_card(photos: &gridsync_core::model::Attachments, who: &dyn Fn(&str) -> String) -> String {
     let mut items = String::new();
-    for (hash, a) in photos.iter().filter(|(_, a)| a.thumb_of.is_none()) {
-        let thumb = photos.iter().find(|(_, t)| t.thumb_of.as_deref() == Some(hash.as_str())).map(|(h, _)| h);
+    for (hash, a) in gridsync_core::model::photos_of(photos) {
+        let thumb = gridsync_core::model::thumbnail_of(photos, hash);
         let _ = write!(
             items,
             "<figure class=\"photo\"><a href=\"/web/photos/{hash}\" id=\"photo-{}\" target=\"_blank\" rel=\"noopener\">\

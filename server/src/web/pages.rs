@@ -268,7 +268,7 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
     visits.sort_by_key(|(v, _)| std::cmp::Reverse(v.occurred_at));
     body.push_str("<div class=\"card\"><h3>近期走访</h3><table id=\"visits\"><tr><th>走访</th><th>网格</th><th>照片</th><th>时间</th></tr>");
     for (v, r) in visits.iter().take(30) {
-        let photos = r.attachments.values().filter(|a| a.thumb_of.is_none()).count();
+        let photos = gridsync_core::model::photos_of(&r.attachments).count();
         let _ = write!(
             body,
             "<tr><td><a href=\"/web/visits/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -306,14 +306,7 @@ async fn run(cfg: Config) -> Result<()> {
                     }
                 }
                 slow.opts = gridsync_core::sync::SyncOptions { max_upload_bytes: 8 * 1024, ..Default::default() };
-                slow.set_retry(RetryPolicy {
-                    attempts: 8,
-                    base: Duration::from_millis(500),
-                    max: Duration::from_secs(8),
-                    timeout: Duration::from_secs(120),
-                    connect_timeout: Duration::from_secs(10),
-                    reuse_connections: false,
-                })?;
+                slow.set_retry(weak_link_retry())?;
                 let started = Instant::now();
                 let mut sessions = 0;
                 loop {
@@ -359,14 +352,7 @@ async fn run(cfg: Config) -> Result<()> {
             bed.proxy.set_faults(5, 0);
             reset(&bed);
             let mut gm = enroll(&bed, "gm-t04-v01-g1", RetryPolicy::default()).await?;
-            gm.set_retry(RetryPolicy {
-                attempts: 8,
-                base: Duration::from_millis(500),
-                max: Duration::from_secs(8),
-                timeout: Duration::from_secs(120),
-                connect_timeout: Duration::from_secs(10),
-                reuse_connections: false,
-            })?;
+            gm.set_retry(weak_link_retry())?;
             let recs = day_of_records(&gm.grid, &gm.user, 0, &mut rng);
             for r in &recs {
                 gm.create(r)?;
@@ -545,6 +531,19 @@ fn signature_figures(smoke: bool) -> Result<()> {
         "server_check_us_per_change": check_us, "bytes_per_change": 64,
     }));
     Ok(())
+}
+
+/// Retries as a phone on 64 kbit/s with dropped connections needs them:
+/// patient timeouts, a fresh connection per attempt.
+fn weak_link_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 8,
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(8),
+        timeout: Duration::from_secs(120),
+        connect_timeout: Duration::from_secs(10),
+        reuse_connections: false,
+    }
 }
 
 /// POST `body` to `path` on a fresh connection; the status (0 on failure).

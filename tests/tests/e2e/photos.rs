@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use gridsync_core::model::sha256_hex;
 use gridsync_core::model::{HazardAction, HazardCategory, Location, Visit, VisitTarget};
 use gridsync_core::phone::{ApiError, HazardFields, PHOTO_CHUNK, RecordInput};
-use gridsync_core::store::hash_hex;
 use gridsync_server::store::AuditQuery;
 use gridsync_tests::bed::Bed;
 use gridsync_tests::device::Device;
@@ -54,9 +54,9 @@ async fn a_photo_taken_offline_reaches_the_village_leader_and_the_dashboard() {
     let p = &view.photos[0];
     assert_eq!(
         (p.hash.as_str(), p.size, p.event.as_deref()),
-        (hash_hex(&photo).as_str(), photo.len() as u64, Some(step.as_str()))
+        (sha256_hex(&photo).as_str(), photo.len() as u64, Some(step.as_str()))
     );
-    assert_eq!(p.thumbnail.as_deref(), Some(hash_hex(&thumb).as_str()));
+    assert_eq!(p.thumbnail.as_deref(), Some(sha256_hex(&thumb).as_str()));
     assert!(p.on_phone && p.uploading);
     assert!(has_gps(&gm.phone.photo_bytes(&p.hash).unwrap().unwrap()), "a hazard's photo keeps its location");
     // Attaching the same photo again changes nothing.
@@ -86,7 +86,7 @@ async fn a_photo_taken_offline_reaches_the_village_leader_and_the_dashboard() {
     let cookie = bed.session("vl-t01-v01");
     let page = bed.get(&format!("/web/hazards/{id}"), &[("Cookie", &cookie)]);
     assert_eq!(page.status, 200);
-    assert!(page.text().contains(&format!("<img src=\"/web/photos/{}\"", hash_hex(&thumb))), "{}", page.text());
+    assert!(page.text().contains(&format!("<img src=\"/web/photos/{}\"", sha256_hex(&thumb))), "{}", page.text());
     let shown = bed.get(&format!("/web/photos/{}", p.hash), &[("Cookie", &cookie)]);
     assert_eq!(shown.status, 200);
     assert_eq!(shown.body, photo);
@@ -130,7 +130,7 @@ async fn a_sensitive_records_photo_is_stripped_and_refused_to_a_township_chief()
     let hash = view.photos[0].hash.clone();
     let kept = gm.phone.photo_bytes(&hash).unwrap().unwrap();
     assert!(!has_gps(&kept), "the location is gone");
-    assert_eq!(hash, hash_hex(&kept), "named by the bytes it keeps");
+    assert_eq!(hash, sha256_hex(&kept), "named by the bytes it keeps");
     assert!(kept.len() < taken.len());
     gm.sync().await.unwrap();
     assert_eq!(gm.phone.upload_photos(0).await.unwrap().completed, 1);
@@ -281,7 +281,7 @@ async fn the_server_takes_only_the_bytes_a_record_asked_for() {
     };
     let r = put(&mine, "/v1/photos/NOTAHASH?offset=0", &photo);
     assert_eq!((r.status, code(&r)), (400, "bad_hash".into()));
-    let nobody = hash_hex(b"nobody asked for these bytes");
+    let nobody = sha256_hex(b"nobody asked for these bytes");
     let r = put(&mine, &format!("/v1/photos/{nobody}?offset=0"), b"nobody asked for these bytes");
     assert_eq!((r.status, code(&r)), (404, "photo_unknown".into()));
     let r = put(&theirs, &format!("/v1/photos/{hash}?offset=0"), &photo);
