@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
-use crate::protocol::{self, RejectReason, SignedChange, SignedDocChanges, SyncRequest, SyncResponse};
+use crate::protocol::{self, DocChanges, RejectReason, SyncRequest, SyncResponse};
 use crate::store::{Rejection, Store};
 
 /// Tunables of a session.
@@ -136,22 +136,29 @@ impl SyncSession {
             return Ok(None);
         }
         let cursor = store.transaction(|tx| tx.cursor(&self.server))?.unwrap_or_default();
-        // Every change goes signed with the device's key: the server
-        // refuses any other.
+        // Every change goes signed with the device's key (one signature
+        // over all of them): the server refuses any other.
         let (device, key) = store.signer()?;
-        let mut docs: Vec<SignedDocChanges> = Vec::new();
+        let mut docs: Vec<DocChanges> = Vec::new();
+        let mut hashes: Vec<Vec<[u8; 32]>> = Vec::new();
         let mut index: HashMap<Uuid, usize> = HashMap::new();
         let mut sent: HashMap<Uuid, Vec<[u8; 32]>> = HashMap::new();
         for e in outbox {
             let i = *index.entry(e.doc_id).or_insert_with(|| {
-                docs.push(SignedDocChanges { doc: *e.doc_id.as_bytes(), changes: vec![] });
+                docs.push(DocChanges { doc: *e.doc_id.as_bytes(), changes: vec![] });
+                hashes.push(vec![]);
                 docs.len() - 1
             });
-            let signature = key.sign_change(&e.doc_id, &device, &e.hash);
-            docs[i].changes.push(SignedChange { bytes: e.change, signature });
+            docs[i].changes.push(e.change);
+            hashes[i].push(e.hash);
             sent.entry(e.doc_id).or_default().push(e.hash);
         }
-        let req = SyncRequest { cursor, docs, max_response_bytes: self.opts.page_bytes };
+        let mut manifest = crate::signing::Manifest::new();
+        for (d, h) in docs.iter().zip(&hashes) {
+            manifest.push(&Uuid::from_bytes(d.doc), h);
+        }
+        let signature = key.sign_batch(&device, &manifest);
+        let req = SyncRequest { cursor, docs, max_response_bytes: self.opts.page_bytes, signature };
         let body = protocol::encode(&req)?;
         Ok(Some(PendingRequest { body, sent }))
     }

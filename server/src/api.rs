@@ -544,14 +544,14 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
     };
     let page_bytes = request.max_response_bytes.clamp(16 * 1024, state.limits.max_page_bytes) as usize;
-    let docs = request.docs;
+    let signed = crate::sync::SignedDocs { docs: request.docs, signature: request.signature };
 
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     let now = state.clock.now();
     // Signatures are checked on the blocking pool too, before judging.
     let result =
-        web::block(move || process_signed_sync_at(store.as_ref(), &metrics, &auth, docs, cursor, page_bytes, now))
+        web::block(move || process_signed_sync_at(store.as_ref(), &metrics, &auth, signed, cursor, page_bytes, now))
             .await;
     let resp = match result {
         Ok(Ok(r)) => r,

@@ -129,14 +129,8 @@ pub fn merge_doc(
     let mut index = after.index();
     index.sensitive = sensitive;
     let merged = MergedDoc {
-        new_changes: verdict
-            .accepted
-            .iter()
-            .map(|c| {
-                let hash = c.hash().0;
-                (hash, c.raw_bytes().to_vec(), incoming.signatures.get(&hash).copied())
-            })
-            .collect(),
+        new_changes: verdict.accepted.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+        batch: incoming.batch.clone(),
         snapshot,
         index,
         json: json.to_string(),

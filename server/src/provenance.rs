@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use gridsync_core::doc::{RecordDoc, parse_change};
-use gridsync_core::signing::{hex_of, verify_change};
+use gridsync_core::signing::{Manifest, hex_of, verify_batch};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -69,14 +69,16 @@ pub struct ChangeProvenance {
     pub verification: Verification,
 }
 
-/// Check one stored change against the devices.
-fn check(doc: Uuid, c: &StoredChange, devices: &HashMap<&str, &Device>) -> Verification {
+/// Check one stored change against the devices and the manifest of the
+/// signature it came under.
+fn check(doc: Uuid, c: &StoredChange, devices: &HashMap<&str, &Device>, manifest: Option<&Manifest>) -> Verification {
     if c.origin.starts_with("web:") {
         return Verification::Web;
     }
     let (Some(sig), Some(device)) = (&c.signature, devices.get(c.origin.as_str())) else {
         return Verification::Unsigned;
     };
+    let Some(manifest) = manifest else { return Verification::Invalid };
     let (Some(key), Ok(dev)) = (&device.public_key, Uuid::parse_str(&device.id)) else {
         return Verification::Unsigned;
     };
@@ -85,7 +87,7 @@ fn check(doc: Uuid, c: &StoredChange, devices: &HashMap<&str, &Device>) -> Verif
         Ok(ch) => ch.hash().0,
         Err(_) => return Verification::Invalid,
     };
-    if hash == c.hash && verify_change(key, &doc, &dev, &hash, sig) {
+    if hash == c.hash && manifest.names(&doc, &hash) && verify_batch(key, &dev, manifest, sig) {
         Verification::Valid
     } else {
         Verification::Invalid
@@ -119,6 +121,7 @@ pub fn record_provenance(store: &dyn ServerStore, id: Uuid) -> StoreResult<Vec<C
     let devices = store.devices()?;
     let by_id: HashMap<&str, &Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
     let events = events_by_change(&changes);
+    let manifests = manifests(store, &changes)?;
     Ok(changes
         .iter()
         .map(|c| {
@@ -135,10 +138,36 @@ pub fn record_provenance(store: &dyn ServerStore, id: Uuid) -> StoreResult<Vec<C
                 },
                 time: parse_change(&c.bytes).map(|ch| ch.timestamp()).unwrap_or(0),
                 events: events.get(&c.hash).cloned().unwrap_or_default(),
-                verification: check(id, c, &by_id),
+                verification: check(id, c, &by_id, c.signature.and_then(|s| manifests.get(&s.0)).map(|(_, m)| m)),
             }
         })
         .collect())
+}
+
+/// The manifests the changes' signatures cover, by signature (hex of
+/// which is what the export names them by).
+fn manifests(store: &dyn ServerStore, changes: &[StoredChange]) -> StoreResult<BTreeMap<[u8; 64], (String, Manifest)>> {
+    let mut out = BTreeMap::new();
+    for c in changes {
+        if let Some(sig) = c.signature
+            && !out.contains_key(&sig.0)
+            && let Some(m) = store.signed_batch(&sig)?
+        {
+            out.insert(sig.0, (c.origin.clone(), m));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+struct ExportBatch {
+    /// Ed25519 signature, hex.
+    signature: String,
+    /// The device that signed it.
+    device_id: String,
+    /// What it covers, hex: for each record, its id (16 bytes), a change
+    /// count (4 bytes, big-endian) and the change hashes (32 bytes each).
+    manifest: String,
 }
 
 #[derive(Serialize)]
@@ -159,7 +188,8 @@ struct ExportChange {
     /// Automerge change hash, hex (the verifier recomputes it from `change`).
     hash: String,
     device_id: String,
-    /// Ed25519 signature, hex; absent for changes made on the web dashboard.
+    /// The signature it came under (one of `signatures`), hex; absent for
+    /// changes made on the web dashboard.
     signature: Option<String>,
     /// The raw Automerge change, hex.
     change: String,
@@ -176,6 +206,7 @@ struct Export {
     /// How each signature's message is built (see docs/provenance.md).
     signed_message: &'static str,
     devices: Vec<ExportDevice>,
+    signatures: Vec<ExportBatch>,
     changes: Vec<ExportChange>,
 }
 
@@ -209,8 +240,16 @@ pub fn export(store: &dyn ServerStore, id: Uuid, now: i64) -> StoreResult<Option
         kind: view.kind,
         title: view.title,
         exported_at: now,
-        signed_message: "\"gridsync-change-v1\" || record id (16 bytes) || device id (16 bytes) || change hash (32 bytes)",
+        signed_message: "\"gridsync-batch-v1\" || device id (16 bytes) || manifest",
         devices,
+        signatures: manifests(store, &changes)?
+            .into_iter()
+            .map(|(sig, (device_id, m))| ExportBatch {
+                signature: hex_of(&sig),
+                device_id,
+                manifest: hex_of(m.bytes()),
+            })
+            .collect(),
         changes: changes
             .iter()
             .map(|c| ExportChange {

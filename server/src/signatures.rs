@@ -1,22 +1,22 @@
-//! Device signatures on the server: every change a device sends is
-//! checked against the device's registered Ed25519 key before it is judged
-//! ([`verify_docs`]), and stored with its signature; bundles carried by
+//! Device signatures on the server: every request a device sends is
+//! checked against the device's registered Ed25519 key before any of its
+//! changes is judged ([`verify_docs`]), and each change is stored naming
+//! the signature it came under; bundles carried by
 //! another phone (relay) are opened with the server's relay key and judged
 //! as their signer's, never the carrier's ([`relay`]); bundle files
 //! imported by the township office are checked the same way
 //! ([`import_bundle`]). See `docs/protocol.md` ("Signatures", "Relay").
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gridsync_core::doc::parse_change;
-use gridsync_core::protocol::{Bundle, DocRejection, RejectReason, RelayReport, SignedDocChanges};
-use gridsync_core::signing::{ServerKey, is_sealed, verify_change};
+use gridsync_core::protocol::{Bundle, DocChanges, DocRejection, RejectReason, RelayReport, Signature, manifest_of};
+use gridsync_core::signing::{ServerKey, change_hash, is_sealed, verify_batch};
 use uuid::Uuid;
 
 use crate::merge::Outcome;
 use crate::metrics::Metrics;
-use crate::store::{Device, DeviceAuth, IncomingDoc, ServerStore, StoreError, StoreResult};
+use crate::store::{Device, DeviceAuth, IncomingDoc, ServerStore, SignedBatch, StoreError, StoreResult};
 
 /// Name of the relay key in the server's key table.
 const RELAY_KEY: &str = "relay";
@@ -29,63 +29,57 @@ pub fn relay_key(store: &dyn ServerStore, now: i64) -> StoreResult<Arc<ServerKey
     ServerKey::from_secret(&secret).map(Arc::new).map_err(|e| StoreError::Corrupt(format!("relay key: {e}")))
 }
 
-/// What checking a request's signatures left.
+/// What checking a request's signature left.
 #[derive(Debug, Default)]
 pub struct Verified {
-    /// Records whose every change carries its device's valid signature
-    /// (changes that do not parse pass on, for the judge to refuse as
-    /// malformed), with the signatures to store.
+    /// The records, when the signature is the device's (each with the
+    /// signature and its manifest, to store); none otherwise.
     pub incoming: Vec<IncomingDoc>,
-    /// Records refused for a bad signature: all their changes in the request.
+    /// Every record, refused (`bad_signature`), when it is not.
     pub refused: Vec<DocRejection>,
     /// How many changes those were.
     pub refused_changes: u64,
 }
 
-/// Check each change's signature by `device`. A record with one change not
-/// signed by the device is refused whole (`bad_signature`): an honest
-/// phone never sends one, and its dependants could not be kept anyway.
-pub fn verify_docs(device: &Device, docs: Vec<SignedDocChanges>) -> Verified {
-    let device_uuid = Uuid::parse_str(&device.id).ok();
+/// Check that `signature` is `device`'s over every change of `docs`. The
+/// server rebuilds the manifest from the bytes it received (each change by
+/// its hash), so one changed byte anywhere, a change added or left out, or
+/// another device's key refuses the whole request (`bad_signature`): an
+/// honest phone never sends one.
+pub fn verify_docs(device: &Device, docs: Vec<DocChanges>, signature: &Signature) -> Verified {
+    let manifest = manifest_of(&docs);
+    let ok = match (&device.public_key, Uuid::parse_str(&device.id)) {
+        (Some(key), Ok(dev)) => verify_batch(key, &dev, &manifest, signature),
+        _ => false,
+    };
+    if ok {
+        let batch = Arc::new(SignedBatch { signature: *signature, manifest });
+        return Verified {
+            incoming: docs
+                .into_iter()
+                .map(|d| IncomingDoc {
+                    doc_id: Uuid::from_bytes(d.doc),
+                    changes: d.changes,
+                    batch: Some(batch.clone()),
+                })
+                .collect(),
+            ..Verified::default()
+        };
+    }
+    let detail = if device.public_key.is_none() {
+        "本机的设备密钥尚未登记，请更新应用后联网同步"
+    } else {
+        "修改的设备签名无效（数据在途中被改动，或不是本机所写），服务器未收下"
+    };
     let mut out = Verified::default();
     for d in docs {
-        let doc = Uuid::from_bytes(d.doc);
-        let mut signatures = BTreeMap::new();
-        let mut hashes = Vec::new();
-        let mut bad = false;
-        for c in &d.changes {
-            let Ok(change) = parse_change(&c.bytes) else { continue };
-            let hash = change.hash().0;
-            hashes.push(hash);
-            let ok = match (&device.public_key, device_uuid) {
-                (Some(key), Some(dev)) => verify_change(key, &doc, &dev, &hash, &c.signature),
-                _ => false,
-            };
-            if ok {
-                signatures.insert(hash, c.signature);
-            } else {
-                bad = true;
-            }
-        }
-        if bad {
-            let detail = if device.public_key.is_none() {
-                "本机的设备密钥尚未登记，请更新应用后联网同步"
-            } else {
-                "修改的设备签名无效（数据在途中被改动，或不是本机所写），服务器未收下"
-            };
-            out.refused_changes += d.changes.len() as u64;
-            out.refused.push(DocRejection {
-                doc: d.doc,
-                reason: RejectReason::BadSignature,
-                detail: detail.into(),
-                hashes,
-            });
-            continue;
-        }
-        out.incoming.push(IncomingDoc {
-            doc_id: doc,
-            changes: d.changes.into_iter().map(|c| c.bytes).collect(),
-            signatures,
+        out.refused_changes += d.changes.len() as u64;
+        let hashes = d.changes.iter().map(|c| change_hash(c)).collect();
+        out.refused.push(DocRejection {
+            doc: d.doc,
+            reason: RejectReason::BadSignature,
+            detail: detail.into(),
+            hashes,
         });
     }
     out
@@ -151,7 +145,7 @@ pub fn merge_bundle(
         report.reasons = reasons.into_iter().collect();
         return Ok(BundleOutcome { report, refused_records: by_record, records_acked: 0 });
     }
-    let verified = verify_docs(&signer.device, bundle.docs);
+    let verified = verify_docs(&signer.device, bundle.docs, &bundle.signature);
     report.changes_refused += verified.refused_changes;
     for r in &verified.refused {
         reasons.insert(r.reason.as_str().to_owned());

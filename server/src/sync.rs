@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use automerge::Change;
-use gridsync_core::protocol::{DocAck, DocChanges, SignedDocChanges, SyncResponse};
+use gridsync_core::protocol::{DocAck, DocChanges, Signature, SyncResponse};
 
 use crate::merge::{Outcome, Pusher, PusherActor, merge_doc};
 use crate::metrics::Metrics;
@@ -113,20 +113,29 @@ pub fn merge_as_device(
     merge_records(store, &pusher, incoming, now)
 }
 
-/// One sync round of signed changes at server time `now`: each change's
+/// A request's changes and the device's signature over them.
+#[derive(Debug, Clone)]
+pub struct SignedDocs {
+    /// The changes, by record.
+    pub docs: Vec<DocChanges>,
+    /// The signature.
+    pub signature: Signature,
+}
+
+/// One sync round of signed changes at server time `now`: the request's
 /// signature is checked against the device's key before anything is
-/// judged ([`crate::signatures::verify_docs`]); records with a bad one are
-/// refused whole, the rest merge as in [`process_sync_at`].
+/// judged ([`crate::signatures::verify_docs`]); if it is not the device's,
+/// every record is refused, else they merge as in [`process_sync_at`].
 pub fn process_signed_sync_at(
     store: &dyn ServerStore,
     metrics: &Metrics,
     auth: &DeviceAuth,
-    docs: Vec<SignedDocChanges>,
+    signed: SignedDocs,
     cursor: Cursor,
     page_bytes: usize,
     now: i64,
 ) -> Result<SyncResponse, StoreError> {
-    let verified = crate::signatures::verify_docs(&auth.device, docs);
+    let verified = crate::signatures::verify_docs(&auth.device, signed.docs, &signed.signature);
     if !verified.refused.is_empty() {
         Metrics::add(&metrics.changes_refused, verified.refused_changes);
         Metrics::add(&metrics.docs_rejected, verified.refused.len() as u64);

@@ -501,8 +501,8 @@ async fn enrollment_codes_tokens_and_revocation() {
     // The token syncs.
     let rec = patrol("t01/v01/g1", &u.id);
     let (_, changes) = new_doc(&rec);
-    let signed = sign_as(&test_key(&code), &e.device_id, &changes);
-    let body = protocol::encode(&SyncRequest { cursor: vec![], docs: vec![signed], max_response_bytes: 0 }).unwrap();
+    let req = signed_request(&test_key(&code), &e.device_id, vec![], vec![changes.clone()], 0);
+    let body = protocol::encode(&req).unwrap();
     let resp = srv.sync_raw(&e.token, body.clone()).await.sync();
     assert!(acks_all(&resp, rec.id, &hashes(&changes)));
 
@@ -530,8 +530,7 @@ async fn enrollment_codes_tokens_and_revocation() {
     assert!(srv.store.revoke_device(&e.device_id, now_ms()).unwrap());
     let rec2 = patrol("t01/v01/g1", &u.id);
     let (_, changes2) = new_doc(&rec2);
-    let signed2 = sign_as(&test_key(&code), &e.device_id, &changes2);
-    let body2 = protocol::encode(&SyncRequest { cursor: vec![], docs: vec![signed2], max_response_bytes: 0 }).unwrap();
+    let body2 = protocol::encode(&signed_request(&test_key(&code), &e.device_id, vec![], vec![changes2], 0)).unwrap();
     let r = srv.sync_raw(&e.token, body2).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let j = r.json();
@@ -584,7 +583,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let count_before = srv.store.change_count().unwrap();
     assert_eq!(count_before, 2);
 
-    let valid_req = SyncRequest { cursor: vec![], docs: vec![gm.sign(&stored)], max_response_bytes: 0 };
+    let valid_req = gm.request(vec![], vec![stored.clone()], 0);
     let valid = protocol::encode(&valid_req).unwrap();
     let raw = uncompressed(&valid_req);
     assert_eq!(protocol::decode::<SyncRequest>(&raw).unwrap(), valid_req, "hand-written wire form is wrong");
@@ -647,14 +646,11 @@ async fn bad_input_never_panics_and_never_corrupts() {
 
     // A compression bomb: small on the wire, more than the decoder accepts
     // once inflated.
-    let bomb = protocol::encode(&SyncRequest {
-        cursor: vec![],
-        docs: vec![gm.sign(&DocChanges {
-            doc: *rec.id.as_bytes(),
-            changes: vec![vec![0u8; protocol::MAX_DECODED_BYTES + 1024]],
-        })],
-        max_response_bytes: 0,
-    })
+    let bomb = protocol::encode(&gm.request(
+        vec![],
+        vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![vec![0u8; protocol::MAX_DECODED_BYTES + 1024]] }],
+        0,
+    ))
     .unwrap();
     assert!(bomb.len() < 64 * 1024, "the bomb must pass the body limit to reach the decoder ({} bytes)", bomb.len());
     expect(&srv.sync_raw(&gm.token, bomb).await, StatusCode::BAD_REQUEST, "malformed_body", "compression bomb");
@@ -665,11 +661,11 @@ async fn bad_input_never_panics_and_never_corrupts() {
     expect(&srv.sync_raw(&gm.token, big).await, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "body over limit");
 
     // Too many changes.
-    let many = SyncRequest {
-        cursor: vec![],
-        docs: vec![gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes: vec![stored.changes[0].clone(); 9] })],
-        max_response_bytes: 0,
-    };
+    let many = gm.request(
+        vec![],
+        vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![stored.changes[0].clone(); 9] }],
+        0,
+    );
     let r = srv.sync_raw(&gm.token, protocol::encode(&many).unwrap()).await;
     expect(&r, StatusCode::PAYLOAD_TOO_LARGE, "too_many_changes", "9 changes with max_changes 8");
 
@@ -677,7 +673,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
     let other = patrol("t01/v01/g1", &gm.user.id);
     let (_, other_changes) = gm.doc(&other);
     for cursor in [vec![0u8; 5], vec![0u8; 15], vec![0u8; 17]] {
-        let req = SyncRequest { cursor, docs: vec![gm.sign(&other_changes)], max_response_bytes: 0 };
+        let req = gm.request(cursor, vec![other_changes.clone()], 0);
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await;
         expect(&r, StatusCode::BAD_REQUEST, "bad_cursor", "bad cursor");
     }
@@ -687,14 +683,11 @@ async fn bad_input_never_panics_and_never_corrupts() {
     // other record of the same request is stored.
     let fresh = household("t01/v01/g1", &gm.user.id);
     let (_, fresh_changes) = gm.doc(&fresh);
-    let req = SyncRequest {
-        cursor: vec![],
-        docs: vec![
-            gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes: vec![noise.bytes(200)] }),
-            gm.sign(&fresh_changes),
-        ],
-        max_response_bytes: 0,
-    };
+    let req = gm.request(
+        vec![],
+        vec![DocChanges { doc: *rec.id.as_bytes(), changes: vec![noise.bytes(200)] }, fresh_changes.clone()],
+        0,
+    );
     let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await.sync();
     assert_eq!(r.rejected.len(), 1, "{:?}", r.rejected);
     assert_eq!((Uuid::from_bytes(r.rejected[0].doc), r.rejected[0].reason), (rec.id, RejectReason::Malformed));
@@ -730,11 +723,7 @@ async fn bad_input_never_panics_and_never_corrupts() {
                 changes.iter().any(|c| automerge::Change::from_bytes(c.clone()).is_ok_and(|c| c.hash().0 == *h))
             })
             .collect();
-        let req = SyncRequest {
-            cursor: vec![],
-            docs: vec![gm.sign(&DocChanges { doc: *rec.id.as_bytes(), changes })],
-            max_response_bytes: 0,
-        };
+        let req = gm.request(vec![], vec![DocChanges { doc: *rec.id.as_bytes(), changes }], 0);
         let r = srv.sync_raw(&gm.token, protocol::encode(&req).unwrap()).await.sync();
         assert_eq!(acked(&r).get(&rec.id).cloned().unwrap_or_default(), known, "{what}: acked");
         assert_eq!(r.rejected.iter().map(|r| r.reason).collect::<Vec<_>>(), [reason], "{what}");
@@ -808,9 +797,7 @@ async fn resending_a_sync_stores_each_change_once() {
     let (_, b) = gm.doc(&patrol("t01/v01/g1", &gm.user.id));
     let n = (a.changes.len() + b.changes.len()) as u64;
     assert_eq!(n, 3);
-    let body =
-        protocol::encode(&SyncRequest { cursor: vec![], docs: vec![gm.sign(&a), gm.sign(&b)], max_response_bytes: 0 })
-            .unwrap();
+    let body = protocol::encode(&gm.request(vec![], vec![a.clone(), b.clone()], 0)).unwrap();
 
     for round in 1..=3 {
         let r = srv.sync_raw(&gm.token, body.clone()).await.sync();
@@ -898,12 +885,7 @@ async fn device_keys_are_registered_once_and_relay_bundles_are_checked() {
 
     let rec = patrol("t01/v01/g1", &u.id);
     let (_, changes) = new_doc(&rec);
-    let body = protocol::encode(&SyncRequest {
-        cursor: vec![],
-        docs: vec![sign_as(&key, &e.device_id, &changes)],
-        max_response_bytes: 0,
-    })
-    .unwrap();
+    let body = protocol::encode(&signed_request(&key, &e.device_id, vec![], vec![changes.clone()], 0)).unwrap();
     let resp = srv.sync_raw(&e.token, body.clone()).await.sync();
     assert_eq!(resp.rejected.len(), 1);
     assert_eq!(resp.rejected[0].reason, RejectReason::BadSignature);
@@ -955,6 +937,7 @@ async fn device_keys_are_registered_once_and_relay_bundles_are_checked() {
         created_at: 0,
         cursor: vec![],
         docs: vec![],
+        signature: Default::default(),
     };
     let server_key = gridsync_core::signing::from_hex(&e.server_key).unwrap();
     let sealed = gridsync_core::signing::seal_to_server(&server_key, &bundle.encode().unwrap()).unwrap();

@@ -4,17 +4,21 @@
 Usage: verify.py EXPORT.json
 
 An export (`gridsync-server export-provenance`, or the dashboard's
-"导出" link on a record's 修改记录与签名 page) holds a record's changes, each
-device's Ed25519 signature and the devices' public keys. This program checks
-every signed change from the bytes alone, as docs/provenance.md describes:
+"导出" link on a record's 修改记录与签名 page) holds a record's changes, the
+devices' Ed25519 signatures with the manifests they cover, and the devices'
+public keys. This program checks every signed change from the bytes alone,
+as docs/provenance.md describes:
 
 1. Parse the change chunk: magic 85 6f 4a 83, a 4-byte checksum, a chunk type
    byte (1 = change, 2 = deflate-compressed change), a ULEB128 length, the data.
 2. Its hash is SHA-256 over (01, ULEB128(len(data)), data), the data inflated
    first (raw deflate) for type 2; the checksum is the hash's first 4 bytes.
-3. The signed message is b"gridsync-change-v1" || record id (16 bytes) ||
-   device id (16 bytes) || hash (32 bytes), ids as their UUIDs' raw bytes.
-4. The signature must verify under the device's public key (RFC 8032 Ed25519).
+3. The signature it came under covers a manifest: for each record, its id
+   (16 bytes), a change count (4 bytes, big-endian) and the change hashes
+   (32 bytes each). The manifest must name this record and this hash.
+4. The signed message is b"gridsync-batch-v1" || device id (16 bytes) ||
+   manifest; the signature must verify under the device's public key
+   (RFC 8032 Ed25519), and the signing device must be the change's.
 
 It prints one line per change and exits 0 only if every signed change
 verifies (unsigned changes, made on the web dashboard, are listed as such).
@@ -31,7 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAGIC = bytes([0x85, 0x6F, 0x4A, 0x83])
-DOMAIN = b"gridsync-change-v1"
+DOMAIN = b"gridsync-batch-v1"
 
 
 def uleb128(data, pos):
@@ -78,6 +82,23 @@ def change_hash(chunk):
     return digest
 
 
+def manifest_names(manifest, record, digest):
+    """Whether the manifest names change `digest` of record `record`."""
+    pos = 0
+    while pos < len(manifest):
+        if pos + 20 > len(manifest):
+            raise ValueError("manifest cut short")
+        doc, count = manifest[pos:pos + 16], int.from_bytes(manifest[pos + 16:pos + 20], "big")
+        pos += 20
+        hashes = manifest[pos:pos + 32 * count]
+        if len(hashes) != 32 * count:
+            raise ValueError("manifest cut short")
+        pos += 32 * count
+        if doc == record and any(hashes[i:i + 32] == digest for i in range(0, len(hashes), 32)):
+            return True
+    return False
+
+
 def main(path):
     with open(path, encoding="utf-8") as f:
         export = json.load(f)
@@ -90,6 +111,7 @@ def main(path):
         for d in export["devices"]
         if d.get("public_key")
     }
+    batches = {b["signature"]: b for b in export["signatures"]}
     bad, good, unsigned = 0, 0, 0
     for c in export["changes"]:
         label = f"change {c['seq']} ({c['hash'][:16]}) by {c['device_id']}"
@@ -104,7 +126,13 @@ def main(path):
             key = keys.get(c["device_id"])
             if key is None:
                 raise ValueError("no public key for its device")
-            message = DOMAIN + record.bytes + uuid.UUID(c["device_id"]).bytes + digest
+            batch = batches.get(c["signature"])
+            if batch is None or batch["device_id"] != c["device_id"]:
+                raise ValueError("its signature is not listed for its device")
+            manifest = bytes.fromhex(batch["manifest"])
+            if not manifest_names(manifest, record.bytes, digest):
+                raise ValueError("the signature does not cover this change")
+            message = DOMAIN + uuid.UUID(c["device_id"]).bytes + manifest
             Ed25519PublicKey.from_public_bytes(key).verify(bytes.fromhex(c["signature"]), message)
         except (ValueError, InvalidSignature, zlib.error) as e:
             bad += 1

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{Change, ObjId, ROOT, ReadDoc};
 use gridsync_core::doc::RecordDoc;
-use gridsync_core::protocol::{self, DocChanges, RejectReason, SignedDocChanges, SyncRequest, SyncResponse};
+use gridsync_core::protocol::{self, DocChanges, RejectReason, SyncRequest, SyncResponse};
 use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, ServerStore};
 use uuid::Uuid;
 
@@ -58,10 +58,10 @@ pub async fn push_raw(dev: &Device, docs: Vec<DocChanges>) -> Result<SyncRespons
     // The phone signs what it sends, forged or not: its key proves only
     // that it sent it; the judge decides whether it may.
     let (device, key) = dev.store().signer()?;
-    let docs = docs.iter().map(|d| SignedDocChanges::sign_raw(&key, &device, d)).collect();
+    let signature = protocol::sign_docs(&key, &device, &docs);
     // A cursor far ahead: the answer carries no feed page to ignore.
     let cursor = [0xffu8; 16].to_vec();
-    let body = protocol::encode(&SyncRequest { cursor, docs, max_response_bytes: 16 * 1024 })?;
+    let body = protocol::encode(&SyncRequest { cursor, docs, max_response_bytes: 16 * 1024, signature })?;
     let bytes = RawClient::new().post_sync(&e.server_url, &e.token, &body).await?;
     Ok(protocol::decode(&bytes)?)
 }
@@ -94,7 +94,8 @@ pub fn inject_unjudged(store: &dyn ServerStore, id: Uuid, changes: &[Change]) ->
             let mut index = rec.index();
             index.sensitive |= snapshot.sensitive;
             Ok(MergedDoc {
-                new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec(), None)).collect(),
+                new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+                batch: None,
                 snapshot: doc.save(),
                 index,
                 json: rec.to_json().to_string(),

@@ -14,12 +14,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
-pub use crate::signing::Signature;
-use crate::signing::{DeviceKey, SIGNATURE_LEN};
+use crate::signing::{DeviceKey, SIGNATURE_LEN, change_hash};
+pub use crate::signing::{Manifest, Signature};
 
 /// Protocol version this build speaks.
 ///
-/// Version 2 signs every change a phone sends ([`SignedChange`]); a server
+/// Version 2 signs every change a phone sends (`SyncRequest::signature`); a server
 /// refuses unsigned changes, so version 1 is no longer spoken.
 pub const PROTOCOL_VERSION: u16 = 2;
 /// Versions this build accepts.
@@ -55,63 +55,22 @@ pub struct DocChanges {
     pub changes: Vec<Vec<u8>>,
 }
 
-/// A change with its device's signature ([`crate::signing`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedChange {
-    /// Raw Automerge change.
-    pub bytes: Vec<u8>,
-    /// The signing device's signature of (record, device, change hash).
-    pub signature: Signature,
+/// The manifest of `docs`: every change by record, each by its hash
+/// ([`crate::signing::change_hash`]), as a server rebuilds it to check a
+/// request's signature.
+pub fn manifest_of(docs: &[DocChanges]) -> Manifest {
+    let mut m = Manifest::new();
+    for d in docs {
+        let hashes: Vec<Hash> = d.changes.iter().map(|c| change_hash(c)).collect();
+        m.push(&uuid::Uuid::from_bytes(d.doc), &hashes);
+    }
+    m
 }
 
-/// A change with its hash: what a device signs.
-pub type HashedChange = (Hash, Vec<u8>);
-
-/// Signed changes of one record, as a phone sends them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedDocChanges {
-    /// Record id.
-    pub doc: DocId,
-    /// Changes in causal order, each signed.
-    pub changes: Vec<SignedChange>,
-}
-
-impl SignedDocChanges {
-    /// Sign `changes` (hash and bytes) of record `doc` as `device`.
-    pub fn sign(key: &DeviceKey, device: &uuid::Uuid, doc: uuid::Uuid, changes: Vec<HashedChange>) -> Self {
-        SignedDocChanges {
-            doc: *doc.as_bytes(),
-            changes: changes
-                .into_iter()
-                .map(|(hash, bytes)| SignedChange { signature: key.sign_change(&doc, device, &hash), bytes })
-                .collect(),
-        }
-    }
-
-    /// Sign raw changes, hashing each (bytes that are not a change get a
-    /// zero signature: the server refuses them as malformed anyway).
-    pub fn sign_raw(key: &DeviceKey, device: &uuid::Uuid, changes: &DocChanges) -> Self {
-        let doc = uuid::Uuid::from_bytes(changes.doc);
-        SignedDocChanges {
-            doc: changes.doc,
-            changes: changes
-                .changes
-                .iter()
-                .map(|bytes| SignedChange {
-                    signature: match crate::doc::parse_change(bytes) {
-                        Ok(c) => key.sign_change(&doc, device, &c.hash().0),
-                        Err(_) => Signature([0; SIGNATURE_LEN]),
-                    },
-                    bytes: bytes.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The changes without their signatures.
-    pub fn unsigned(&self) -> DocChanges {
-        DocChanges { doc: self.doc, changes: self.changes.iter().map(|c| c.bytes.clone()).collect() }
-    }
+/// Sign `docs` as `device` (hashing each change): what a phone sending
+/// them outside its sync engine does.
+pub fn sign_docs(key: &DeviceKey, device: &uuid::Uuid, docs: &[DocChanges]) -> Signature {
+    key.sign_batch(device, &manifest_of(docs))
 }
 
 /// Phone → server.
@@ -119,11 +78,14 @@ impl SignedDocChanges {
 pub struct SyncRequest {
     /// Position in the server's change feed; empty for "from the start".
     pub cursor: Vec<u8>,
-    /// Unacknowledged local changes, grouped by record, each signed.
-    pub docs: Vec<SignedDocChanges>,
+    /// Unacknowledged local changes, grouped by record.
+    pub docs: Vec<DocChanges>,
     /// Byte budget the phone wants for the response's changes (the server
     /// may lower it).
     pub max_response_bytes: u32,
+    /// The device's signature of every change in `docs`
+    /// ([`crate::signing`]).
+    pub signature: Signature,
 }
 
 /// Stored changes of one record.
@@ -425,27 +387,25 @@ pub fn decode_sync_request(
     let mut total = 0usize;
     for _ in 0..n_docs {
         let doc: DocId = r.take(16, "doc id")?.try_into().map_err(|_| Reader::malformed("doc id"))?;
-        // A change takes at least its length byte and its signature.
-        let n = r.count("changes", 1 + SIGNATURE_LEN)?;
+        let n = r.count("changes", 1)?;
         total = total.saturating_add(n);
         if total > limits.max_changes {
             return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
         }
         let mut changes = Vec::with_capacity(n);
         for _ in 0..n {
-            let bytes = r.bytes("change")?;
-            let sig: [u8; SIGNATURE_LEN] =
-                r.take(SIGNATURE_LEN, "signature")?.try_into().map_err(|_| Reader::malformed("signature"))?;
-            changes.push(SignedChange { bytes, signature: Signature(sig) });
+            changes.push(r.bytes("change")?);
         }
-        docs.push(SignedDocChanges { doc, changes });
+        docs.push(DocChanges { doc, changes });
     }
     let max = r.varint("max_response_bytes")?;
     let max_response_bytes = u32::try_from(max).map_err(|_| Reader::malformed("max_response_bytes"))?;
+    let signature: [u8; SIGNATURE_LEN] =
+        r.take(SIGNATURE_LEN, "signature")?.try_into().map_err(|_| Reader::malformed("signature"))?;
     if r.remaining() != 0 {
         return Err(Reader::malformed("trailing bytes"));
     }
-    Ok(SyncRequest { cursor, docs, max_response_bytes })
+    Ok(SyncRequest { cursor, docs, max_response_bytes, signature: Signature(signature) })
 }
 
 /// Decode a message, refusing unknown versions, bodies that inflate past
@@ -644,8 +604,10 @@ pub struct Bundle {
     pub created_at: i64,
     /// The device's cursor with its server when written.
     pub cursor: Vec<u8>,
-    /// Unacknowledged changes by record, each signed by the device.
-    pub docs: Vec<SignedDocChanges>,
+    /// Unacknowledged changes by record.
+    pub docs: Vec<DocChanges>,
+    /// The device's signature of every change in `docs`.
+    pub signature: Signature,
 }
 
 /// What an import did.
@@ -689,18 +651,9 @@ mod tests {
         ) {
             let req = SyncRequest {
                 cursor,
-                docs: docs
-                    .into_iter()
-                    .map(|(doc, changes)| SignedDocChanges {
-                        doc,
-                        changes: changes
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, bytes)| SignedChange { bytes, signature: Signature([i as u8; 64]) })
-                            .collect(),
-                    })
-                    .collect(),
+                docs: docs.into_iter().map(|(doc, changes)| DocChanges { doc, changes }).collect(),
                 max_response_bytes: max,
+                signature: Signature([max as u8; 64]),
             };
             let bytes = encode(&req).unwrap();
             let got = decode_sync_request(&bytes, &DecodeLimits::default(), &mut |_| true).unwrap();
@@ -715,14 +668,12 @@ mod tests {
     fn counts_are_checked_before_they_are_allocated() {
         let many = SyncRequest {
             cursor: vec![],
-            docs: vec![SignedDocChanges {
-                doc: [1; 16],
-                changes: vec![SignedChange { bytes: vec![], signature: Signature([0; 64]) }; 20_001],
-            }],
+            docs: vec![DocChanges { doc: [1; 16], changes: vec![vec![]; 20_001] }],
             max_response_bytes: 0,
+            signature: Signature([0; 64]),
         };
         let bytes = encode(&many).unwrap();
-        assert!(bytes.len() < 4096, "{}", bytes.len());
+        assert!(bytes.len() < 1024, "{}", bytes.len());
         let limits = DecodeLimits::default();
         assert_eq!(
             decode_sync_request(&bytes, &limits, &mut |_| true),
@@ -799,11 +750,9 @@ mod tests {
         insta::assert_snapshot!(hex_string(&body));
         let req = SyncRequest {
             cursor: vec![1],
-            docs: vec![SignedDocChanges {
-                doc: [9; 16],
-                changes: vec![SignedChange { bytes: vec![1, 2], signature: Signature([0xee; 64]) }],
-            }],
+            docs: vec![DocChanges { doc: [9; 16], changes: vec![vec![1, 2]] }],
             max_response_bytes: 65536,
+            signature: Signature([0xee; 64]),
         };
         insta::assert_snapshot!(hex_string(&postcard::to_allocvec(&req).unwrap()));
     }

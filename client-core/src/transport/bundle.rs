@@ -14,8 +14,8 @@ use rusqlite::params;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
+use crate::protocol::DocChanges;
 pub use crate::protocol::{Bundle, ImportReport};
-use crate::protocol::{HashedChange, SignedDocChanges};
 use crate::store::Store;
 
 pub use crate::protocol::MAX_RELAY_BYTES;
@@ -29,16 +29,27 @@ impl Store {
         let (device, key) = self.signer()?;
         let e = self.enrollment()?.ok_or_else(|| CoreError::invalid("enrollment", "not_enrolled", "本机尚未注册"))?;
         let cursor = self.read_cursor(super::CURSOR_KEY)?.unwrap_or_default();
-        let mut by_doc: BTreeMap<Uuid, Vec<HashedChange>> = BTreeMap::new();
+        let mut by_doc: BTreeMap<Uuid, Vec<crate::store::OutboxEntry>> = BTreeMap::new();
         for e in self.outbox(usize::MAX)? {
-            by_doc.entry(e.doc_id).or_default().push((e.hash, e.change));
+            by_doc.entry(e.doc_id).or_default().push(e);
+        }
+        let mut manifest = crate::signing::Manifest::new();
+        for (d, entries) in &by_doc {
+            manifest.push(d, &entries.iter().map(|e| e.hash).collect::<Vec<_>>());
         }
         Ok(Bundle {
             device_id: e.device_id,
             user_id: e.user_id,
             created_at: chrono::Utc::now().timestamp_millis(),
             cursor,
-            docs: by_doc.into_iter().map(|(d, changes)| SignedDocChanges::sign(&key, &device, d, changes)).collect(),
+            docs: by_doc
+                .into_iter()
+                .map(|(d, entries)| DocChanges {
+                    doc: *d.as_bytes(),
+                    changes: entries.into_iter().map(|e| e.change).collect(),
+                })
+                .collect(),
+            signature: key.sign_batch(&device, &manifest),
         })
     }
 
@@ -119,8 +130,7 @@ impl Store {
         self.transaction(|tx| {
             for d in &bundle.docs {
                 let doc = Uuid::from_bytes(d.doc);
-                let changes: Vec<Vec<u8>> = d.changes.iter().map(|c| c.bytes.clone()).collect();
-                tx.apply_remote(doc, &changes)?;
+                tx.apply_remote(doc, &d.changes)?;
                 report.records += 1;
                 report.changes += d.changes.len() as u64;
             }

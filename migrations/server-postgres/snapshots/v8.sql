@@ -177,6 +177,11 @@ CREATE TABLE blob_chunks (
 
 ALTER TABLE devices ADD COLUMN public_key BYTEA;
 ALTER TABLE changes ADD COLUMN signature BYTEA;
+CREATE TABLE signed_batches (
+    signature  BYTEA PRIMARY KEY,
+    device_id  TEXT NOT NULL,
+    manifest   BYTEA NOT NULL
+);
 CREATE TABLE server_keys (
     name       TEXT PRIMARY KEY,
     secret     BYTEA NOT NULL,

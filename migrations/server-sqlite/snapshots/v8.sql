@@ -114,6 +114,11 @@ CREATE INDEX attachment_refs_record ON attachment_refs (record_id);
 
 ALTER TABLE devices ADD COLUMN public_key BLOB;
 ALTER TABLE changes ADD COLUMN signature BLOB;
+CREATE TABLE signed_batches (
+    signature  BLOB PRIMARY KEY,
+    device_id  TEXT NOT NULL,
+    manifest   BLOB NOT NULL
+) STRICT;
 CREATE TABLE server_keys (
     name       TEXT PRIMARY KEY,
     secret     BLOB NOT NULL,

@@ -203,12 +203,16 @@ macro_rules! conformance_tests {
             let rec = patrol("t01/v01/g1", "gm1");
             let mut inc = incoming(&rec);
             let hash = gridsync_core::doc::parse_change(&inc.changes[0]).unwrap().hash().0;
-            inc.signatures.insert(hash, Signature([9; 64]));
+            let mut manifest = gridsync_core::signing::Manifest::new();
+            manifest.push(&rec.id, &[hash]);
+            inc.batch = Some(std::sync::Arc::new(SignedBatch { signature: Signature([9; 64]), manifest: manifest.clone() }));
             assert!(push(s.as_ref(), "d1", &user("gm1", Role::GridManager, "t01/v01/g1"), &[inc]).iter().all(acked));
             let log = s.change_log(rec.id).unwrap();
             assert_eq!(log.len(), 1);
             assert_eq!((log[0].hash, log[0].origin.as_str(), log[0].signature), (hash, "d1", Some(Signature([9; 64]))));
             assert!(s.change_log(uuid::Uuid::new_v4()).unwrap().is_empty());
+            assert_eq!(s.signed_batch(&Signature([9; 64])).unwrap(), Some(manifest));
+            assert_eq!(s.signed_batch(&Signature([8; 64])).unwrap(), None);
         }
 
         #[test]

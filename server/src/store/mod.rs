@@ -311,7 +311,7 @@ pub struct StoredChange {
     pub bytes: Vec<u8>,
     /// The device whose signature it carries (`web:<user>` for the dashboard).
     pub origin: String,
-    /// The device's signature, if it was sent by a device.
+    /// The device's signature it came under (see [`ServerStore::signed_batch`]).
     pub signature: Option<Signature>,
 }
 
@@ -361,9 +361,11 @@ pub enum DocDecision {
 /// A merged record, ready to write.
 #[derive(Debug, Clone)]
 pub struct MergedDoc {
-    /// Changes not stored before: hash, bytes, and the device's signature
-    /// (none for changes the dashboard made).
-    pub new_changes: Vec<([u8; 32], Vec<u8>, Option<Signature>)>,
+    /// Changes not stored before, with their hashes.
+    pub new_changes: Vec<([u8; 32], Vec<u8>)>,
+    /// The signed request they came in (none for the dashboard's changes):
+    /// stored once, and named by each change it covers.
+    pub batch: Option<std::sync::Arc<SignedBatch>>,
     /// Compact save after the merge.
     pub snapshot: Vec<u8>,
     /// Index columns of the merged record.
@@ -637,16 +639,26 @@ pub struct IncomingDoc {
     pub doc_id: Uuid,
     /// Raw changes.
     pub changes: Vec<Vec<u8>>,
-    /// Their verified signatures by change hash (empty for changes the
-    /// server made itself, on the dashboard).
-    pub signatures: std::collections::BTreeMap<[u8; 32], Signature>,
+    /// The verified signature these changes came under, with what it
+    /// covers (none for changes the server made itself, on the dashboard).
+    pub batch: Option<std::sync::Arc<SignedBatch>>,
 }
 
 impl IncomingDoc {
     /// Changes the server made itself: no device signed them.
     pub fn unsigned(doc_id: Uuid, changes: Vec<Vec<u8>>) -> IncomingDoc {
-        IncomingDoc { doc_id, changes, signatures: Default::default() }
+        IncomingDoc { doc_id, changes, batch: None }
     }
+}
+
+/// A device's signature of a request's (or bundle's) changes, and the
+/// manifest it covers: kept so that anyone can check each change later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBatch {
+    /// Ed25519 signature.
+    pub signature: Signature,
+    /// What it covers.
+    pub manifest: gridsync_core::signing::Manifest,
 }
 
 /// A user's web password: an argon2id PHC string, with the sign-in lockout.
@@ -774,6 +786,8 @@ pub trait ServerStore: Send + Sync {
     fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>>;
     /// Every stored change of a record, in the order stored.
     fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>>;
+    /// The manifest a stored signature covers.
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>>;
     /// Record a successful sync.
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()>;
     /// Merge a request's records in one transaction. `merge` is called once

@@ -438,6 +438,17 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
+        self.with(|c| {
+            let row = c.query_opt("SELECT manifest FROM signed_batches WHERE signature = $1", &[&&signature.0[..]])?;
+            row.map(|r| {
+                let b: Vec<u8> = r.try_get(0)?;
+                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
+            })
+            .transpose()
+        })
+    }
+
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
         self.with(|c| {
             c.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
@@ -501,8 +512,17 @@ impl ServerStore for PostgresServerStore {
                     if m.history_turns_sensitive {
                         tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
                     }
-                    for (hash, bytes, sig) in &m.new_changes {
-                        let sig = sig.as_ref().map(|s| &s.0[..]);
+                    let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
+                    if let Some(b) = &m.batch
+                        && !m.new_changes.is_empty()
+                    {
+                        tx.execute(
+                            "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
+                             ON CONFLICT (signature) DO NOTHING",
+                            &[&&b.signature.0[..], &device_id, &b.manifest.bytes()],
+                        )?;
+                    }
+                    for (hash, bytes) in &m.new_changes {
                         tx.execute(
                             &ins_change,
                             &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive, &sig],

@@ -583,6 +583,18 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
+        self.read(|c| {
+            let m: Option<Vec<u8>> = c
+                .query_row("SELECT manifest FROM signed_batches WHERE signature = ?1", [&signature.0[..]], |r| r.get(0))
+                .optional()?;
+            m.map(|b| {
+                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
+            })
+            .transpose()
+        })
+    }
+
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
         self.group_write(|conn| {
             conn.execute("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1", params![device_id, now])?;
@@ -644,8 +656,17 @@ impl ServerStore for SqliteServerStore {
                     "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(doc_id, hash) DO NOTHING",
                 )?;
-                for (hash, bytes, sig) in &m.new_changes {
-                    let sig = sig.as_ref().map(|s| &s.0[..]);
+                let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
+                if let Some(b) = &m.batch
+                    && !m.new_changes.is_empty()
+                {
+                    tx.prepare_cached(
+                        "INSERT INTO signed_batches (signature, device_id, manifest) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (signature) DO NOTHING",
+                    )?
+                    .execute(params![&b.signature.0[..], device_id, b.manifest.bytes()])?;
+                }
+                for (hash, bytes) in &m.new_changes {
                     st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive, sig])?;
                 }
                 if !m.attachments.is_empty() {

@@ -17,7 +17,7 @@ use gridsync_core::model::{
     Dispute, DisputeAction, DisputeCategory, Hazard, HazardAction, HazardCategory, Household, Location, Patrol,
     PatrolSlot, Record, RecordBody, Visit, VisitTarget, next_event,
 };
-use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SignedDocChanges, SyncRequest, SyncResponse};
+use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SyncRequest, SyncResponse};
 use gridsync_core::signing::DeviceKey;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
@@ -212,8 +212,7 @@ impl Server {
 
     /// Push records' changes (no pull of interest).
     pub async fn push(&self, dev: &Device, docs: Vec<DocChanges>) -> SyncResponse {
-        let docs = docs.iter().map(|d| dev.sign(d)).collect();
-        self.sync(dev, &SyncRequest { cursor: vec![], docs, max_response_bytes: 0 }).await
+        self.sync(dev, &dev.request(vec![], docs, 0)).await
     }
 
     /// Pull the whole feed from the start, following `more`; returns the
@@ -222,9 +221,7 @@ impl Server {
         let mut cursor = vec![];
         let mut got = BTreeMap::new();
         for _ in 0..1000 {
-            let resp = self
-                .sync(dev, &SyncRequest { cursor: cursor.clone(), docs: vec![], max_response_bytes: 16 * 1024 })
-                .await;
+            let resp = self.sync(dev, &dev.request(cursor.clone(), vec![], 16 * 1024)).await;
             for d in &resp.changes {
                 *got.entry(Uuid::from_bytes(d.doc)).or_insert(0) += d.changes.len();
             }
@@ -247,7 +244,8 @@ impl Server {
         let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
         let changes = doc.changes_since(&[]);
         let merged = MergedDoc {
-            new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec(), None)).collect(),
+            new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+            batch: None,
             snapshot: doc.save(),
             index: rec.index(),
             json: rec.to_json().to_string(),
@@ -287,15 +285,22 @@ pub fn test_key(code: &str) -> DeviceKey {
     DeviceKey::from_secret(&secret)
 }
 
-/// `changes` signed by device `device_id` with `key`.
-pub fn sign_as(key: &DeviceKey, device_id: &str, changes: &DocChanges) -> SignedDocChanges {
-    SignedDocChanges::sign_raw(key, &Uuid::parse_str(device_id).unwrap(), changes)
+/// A sync request of `docs` signed by device `device_id` with `key`.
+pub fn signed_request(
+    key: &DeviceKey,
+    device_id: &str,
+    cursor: Vec<u8>,
+    docs: Vec<DocChanges>,
+    page: u32,
+) -> SyncRequest {
+    let signature = protocol::sign_docs(key, &Uuid::parse_str(device_id).unwrap(), &docs);
+    SyncRequest { cursor, docs, max_response_bytes: page, signature }
 }
 
 impl Device {
-    /// `changes` signed by this phone.
-    pub fn sign(&self, changes: &DocChanges) -> SignedDocChanges {
-        sign_as(&DeviceKey::from_secret(&self.key), &self.device_id, changes)
+    /// A sync request of `docs`, signed by this phone.
+    pub fn request(&self, cursor: Vec<u8>, docs: Vec<DocChanges>, page: u32) -> SyncRequest {
+        signed_request(&DeviceKey::from_secret(&self.key), &self.device_id, cursor, docs, page)
     }
 
     /// A record as a new document written on this phone, and its changes.
@@ -461,11 +466,11 @@ pub fn uncompressed(req: &SyncRequest) -> Vec<u8> {
         out.extend_from_slice(&d.doc);
         varint(&mut out, d.changes.len() as u64);
         for c in &d.changes {
-            bytes(&mut out, &c.bytes);
-            out.extend_from_slice(&c.signature.0);
+            bytes(&mut out, c);
         }
     }
     varint(&mut out, u64::from(req.max_response_bytes));
+    out.extend_from_slice(&req.signature.0);
     out
 }
 

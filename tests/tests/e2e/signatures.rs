@@ -11,7 +11,7 @@ use std::process::Command;
 
 use gridsync_core::model::{PatrolSlot, RecordKind};
 use gridsync_core::phone::ApiError;
-use gridsync_core::protocol::{Bundle, SignedDocChanges};
+use gridsync_core::protocol::{Bundle, sign_docs};
 use gridsync_core::signing::{DeviceKey, from_hex, hex_of, seal_to_server};
 use gridsync_server::provenance::{Verification, record_provenance};
 use gridsync_tests::bed::Bed;
@@ -144,7 +144,7 @@ async fn a_bundle_forged_under_another_devices_id_is_refused() {
     let mut resigned = forged.clone();
     let key = DeviceKey::generate().unwrap();
     let leader = Uuid::parse_str(&forged.device_id).unwrap();
-    resigned.docs = forged.docs.iter().map(|d| SignedDocChanges::sign_raw(&key, &leader, &d.unsigned())).collect();
+    resigned.signature = sign_docs(&key, &leader, &forged.docs);
 
     let before = bed.admin.change_count().unwrap();
     for (name, b) in [("forged.gsb", &forged), ("resigned.gsb", &resigned)] {

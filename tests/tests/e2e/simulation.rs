@@ -41,7 +41,7 @@ use gridsync_core::transport::Enrollment;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::sqlite::SqliteServerStore;
 use gridsync_server::store::{Cursor, Device, DeviceAuth, ReadScope, ServerStore, User, ViewQuery};
-use gridsync_server::sync::{now_ms, process_signed_sync_at};
+use gridsync_server::sync::{SignedDocs, now_ms, process_signed_sync_at};
 use gridsync_tests::records::{self, DAY0};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -215,9 +215,16 @@ fn serve(
 ) -> Vec<u8> {
     let req: SyncRequest = protocol::decode(body).unwrap();
     let cursor = Cursor::from_bytes(&req.cursor).unwrap();
-    let resp =
-        process_signed_sync_at(server, metrics, auth, req.docs, cursor, req.max_response_bytes as usize, now_ms())
-            .unwrap();
+    let resp = process_signed_sync_at(
+        server,
+        metrics,
+        auth,
+        SignedDocs { docs: req.docs, signature: req.signature },
+        cursor,
+        req.max_response_bytes as usize,
+        now_ms(),
+    )
+    .unwrap();
     for r in &resp.rejected {
         refusals.push(format!(
             "{} refused {} of {}: {} ({})",

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use gridsync_core::model::{DisputeAction, PatrolSlot, RecordBody};
-use gridsync_core::protocol::{self, SignedDocChanges, SyncRequest};
+use gridsync_core::protocol::{self, SyncRequest};
 use gridsync_tests::device::{Device, RawClient};
 use gridsync_tests::hostile::{copy_of, wire};
 use gridsync_tests::records::{DAY0, dispute, patrol};
@@ -176,15 +176,15 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
     let many = wire(d.id, &many);
     // Signed by the phone: the signature proves who sent it, not that it is fair.
     let (device, key) = gm.store().signer().unwrap();
-    let (big, many) =
-        (SignedDocChanges::sign_raw(&key, &device, &big), SignedDocChanges::sign_raw(&key, &device, &many));
 
     let url = t.server.url();
     let attack = tokio::spawn(async move {
         let started = Instant::now();
         let mut statuses = Vec::new();
         for docs in [vec![big], vec![many]] {
-            let body = protocol::encode(&SyncRequest { cursor: vec![0xff; 16], docs, max_response_bytes: 0 }).unwrap();
+            let signature = protocol::sign_docs(&key, &device, &docs);
+            let req = SyncRequest { cursor: vec![0xff; 16], docs, max_response_bytes: 0, signature };
+            let body = protocol::encode(&req).unwrap();
             statuses.push(post(&url, "/v1/sync", &token, body).await.0);
         }
         (statuses, started.elapsed())
@@ -207,7 +207,7 @@ async fn a_history_built_for_cubic_work_is_refused_without_stalling_others() {
 }
 
 /// The postcard body of a sync request with one record and `n` empty
-/// changes, each with its 64 signature bytes (zeros).
+/// changes (and a signature of zeros).
 fn zero_length_changes(n: u64) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, mut v: u64) {
         loop {
@@ -224,8 +224,9 @@ fn zero_length_changes(n: u64) -> Vec<u8> {
     varint(&mut body, 1);
     body.extend_from_slice(&[7u8; 16]);
     varint(&mut body, n);
-    body.resize(body.len() + n as usize * 65, 0); // n changes of length 0, each with 64 signature bytes
+    body.resize(body.len() + n as usize, 0); // n changes of length 0
     varint(&mut body, 0);
+    body.extend_from_slice(&[0; 64]); // the signature
     body
 }
 
@@ -237,7 +238,7 @@ async fn counts_are_checked_before_memory_is_taken() {
     let t = town(&[]).await;
     let gm = t.phone("gm-t01-v01-g1").await;
     let token = gm.store().enrollment().unwrap().unwrap().token;
-    let bomb = envelope(&zero_length_changes((32 * 1024 * 1024 - 64) / 65));
+    let bomb = envelope(&zero_length_changes(32 * 1024 * 1024 - 128));
     assert!(bomb.len() < 64 * 1024, "{}", bomb.len());
     let before = t.server.peak_rss_mib().unwrap();
     let url = t.server.url();
