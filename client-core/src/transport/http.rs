@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::Rng;
+use reqwest::{Method, StatusCode};
 
 use crate::protocol::Directory;
 use crate::protocol::{
@@ -228,17 +229,11 @@ impl HttpClient {
         let public_key = lock(store).device_key()?.public_hex();
         let body =
             serde_json::to_vec(&DeviceKeyRequest { public_key }).map_err(|e| SyncError::Network(e.to_string()))?;
-        let resp = self
-            .client
-            .post(format!("{}/v1/device-key", enrollment.server_url))
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", enrollment.token))
-            .body(body)
-            .send()
+        let url = format!("{}/v1/device-key", enrollment.server_url);
+        let (status, bytes) = self
+            .send(Method::POST, &url, &enrollment.token, "application/json", body)
             .await
-            .map_err(|e| SyncError::Network(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+            .map_err(SyncError::Network)?;
         if !status.is_success() {
             return Err(server_error(status.as_u16(), &bytes));
         }
@@ -260,17 +255,11 @@ impl HttpClient {
     ) -> Result<(), SyncError> {
         let carried = lock(store).carried_relays()?;
         for (id, bytes) in carried {
-            let resp = self
-                .client
-                .post(format!("{}/v1/relay", enrollment.server_url))
-                .header("content-type", "application/x-gridsync-relay")
-                .header("authorization", format!("Bearer {}", enrollment.token))
-                .body(bytes)
-                .send()
+            let url = format!("{}/v1/relay", enrollment.server_url);
+            let (status, body) = self
+                .send(Method::POST, &url, &enrollment.token, "application/x-gridsync-relay", bytes)
                 .await
-                .map_err(|e| SyncError::Network(e.to_string()))?;
-            let status = resp.status();
-            let body = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+                .map_err(SyncError::Network)?;
             if status.is_success() {
                 let r: RelayReport = serde_json::from_slice(&body).map_err(|e| SyncError::Network(e.to_string()))?;
                 report.relayed_bundles += 1;
@@ -303,16 +292,11 @@ impl HttpClient {
         };
         let body = serde_json::to_vec(&report).map_err(|e| SyncError::Network(e.to_string()))?;
         let url = format!("{}/v1/problems", enrollment.server_url);
-        let resp = self
-            .client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", enrollment.token))
-            .body(body)
-            .send()
+        let (status, _) = self
+            .send(Method::POST, &url, &enrollment.token, "application/json", body)
             .await
-            .map_err(|e| SyncError::Network(e.to_string()))?;
-        if resp.status().is_success() {
+            .map_err(SyncError::Network)?;
+        if status.is_success() {
             let ids: Vec<_> = pending.iter().map(|s| s.doc_id).collect();
             lock(store).mark_set_aside_reported(&ids)?;
         }
@@ -434,30 +418,16 @@ impl HttpClient {
         let url = format!("{}/v1/photos/{hash}?offset={offset}", enrollment.server_url);
         let mut attempt = 0;
         loop {
-            let sent = self
-                .client
-                .put(&url)
-                .header("content-type", "application/octet-stream")
-                .header("authorization", format!("Bearer {}", enrollment.token))
-                .body(bytes.to_vec())
-                .send()
-                .await;
+            let sent =
+                self.send(Method::PUT, &url, &enrollment.token, "application/octet-stream", bytes.to_vec()).await;
             let why = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    match resp.bytes().await {
-                        Ok(body) if status == 200 || status == 409 => {
-                            return serde_json::from_slice(&body)
-                                .map_err(|e| SyncError::Network(format!("bad photo answer: {e}")));
-                        }
-                        Ok(body) if status < 500 && status != 408 && status != 429 => {
-                            return Err(server_error(status, &body));
-                        }
-                        Ok(_) => format!("server answered {status}"),
-                        Err(e) => e.to_string(),
-                    }
+                Ok((status, body)) if status.as_u16() == 200 || status.as_u16() == 409 => {
+                    return serde_json::from_slice(&body)
+                        .map_err(|e| SyncError::Network(format!("bad photo answer: {e}")));
                 }
-                Err(e) => e.to_string(),
+                Ok((status, _)) if retryable(status) => format!("server answered {status}"),
+                Ok((status, body)) => return Err(server_error(status.as_u16(), &body)),
+                Err(why) => why,
             };
             attempt += 1;
             if attempt >= self.retry.attempts {
@@ -485,32 +455,45 @@ impl HttpClient {
         Ok(bytes.to_vec())
     }
 
-    async fn post(&self, url: &str, token: &str, body: &[u8]) -> Attempt {
-        let resp = match self
+    /// One authenticated request, sent once: the answer's status and body,
+    /// or why none came (the network failed, or the body broke off).
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
+        let resp = self
             .client
-            .post(url)
-            .header("content-type", CONTENT_TYPE)
+            .request(method, url)
+            .header("content-type", content_type)
             .header("authorization", format!("Bearer {token}"))
-            .body(body.to_vec())
+            .body(body)
             .send()
             .await
-        {
-            Ok(r) => r,
-            Err(e) => return Attempt::Retry(e.to_string()),
-        };
+            .map_err(|e| e.to_string())?;
         let status = resp.status();
-        let bytes = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return Attempt::Retry(e.to_string()),
-        };
-        if status.is_success() {
-            return Attempt::Done(bytes.to_vec());
-        }
-        if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-            return Attempt::Retry(format!("server answered {status}"));
-        }
-        Attempt::Fatal(server_error(status.as_u16(), &bytes))
+        let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+        Ok((status, bytes.to_vec()))
     }
+
+    /// One sync round trip, classified for the retry loop.
+    async fn post(&self, url: &str, token: &str, body: &[u8]) -> Attempt {
+        match self.send(Method::POST, url, token, CONTENT_TYPE, body.to_vec()).await {
+            Ok((status, bytes)) if status.is_success() => Attempt::Done(bytes),
+            Ok((status, _)) if retryable(status) => Attempt::Retry(format!("server answered {status}")),
+            Ok((status, bytes)) => Attempt::Fatal(server_error(status.as_u16(), &bytes)),
+            Err(why) => Attempt::Retry(why),
+        }
+    }
+}
+
+/// Answers worth sending again after a pause: the server failed or was
+/// busy, or the request timed out. Every other 4xx is final.
+fn retryable(status: StatusCode) -> bool {
+    status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408
 }
 
 fn server_error(status: u16, body: &[u8]) -> SyncError {
