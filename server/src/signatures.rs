@@ -108,9 +108,7 @@ pub fn open_sealed(key: &ServerKey, sealed: &[u8]) -> Result<Bundle, RelayError>
 
 /// The enrolled device that signed `bundle`, with its user.
 fn signer_of(store: &dyn ServerStore, bundle: &Bundle) -> Result<DeviceAuth, RelayError> {
-    let device = store.devices()?.into_iter().find(|d| d.id == bundle.device_id).ok_or(RelayError::UnknownSigner)?;
-    let user = store.user(&device.user_id)?.ok_or(RelayError::UnknownSigner)?;
-    Ok(DeviceAuth { device, user })
+    store.device(&bundle.device_id)?.ok_or(RelayError::UnknownSigner)
 }
 
 /// What merging a bundle did.

@@ -175,6 +175,10 @@ macro_rules! conformance_tests {
             let d = &s.devices().unwrap()[0];
             assert_eq!((d.last_sync_at, d.revoked_at), (Some(700), Some(800)));
             assert_eq!(s.device_by_token(b"tok1").unwrap().unwrap().device.revoked_at, Some(800));
+            // By id: revoked devices too (a relay names its signer), with the user.
+            let by_id = s.device("d1").unwrap().unwrap();
+            assert_eq!((by_id.device.revoked_at, by_id.user.id.as_str()), (Some(800), "gm1"));
+            assert!(s.device("d2").unwrap().is_none(), "never enrolled");
         }
 
         #[test]

@@ -775,6 +775,8 @@ pub trait ServerStore: Send + Sync {
     fn claim_actor(&self, device_id: &str, actor: &[u8]) -> StoreResult<bool>;
     /// The device holding this token hash, with its user.
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>>;
+    /// The device with this id, with its user (revoked or not).
+    fn device(&self, device_id: &str) -> StoreResult<Option<DeviceAuth>>;
     /// Revoke a device; false if unknown.
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool>;
     /// Every device.

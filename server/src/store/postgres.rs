@@ -379,6 +379,18 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn device(&self, device_id: &str) -> StoreResult<Option<DeviceAuth>> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
+                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+                &[&device_id],
+            )?
+            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 8)? }))
+            .transpose()
+        })
+    }
+
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
         self.with(|c| {
             Ok(c.execute(

@@ -518,6 +518,18 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
+    fn device(&self, device_id: &str) -> StoreResult<Option<DeviceAuth>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
+                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1",
+                [device_id],
+                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 8)? }),
+            )
+            .optional()?)
+        })
+    }
+
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
         let conn = self.exclusive();
         let n = conn.execute(
