@@ -465,3 +465,38 @@ fn a_change_that_arrives_before_its_dependency_is_kept() {
     assert_eq!(other.get(rec.id).unwrap(), second);
     assert_eq!(other.list(&ListFilter::default()).unwrap()[0].updated_at, T0 + 2000);
 }
+
+/// A phone carries other phones' relay bundles without being able to read
+/// them, but not without bound: only sealed bundles, none past 8 MiB, and
+/// at most 200 at once (the same bundle twice counts once). The ones it
+/// already carries are kept whole when one more is refused.
+#[test]
+fn carried_relay_bundles_are_bounded() {
+    use gridsync_core::signing::{ServerKey, seal_to_server};
+    use gridsync_core::transport::bundle::{MAX_CARRIED, MAX_RELAY_BYTES};
+    let reason = |e: CoreError| match e {
+        CoreError::Invalid(errs) => errs[0].reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    let mut store = Store::open_in_memory().unwrap();
+    let server = ServerKey::generate().unwrap().public();
+    assert_eq!(reason(store.carry_relay(b"a plain file", T0).unwrap_err()), "not_a_relay_bundle");
+    let huge = seal_to_server(&server, &vec![7; MAX_RELAY_BYTES]).unwrap();
+    assert_eq!(reason(store.carry_relay(&huge, T0).unwrap_err()), "too_large");
+    let first = seal_to_server(&server, b"bundle 0").unwrap();
+    assert!(store.carry_relay(&first, T0).unwrap());
+    assert!(!store.carry_relay(&first, T0).unwrap(), "the same bundle again is carried once");
+    for i in 1..MAX_CARRIED {
+        let sealed = seal_to_server(&server, format!("bundle {i}").as_bytes()).unwrap();
+        assert!(store.carry_relay(&sealed, T0 + i as i64).unwrap());
+    }
+    let one_more = seal_to_server(&server, b"bundle 200").unwrap();
+    assert_eq!(reason(store.carry_relay(&one_more, T0 + 500).unwrap_err()), "too_many");
+    assert_eq!(store.relay_backlog().unwrap().0, MAX_CARRIED);
+    let carried = store.carried_relays().unwrap();
+    assert_eq!(carried.len() as u64, MAX_CARRIED);
+    assert_eq!(carried[0].1, first, "oldest first, bytes unchanged");
+    // Handing one over makes room for the next.
+    store.relay_delivered(&carried[0].0).unwrap();
+    assert!(store.carry_relay(&one_more, T0 + 600).unwrap());
+}

@@ -902,6 +902,10 @@ async fn device_keys_are_registered_once_and_relay_bundles_are_checked() {
     }
     let r = post_key("no-such-token".into(), format!(r#"{{"public_key": "{}"}}"#, key.public_hex())).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A key is 64 hex digits: a body past 4 KiB is refused before it is read.
+    let padded = format!(r#"{{"public_key": "{}", "pad": "{}"}}"#, key.public_hex(), "x".repeat(4 * 1024));
+    let r = post_key(e.token.clone(), padded).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()));
     for _ in 0..2 {
         let r = post_key(e.token.clone(), format!(r#"{{"public_key": "{}"}}"#, key.public_hex())).await;
         assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
@@ -945,4 +949,7 @@ async fn device_keys_are_registered_once_and_relay_bundles_are_checked() {
     assert_eq!((r.status, r.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "unknown_signer".into()));
     let r = relay("no-such-token", sealed).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A bundle is at most 8 MiB; a larger body is refused before it is read.
+    let r = relay(&e.token, vec![0; protocol::MAX_RELAY_BYTES + 2048]).await;
+    assert_eq!((r.status, r.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large".into()));
 }
