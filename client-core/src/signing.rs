@@ -94,7 +94,15 @@ impl<'de> Deserialize<'de> for Signature {
 /// The hash a change goes by in a manifest: its Automerge change hash, or
 /// for bytes that are no change, the SHA-256 of the bytes (such a change is
 /// refused as malformed anyway; its hash only keeps the manifest whole).
+///
+/// An uncompressed change chunk is hashed straight from its header, as
+/// Automerge defines the hash, without parsing its columns: the server
+/// rebuilds every request's manifest before judging it, and the judge
+/// parses each change anyway.
 pub fn change_hash(bytes: &[u8]) -> [u8; 32] {
+    if let Some(h) = chunk_hash(bytes) {
+        return h;
+    }
     match crate::doc::parse_change(bytes) {
         Ok(c) => c.hash().0,
         Err(_) => {
@@ -102,6 +110,49 @@ pub fn change_hash(bytes: &[u8]) -> [u8; 32] {
             sha2::Sha256::digest(bytes).into()
         }
     }
+}
+
+/// Automerge's hash of a change chunk that is exactly one uncompressed
+/// change with a valid checksum: SHA-256 over the chunk type, the data
+/// length (minimal ULEB128) and the data. `None` for anything else.
+fn chunk_hash(bytes: &[u8]) -> Option<[u8; 32]> {
+    use sha2::Digest;
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    const CHANGE: u8 = 1;
+    let (magic, rest) = bytes.split_first_chunk::<4>()?;
+    let (checksum, rest) = rest.split_first_chunk::<4>()?;
+    let (&kind, mut rest) = rest.split_first()?;
+    if *magic != MAGIC || kind != CHANGE {
+        return None;
+    }
+    let mut len: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&b, tail) = rest.split_first()?;
+        rest = tail;
+        len |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        if shift >= 63 {
+            return None;
+        }
+    }
+    if u64::try_from(rest.len()).ok()? != len {
+        return None;
+    }
+    let mut header = vec![kind];
+    let mut n = len;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            header.push(b);
+            break;
+        }
+        header.push(b | 0x80);
+    }
+    let hash: [u8; 32] = sha2::Sha256::new().chain_update(&header).chain_update(rest).finalize().into();
+    (hash[..4] == checksum[..]).then_some(hash)
 }
 
 /// What one signature covers: every change of a request or bundle, by
@@ -369,6 +420,34 @@ mod tests {
         assert!(!m.names(&Uuid::from_bytes([1; 16]), &[5; 32]));
         assert_eq!(Manifest::from_bytes(m.bytes().to_vec()), Some(m.clone()));
         assert_eq!(Manifest::from_bytes(m.bytes()[..30].to_vec()), None, "cut short");
+    }
+
+    /// The header hash is Automerge's own, for small and large changes
+    /// (one- and multi-byte lengths); anything else goes the slow way, and
+    /// bytes that are no change are hashed whole.
+    #[test]
+    fn a_change_is_hashed_from_its_header_as_automerge_does() {
+        use automerge::transaction::Transactable;
+        for size in [1usize, 100, 300, 20_000] {
+            let mut doc = automerge::AutoCommit::new();
+            doc.put(automerge::ROOT, "note", "巡".repeat(size)).unwrap();
+            let mut change = doc.get_last_local_change().unwrap().clone();
+            let raw = change.raw_bytes().to_vec();
+            assert_eq!(chunk_hash(&raw), Some(change.hash().0), "{size}");
+            assert_eq!(change_hash(&raw), change.hash().0);
+            let compressed = change.bytes().to_vec();
+            assert_eq!(change_hash(&compressed), change.hash().0, "compressed ({size})");
+            let mut longer = raw.clone();
+            longer.push(0);
+            assert_eq!(chunk_hash(&longer), None, "a byte past the chunk");
+            let mut flipped = raw.clone();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 1;
+            assert_eq!(chunk_hash(&flipped), None, "checksum no longer matches");
+            use sha2::Digest;
+            let whole: [u8; 32] = sha2::Sha256::digest(&flipped).into();
+            assert_eq!(change_hash(&flipped), whole);
+        }
     }
 
     /// The message is part of the wire format: a verifier outside Gridsync
