@@ -10,7 +10,10 @@
 //! other.
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{
+    ActorId, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, ScalarValueRef, Value,
+    ValueRef,
+};
 use serde_json::{Map, Value as Json};
 
 use crate::error::{CoreError, Result};
@@ -286,30 +289,38 @@ fn insert_value(doc: &mut AutoCommit, list: &ObjId, at: usize, v: &Json) -> Resu
     }
 }
 
-fn read_value(doc: &AutoCommit, v: Value<'_>, id: &ObjId, depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
+fn read_value(
+    doc: &AutoCommit,
+    v: ValueRef<'_>,
+    id: impl FnOnce() -> ObjId,
+    depth: usize,
+    heads: Option<&[ChangeHash]>,
+) -> Result<Json> {
     let wrong = || CoreError::invalid("data", "wrong_type", "记录含有不支持的数据类型");
     Ok(match v {
-        Value::Object(t) => read_obj(doc, id, t, depth + 1, heads)?,
-        Value::Scalar(s) => match s.as_ref() {
-            ScalarValue::Str(s) => Json::String(s.to_string()),
-            ScalarValue::Int(i) => Json::from(*i),
-            ScalarValue::Uint(u) => Json::from(*u),
-            ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).ok_or_else(wrong)?,
-            ScalarValue::Boolean(b) => Json::Bool(*b),
-            ScalarValue::Null => Json::Null,
+        ValueRef::Object(t) => read_obj(doc, &id(), t, depth + 1, heads)?,
+        ValueRef::Scalar(s) => match s {
+            ScalarValueRef::Str(s) => Json::String(s.into_owned()),
+            ScalarValueRef::Int(i) => Json::from(i),
+            ScalarValueRef::Uint(u) => Json::from(u),
+            ScalarValueRef::F64(f) => serde_json::Number::from_f64(f).map(Json::Number).ok_or_else(wrong)?,
+            ScalarValueRef::Boolean(b) => Json::Bool(b),
+            ScalarValueRef::Null => Json::Null,
             // The record writer never makes these; a document holding one
             // was written by something else, and its meaning (a counter
             // adds up concurrent increments) is not the schema's.
-            ScalarValue::Counter(_)
-            | ScalarValue::Timestamp(_)
-            | ScalarValue::Bytes(_)
-            | ScalarValue::Unknown { .. } => {
+            ScalarValueRef::Counter(_)
+            | ScalarValueRef::Timestamp(_)
+            | ScalarValueRef::Bytes(_)
+            | ScalarValueRef::Unknown { .. } => {
                 return Err(wrong());
             }
         },
     })
 }
 
+/// The JSON of object `obj`, in one pass over its keys or items (each
+/// with the value that wins a conflict, as `get` would give it).
 fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
     if depth > MAX_DEPTH {
         return Err(CoreError::Document("document nested too deeply".into()));
@@ -317,36 +328,24 @@ fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize, heads: Opti
     match t {
         ObjType::Map => {
             let mut m = Map::new();
-            let keys: Vec<String> = match heads {
-                Some(h) => doc.keys_at(obj, h).collect(),
-                None => doc.keys(obj).collect(),
+            let items = match heads {
+                Some(h) => doc.map_range_at(obj, .., h),
+                None => doc.map_range(obj, ..),
             };
-            for k in keys {
-                let got = match heads {
-                    Some(h) => doc.get_at(obj, k.as_str(), h)?,
-                    None => doc.get(obj, k.as_str())?,
-                };
-                if let Some((v, id)) = got {
-                    let value = read_value(doc, v, &id, depth, heads)?;
-                    m.insert(k, value);
-                }
+            for item in items {
+                let value = read_value(doc, item.value.clone(), || item.id(), depth, heads)?;
+                m.insert(item.key.into_owned(), value);
             }
             Ok(Json::Object(m))
         }
         ObjType::List => {
-            let len = match heads {
-                Some(h) => doc.length_at(obj, h),
-                None => doc.length(obj),
+            let items = match heads {
+                Some(h) => doc.list_range_at(obj, .., h),
+                None => doc.list_range(obj, ..),
             };
-            let mut out = Vec::with_capacity(len.min(4096));
-            for i in 0..len {
-                let got = match heads {
-                    Some(h) => doc.get_at(obj, i, h)?,
-                    None => doc.get(obj, i)?,
-                };
-                if let Some((v, id)) = got {
-                    out.push(read_value(doc, v, &id, depth, heads)?);
-                }
+            let mut out = Vec::new();
+            for item in items {
+                out.push(read_value(doc, item.value.clone(), || item.id(), depth, heads)?);
             }
             Ok(Json::Array(out))
         }

@@ -27,7 +27,6 @@
 use std::collections::{HashMap, HashSet};
 
 use automerge::{ActorId, Change, ChangeHash};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::doc::{RecordDoc, guarded, parse_change};
@@ -221,7 +220,6 @@ pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writ
         actors,
         graph: Graph::of(&mut doc),
         doc,
-        current_json: None,
         current: v.before.clone(),
         accepted: vec![],
     };
@@ -311,8 +309,6 @@ struct Judging<'a> {
     /// Stored changes plus those accepted so far, nothing else.
     doc: RecordDoc,
     graph: Graph,
-    /// JSON of `doc`'s current state, when known.
-    current_json: Option<Value>,
     /// The record in `doc`'s current state.
     current: Option<Record>,
     accepted: Vec<Change>,
@@ -361,7 +357,7 @@ impl Judging<'_> {
             return Err((RejectReason::Malformed, format!("修改无法应用：{}", e.message_zh())));
         }
         match self.check_applied(c, &deps, linear) {
-            Ok((after_json, after, merged)) => {
+            Ok((after, merged)) => {
                 let size = self.size + c.raw_bytes().len();
                 if size > MAX_DOC_BYTES
                     && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
@@ -375,11 +371,7 @@ impl Judging<'_> {
                 self.size = size;
                 self.graph.add(c);
                 self.accepted.push(c.clone());
-                self.current_json = merged.as_ref().map(|_| after_json).or_else(|| self.doc.to_json().ok());
                 self.current = Some(merged.unwrap_or(after));
-                if self.current_json.is_none() {
-                    self.current_json = self.doc.to_json().ok();
-                }
                 Ok(())
             }
             Err(r) => {
@@ -389,15 +381,15 @@ impl Judging<'_> {
         }
     }
 
-    /// The state before `c` and after it, judged; returns the JSON and the
-    /// record after `c`, and the merged record when that differs (`c` is
-    /// concurrent with changes already in the document).
+    /// The state before `c` and after it, judged; returns the record after
+    /// `c`, and the merged record when that differs (`c` is concurrent with
+    /// changes already in the document).
     fn check_applied(
         &mut self,
         c: &Change,
         deps: &[ChangeHash],
         linear: bool,
-    ) -> std::result::Result<(Value, Record, Option<Record>), (RejectReason, String)> {
+    ) -> std::result::Result<(Record, Option<Record>), (RejectReason, String)> {
         let unreadable =
             |e: CoreError| (RejectReason::Malformed, format!("记录在此修改之前的状态无法读取：{}", e.message_zh()));
         let before: Option<Record> = if deps.is_empty() {
@@ -421,13 +413,13 @@ impl Judging<'_> {
         check_write(self.writer, before.as_ref(), &after, self.current.as_ref())
             .map_err(|r| (r.reason, r.message_zh))?;
         if is_head {
-            return Ok((after_json, after, None));
+            return Ok((after, None));
         }
         // Concurrent with changes already kept: the merged record must
         // still be readable for every phone that receives both.
         let merged = guarded(|| self.doc.record())
             .map_err(|e| (RejectReason::Invalid, format!("与其他修改合并后记录无法读取：{}", e.message_zh())))?;
-        Ok((after_json, after, Some(merged)))
+        Ok((after, Some(merged)))
     }
 
     /// Back to the stored document plus the changes accepted so far.
