@@ -49,6 +49,9 @@ struct LimitArgs {
     /// Memory for request bodies in flight (as sent and inflated), MiB; beyond it, 503 with Retry-After.
     #[arg(long, env = "GRIDSYNC_MAX_INFLIGHT_MIB", default_value_t = 256)]
     max_inflight_mib: usize,
+    /// Sync requests judged and merged at once (0: 64, one group commit's worth).
+    #[arg(long, env = "GRIDSYNC_MERGE_CONCURRENCY", default_value_t = 0)]
+    merge_concurrency: usize,
     /// Longest wait for the next piece of a request body, seconds.
     #[arg(long, env = "GRIDSYNC_BODY_IDLE_SECS", default_value_t = 15)]
     body_idle_secs: u64,
@@ -101,6 +104,10 @@ impl LimitArgs {
             max_body_bytes: self.max_body_mib << 20,
             max_changes: self.max_changes,
             max_inflight_bytes: self.max_inflight_mib << 20,
+            merge_concurrency: match self.merge_concurrency {
+                0 => crate::api::default_merge_concurrency(),
+                n => n,
+            },
             body_idle: std::time::Duration::from_secs(self.body_idle_secs.max(1)),
             body_grace: std::time::Duration::from_secs(self.body_grace_secs),
             body_min_rate: self.body_min_rate.max(1),

@@ -72,7 +72,7 @@ impl Outcome {
 /// `now` (ms). Returns what to write and what to tell the device.
 pub fn merge_doc(
     pusher: &Pusher,
-    stored: Option<StoredDoc>,
+    stored: Option<&StoredDoc>,
     incoming: &IncomingDoc,
     now: i64,
 ) -> (DocDecision, Outcome) {
@@ -81,9 +81,8 @@ pub fn merge_doc(
         PusherActor::Device(a) => Actors::Device(a),
         PusherActor::Server => Actors::Server,
     };
-    let was_sensitive = stored.as_ref().is_some_and(|s| s.sensitive);
-    let verdict =
-        judge(stored.as_ref().map(|s| s.snapshot.as_slice()), incoming.doc_id, &incoming.changes, &writer, actors);
+    let was_sensitive = stored.is_some_and(|s| s.sensitive);
+    let verdict = judge(stored.map(|s| s.snapshot.as_slice()), incoming.doc_id, &incoming.changes, &writer, actors);
 
     let mut outcome = Outcome { new: verdict.accepted.len(), known: verdict.known.len(), ..Outcome::default() };
     outcome.acked.extend(verdict.known.iter().copied());

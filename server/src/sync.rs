@@ -11,7 +11,9 @@ use gridsync_core::protocol::{DocAck, DocChanges, Signature, SyncResponse};
 
 use crate::merge::{Outcome, Pusher, PusherActor, merge_doc};
 use crate::metrics::Metrics;
-use crate::store::{Cursor, DeviceAuth, IncomingDoc, ReadScope, ServerStore, StoreError, StoreResult, User};
+use crate::store::{
+    Cursor, DeviceAuth, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError, StoreResult, StoredDoc, User,
+};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -52,20 +54,49 @@ impl Clock {
 
 /// Merge `incoming` as `pusher` in one transaction; one outcome per record,
 /// in request order.
+///
+/// Each record is judged first against its state as committed, without
+/// the writer, so the judging of many requests runs on every core at once.
+/// Under the writer each record's state is read again: where it is still
+/// the one judged, that verdict is written; where another request changed
+/// it meanwhile, the record is judged again there. Either way what is
+/// written was judged against exactly the state it is written onto.
 pub fn merge_records(
     store: &dyn ServerStore,
     pusher: &Pusher,
     incoming: &[IncomingDoc],
     now: i64,
 ) -> StoreResult<Vec<Outcome>> {
+    merge_and_touch(store, pusher, incoming, now, false)
+}
+
+/// [`merge_records`], recording the device's sync in the same transaction
+/// when `touch` is set.
+fn merge_and_touch(
+    store: &dyn ServerStore,
+    pusher: &Pusher,
+    incoming: &[IncomingDoc],
+    now: i64,
+    touch: bool,
+) -> StoreResult<Vec<Outcome>> {
+    let ids: Vec<_> = incoming.iter().map(|d| d.doc_id).collect();
+    let seen = store.stored_docs(&ids)?;
+    let mut early: Vec<Option<(DocDecision, Outcome)>> =
+        seen.iter().zip(incoming).map(|(stored, doc)| Some(merge_doc(pusher, stored.as_ref(), doc, now))).collect();
     let mut outcomes = vec![Outcome::default(); incoming.len()];
-    store.merge_batch(&pusher.device_id, incoming, &mut |i, stored, doc| {
-        let (decision, outcome) = merge_doc(pusher, stored, doc, now);
+    let mut merge = |i: usize, stored: Option<StoredDoc>, doc: &IncomingDoc| {
+        let judged = early.get_mut(i).and_then(Option::take).filter(|_| seen.get(i) == Some(&stored));
+        let (decision, outcome) = judged.unwrap_or_else(|| merge_doc(pusher, stored.as_ref(), doc, now));
         if let Some(slot) = outcomes.get_mut(i) {
             *slot = outcome;
         }
         decision
-    })?;
+    };
+    if touch {
+        store.merge_batch_and_touch(&pusher.device_id, now, incoming, &mut merge)?;
+    } else {
+        store.merge_batch(&pusher.device_id, incoming, &mut merge)?;
+    }
     Ok(outcomes)
 }
 
@@ -111,6 +142,15 @@ pub fn merge_as_device(
 ) -> StoreResult<Vec<Outcome>> {
     let pusher = device_pusher(store, auth, incoming)?;
     merge_records(store, &pusher, incoming, now)
+}
+
+/// How stale a device's last sync time may get before a sync records it
+/// again: the dashboard shows it to the minute and judges staleness by
+/// days, so a phone syncing every few seconds costs no write each time.
+pub const TOUCH_EVERY_MS: i64 = 60_000;
+
+fn needs_touch(auth: &DeviceAuth, now: i64) -> bool {
+    auth.device.last_sync_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS || now < t)
 }
 
 /// A request's changes and the device's signature over them.
@@ -176,8 +216,11 @@ pub fn process_sync_at(
     now: i64,
 ) -> Result<SyncResponse, StoreError> {
     let mut resp = SyncResponse::default();
+    let mut touch = needs_touch(auth, now);
     if !incoming.is_empty() {
-        let outcomes = merge_as_device(store, auth, &incoming, now)?;
+        let pusher = device_pusher(store, auth, &incoming)?;
+        let outcomes = merge_and_touch(store, &pusher, &incoming, now, touch)?;
+        touch = false;
         for (outcome, doc) in outcomes.into_iter().zip(&incoming) {
             let refused: u64 = outcome.rejections.iter().map(|r| r.hashes.len().max(1) as u64).sum();
             Metrics::add(&metrics.changes_refused, refused);
@@ -215,7 +258,9 @@ pub fn process_sync_at(
     }
     resp.next_cursor = page.next.to_bytes();
     resp.more = page.more;
-    store.touch_device(&auth.device.id, now)?;
+    if touch {
+        store.touch_device(&auth.device.id, now)?;
+    }
     tracing::info!(
         device = %auth.device.id,
         acked = resp.acked.len(),

@@ -339,7 +339,7 @@ pub struct DeviceAuth {
 pub use gridsync_core::signing::Signature;
 
 /// A record as stored on the server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredDoc {
     /// Compact Automerge save of the whole document.
     pub snapshot: Vec<u8>,
@@ -792,6 +792,10 @@ pub trait ServerStore: Send + Sync {
     fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>>;
     /// Record a successful sync.
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()>;
+    /// The records with these ids as committed now (`None`: not stored),
+    /// read without the writer: what [`crate::sync::merge_records`] judges
+    /// against before it takes the writer.
+    fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>>;
     /// Merge a request's records in one transaction. `merge` is called once
     /// per record with its index in `docs` and its stored state, while the
     /// record is locked (backends may visit records in lock order); what it
@@ -803,6 +807,20 @@ pub trait ServerStore: Send + Sync {
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>>;
+    /// [`ServerStore::merge_batch`], and record that device `device_id`
+    /// synced at `now` ([`ServerStore::touch_device`]); a backend with group
+    /// commit does both in the one transaction.
+    fn merge_batch_and_touch(
+        &self,
+        device_id: &str,
+        now: i64,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
+        let out = self.merge_batch(device_id, docs, merge)?;
+        self.touch_device(device_id, now)?;
+        Ok(out)
+    }
     /// Changes after `cursor` visible to `scope`, excluding those uploaded by
     /// `exclude_device`, up to about `max_bytes` (at least one change).
     fn read_feed(

@@ -9,6 +9,7 @@
 //! handed out at insert time, not at commit time (see
 //! `docs/decisions/002-change-feed-cursor.md`).
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ::postgres::{Client, NoTls, Transaction};
@@ -465,6 +466,17 @@ impl ServerStore for PostgresServerStore {
         self.with(|c| {
             c.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
             Ok(())
+        })
+    }
+
+    fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>> {
+        self.with(|c| {
+            let rows = c.query("SELECT id, snapshot, sensitive FROM documents WHERE id = ANY($1)", &[&ids])?;
+            let mut by_id: HashMap<Uuid, StoredDoc> = HashMap::with_capacity(rows.len());
+            for r in rows {
+                by_id.insert(r.get(0), StoredDoc { snapshot: r.get(1), sensitive: r.get(2) });
+            }
+            Ok(ids.iter().map(|id| by_id.get(id).cloned()).collect())
         })
     }
 

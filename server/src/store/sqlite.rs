@@ -61,8 +61,10 @@ struct Writer {
 
 /// A group stops taking members after this many, or this long, so a steady
 /// stream of syncs cannot keep it open.
-const GROUP_MAX_MEMBERS: usize = 64;
+pub const GROUP_MAX_MEMBERS: usize = 64;
 const GROUP_MAX_OPEN: Duration = Duration::from_millis(50);
+/// Reader connections kept open between reads.
+const READER_POOL: usize = 32;
 
 impl Writer {
     fn new(conn: Connection) -> Self {
@@ -96,6 +98,92 @@ fn open_conn(path: Option<&Path>) -> StoreResult<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
+}
+
+/// Merge `docs` as device `device_id` inside the open transaction.
+fn merge_in(
+    tx: &Connection,
+    device_id: &str,
+    docs: &[IncomingDoc],
+    merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+) -> StoreResult<Vec<DocDecision>> {
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        let id = d.doc_id.to_string();
+        let stored: Option<(Vec<u8>, bool)> = tx
+            .prepare_cached("SELECT snapshot, sensitive FROM documents WHERE id = ?1")?
+            .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let decision = merge(i, stored.map(|(snapshot, sensitive)| StoredDoc { snapshot, sensitive }), d);
+        if let DocDecision::Accept(m) = &decision {
+            let ix = &m.index;
+            let (t, v, g) = parts(&ix.grid);
+            let sensitive = ix.sensitive;
+            tx.prepare_cached(
+                    "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     ON CONFLICT(id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+                       occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+                       deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+                )?
+                .execute(params![
+                        id,
+                        ix.kind.as_str(),
+                        ix.grid.to_string(),
+                        t,
+                        v,
+                        g,
+                        ix.status,
+                        ix.level.map(|l| l.as_str()),
+                        ix.title,
+                        ix.occurred_at,
+                        m.created_at,
+                        m.updated_at,
+                        m.author,
+                        sensitive,
+                        ix.deleted,
+                        ix.has_conflict,
+                        m.json,
+                        m.snapshot,
+                    ])?;
+            if m.history_turns_sensitive {
+                tx.prepare_cached("UPDATE changes SET sensitive = 1 WHERE doc_id = ?1")?.execute([&id])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(doc_id, hash) DO NOTHING",
+            )?;
+            let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
+            if let Some(b) = &m.batch
+                && !m.new_changes.is_empty()
+            {
+                tx.prepare_cached(
+                    "INSERT INTO signed_batches (signature, device_id, manifest) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (signature) DO NOTHING",
+                )?
+                .execute(params![&b.signature.0[..], device_id, b.manifest.bytes()])?;
+            }
+            for (hash, bytes) in &m.new_changes {
+                st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive, sig])?;
+            }
+            if !m.attachments.is_empty() {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (hash, record_id) DO NOTHING",
+                )?;
+                for a in &m.attachments {
+                    st.execute(params![a.hash, id, a.by, a.mime, a.size])?;
+                }
+            }
+        }
+        out.push(decision);
+    }
+    Ok(out)
+}
+
+fn touch(conn: &Connection, device_id: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1")?.execute(params![device_id, now])?;
+    Ok(())
 }
 
 fn role_of(s: &str) -> rusqlite::Result<Role> {
@@ -227,13 +315,15 @@ impl SqliteServerStore {
         }
         let epoch = w.epoch;
         w.members += 1;
-        let result = match w.conn.execute_batch("SAVEPOINT sync_request") {
+        // Savepoints as cached statements: one group runs dozens of them.
+        let run = |conn: &Connection, sql: &str| conn.prepare_cached(sql).and_then(|mut st| st.execute([])).map(drop);
+        let result = match run(&w.conn, "SAVEPOINT sync_request") {
             Ok(()) => {
                 let r = f(&w.conn);
                 let sealed = if r.is_ok() {
-                    w.conn.execute_batch("RELEASE sync_request")
+                    run(&w.conn, "RELEASE sync_request")
                 } else {
-                    w.conn.execute_batch("ROLLBACK TO sync_request; RELEASE sync_request")
+                    run(&w.conn, "ROLLBACK TO sync_request").and_then(|()| run(&w.conn, "RELEASE sync_request"))
                 };
                 match sealed {
                     Ok(()) => r,
@@ -276,7 +366,9 @@ impl SqliteServerStore {
         };
         let out = f(&conn);
         let mut pool = lock(&self.readers);
-        if pool.len() < 8 {
+        // Enough for the merges and the dashboard's readers at once; a
+        // connection costs a schema parse to open.
+        if pool.len() < READER_POOL {
             pool.push(conn);
         }
         out
@@ -608,9 +700,20 @@ impl ServerStore for SqliteServerStore {
     }
 
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
-        self.group_write(|conn| {
-            conn.execute("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1", params![device_id, now])?;
-            Ok(())
+        self.group_write(|conn| touch(conn, device_id, now))
+    }
+
+    fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT snapshot, sensitive FROM documents WHERE id = ?1")?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(
+                    st.query_row([id.to_string()], |r| Ok(StoredDoc { snapshot: r.get(0)?, sensitive: r.get(1)? }))
+                        .optional()?,
+                );
+            }
+            Ok(out)
         })
     }
 
@@ -620,80 +723,20 @@ impl ServerStore for SqliteServerStore {
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
+        self.group_write(|tx| merge_in(tx, device_id, docs, merge))
+    }
+
+    fn merge_batch_and_touch(
+        &self,
+        device_id: &str,
+        now: i64,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
         self.group_write(|tx| {
-        let mut out = Vec::with_capacity(docs.len());
-        for (i, d) in docs.iter().enumerate() {
-            let id = d.doc_id.to_string();
-            let stored: Option<(Vec<u8>, bool)> = tx
-                .query_row("SELECT snapshot, sensitive FROM documents WHERE id = ?1", [&id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()?;
-            let decision = merge(i, stored.map(|(snapshot, sensitive)| StoredDoc { snapshot, sensitive }), d);
-            if let DocDecision::Accept(m) = &decision {
-                let ix = &m.index;
-                let (t, v, g) = parts(&ix.grid);
-                let sensitive = ix.sensitive;
-                tx.execute(
-                    "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                     ON CONFLICT(id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
-                       occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
-                       deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
-                    params![
-                        id,
-                        ix.kind.as_str(),
-                        ix.grid.to_string(),
-                        t,
-                        v,
-                        g,
-                        ix.status,
-                        ix.level.map(|l| l.as_str()),
-                        ix.title,
-                        ix.occurred_at,
-                        m.created_at,
-                        m.updated_at,
-                        m.author,
-                        sensitive,
-                        ix.deleted,
-                        ix.has_conflict,
-                        m.json,
-                        m.snapshot,
-                    ],
-                )?;
-                if m.history_turns_sensitive {
-                    tx.execute("UPDATE changes SET sensitive = 1 WHERE doc_id = ?1", [&id])?;
-                }
-                let mut st = tx.prepare_cached(
-                    "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(doc_id, hash) DO NOTHING",
-                )?;
-                let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
-                if let Some(b) = &m.batch
-                    && !m.new_changes.is_empty()
-                {
-                    tx.prepare_cached(
-                        "INSERT INTO signed_batches (signature, device_id, manifest) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (signature) DO NOTHING",
-                    )?
-                    .execute(params![&b.signature.0[..], device_id, b.manifest.bytes()])?;
-                }
-                for (hash, bytes) in &m.new_changes {
-                    st.execute(params![id, &hash[..], bytes, device_id, t, v, g, sensitive, sig])?;
-                }
-                if !m.attachments.is_empty() {
-                    let mut st = tx.prepare_cached(
-                        "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (hash, record_id) DO NOTHING",
-                    )?;
-                    for a in &m.attachments {
-                        st.execute(params![a.hash, id, a.by, a.mime, a.size])?;
-                    }
-                }
-            }
-            out.push(decision);
-        }
-        Ok(out)
+            let out = merge_in(tx, device_id, docs, merge)?;
+            touch(tx, device_id, now)?;
+            Ok(out)
         })
     }
 
