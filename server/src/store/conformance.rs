@@ -152,6 +152,67 @@ macro_rules! conformance_tests {
             assert_eq!(s.users().unwrap().len(), 1);
         }
 
+        /// Records are judged before the writer is taken: a record another
+        /// request changed meanwhile must be judged again, or its stored
+        /// state would lose that request's acknowledged changes.
+        #[test]
+        $(#[$meta])*
+        fn concurrent_edits_of_one_record_all_reach_its_stored_state() {
+            use gridsync_core::doc::RecordDoc;
+            let s = make();
+            setup(s.as_ref());
+            let gm = user("gm1", Role::GridManager, "t01/v01/g1");
+            for round in 0..4 {
+                let rec = household("t01/v01/g1", "gm1");
+                let mut base = RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
+                let first = IncomingDoc::unsigned(
+                    rec.id,
+                    base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                );
+                assert!(acked(&push(s.as_ref(), "d0", &gm, &[first])[0]));
+                let heads = base.heads();
+                let edits: Vec<IncomingDoc> = (0..8)
+                    .map(|i| {
+                        let mut d = base.fork_as(automerge::ActorId::random());
+                        let mut r = rec.clone();
+                        if let gridsync_core::model::RecordBody::Household(h) = &mut r.body {
+                            h.notes = format!("第{round}轮第{i}次走访");
+                        }
+                        r.updated_at += 1 + i;
+                        d.update(&r).unwrap();
+                        IncomingDoc::unsigned(
+                            rec.id,
+                            d.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                        )
+                    })
+                    .collect();
+                let store = s.as_ref();
+                let acks: Vec<Vec<[u8; 32]>> = std::thread::scope(|sc| {
+                    let threads: Vec<_> = edits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| {
+                            let gm = gm.clone();
+                            sc.spawn(move || push(store, &format!("d{i}"), &gm, std::slice::from_ref(e)))
+                        })
+                        .collect();
+                    threads.into_iter().map(|t| t.join().unwrap().remove(0).acked).collect()
+                });
+                let stored = s.snapshot(rec.id).unwrap().unwrap();
+                let mut doc = RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
+                for (i, hashes) in acks.iter().enumerate() {
+                    assert!(!hashes.is_empty(), "round {round}: edit {i} was refused");
+                    for h in hashes {
+                        let h = automerge::ChangeHash(*h);
+                        assert!(
+                            doc.automerge().get_change_by_hash(&h).is_some(),
+                            "round {round}: edit {i} was acknowledged but is not in the stored record"
+                        );
+                    }
+                }
+            }
+        }
+
         #[test]
         $(#[$meta])*
         fn enrollment_codes_work_once_and_expire() {
