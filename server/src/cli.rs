@@ -11,7 +11,6 @@
 //! gridsync-server gc-photos --grace-days 7
 //! ```
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -295,7 +294,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                     println!("enrollment code for {user}: {}", issue_code(store.as_ref(), user, 72)?);
                 }
             }
-            let listener = TcpListener::bind(&listen).with_context(|| format!("cannot listen on {listen}"))?;
+            let listener = crate::listen(&listen).with_context(|| format!("cannot listen on {listen}"))?;
             let addr = listener.local_addr()?;
             tracing::info!(%addr, database = if db.starts_with("postgres") { "postgresql" } else { "sqlite" }, "listening");
             println!("listening on http://{addr}");

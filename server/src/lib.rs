@@ -54,6 +54,34 @@ use actix_web::{App, HttpServer, web};
 
 pub use api::{AppState, Limits};
 
+/// Connections the kernel may hold for the server before it accepts them.
+/// 400 phones reconnecting in the same second (a village's network back)
+/// overflow std's 128: each dropped SYN is retried by the phone's kernel a
+/// full second later. The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Bind `addr` (`host:port`, port 0 for any) and listen with
+/// [`LISTEN_BACKLOG`]: the first of its addresses that binds.
+pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        let bound = Socket::new(Domain::for_address(a), Type::STREAM, Some(Protocol::TCP)).and_then(|s| {
+            // As std does on Unix: a restarted server can bind at once.
+            s.set_reuse_address(true)?;
+            s.bind(&a.into())?;
+            s.listen(LISTEN_BACKLOG)?;
+            Ok(s)
+        });
+        match bound {
+            Ok(s) => return Ok(s.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")))
+}
+
 /// Open the store named by a database URL: `postgres://...` (or
 /// `postgresql://...`) for PostgreSQL, anything else is a SQLite file path.
 /// The command line passes SQLite paths only from `--data-dir`; see
@@ -152,3 +180,34 @@ pub fn default_max_connections() -> usize {
 }
 
 pub use signatures::{BundleImport, ImportError, import_bundle};
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// A burst of phones connecting before the server accepts any is
+    /// queued by the kernel, not dropped: a dropped SYN costs the phone a
+    /// full second before its kernel tries again.
+    #[test]
+    fn a_burst_of_connections_waits_in_the_backlog() {
+        let listener = super::listen("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4096);
+        // More than std's 128 and than tokio's 1024, within the kernel's cap.
+        let n = somaxconn.min(super::LISTEN_BACKLOG as usize).min(1500);
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
+            // Never accepted: each one sits in the accept queue. A full
+            // queue drops the SYN, and the connect times out.
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(s) => held.push(s),
+                Err(e) => panic!("connection {} of {n} was not queued: {e}", i + 1),
+            }
+        }
+        assert_eq!(held.len(), n);
+    }
+}

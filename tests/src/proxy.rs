@@ -10,7 +10,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 /// Counters of what the proxy did.
@@ -57,7 +57,12 @@ pub struct Proxy {
 impl Proxy {
     /// Start a proxy to `target` with a seeded fault RNG.
     pub async fn start(target: &str, seed: u64) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        // A backlog as the server's ([`gridsync_server::LISTEN_BACKLOG`]):
+        // 400 phones connecting at one instant must not overflow the
+        // stand-in for the network (tokio's bind listens with 128).
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(([127, 0, 0, 1], 0).into())?;
+        let listener = socket.listen(gridsync_server::LISTEN_BACKLOG as u32)?;
         let addr = listener.local_addr()?.to_string();
         let cut = Arc::new(AtomicU32::new(0));
         let lose = Arc::new(AtomicU32::new(0));
