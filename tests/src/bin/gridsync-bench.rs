@@ -54,6 +54,9 @@ fn parse_args(args: &[String]) -> Result<Config> {
     Ok(c)
 }
 
+#[global_allocator]
+static ALLOCATOR: gridsync_server::Allocator = gridsync_server::Allocator;
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     // Re-run as the server, or as the child that measures opening a store.

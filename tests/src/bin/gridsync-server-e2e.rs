@@ -2,6 +2,9 @@
 //! `gridsync-server`, built as part of this package so that `cargo test`
 //! always runs the tests against the current code.
 
+#[global_allocator]
+static ALLOCATOR: gridsync_server::Allocator = gridsync_server::Allocator;
+
 fn main() -> anyhow::Result<()> {
     gridsync_server::cli::main()
 }
