@@ -48,7 +48,7 @@ struct LimitArgs {
     /// Memory for request bodies in flight (as sent and inflated), MiB; beyond it, 503 with Retry-After.
     #[arg(long, env = "GRIDSYNC_MAX_INFLIGHT_MIB", default_value_t = 256)]
     max_inflight_mib: usize,
-    /// Sync requests judged and merged at once (0: 64, one group commit's worth).
+    /// Sync requests judged and merged at once (0: 64 on SQLite, one group commit's worth; 8 per node on PostgreSQL).
     #[arg(long, env = "GRIDSYNC_MERGE_CONCURRENCY", default_value_t = 0)]
     merge_concurrency: usize,
     /// Longest wait for the next piece of a request body, seconds.
@@ -103,10 +103,8 @@ impl LimitArgs {
             max_body_bytes: self.max_body_mib << 20,
             max_changes: self.max_changes,
             max_inflight_bytes: self.max_inflight_mib << 20,
-            merge_concurrency: match self.merge_concurrency {
-                0 => crate::api::default_merge_concurrency(),
-                n => n,
-            },
+            // 0 until the database is known (see `default_merge_concurrency`).
+            merge_concurrency: self.merge_concurrency,
             body_idle: std::time::Duration::from_secs(self.body_idle_secs.max(1)),
             body_grace: std::time::Duration::from_secs(self.body_grace_secs),
             body_min_rate: self.body_min_rate.max(1),
@@ -280,6 +278,9 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
         Command::Serve { listen, demo, workers, limits } => {
             let max_connections = limits.max_connections;
             let mut limits = limits.limits()?;
+            if limits.merge_concurrency == 0 {
+                limits.merge_concurrency = crate::api::default_merge_concurrency(db.starts_with("postgres"));
+            }
             if cli.database_url.is_none() {
                 limits.data_dir = Some(cli.data_dir.clone());
             }

@@ -68,6 +68,19 @@ impl ClientPool {
     }
 }
 
+/// A device and its user, by `column` of `devices` (`id` or `token_hash`).
+fn device_auth(
+    c: &mut Client,
+    column: &'static str,
+    key: &(dyn ::postgres::types::ToSql + Sync),
+) -> StoreResult<Option<DeviceAuth>> {
+    let sql = format!(
+        "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
+         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.{column} = $1"
+    );
+    c.query_opt(&sql, &[key])?.map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 8)? })).transpose()
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -369,27 +382,11 @@ impl ServerStore for PostgresServerStore {
     }
 
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
-        self.with(|c| {
-            c.query_opt(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
-                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = $1",
-                &[&token_hash],
-            )?
-            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 8)? }))
-            .transpose()
-        })
+        self.with(|c| device_auth(c, "token_hash", &token_hash))
     }
 
     fn device(&self, device_id: &str) -> StoreResult<Option<DeviceAuth>> {
-        self.with(|c| {
-            c.query_opt(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
-                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
-                &[&device_id],
-            )?
-            .map(|r| Ok(DeviceAuth { device: device_of(&r)?, user: user_of(&r, 8)? }))
-            .transpose()
-        })
+        self.with(|c| device_auth(c, "id", &device_id))
     }
 
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
@@ -491,14 +488,28 @@ impl ServerStore for PostgresServerStore {
         order.sort_by_key(|&i| docs[i].doc_id);
         self.tx(|tx| {
             let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
+            // Each statement is parsed once per transaction, not once per
+            // record: a statement given as text costs a round trip to
+            // prepare it before the one that runs it.
+            let lock_doc = tx.prepare("SELECT pg_advisory_xact_lock($1)")?;
+            let read_doc = tx.prepare("SELECT snapshot, sensitive FROM documents WHERE id = $1")?;
+            let put_doc = tx.prepare(
+                "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+                   occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+                   deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+            )?;
             let ins_change = tx.prepare(
                 "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (doc_id, hash) DO NOTHING",
             )?;
+            // The records of one request share its signature: stored once.
+            let mut batch_stored: Option<[u8; gridsync_core::signing::SIGNATURE_LEN]> = None;
             for i in order {
                 let d = &docs[i];
-                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(&d.doc_id)])?;
-                let stored = tx.query_opt("SELECT snapshot, sensitive FROM documents WHERE id = $1", &[&d.doc_id])?;
+                tx.execute(&lock_doc, &[&lock_key(&d.doc_id)])?;
+                let stored = tx.query_opt(&read_doc, &[&d.doc_id])?;
                 let stored = stored.map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) });
                 let decision = merge(i, stored, d);
                 if let DocDecision::Accept(m) = &decision {
@@ -507,11 +518,7 @@ impl ServerStore for PostgresServerStore {
                     let sensitive = ix.sensitive;
                     let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
                     tx.execute(
-                        "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                         ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
-                           occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
-                           deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+                        &put_doc,
                         &[
                             &d.doc_id,
                             &ix.kind.as_str(),
@@ -539,7 +546,9 @@ impl ServerStore for PostgresServerStore {
                     let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
                     if let Some(b) = &m.batch
                         && !m.new_changes.is_empty()
+                        && batch_stored != Some(b.signature.0)
                     {
+                        batch_stored = Some(b.signature.0);
                         tx.execute(
                             "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
                              ON CONFLICT (signature) DO NOTHING",

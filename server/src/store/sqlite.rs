@@ -108,6 +108,8 @@ fn merge_in(
     merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
 ) -> StoreResult<Vec<DocDecision>> {
     let mut out = Vec::with_capacity(docs.len());
+    // The records of one request share its signature: stored once.
+    let mut batch_stored: Option<[u8; gridsync_core::signing::SIGNATURE_LEN]> = None;
     for (i, d) in docs.iter().enumerate() {
         let id = d.doc_id.to_string();
         let stored: Option<(Vec<u8>, bool)> = tx
@@ -156,7 +158,9 @@ fn merge_in(
             let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
             if let Some(b) = &m.batch
                 && !m.new_changes.is_empty()
+                && batch_stored != Some(b.signature.0)
             {
+                batch_stored = Some(b.signature.0);
                 tx.prepare_cached(
                     "INSERT INTO signed_batches (signature, device_id, manifest) VALUES (?1, ?2, ?3)
                          ON CONFLICT (signature) DO NOTHING",
@@ -179,6 +183,19 @@ fn merge_in(
         out.push(decision);
     }
     Ok(out)
+}
+
+/// A device and its user, by `column` of `devices` (`id` or
+/// `token_hash`). Every request looks its device up: the statement is
+/// cached, not parsed each time.
+fn device_auth(c: &Connection, column: &'static str, key: &dyn rusqlite::ToSql) -> StoreResult<Option<DeviceAuth>> {
+    let sql = format!(
+        "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
+         FROM devices d JOIN users u ON u.id = d.user_id WHERE d.{column} = ?1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([key], |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 8)? }))
+        .optional()?)
 }
 
 fn touch(conn: &Connection, device_id: &str, now: i64) -> StoreResult<()> {
@@ -599,27 +616,11 @@ impl ServerStore for SqliteServerStore {
     }
 
     fn device_by_token(&self, token_hash: &[u8]) -> StoreResult<Option<DeviceAuth>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
-                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
-                [token_hash],
-                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 8)? }),
-            )
-            .optional()?)
-        })
+        self.read(|c| device_auth(c, "token_hash", &token_hash))
     }
 
     fn device(&self, device_id: &str) -> StoreResult<Option<DeviceAuth>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT d.id, d.user_id, d.name, d.created_at, d.last_sync_at, d.revoked_at, d.actor, d.public_key, u.id, u.display_name, u.role, u.grid
-                 FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = ?1",
-                [device_id],
-                |r| Ok(DeviceAuth { device: device_row(r)?, user: user_row(r, 8)? }),
-            )
-            .optional()?)
-        })
+        self.read(|c| device_auth(c, "id", &device_id))
     }
 
     fn revoke_device(&self, device_id: &str, now: i64) -> StoreResult<bool> {
