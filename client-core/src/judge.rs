@@ -482,7 +482,13 @@ mod tests {
             let plain = doc.automerge().save_nocompress();
             // Both would be smaller compressed: the size decides.
             assert!(doc.automerge().save().len() < plain.len());
-            assert_eq!(snapshot.len() < plain.len(), compressed, "{} bytes stored, {} uncompressed", snapshot.len(), plain.len());
+            assert_eq!(
+                snapshot.len() < plain.len(),
+                compressed,
+                "{} bytes stored, {} uncompressed",
+                snapshot.len(),
+                plain.len()
+            );
             let loaded = RecordDoc::load(&snapshot, ActorId::random()).unwrap().record().unwrap();
             assert_eq!(loaded, rec);
         }
