@@ -88,7 +88,7 @@ struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self) -> anyhow::Result<Limits> {
+    fn limits(&self, postgres: bool) -> anyhow::Result<Limits> {
         if self.max_body_mib == 0 || self.max_body_mib > 64 {
             bail!("--max-body-mib must be between 1 and 64");
         }
@@ -103,8 +103,10 @@ impl LimitArgs {
             max_body_bytes: self.max_body_mib << 20,
             max_changes: self.max_changes,
             max_inflight_bytes: self.max_inflight_mib << 20,
-            // 0 until the database is known (see `default_merge_concurrency`).
-            merge_concurrency: self.merge_concurrency,
+            merge_concurrency: match self.merge_concurrency {
+                0 => crate::api::default_merge_concurrency(postgres),
+                n => n,
+            },
             body_idle: std::time::Duration::from_secs(self.body_idle_secs.max(1)),
             body_grace: std::time::Duration::from_secs(self.body_grace_secs),
             body_min_rate: self.body_min_rate.max(1),
@@ -277,10 +279,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
     match cli.command {
         Command::Serve { listen, demo, workers, limits } => {
             let max_connections = limits.max_connections;
-            let mut limits = limits.limits()?;
-            if limits.merge_concurrency == 0 {
-                limits.merge_concurrency = crate::api::default_merge_concurrency(db.starts_with("postgres"));
-            }
+            let mut limits = limits.limits(db.starts_with("postgres"))?;
             if cli.database_url.is_none() {
                 limits.data_dir = Some(cli.data_dir.clone());
             }
