@@ -213,6 +213,8 @@ pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writ
         return v;
     }
     let mut j = Judging {
+        first_alone: stored.is_none() && pending.len() == 1,
+        shortcut: false,
         size: stored.map_or(0, <[u8]>::len),
         stored,
         doc_id,
@@ -279,7 +281,10 @@ pub fn judge(stored: Option<&[u8]>, doc_id: Uuid, raw: &[Vec<u8>], writer: &Writ
         ));
     }
     if !j.accepted.is_empty() {
-        let snapshot = j.doc.save_snapshot();
+        let snapshot = match (&j.accepted[..], j.shortcut) {
+            ([only], true) => crate::doc::first_change_snapshot(only),
+            _ => j.doc.save_snapshot(),
+        };
         if snapshot.len() > HARD_MAX_DOC_BYTES {
             let detail = format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024);
             v.refused
@@ -300,6 +305,11 @@ fn tracing_error(doc_id: Uuid, e: &CoreError) {
 }
 
 struct Judging<'a> {
+    /// The change being judged is a new record's only change: it may be
+    /// read without Automerge ([`crate::doc::first_change_tree`]).
+    first_alone: bool,
+    /// It was: `doc` does not hold it, and its snapshot is its own bytes.
+    shortcut: bool,
     /// The stored record's size plus the changes accepted so far.
     size: usize,
     stored: Option<&'a [u8]>,
@@ -350,35 +360,63 @@ impl Judging<'_> {
             return bad(RejectReason::Malformed, "修改的操作编号与其依赖不符");
         }
 
+        if self.first_alone
+            && self.graph.max_op.is_empty()
+            && let Ok(Some(tree)) = guarded(|| Ok(crate::doc::first_change_tree(c)))
+        {
+            let after = self.judged_state(None, &tree)?;
+            self.keep(c, after, None)?;
+            self.shortcut = true;
+            return Ok(());
+        }
+
         let deps = sorted(c.deps());
         let linear = deps == self.doc.heads();
         if let Err(e) = guarded(|| self.doc.apply(vec![c.clone()])) {
             self.rebuild();
             return Err((RejectReason::Malformed, format!("修改无法应用：{}", e.message_zh())));
         }
-        match self.check_applied(c, &deps, linear) {
-            Ok((after, merged)) => {
-                let size = self.size + c.raw_bytes().len();
-                if size > MAX_DOC_BYTES
-                    && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
-                {
-                    self.rebuild();
-                    return Err((
-                        RejectReason::TooLarge,
-                        format!("记录已超过{}KB，只有负责该记录的人员可以继续记录处理步骤", MAX_DOC_BYTES / 1024),
-                    ));
-                }
-                self.size = size;
-                self.graph.add(c);
-                self.accepted.push(c.clone());
-                self.current = Some(merged.unwrap_or(after));
-                Ok(())
-            }
-            Err(r) => {
-                self.rebuild();
-                Err(r)
-            }
+        let kept = self.check_applied(c, &deps, linear).and_then(|(after, merged)| self.keep(c, after, merged));
+        if kept.is_err() {
+            self.rebuild();
         }
+        kept
+    }
+
+    /// Keep `c`, which makes the record `after` (and, merged with the
+    /// changes concurrent with it, `merged`), unless it takes the record
+    /// past [`MAX_DOC_BYTES`] and its writer does not handle the record.
+    fn keep(&mut self, c: &Change, after: Record, merged: Option<Record>) -> Verdict1 {
+        let size = self.size + c.raw_bytes().len();
+        if size > MAX_DOC_BYTES && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
+        {
+            return Err((
+                RejectReason::TooLarge,
+                format!("记录已超过{}KB，只有负责该记录的人员可以继续记录处理步骤", MAX_DOC_BYTES / 1024),
+            ));
+        }
+        self.size = size;
+        self.graph.add(c);
+        self.accepted.push(c.clone());
+        self.current = Some(merged.unwrap_or(after));
+        Ok(())
+    }
+
+    /// The record a change makes (`after_json`), judged: readable under
+    /// the strict schema, the same record, valid, and a step its writer may
+    /// take from `before` (the state at its dependencies).
+    fn judged_state(
+        &self,
+        before: Option<&Record>,
+        after_json: &serde_json::Value,
+    ) -> std::result::Result<Record, (RejectReason, String)> {
+        let after = Record::from_json(after_json).map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        if after.id != self.doc_id {
+            return Err((RejectReason::Immutable, "记录编号与文档不符".into()));
+        }
+        after.validate().map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        check_write(self.writer, before, &after, self.current.as_ref()).map_err(|r| (r.reason, r.message_zh))?;
+        Ok(after)
     }
 
     /// The state before `c` and after it, judged; returns the record after
@@ -405,13 +443,7 @@ impl Judging<'_> {
         let after_json =
             if is_head { guarded(|| self.doc.to_json()) } else { guarded(|| self.doc.to_json_at(&[hash])) }
                 .map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
-        let after = Record::from_json(&after_json).map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
-        if after.id != self.doc_id {
-            return Err((RejectReason::Immutable, "记录编号与文档不符".into()));
-        }
-        after.validate().map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
-        check_write(self.writer, before.as_ref(), &after, self.current.as_ref())
-            .map_err(|r| (r.reason, r.message_zh))?;
+        let after = self.judged_state(before.as_ref(), &after_json)?;
         if is_head {
             return Ok((after, None));
         }
@@ -492,6 +524,51 @@ mod tests {
             let loaded = RecordDoc::load(&snapshot, ActorId::random()).unwrap().record().unwrap();
             assert_eq!(loaded, rec);
         }
+    }
+
+    /// A new record's only change is judged without Automerge's op set
+    /// and stored as its own chunk; the record's next change is judged
+    /// against that, and a first change that breaks the schema is refused
+    /// as the full path refuses it.
+    #[test]
+    fn a_new_records_only_change_is_stored_as_itself_and_built_on() {
+        let actor = ActorId::random();
+        let rec = patrol();
+        let mut doc = RecordDoc::create(&rec, actor.clone()).unwrap();
+        let first = doc.changes_since(&[]);
+        let v = judge(None, rec.id, &bytes(&first), &gm(), Actors::Device(actor.to_bytes()));
+        assert!(v.refused.is_empty(), "{:?}", v.refused);
+        assert_eq!(v.snapshot.as_deref(), Some(first[0].raw_bytes()));
+        assert_eq!(v.after.as_ref(), Some(&rec));
+        let heads = doc.heads();
+        let mut edited = rec.clone();
+        if let RecordBody::Patrol(p) = &mut edited.body {
+            p.findings = "补记：村口路灯损坏".into();
+        }
+        doc.update(&edited).unwrap();
+        let next = doc.changes_since(&heads);
+        let v = judge(v.snapshot.as_deref(), rec.id, &bytes(&next), &gm(), Actors::Device(actor.to_bytes()));
+        assert!(v.refused.is_empty(), "{:?}", v.refused);
+        assert_eq!(v.accepted.len(), 1);
+        assert_eq!(v.after.map(|r| r.body), Some(edited.body));
+
+        // A first change carrying a key the schema does not know.
+        use automerge::legacy::{Key, ObjectId, Op, OpId, OpType, SortedVec};
+        let hostile = forge(&first[0], |e| {
+            let data = e.operations.iter().position(|o| o.key == Key::Map("data".into())).unwrap();
+            let data = OpId(e.start_op.get() + data as u64, e.actor_id.clone());
+            e.operations.push(Op {
+                action: OpType::Put(automerge::ScalarValue::Str("x".into())),
+                obj: ObjectId::Id(data),
+                key: Key::Map("padding".into()),
+                pred: SortedVec::new(),
+                insert: false,
+            });
+        });
+        assert!(crate::doc::first_change_tree(&hostile).is_some(), "takes the shortcut");
+        let v = judge(None, rec.id, &bytes(&[hostile]), &gm(), Actors::Device(actor.to_bytes()));
+        assert!(v.accepted.is_empty());
+        assert_eq!(v.refused[0].reason, RejectReason::Invalid, "{:?}", v.refused);
     }
 
     #[test]
