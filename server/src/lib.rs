@@ -166,6 +166,7 @@ pub fn run(
     let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
         .workers(workers)
         .max_connections(total / workers)
+        .keep_alive(gridsync_core::protocol::SERVER_KEEP_ALIVE)
         .client_request_timeout(std::time::Duration::from_secs(5))
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .listen(listener)?

@@ -30,6 +30,9 @@ pub const CONTENT_TYPE: &str = "application/x-gridsync";
 pub const MAX_DECODED_BYTES: usize = 32 * 1024 * 1024;
 /// Default byte budget of one response page.
 pub const DEFAULT_PAGE_BYTES: u32 = 256 * 1024;
+/// How long the server keeps an idle HTTP connection open for the next
+/// request; clients drop an idle connection a second sooner.
+pub const SERVER_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
 
 const MAGIC: &[u8; 2] = b"GS";
 const COMPRESSION_NONE: u8 = 0;

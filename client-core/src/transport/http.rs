@@ -113,6 +113,14 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How long the client keeps an idle connection for its next request: a
+/// second less than the server keeps it ([`crate::protocol::SERVER_KEEP_ALIVE`]),
+/// so the phone never sends a request down a connection the server is
+/// closing at that moment (the request then fails, and is sent again).
+/// Consecutive requests of one sync are back to back; after a longer pause
+/// the server would have closed the connection anyway.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(crate::protocol::SERVER_KEEP_ALIVE.as_secs() - 1);
+
 /// A client for one server.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -140,6 +148,7 @@ impl HttpClient {
             builder = builder.pool_max_idle_per_host(0);
         }
         let client = builder
+            .pool_idle_timeout(IDLE_CONNECTION)
             .timeout(retry.timeout)
             .connect_timeout(retry.connect_timeout)
             .user_agent(concat!("gridsync-core/", env!("CARGO_PKG_VERSION")))

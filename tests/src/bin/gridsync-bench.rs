@@ -108,6 +108,16 @@ struct Node<'a> {
     pid: Option<u32>,
 }
 
+/// What the phones of a throughput run send.
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    /// New patrols and hazards: each record one change.
+    NewRecords,
+    /// Handling steps on hazards the server already holds: each change is
+    /// judged against the stored record, through Automerge.
+    Edits,
+}
+
 /// `n` phones of `users`, `per` record changes each, all syncing at the
 /// same instant, spread over `nodes` in turn: one JSON line named `name`.
 async fn throughput(
@@ -117,6 +127,7 @@ async fn throughput(
     per: usize,
     nodes: &[Node<'_>],
     name: &str,
+    workload: Workload,
 ) -> Result<serde_json::Value> {
     let mut devices = Vec::new();
     for (i, u) in users.iter().take(n).enumerate() {
@@ -125,7 +136,28 @@ async fn throughput(
     }
     let n = devices.len();
     let mut changes = 0u64;
-    for d in devices.iter_mut() {
+    if workload == Workload::Edits {
+        // Five hazards each, on the server before the timed run; then
+        // `per` handling steps spread over them.
+        let mut hazards = Vec::new();
+        for d in devices.iter_mut() {
+            let mine: Vec<Record> = (0..5).map(|_| gridsync_tests::records::hazard(&d.grid, &d.user, 40)).collect();
+            for h in &mine {
+                d.create(h)?;
+            }
+            d.sync().await?;
+            hazards.push(mine);
+        }
+        for (d, mine) in devices.iter_mut().zip(&mut hazards) {
+            for i in 0..per {
+                let h = &mut mine[i % 5];
+                hazard_step(h, &d.user, DAY0 + 41 * 86_400_000 + i as i64 * 60_000, &format!("第{i}次处置"));
+                d.store().update(h)?;
+            }
+            changes += d.store().outbox_len()?;
+        }
+    }
+    for d in devices.iter_mut().filter(|_| workload == Workload::NewRecords) {
         for i in 0..per {
             let mut p = patrol(
                 &d.grid,
@@ -313,7 +345,8 @@ async fn run(cfg: Config) -> Result<()> {
         emit(json!({
             "scenario": "evening", "devices": n, "records": records, "bytes_up": up, "bytes_down": down,
             "bytes_per_record": (up + down) as f64 / records as f64, "requests": requests,
-            "max_requests_per_device": max_requests, "retries": retries, "body_bytes_up": body_up, "body_bytes_down": body_down, "wall_s": wall, "server_cpu_s": cpu1 - cpu0,
+            "max_requests_per_device": max_requests, "retries": retries,
+            "server_5xx_so_far": server_errors(&bed.server.url()).await, "body_bytes_up": body_up, "body_bytes_down": body_down, "wall_s": wall, "server_cpu_s": cpu1 - cpu0,
             "server_peak_rss_mib": rss, "gzip_json_bytes": baseline,
             "ratio_to_gzip_json": (up + down) as f64 / baseline as f64,
             "target": "1 request per device; ratio <= 1.5",
@@ -489,7 +522,9 @@ async fn run(cfg: Config) -> Result<()> {
         let per = if cfg.smoke { 5 } else { 15 };
         let users = &users[6.min(users.len())..];
         let one = [Node { proxy: &bed.proxy, pid: bed.server.pid() }];
-        emit(throughput(&bed, users, n, per, &one, "merge_throughput").await?);
+        emit(throughput(&bed, users, n, per, &one, "merge_throughput", Workload::NewRecords).await?);
+        // The same phones again, now editing records the server holds.
+        emit(throughput(&bed, users, n, per, &one, "merge_throughput_edits", Workload::Edits).await?);
         if cfg.postgres.is_some() {
             // A province runs several stateless nodes on one database: the
             // same load again, the phones spread over two nodes.
@@ -498,7 +533,7 @@ async fn run(cfg: Config) -> Result<()> {
             let second = blocking(|| ServerProc::start_with(exe, vec!["--as-server".into()], db))?;
             let proxy = Proxy::start(second.addr(), 6).await?;
             let two = [one[0], Node { proxy: &proxy, pid: second.pid() }];
-            emit(throughput(&bed, users, n, per, &two, "merge_throughput_two_nodes").await?);
+            emit(throughput(&bed, users, n, per, &two, "merge_throughput_two_nodes", Workload::NewRecords).await?);
             blocking(move || drop(second));
         }
     }
@@ -581,6 +616,24 @@ fn weak_link_retry() -> RetryPolicy {
         connect_timeout: Duration::from_secs(10),
         reuse_connections: false,
     }
+}
+
+/// The server's 5xx answers so far, by status and reason, from its
+/// `/metrics` (read past the byte-counting proxy): a phone's retry that
+/// is not among them was a connection the server never answered.
+async fn server_errors(url: &str) -> serde_json::Value {
+    let text = match reqwest::get(format!("{url}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => return json!({"unreadable": e.to_string()}),
+    };
+    let mut out = serde_json::Map::new();
+    for line in text.lines().filter(|l| l.starts_with("gridsync_http_errors_total{")) {
+        if let Some((labels, n)) = line.split_once("} ") {
+            let key = labels.trim_start_matches("gridsync_http_errors_total{").replace('"', "");
+            out.insert(key, json!(n.trim().parse::<u64>().unwrap_or(0)));
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 /// POST `body` to `path` on a fresh connection; the status (0 on failure).
