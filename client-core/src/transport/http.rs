@@ -516,3 +516,72 @@ fn server_error(status: u16, body: &[u8]) -> SyncError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server that keeps every connection open (answering 200 to each
+    /// request on it) and counts the connections it accepted.
+    async fn keep_alive_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while let Ok(n) = conn.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // Requests without a body: one per blank line.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if conn.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    /// Back-to-back requests share a connection; after a pause past
+    /// [`IDLE_CONNECTION`] the next request opens a new one, instead of
+    /// going down a connection the server may be closing that moment.
+    #[tokio::test]
+    async fn an_idle_connection_is_dropped_before_the_server_closes_it() {
+        assert!(IDLE_CONNECTION < crate::protocol::SERVER_KEEP_ALIVE);
+        let (url, accepted) = keep_alive_server().await;
+        let client = HttpClient::new(RetryPolicy::default()).unwrap();
+        let enrollment = Enrollment {
+            server_url: url,
+            device_id: "d1".into(),
+            token: "t".into(),
+            user_id: "gm1".into(),
+            display_name: String::new(),
+            role: "grid_manager".into(),
+            grid: "t01/v01/g1".into(),
+            server_key: String::new(),
+        };
+        client.sign_out(&enrollment).await.unwrap();
+        client.sign_out(&enrollment).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "back to back on one connection");
+        tokio::time::sleep(IDLE_CONNECTION + Duration::from_millis(300)).await;
+        client.sign_out(&enrollment).await.unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the pause");
+    }
+}
