@@ -329,6 +329,60 @@ macro_rules! conformance_tests {
             assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", 1).len(), inc.changes.len());
         }
 
+        /// One request holding an edit chain of a stored record, new
+        /// records (one of them sensitive) and one out of the user's
+        /// scope: each accepted record is stored, the refused one is not,
+        /// and the feed gives each record's changes in the order they
+        /// were made.
+        #[test]
+        $(#[$meta])*
+        fn a_request_of_many_records_stores_each_and_feeds_changes_in_order() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let a = patrol("t01/v01/g1", "gm1");
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&a)]).iter().all(acked));
+            let stored = s.snapshot(a.id).unwrap().unwrap();
+            let mut doc = gridsync_core::doc::RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
+            let heads = doc.heads();
+            let mut edited = a.clone();
+            for note in ["第一次补记", "第二次补记"] {
+                if let gridsync_core::model::RecordBody::Patrol(p) = &mut edited.body {
+                    p.findings = note.into();
+                }
+                assert!(doc.update(&edited).unwrap());
+            }
+            let edits = doc.changes_since(&heads);
+            let b = patrol("t01/v01/g1", "gm1");
+            let hh = household("t01/v01/g1", "gm1");
+            let elsewhere = patrol("t01/v02/g1", "gm1");
+            let out = push(
+                s.as_ref(),
+                "d1",
+                &gm1,
+                &[
+                    IncomingDoc::unsigned(a.id, edits.iter().map(|c| c.raw_bytes().to_vec()).collect()),
+                    incoming(&b),
+                    incoming(&hh),
+                    incoming(&elsewhere),
+                ],
+            );
+            assert!(out[..3].iter().all(acked), "{out:?}");
+            assert_eq!(out[3].rejections[0].reason, gridsync_core::protocol::RejectReason::OutOfScope);
+            assert_eq!(s.record(a.id).unwrap().unwrap().json["data"]["findings"], "第二次补记");
+            assert!(s.record(b.id).unwrap().is_some());
+            assert!(s.snapshot(hh.id).unwrap().unwrap().sensitive);
+            assert!(s.record(elsewhere.id).unwrap().is_none());
+            let county = s.user("county").unwrap().unwrap();
+            let feed = drain(s.as_ref(), &ReadScope::of(&county), "other", 4);
+            let hashes: Vec<automerge::ChangeHash> =
+                feed.iter().map(|(_, bytes)| gridsync_core::doc::parse_change(bytes).unwrap().hash()).collect();
+            let at = |h: automerge::ChangeHash| hashes.iter().position(|x| *x == h).expect("in the feed");
+            assert!(at(edits[0].hash()) < at(edits[1].hash()), "a record's changes in the order made");
+            // The household is sensitive: not in the county's feed.
+            assert_eq!(feed.len(), 4, "a's creation and two edits, and b");
+        }
+
         #[test]
         $(#[$meta])*
         fn rejected_records_write_nothing() {

@@ -144,6 +144,290 @@ fn lock_key(id: &Uuid) -> i64 {
     i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
+/// Merge `docs` as device `device_id` inside the open transaction, in a
+/// fixed number of round trips whatever the request holds: every record's
+/// lock in one statement (in key order, so two nodes cannot deadlock),
+/// every stored state in one, then the judging, then every record's row,
+/// every change and the signature in one statement each. A round trip to
+/// the database costs more than a record's inserts; a merge of seven
+/// records took 34 of them.
+fn merge_in(
+    tx: &mut Transaction<'_>,
+    device_id: &str,
+    docs: &[IncomingDoc],
+    merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+) -> StoreResult<Vec<DocDecision>> {
+    let mut order: Vec<usize> = (0..docs.len()).collect();
+    order.sort_by_key(|&i| docs[i].doc_id);
+    if order.windows(2).any(|w| docs[w[0]].doc_id == docs[w[1]].doc_id) {
+        // A record twice in one request (no honest phone sends one): each
+        // judged on what the one before wrote.
+        return merge_one_at_a_time(tx, device_id, docs, &order, merge);
+    }
+    let mut keys: Vec<i64> = docs.iter().map(|d| lock_key(&d.doc_id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    tx.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k", &[&keys])?;
+    let ids: Vec<Uuid> = docs.iter().map(|d| d.doc_id).collect();
+    let mut stored: HashMap<Uuid, StoredDoc> = HashMap::with_capacity(docs.len());
+    for r in tx.query("SELECT id, snapshot, sensitive FROM documents WHERE id = ANY($1)", &[&ids])? {
+        stored.insert(r.get(0), StoredDoc { snapshot: r.get(1), sensitive: r.get(2) });
+    }
+    let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
+    let mut rows = DocRows::default();
+    let mut changes = ChangeRows::default();
+    let mut batch: Option<&SignedBatch> = None;
+    for i in order {
+        let d = &docs[i];
+        let decision = merge(i, stored.remove(&d.doc_id), d);
+        if let DocDecision::Accept(m) = &decision {
+            let ix = &m.index;
+            let (t, v, g) = parts(&ix.grid);
+            rows.id.push(d.doc_id);
+            rows.kind.push(ix.kind.as_str().to_owned());
+            rows.grid.push(ix.grid.to_string());
+            rows.township.push(t.clone());
+            rows.village.push(v.clone());
+            rows.grp.push(g.clone());
+            rows.status.push(ix.status.clone());
+            rows.level.push(ix.level.map(|l| l.as_str().to_owned()));
+            rows.title.push(ix.title.clone());
+            rows.occurred_at.push(ix.occurred_at);
+            rows.created_at.push(m.created_at);
+            rows.updated_at.push(m.updated_at);
+            rows.author.push(m.author.clone());
+            rows.sensitive.push(ix.sensitive);
+            rows.deleted.push(ix.deleted);
+            rows.has_conflict.push(ix.has_conflict);
+            rows.json.push(serde_json::from_str(&m.json).map_err(corrupt)?);
+            rows.snapshot.push(m.snapshot.clone());
+            if m.history_turns_sensitive {
+                tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
+            }
+            if m.batch.is_some() && !m.new_changes.is_empty() {
+                batch = d.batch.as_deref();
+            }
+            let sig = m.batch.as_ref().map(|b| b.signature.0.to_vec());
+            for (hash, bytes) in &m.new_changes {
+                changes.doc_id.push(d.doc_id);
+                changes.hash.push(hash.to_vec());
+                changes.bytes.push(bytes.clone());
+                changes.township.push(t.clone());
+                changes.village.push(v.clone());
+                changes.grp.push(g.clone());
+                changes.sensitive.push(ix.sensitive);
+                changes.signature.push(sig.clone());
+            }
+            for a in &m.attachments {
+                tx.execute(
+                    "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (hash, record_id) DO NOTHING",
+                    &[&a.hash, &d.doc_id, &a.by, &a.mime, &a.size],
+                )?;
+            }
+        }
+        out[i] = Some(decision);
+    }
+    if let Some(b) = batch {
+        // The records of one request share its signature: stored once.
+        tx.execute(
+            "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
+             ON CONFLICT (signature) DO NOTHING",
+            &[&&b.signature.0[..], &device_id, &b.manifest.bytes()],
+        )?;
+    }
+    if !rows.id.is_empty() {
+        tx.execute(
+            "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                                  $10::int8[], $11::int8[], $12::int8[], $13::text[], $14::bool[], $15::bool[], $16::bool[], $17::jsonb[], $18::bytea[])
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+               occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+               deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+            &[
+                &rows.id,
+                &rows.kind,
+                &rows.grid,
+                &rows.township,
+                &rows.village,
+                &rows.grp,
+                &rows.status,
+                &rows.level,
+                &rows.title,
+                &rows.occurred_at,
+                &rows.created_at,
+                &rows.updated_at,
+                &rows.author,
+                &rows.sensitive,
+                &rows.deleted,
+                &rows.has_conflict,
+                &rows.json,
+                &rows.snapshot,
+            ],
+        )?;
+    }
+    if !changes.doc_id.is_empty() {
+        // In the order given (each record's changes in causal order): the
+        // feed's `seq` follows it.
+        tx.execute(
+            "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
+             SELECT doc_id, hash, bytes, $4, township, village, grp, sensitive, signature
+             FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $5::text[], $6::text[], $7::text[], $8::bool[], $9::bytea[])
+                  WITH ORDINALITY AS u(doc_id, hash, bytes, township, village, grp, sensitive, signature, n)
+             ORDER BY n
+             ON CONFLICT (doc_id, hash) DO NOTHING",
+            &[
+                &changes.doc_id,
+                &changes.hash,
+                &changes.bytes,
+                &device_id,
+                &changes.township,
+                &changes.village,
+                &changes.grp,
+                &changes.sensitive,
+                &changes.signature,
+            ],
+        )?;
+    }
+    Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+}
+
+/// The columns of the `documents` rows one request writes.
+#[derive(Default)]
+struct DocRows {
+    id: Vec<Uuid>,
+    kind: Vec<String>,
+    grid: Vec<String>,
+    township: Vec<String>,
+    village: Vec<String>,
+    grp: Vec<String>,
+    status: Vec<String>,
+    level: Vec<Option<String>>,
+    title: Vec<String>,
+    occurred_at: Vec<i64>,
+    created_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    author: Vec<String>,
+    sensitive: Vec<bool>,
+    deleted: Vec<bool>,
+    has_conflict: Vec<bool>,
+    json: Vec<serde_json::Value>,
+    snapshot: Vec<Vec<u8>>,
+}
+
+/// The columns of the `changes` rows one request writes.
+#[derive(Default)]
+struct ChangeRows {
+    doc_id: Vec<Uuid>,
+    hash: Vec<Vec<u8>>,
+    bytes: Vec<Vec<u8>>,
+    township: Vec<String>,
+    village: Vec<String>,
+    grp: Vec<String>,
+    sensitive: Vec<bool>,
+    signature: Vec<Option<Vec<u8>>>,
+}
+
+/// [`merge_in`] one record at a time: each record locked, read, judged and
+/// written before the next, in `order`.
+fn merge_one_at_a_time(
+    tx: &mut Transaction<'_>,
+    device_id: &str,
+    docs: &[IncomingDoc],
+    order: &[usize],
+    merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+) -> StoreResult<Vec<DocDecision>> {
+    {
+        {
+            let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
+            // Each statement is parsed once per transaction, not once per
+            // record: a statement given as text costs a round trip to
+            // prepare it before the one that runs it.
+            let lock_doc = tx.prepare("SELECT pg_advisory_xact_lock($1)")?;
+            let read_doc = tx.prepare("SELECT snapshot, sensitive FROM documents WHERE id = $1")?;
+            let put_doc = tx.prepare(
+                "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
+                   occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
+                   deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
+            )?;
+            let ins_change = tx.prepare(
+                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (doc_id, hash) DO NOTHING",
+            )?;
+            // The records of one request share its signature: stored once.
+            let mut batch_stored: Option<[u8; gridsync_core::signing::SIGNATURE_LEN]> = None;
+            for &i in order {
+                let d = &docs[i];
+                tx.execute(&lock_doc, &[&lock_key(&d.doc_id)])?;
+                let stored = tx.query_opt(&read_doc, &[&d.doc_id])?;
+                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) });
+                let decision = merge(i, stored, d);
+                if let DocDecision::Accept(m) = &decision {
+                    let ix = &m.index;
+                    let (t, v, g) = parts(&ix.grid);
+                    let sensitive = ix.sensitive;
+                    let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
+                    tx.execute(
+                        &put_doc,
+                        &[
+                            &d.doc_id,
+                            &ix.kind.as_str(),
+                            &ix.grid.to_string(),
+                            &t,
+                            &v,
+                            &g,
+                            &ix.status,
+                            &ix.level.map(|l| l.as_str()),
+                            &ix.title,
+                            &ix.occurred_at,
+                            &m.created_at,
+                            &m.updated_at,
+                            &m.author,
+                            &sensitive,
+                            &ix.deleted,
+                            &ix.has_conflict,
+                            &json,
+                            &m.snapshot,
+                        ],
+                    )?;
+                    if m.history_turns_sensitive {
+                        tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
+                    }
+                    let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
+                    if let Some(b) = &m.batch
+                        && !m.new_changes.is_empty()
+                        && batch_stored != Some(b.signature.0)
+                    {
+                        batch_stored = Some(b.signature.0);
+                        tx.execute(
+                            "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
+                             ON CONFLICT (signature) DO NOTHING",
+                            &[&&b.signature.0[..], &device_id, &b.manifest.bytes()],
+                        )?;
+                    }
+                    for (hash, bytes) in &m.new_changes {
+                        tx.execute(
+                            &ins_change,
+                            &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive, &sig],
+                        )?;
+                    }
+                    for a in &m.attachments {
+                        tx.execute(
+                            "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
+                             ON CONFLICT (hash, record_id) DO NOTHING",
+                            &[&a.hash, &d.doc_id, &a.by, &a.mime, &a.size],
+                        )?;
+                    }
+                }
+                out[i] = Some(decision);
+            }
+            Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+        }
+    }
+}
+
 impl PostgresServerStore {
     /// Connect to `url` (`postgres://user@host:port/db`).
     pub fn connect(url: &str) -> StoreResult<Self> {
@@ -483,95 +767,21 @@ impl ServerStore for PostgresServerStore {
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
-        // Lock records in id order so two nodes cannot deadlock.
-        let mut order: Vec<usize> = (0..docs.len()).collect();
-        order.sort_by_key(|&i| docs[i].doc_id);
+        self.tx(|tx| merge_in(tx, device_id, docs, merge))
+    }
+
+    fn merge_batch_and_touch(
+        &self,
+        device_id: &str,
+        now: i64,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
+        // One transaction, one commit (a WAL flush), not two.
         self.tx(|tx| {
-            let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
-            // Each statement is parsed once per transaction, not once per
-            // record: a statement given as text costs a round trip to
-            // prepare it before the one that runs it.
-            let lock_doc = tx.prepare("SELECT pg_advisory_xact_lock($1)")?;
-            let read_doc = tx.prepare("SELECT snapshot, sensitive FROM documents WHERE id = $1")?;
-            let put_doc = tx.prepare(
-                "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
-                   occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
-                   deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
-            )?;
-            let ins_change = tx.prepare(
-                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (doc_id, hash) DO NOTHING",
-            )?;
-            // The records of one request share its signature: stored once.
-            let mut batch_stored: Option<[u8; gridsync_core::signing::SIGNATURE_LEN]> = None;
-            for i in order {
-                let d = &docs[i];
-                tx.execute(&lock_doc, &[&lock_key(&d.doc_id)])?;
-                let stored = tx.query_opt(&read_doc, &[&d.doc_id])?;
-                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) });
-                let decision = merge(i, stored, d);
-                if let DocDecision::Accept(m) = &decision {
-                    let ix = &m.index;
-                    let (t, v, g) = parts(&ix.grid);
-                    let sensitive = ix.sensitive;
-                    let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
-                    tx.execute(
-                        &put_doc,
-                        &[
-                            &d.doc_id,
-                            &ix.kind.as_str(),
-                            &ix.grid.to_string(),
-                            &t,
-                            &v,
-                            &g,
-                            &ix.status,
-                            &ix.level.map(|l| l.as_str()),
-                            &ix.title,
-                            &ix.occurred_at,
-                            &m.created_at,
-                            &m.updated_at,
-                            &m.author,
-                            &sensitive,
-                            &ix.deleted,
-                            &ix.has_conflict,
-                            &json,
-                            &m.snapshot,
-                        ],
-                    )?;
-                    if m.history_turns_sensitive {
-                        tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
-                    }
-                    let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
-                    if let Some(b) = &m.batch
-                        && !m.new_changes.is_empty()
-                        && batch_stored != Some(b.signature.0)
-                    {
-                        batch_stored = Some(b.signature.0);
-                        tx.execute(
-                            "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
-                             ON CONFLICT (signature) DO NOTHING",
-                            &[&&b.signature.0[..], &device_id, &b.manifest.bytes()],
-                        )?;
-                    }
-                    for (hash, bytes) in &m.new_changes {
-                        tx.execute(
-                            &ins_change,
-                            &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive, &sig],
-                        )?;
-                    }
-                    for a in &m.attachments {
-                        tx.execute(
-                            "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (hash, record_id) DO NOTHING",
-                            &[&a.hash, &d.doc_id, &a.by, &a.mime, &a.size],
-                        )?;
-                    }
-                }
-                out[i] = Some(decision);
-            }
-            Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+            let out = merge_in(tx, device_id, docs, merge)?;
+            tx.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
+            Ok(out)
         })
     }
 
