@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::store::{GridNode, ServerStore, User};
-use crate::{AppState, Limits, auth, demo, open_store};
+use crate::{AppState, Limits, auth, demo};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use gridsync_core::grid::{GridPath, Role};
@@ -29,6 +29,11 @@ struct Cli {
     /// PostgreSQL URL (postgres://user@host/db); without it, SQLite in the data directory.
     #[arg(long, env = "GRIDSYNC_DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Most connections this node opens to PostgreSQL (merges, feeds, the
+    /// dashboard and photos share them). Every node of a province opens up
+    /// to this many: keep nodes × this under the database's max_connections.
+    #[arg(long, env = "GRIDSYNC_DB_CONNECTIONS", default_value_t = crate::store::postgres::ClientPool::DEFAULT_MAX_OPEN, global = true)]
+    db_connections: usize,
     /// Log as JSON lines.
     #[arg(long, env = "GRIDSYNC_LOG_JSON", global = true)]
     log_json: bool,
@@ -275,7 +280,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     let db = database(&cli)?;
-    let store = open_store(&db).with_context(|| "cannot open the database")?;
+    let store = crate::open_store_with(&db, cli.db_connections).with_context(|| "cannot open the database")?;
     match cli.command {
         Command::Serve { listen, demo, workers, limits } => {
             let max_connections = limits.max_connections;

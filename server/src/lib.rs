@@ -93,8 +93,17 @@ pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// The command line passes SQLite paths only from `--data-dir`; see
 /// [`check_database_url`] for `--database-url`.
 pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::StoreError> {
+    open_store_with(database, store::postgres::ClientPool::DEFAULT_MAX_OPEN)
+}
+
+/// [`open_store`], opening at most `db_connections` connections to
+/// PostgreSQL (`--db-connections`; SQLite has one writer and its readers).
+pub fn open_store_with(
+    database: &str,
+    db_connections: usize,
+) -> Result<Arc<dyn store::ServerStore>, store::StoreError> {
     let s: Arc<dyn store::ServerStore> = if is_postgres_url(database) {
-        Arc::new(store::postgres::PostgresServerStore::connect(database)?)
+        Arc::new(store::postgres::PostgresServerStore::connect_with(database, db_connections)?)
     } else {
         Arc::new(store::sqlite::SqliteServerStore::open(database)?)
     };

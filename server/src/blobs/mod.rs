@@ -79,6 +79,12 @@ impl From<std::io::Error> for BlobError {
     }
 }
 
+impl From<crate::store::postgres::PoolBusy> for BlobError {
+    fn from(e: crate::store::postgres::PoolBusy) -> Self {
+        BlobError::Io(e.to_string())
+    }
+}
+
 impl From<::postgres::Error> for BlobError {
     fn from(e: ::postgres::Error) -> Self {
         BlobError::Io(e.to_string())
