@@ -1226,11 +1226,30 @@ pub fn test_database_url() -> Option<String> {
 /// rows in scope have committed above the feed's horizon.
 const FEED_HORIZON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Create a new schema `<prefix>_<random>` in the database at `base` and
-/// return a URL whose connections use it (tests and benchmarks).
+/// Create a new schema `<prefix>_<seconds>_<random>` in the database at
+/// `base` and return a URL whose connections use it (tests and
+/// benchmarks). Schemas of the same prefix made over six hours ago (or
+/// named before their names carried the time) are dropped first: a test
+/// run never lasts that long, and the test database would otherwise grow
+/// with every run.
 pub fn fresh_schema_url(base: &str, prefix: &str) -> StoreResult<String> {
-    let schema = format!("{prefix}_{}", Uuid::new_v4().simple());
+    let now = crate::sync::now_ms() / 1000;
+    let schema = format!("{prefix}_{now}_{}", Uuid::new_v4().simple());
     let mut c = Client::connect(base, NoTls).map_err(|e| StoreError::Open(e.to_string()))?;
+    let like = format!("{prefix}\\_%");
+    for row in c.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", &[&like])? {
+        let name: String = row.get(0);
+        let made = name.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')).and_then(|r| r.split_once('_'));
+        let stale = match made.map(|(secs, _)| secs.parse::<i64>()) {
+            Some(Ok(secs)) => now - secs > 6 * 3600,
+            // `<prefix>_<random>`, from before names carried the time.
+            _ => true,
+        };
+        if stale && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            // Another run may drop it at the same moment: not an error.
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        }
+    }
     c.batch_execute(&format!("CREATE SCHEMA {schema}"))?;
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-csearch_path%3D{schema}"))
@@ -1325,6 +1344,39 @@ mod tests {
             Box::new(s) as Box<dyn ServerStore>
         })
     });
+}
+
+#[cfg(test)]
+mod fresh_schema_tests {
+    use ::postgres::{Client, NoTls};
+
+    use super::fresh_schema_url;
+
+    /// A test run's schema is dropped by a later run once it is six hours
+    /// old (or named the old way), and not before: the test database does
+    /// not grow with every run, and a run going on beside is left alone.
+    #[test]
+    #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
+    fn old_test_schemas_are_dropped_and_recent_ones_kept() {
+        let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL").expect("GRIDSYNC_TEST_POSTGRES_URL (see README)");
+        let mut c = Client::connect(&base, NoTls).unwrap();
+        let now = crate::sync::now_ms() / 1000;
+        let old = format!("gs_cleanup_{}_a", now - 7 * 3600);
+        let legacy = "gs_cleanup_0123abcd".to_owned();
+        let recent = format!("gs_cleanup_{}_b", now - 3600);
+        for name in [&old, &legacy, &recent] {
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}")).unwrap();
+        }
+        let url = fresh_schema_url(&base, "gs_cleanup").unwrap();
+        let exists = |c: &mut Client, name: &str| {
+            c.query_one("SELECT count(*) FROM pg_namespace WHERE nspname = $1", &[&name]).unwrap().get::<_, i64>(0) == 1
+        };
+        assert!(!exists(&mut c, &old) && !exists(&mut c, &legacy), "old schemas dropped");
+        assert!(exists(&mut c, &recent), "a recent schema kept");
+        let made = url.rsplit("search_path%3D").next().unwrap().to_owned();
+        assert!(exists(&mut c, &made));
+        c.batch_execute(&format!("DROP SCHEMA {recent} CASCADE; DROP SCHEMA {made} CASCADE")).unwrap();
+    }
 }
 
 #[cfg(test)]
