@@ -593,7 +593,7 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     };
     // The request's memory is given back once the answer is built.
     let _held = held;
-    match protocol::encode(&resp) {
+    match protocol::encode_response(&resp) {
         Ok(bytes) => {
             Metrics::add(&state.metrics.bytes_out, bytes.len() as u64);
             HttpResponse::Ok().content_type(CONTENT_TYPE).body(bytes)

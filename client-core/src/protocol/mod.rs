@@ -185,6 +185,28 @@ pub struct SyncResponse {
 /// Encode a message: header, then postcard deflated with the preset dictionary.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CoreError> {
     let body = postcard::to_allocvec(msg).map_err(|e| CoreError::Protocol(e.to_string()))?;
+    deflated(&body)
+}
+
+/// Encode a sync response. One that carries nothing but acknowledgements
+/// and the cursor (an evening sync's answer: a record id per record the
+/// phone sent) goes uncompressed: those bytes are random, deflate saves
+/// about 7 of 130 of them, and setting up a stream with the dictionary
+/// costs the server 28 µs a response. Any other goes as [`encode`] sends it.
+pub fn encode_response(resp: &SyncResponse) -> Result<Vec<u8>, CoreError> {
+    let body = postcard::to_allocvec(resp).map_err(|e| CoreError::Protocol(e.to_string()))?;
+    if resp.changes.is_empty() && resp.rejected.is_empty() {
+        let mut out = Vec::with_capacity(body.len() + 5);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        out.push(COMPRESSION_NONE);
+        out.extend_from_slice(&body);
+        return Ok(out);
+    }
+    deflated(&body)
+}
+
+fn deflated(body: &[u8]) -> Result<Vec<u8>, CoreError> {
     let mut out = Vec::with_capacity(body.len() / 2 + 64);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
@@ -194,7 +216,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CoreError> {
     let header = out.len();
     out.resize(header + body.len() + body.len() / 8 + 64, 0);
     let status = c
-        .compress(&body, &mut out[header..], flate2::FlushCompress::Finish)
+        .compress(body, &mut out[header..], flate2::FlushCompress::Finish)
         .map_err(|e| CoreError::Protocol(e.to_string()))?;
     if status != flate2::Status::StreamEnd {
         return Err(CoreError::Protocol("compression did not finish".into()));
@@ -638,6 +660,35 @@ impl Bundle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An answer of acknowledgements only goes uncompressed; one with
+    /// changes from the feed or a refusal (text that compresses) goes
+    /// deflated with the dictionary. Both decode to what was sent.
+    #[test]
+    fn ack_only_answers_go_uncompressed_and_the_rest_deflated() {
+        let acks = SyncResponse {
+            acked: (0..7u8).map(|i| DocAck { doc: [i; 16], hashes: vec![] }).collect(),
+            next_cursor: vec![0, 0, 0, 0, 0, 0, 1, 7],
+            ..SyncResponse::default()
+        };
+        let bytes = encode_response(&acks).unwrap();
+        assert_eq!(bytes[4], COMPRESSION_NONE);
+        assert_eq!(decode::<SyncResponse>(&bytes).unwrap(), acks);
+        let mut with_feed = acks.clone();
+        with_feed.changes.push(DocChanges { doc: [9; 16], changes: vec![b"change bytes".repeat(20)] });
+        let mut refused = acks.clone();
+        refused.rejected.push(DocRejection {
+            doc: [1; 16],
+            reason: RejectReason::Forbidden,
+            detail: "只有村级负责人可以设定处置方案".into(),
+            hashes: vec![],
+        });
+        for resp in [with_feed, refused] {
+            let bytes = encode_response(&resp).unwrap();
+            assert_eq!(bytes[4], COMPRESSION_DEFLATE_DICT_V1);
+            assert_eq!(decode::<SyncResponse>(&bytes).unwrap(), resp);
+        }
+    }
 
     proptest::proptest! {
         /// The server's hand-written decoder reads exactly what the encoder
