@@ -381,6 +381,22 @@ macro_rules! conformance_tests {
             assert!(at(edits[0].hash()) < at(edits[1].hash()), "a record's changes in the order made");
             // The household is sensitive: not in the county's feed.
             assert_eq!(feed.len(), 4, "a's creation and two edits, and b");
+
+            // A record named twice in one request, created then edited:
+            // the edit is judged on what the creation wrote.
+            let c = patrol("t01/v01/g1", "gm1");
+            let mut doc = gridsync_core::doc::RecordDoc::create(&c, automerge::ActorId::random()).unwrap();
+            let created: Vec<Vec<u8>> = doc.changes_since(&[]).iter().map(|x| x.raw_bytes().to_vec()).collect();
+            let heads = doc.heads();
+            let mut edited = c.clone();
+            if let gridsync_core::model::RecordBody::Patrol(p) = &mut edited.body {
+                p.findings = "同一请求中的补记".into();
+            }
+            assert!(doc.update(&edited).unwrap());
+            let edit: Vec<Vec<u8>> = doc.changes_since(&heads).iter().map(|x| x.raw_bytes().to_vec()).collect();
+            let out = push(s.as_ref(), "d1", &gm1, &[IncomingDoc::unsigned(c.id, created), IncomingDoc::unsigned(c.id, edit)]);
+            assert!(out.iter().all(acked), "{out:?}");
+            assert_eq!(s.record(c.id).unwrap().unwrap().json["data"]["findings"], "同一请求中的补记");
         }
 
         #[test]

@@ -237,19 +237,43 @@ fn lock_key(id: &Uuid) -> i64 {
 /// every change and the signature in one statement each. A round trip to
 /// the database costs more than a record's inserts; a merge of seven
 /// records took 34 of them.
+///
+/// A request naming a record more than once (no honest phone sends one)
+/// is merged in rounds, each holding a record once, so each later mention
+/// is judged on what the one before wrote.
 fn merge_in(
     tx: &mut Transaction<'_>,
     device_id: &str,
     docs: &[IncomingDoc],
     merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
 ) -> StoreResult<Vec<DocDecision>> {
-    let mut order: Vec<usize> = (0..docs.len()).collect();
-    order.sort_by_key(|&i| docs[i].doc_id);
-    if order.windows(2).any(|w| docs[w[0]].doc_id == docs[w[1]].doc_id) {
-        // A record twice in one request (no honest phone sends one): each
-        // judged on what the one before wrote.
-        return merge_one_at_a_time(tx, device_id, docs, &order, merge);
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut seen: HashMap<Uuid, usize> = HashMap::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        let n = seen.entry(d.doc_id).or_insert(0);
+        if rounds.len() <= *n {
+            rounds.push(Vec::new());
+        }
+        rounds[*n].push(i);
+        *n += 1;
     }
+    let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
+    for round in rounds {
+        merge_round(tx, device_id, docs, &round, merge, &mut out)?;
+    }
+    Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+}
+
+/// [`merge_in`] for the records of `docs` at `round`, each named once.
+fn merge_round(
+    tx: &mut Transaction<'_>,
+    device_id: &str,
+    all: &[IncomingDoc],
+    round: &[usize],
+    merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    out: &mut [Option<DocDecision>],
+) -> StoreResult<()> {
+    let docs: Vec<&IncomingDoc> = round.iter().filter_map(|&i| all.get(i)).collect();
     let mut keys: Vec<i64> = docs.iter().map(|d| lock_key(&d.doc_id)).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -259,12 +283,10 @@ fn merge_in(
     for r in tx.query("SELECT id, snapshot, sensitive FROM documents WHERE id = ANY($1)", &[&ids])? {
         stored.insert(r.get(0), StoredDoc { snapshot: r.get(1), sensitive: r.get(2) });
     }
-    let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
     let mut rows = DocRows::default();
     let mut changes = ChangeRows::default();
     let mut batch: Option<&SignedBatch> = None;
-    for i in order {
-        let d = &docs[i];
+    for (&i, d) in round.iter().zip(&docs) {
         let decision = merge(i, stored.remove(&d.doc_id), d);
         if let DocDecision::Accept(m) = &decision {
             let ix = &m.index;
@@ -312,7 +334,9 @@ fn merge_in(
                 )?;
             }
         }
-        out[i] = Some(decision);
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(decision);
+        }
     }
     if let Some(b) = batch {
         // The records of one request share its signature: stored once.
@@ -375,7 +399,7 @@ fn merge_in(
             ],
         )?;
     }
-    Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
+    Ok(())
 }
 
 /// The columns of the `documents` rows one request writes.
@@ -412,106 +436,6 @@ struct ChangeRows {
     grp: Vec<String>,
     sensitive: Vec<bool>,
     signature: Vec<Option<Vec<u8>>>,
-}
-
-/// [`merge_in`] one record at a time: each record locked, read, judged and
-/// written before the next, in `order`.
-fn merge_one_at_a_time(
-    tx: &mut Transaction<'_>,
-    device_id: &str,
-    docs: &[IncomingDoc],
-    order: &[usize],
-    merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
-) -> StoreResult<Vec<DocDecision>> {
-    {
-        {
-            let mut out: Vec<Option<DocDecision>> = vec![None; docs.len()];
-            // Each statement is parsed once per transaction, not once per
-            // record: a statement given as text costs a round trip to
-            // prepare it before the one that runs it.
-            let lock_doc = tx.prepare("SELECT pg_advisory_xact_lock($1)")?;
-            let read_doc = tx.prepare("SELECT snapshot, sensitive FROM documents WHERE id = $1")?;
-            let put_doc = tx.prepare(
-                "INSERT INTO documents (id, kind, grid, township, village, grp, status, level, title, occurred_at, created_at, updated_at, author, sensitive, deleted, has_conflict, json, snapshot)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, level = excluded.level, title = excluded.title,
-                   occurred_at = excluded.occurred_at, updated_at = excluded.updated_at, sensitive = excluded.sensitive,
-                   deleted = excluded.deleted, has_conflict = excluded.has_conflict, json = excluded.json, snapshot = excluded.snapshot",
-            )?;
-            let ins_change = tx.prepare(
-                "INSERT INTO changes (doc_id, hash, bytes, origin, township, village, grp, sensitive, signature)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (doc_id, hash) DO NOTHING",
-            )?;
-            // The records of one request share its signature: stored once.
-            let mut batch_stored: Option<[u8; gridsync_core::signing::SIGNATURE_LEN]> = None;
-            for &i in order {
-                let d = &docs[i];
-                tx.execute(&lock_doc, &[&lock_key(&d.doc_id)])?;
-                let stored = tx.query_opt(&read_doc, &[&d.doc_id])?;
-                let stored = stored.map(|r| StoredDoc { snapshot: r.get(0), sensitive: r.get(1) });
-                let decision = merge(i, stored, d);
-                if let DocDecision::Accept(m) = &decision {
-                    let ix = &m.index;
-                    let (t, v, g) = parts(&ix.grid);
-                    let sensitive = ix.sensitive;
-                    let json: serde_json::Value = serde_json::from_str(&m.json).map_err(corrupt)?;
-                    tx.execute(
-                        &put_doc,
-                        &[
-                            &d.doc_id,
-                            &ix.kind.as_str(),
-                            &ix.grid.to_string(),
-                            &t,
-                            &v,
-                            &g,
-                            &ix.status,
-                            &ix.level.map(|l| l.as_str()),
-                            &ix.title,
-                            &ix.occurred_at,
-                            &m.created_at,
-                            &m.updated_at,
-                            &m.author,
-                            &sensitive,
-                            &ix.deleted,
-                            &ix.has_conflict,
-                            &json,
-                            &m.snapshot,
-                        ],
-                    )?;
-                    if m.history_turns_sensitive {
-                        tx.execute("UPDATE changes SET sensitive = true WHERE doc_id = $1", &[&d.doc_id])?;
-                    }
-                    let sig = m.batch.as_ref().map(|b| &b.signature.0[..]);
-                    if let Some(b) = &m.batch
-                        && !m.new_changes.is_empty()
-                        && batch_stored != Some(b.signature.0)
-                    {
-                        batch_stored = Some(b.signature.0);
-                        tx.execute(
-                            "INSERT INTO signed_batches (signature, device_id, manifest) VALUES ($1, $2, $3)
-                             ON CONFLICT (signature) DO NOTHING",
-                            &[&&b.signature.0[..], &device_id, &b.manifest.bytes()],
-                        )?;
-                    }
-                    for (hash, bytes) in &m.new_changes {
-                        tx.execute(
-                            &ins_change,
-                            &[&d.doc_id, &&hash[..], bytes, &device_id, &t, &v, &g, &sensitive, &sig],
-                        )?;
-                    }
-                    for a in &m.attachments {
-                        tx.execute(
-                            "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
-                             ON CONFLICT (hash, record_id) DO NOTHING",
-                            &[&a.hash, &d.doc_id, &a.by, &a.mime, &a.size],
-                        )?;
-                    }
-                }
-                out[i] = Some(decision);
-            }
-            Ok(out.into_iter().map(|d| d.unwrap_or(DocDecision::Reject)).collect())
-        }
-    }
 }
 
 impl PostgresServerStore {
