@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 
 use gridsync_core::events::{Event, Ordered};
 use gridsync_core::model::{
-    Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeStatus, Record, RecordBody, next_event,
+    Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeState, DisputeStatus, Record, RecordBody, next_event,
 };
+use gridsync_core::rules::{Step, check_step, with_dispute_event};
 use uuid::Uuid;
 
 use super::html::{esc, time};
@@ -143,42 +144,38 @@ fn load_dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(crate::stor
     Ok((v, r))
 }
 
-/// The steps the signed-in user may take on `d` now, as the rules would
-/// judge them (the server judges again when the form is sent).
-fn allowed(ctx: &Ctx, level: DisputeLevel) -> Vec<&'static str> {
-    let role = ctx.user.role;
-    let probe = |a: DisputeAction| a.may_act(role, level);
+/// Whether the rules would take `action` by the signed-in user on `r` now
+/// (the server judges again when the form is sent): the same
+/// `rules::check_step` the phone's action list asks, so the page offers no
+/// step, and no side of a conflict, that the merge would then refuse.
+fn may_take(ctx: &Ctx, r: &Record, action: DisputeAction) -> bool {
+    let after = with_dispute_event(r, &ctx.user.id, now_ms(), action);
+    check_step(&ctx.writer(), r, Step::Append(&after)).is_ok()
+}
+
+/// The steps the signed-in user may take on the dispute `r` now.
+fn allowed(ctx: &Ctx, r: &Record, st: &DisputeState) -> Vec<&'static str> {
     let note = String::new;
-    let mut out = Vec::new();
-    if probe(DisputeAction::Classified { category: DisputeCategory::Other, note: note() }) {
-        out.push("classified");
+    let mut candidates = vec![
+        ("classified", DisputeAction::Classified { category: st.category, note: note() }),
+        ("plan_set", DisputeAction::PlanSet { plan: note(), team: vec![] }),
+        ("follow_up", DisputeAction::FollowUp { note: note() }),
+        ("stabilized", DisputeAction::Stabilized { note: note() }),
+        ("resolved", DisputeAction::Resolved { note: note() }),
+    ];
+    if let Some(to) = next_level(st.level) {
+        candidates.push(("escalated", DisputeAction::Escalated { to, note: note() }));
     }
-    if probe(DisputeAction::PlanSet { plan: note(), team: vec![] }) {
-        out.push("plan_set");
-    }
-    if probe(DisputeAction::FollowUp { note: note() }) {
-        out.push("follow_up");
-    }
-    if probe(DisputeAction::Stabilized { note: note() }) {
-        out.push("stabilized");
-    }
-    if probe(DisputeAction::Resolved { note: note() }) {
-        out.push("resolved");
-    }
-    if let Some(to) = next_level(level)
-        && probe(DisputeAction::Escalated { to, note: note() })
-    {
-        out.push("escalated");
-    }
-    out
+    candidates.into_iter().filter(|(_, action)| may_take(ctx, r, action.clone())).map(|(step, _)| step).collect()
 }
 
 fn csrf_field(ctx: &Ctx) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf))
 }
 
-fn forms(ctx: &Ctx, id: Uuid, d: &Dispute, level: DisputeLevel) -> String {
-    let steps = allowed(ctx, level);
+fn forms(ctx: &Ctx, id: Uuid, r: &Record, d: &Dispute, st: &DisputeState) -> String {
+    let level = st.level;
+    let steps = allowed(ctx, r, st);
     if steps.is_empty() {
         return String::new();
     }
@@ -282,8 +279,11 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
         esc(&d.summary),
         time(d.found_at)
     );
-    let may_settle =
-        DisputeAction::Settled { kept: String::new(), note: String::new() }.may_act(ctx.user.role, st.level);
+    // Each side this user may keep, as the rules judge it: below the
+    // dispute's level only an escalation may be kept.
+    let may_keep =
+        |kept: &str| may_take(ctx, &r, DisputeAction::Settled { kept: kept.to_owned(), note: String::new() });
+    let mut kept_any = false;
     if !st.conflicts.is_empty() {
         body.push_str("<div class=\"card\" id=\"conflicts\"><h3 class=\"bad\">待裁定的冲突</h3>");
         for c in &st.conflicts {
@@ -297,7 +297,8 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
                     esc(&who(&e.by)),
                     time(e.at)
                 );
-                if may_settle {
+                if may_keep(&e.id) {
+                    kept_any = true;
                     let _ = write!(
                         body,
                         "<form method=\"post\" action=\"/web/disputes/{}/act\">{}<input type=\"hidden\" name=\"action\" value=\"settled\">\
@@ -313,12 +314,13 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
             }
             body.push_str("</div>");
         }
-        if !may_settle {
-            let _ = write!(body, "<p class=\"muted\">由负责{}的人员裁定。</p>", esc(st.level.label_zh()));
+        if !kept_any {
+            let _ =
+                write!(body, "<p class=\"muted\" id=\"settled-by\">由负责{}的人员裁定。</p>", esc(st.level.label_zh()));
         }
         body.push_str("</div>");
     }
-    body.push_str(&forms(ctx, v.id, d, st.level));
+    body.push_str(&forms(ctx, v.id, &r, d, &st));
     let ordered = Ordered::new(&d.events);
     let (open, overruled) = ordered.conflicts();
     let in_conflict: BTreeSet<&str> = open.iter().flat_map(|c| [c.a.as_str(), c.b.as_str()]).collect();

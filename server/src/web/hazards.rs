@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use gridsync_core::events::Ordered;
 use gridsync_core::model::{Hazard, HazardAction, HazardStatus, Record, RecordBody, next_event};
-use gridsync_core::rules::{Step, Writer, check_step, with_hazard_event};
+use gridsync_core::rules::{Step, check_step, with_hazard_event};
 use uuid::Uuid;
 
 use super::html::{esc, time};
@@ -85,16 +85,11 @@ fn load_hazard(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(RecordView, 
     Ok((v, r))
 }
 
-/// The signed-in user as the write rules see them.
-fn writer(ctx: &Ctx) -> Writer {
-    Writer { user_id: ctx.user.id.clone(), role: ctx.user.role, grid: ctx.user.grid.clone() }
-}
-
 /// Whether the rules would take `action` by this user on `r` now (the
 /// server judges again when the form is sent).
 fn may_take(ctx: &Ctx, r: &Record, action: HazardAction) -> bool {
     let after = with_hazard_event(r, &ctx.user.id, now_ms(), action);
-    check_step(&writer(ctx), r, Step::Append(&after)).is_ok()
+    check_step(&ctx.writer(), r, Step::Append(&after)).is_ok()
 }
 
 /// `GET /web/hazards/{id}`

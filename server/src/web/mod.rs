@@ -171,6 +171,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The signed-in user as the write rules see them.
+    pub fn writer(&self) -> gridsync_core::rules::Writer {
+        gridsync_core::rules::Writer {
+            user_id: self.user.id.clone(),
+            role: self.user.role,
+            grid: self.user.grid.clone(),
+        }
+    }
+
     /// Append to the audit log as this user.
     pub fn audit(&self, store: &dyn ServerStore, action: &str, target: &str) -> Result<(), WebError> {
         store.append_audit(&AuditEntry {

@@ -2,6 +2,7 @@
 
 use gridsync_core::model::{DisputeAction, DisputeCategory, DisputeLevel, DisputeStatus, RecordBody};
 use gridsync_tests::device::Device;
+use gridsync_tests::http1::http;
 use gridsync_tests::records::{DAY0, dispute, dispute_act};
 use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
 use uuid::Uuid;
@@ -117,4 +118,62 @@ async fn resolve_versus_escalate_is_a_conflict_until_settled() {
         assert_eq!((st.status, st.level), (DisputeStatus::Escalated, DisputeLevel::Township));
         assert_eq!(p.admin.record(p.id).unwrap().unwrap().level.as_deref(), Some("township"));
     }
+}
+
+/// The dashboard's keep buttons for such a conflict are the ones the rules
+/// take: the village leader, below the township level the escalation put
+/// the dispute at, sees a keep button on the escalation only (keeping the
+/// on-the-spot resolution would take the case back down, which the merge
+/// refuses), and settles it from the page; the township chief, who handles
+/// that level, is offered both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_offers_only_the_sides_of_a_conflict_the_rules_let_the_user_keep() {
+    let mut p = setup().await;
+    act(&mut p.gm, p.id, DAY0 + 10_000, DisputeAction::Resolved { note: "现场调解，双方签字".into() });
+    act(
+        &mut p.vl,
+        p.id,
+        DAY0 + 20_000,
+        DisputeAction::Escalated { to: DisputeLevel::Township, note: "书面上报".into() },
+    );
+    converge(&mut p, true).await;
+    let rec = p.vl.store().get(p.id).unwrap();
+    let RecordBody::Dispute(d) = &rec.body else { unreachable!() };
+    let id_of = |pick: fn(&DisputeAction) -> bool| d.events.iter().find(|e| pick(&e.action)).unwrap().id.clone();
+    let escalation = id_of(|a| matches!(a, DisputeAction::Escalated { .. }));
+    let resolution = id_of(|a| matches!(a, DisputeAction::Resolved { .. }));
+    let url = p.server.url();
+    let page_of = |user: &str| {
+        let (cookie, csrf) = gridsync_tests::bed::web_session(p.admin.as_ref(), user);
+        let r = http("GET", &format!("{url}/web/disputes/{}", p.id), &[("Cookie", &cookie)], b"");
+        assert_eq!(r.status, 200, "{user}'s dispute page");
+        (String::from_utf8(r.body).unwrap(), cookie, csrf)
+    };
+    let keeps = |page: &str| {
+        page.split("data-kept=\"").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+
+    let (chief_page, _, _) = page_of("tc-t01-1");
+    let mut both = vec![escalation.clone(), resolution.clone()];
+    both.sort();
+    let mut offered = keeps(&chief_page);
+    offered.sort();
+    assert_eq!(offered, both, "the township chief may keep either side");
+
+    let (leader_page, cookie, csrf) = page_of("vl-t01-v01");
+    assert_eq!(keeps(&leader_page), vec![escalation.clone()], "the village leader may keep the escalation only");
+    let settle = |kept: &str| {
+        let form = format!("csrf={csrf}&action=settled&kept={kept}&note=");
+        http(
+            "POST",
+            &format!("{url}/web/disputes/{}/act", p.id),
+            &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+    };
+    assert_eq!(settle(&resolution).status, 403, "the side the page does not offer is refused");
+    assert_eq!(settle(&escalation).status, 303, "the side it offers is taken");
+    let view = p.admin.record(p.id).unwrap().unwrap();
+    assert!(!view.has_conflict);
+    assert_eq!(view.level.as_deref(), Some("township"));
 }
