@@ -435,3 +435,70 @@ fn a_database_url_that_is_not_postgres_is_refused() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a file was created");
 }
+
+/// Send a POST's head declaring `len` bytes of body and `sent` of them,
+/// then wait up to 5 s for the answer's status line and body: a limit
+/// checked before the body is read answers without the rest.
+async fn declared(addr: &str, path: &str, token: &str, len: usize, sent: &[u8]) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let _ = s.write_all(sent).await;
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(5);
+    while let Ok(Ok(n)) = tokio::time::timeout(until.saturating_duration_since(Instant::now()), s.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// The device-key and relay endpoints judge a phone's body like the sync:
+/// past its limit (4 KiB a key, 8 MiB a sealed bundle) it is refused with
+/// 413 `body_too_large` from the declared length, before the rest is sent;
+/// within it, bytes that are not a key or not a bundle for this server get
+/// a reason of their own; and the server keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_and_relay_bodies_are_judged_before_they_are_read() {
+    let t = town(&[]).await;
+    let gm = t.phone("gm-t01-v01-g1").await;
+    let token = gm.store().enrollment().unwrap().unwrap().token;
+    let url = t.server.url();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let reason = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned))
+    };
+
+    let (status, body) = declared(&addr, "/v1/device-key", &token, 4 * 1024 + 1, b"{").await;
+    assert_eq!((status, reason(&body).as_deref()), (413, Some("body_too_large")), "{body}");
+    let (status, body) = declared(&addr, "/v1/relay", &token, protocol::MAX_RELAY_BYTES + 2048, &[0u8; 1024]).await;
+    assert_eq!((status, reason(&body).as_deref()), (413, Some("body_too_large")), "{body}");
+
+    let garbage = b"{\"public_key\": 7}".to_vec();
+    let (status, body) = declared(&addr, "/v1/device-key", &token, garbage.len(), &garbage).await;
+    assert_eq!((status, reason(&body).as_deref()), (400, Some("malformed_body")), "{body}");
+    let short = b"{\"public_key\": \"abcd\"}".to_vec();
+    let (status, body) = declared(&addr, "/v1/device-key", &token, short.len(), &short).await;
+    assert_eq!((status, reason(&body).as_deref()), (422, Some("invalid_public_key")), "{body}");
+    let sealed_elsewhere = vec![0x5au8; 4096];
+    let (status, body) = declared(&addr, "/v1/relay", &token, sealed_elsewhere.len(), &sealed_elsewhere).await;
+    assert_eq!((status, reason(&body).as_deref()), (422, Some("relay_unreadable")), "{body}");
+
+    // A bundle of exactly the limit's size is read, and judged on what it is.
+    let at_limit = vec![0x5au8; protocol::MAX_RELAY_BYTES];
+    let (status, body) = declared(&addr, "/v1/relay", &token, at_limit.len(), &at_limit).await;
+    assert_eq!((status, reason(&body).as_deref()), (422, Some("relay_unreadable")), "{body}");
+    assert_eq!(t.healthz().await, 200);
+}
