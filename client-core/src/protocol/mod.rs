@@ -11,6 +11,8 @@
 //! (`dict-v1.bin`), which halves small messages. See `docs/protocol.md` and
 //! `docs/decisions/001-wire-format.md`.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
@@ -406,13 +408,25 @@ pub fn decode_sync_request(
     };
     let mut r = Reader { b: body, pos: 0 };
     let cursor = r.bytes("cursor")?;
-    // A record takes at least 17 bytes: its id and a change count.
-    let n_docs = r.count("docs", 17)?;
-    let mut docs = Vec::with_capacity(n_docs);
+    // A record takes at least 18 bytes: its id, a change count and a
+    // change. A phone names each record once, with the changes it sends
+    // for it: a record without changes, or named again, is work no honest
+    // phone asks for (thousands of empty records to look up and lock, or
+    // one record merged over and over), so the whole body is refused.
+    let n_docs = r.count("docs", 18)?;
+    // Each record holds a change, so there are no more records than changes.
+    let mut docs = Vec::with_capacity(n_docs.min(limits.max_changes));
+    let mut named: HashSet<DocId> = HashSet::with_capacity(n_docs.min(limits.max_changes));
     let mut total = 0usize;
     for _ in 0..n_docs {
         let doc: DocId = r.take(16, "doc id")?.try_into().map_err(|_| Reader::malformed("doc id"))?;
+        if !named.insert(doc) {
+            return Err(Reader::malformed("a record named twice"));
+        }
         let n = r.count("changes", 1)?;
+        if n == 0 {
+            return Err(Reader::malformed("a record without changes"));
+        }
         total = total.saturating_add(n);
         if total > limits.max_changes {
             return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
@@ -696,9 +710,10 @@ mod tests {
         #[test]
         fn the_limited_decoder_reads_what_encode_writes(
             cursor in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
-            docs in proptest::collection::vec(
-                (proptest::prelude::any::<[u8; 16]>(),
-                 proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..5)),
+            // As a phone sends them: each record once, with its changes.
+            docs in proptest::collection::btree_map(
+                proptest::prelude::any::<[u8; 16]>(),
+                proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..5),
                 0..6,
             ),
             max in proptest::prelude::any::<u32>(),
@@ -740,6 +755,39 @@ mod tests {
         // A budget that says no.
         let ok = encode(&SyncRequest::default()).unwrap();
         assert_eq!(decode_sync_request(&ok, &limits, &mut |_| false), Err(DecodeError::Busy));
+    }
+
+    /// A phone names each record once and sends at least one change for
+    /// it; a body that names one twice or one without changes is refused
+    /// whole, before any of it is looked up, and says which.
+    #[test]
+    fn a_record_named_twice_or_without_changes_is_refused() {
+        let limits = DecodeLimits::default();
+        let request = |docs: Vec<DocChanges>| {
+            let bytes =
+                encode(&SyncRequest { cursor: vec![], docs, max_response_bytes: 0, signature: Signature([0; 64]) })
+                    .unwrap();
+            decode_sync_request(&bytes, &limits, &mut |_| true)
+        };
+        let doc = |id: u8, n: usize| DocChanges { doc: [id; 16], changes: vec![vec![id; 40]; n] };
+        let fine = request(vec![doc(1, 2), doc(2, 1)]).unwrap();
+        assert_eq!(fine.docs, vec![doc(1, 2), doc(2, 1)]);
+        let malformed = |r: Result<SyncRequest, DecodeError>| match r {
+            Err(DecodeError::Malformed(why)) => why,
+            other => panic!("not refused as malformed: {other:?}"),
+        };
+        assert!(malformed(request(vec![doc(1, 1), doc(2, 1), doc(1, 1)])).contains("named twice"));
+        assert!(malformed(request(vec![doc(1, 1), doc(2, 0)])).contains("without changes"));
+        // A hundred thousand empty records (1.7 MB): refused at their count,
+        // which the bytes left cannot hold.
+        let empty: Vec<DocChanges> = (0..100_000u32)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                DocChanges { doc: id, changes: vec![] }
+            })
+            .collect();
+        assert!(malformed(request(empty)).contains("docs"));
     }
 
     fn sample() -> SyncResponse {

@@ -399,6 +399,29 @@ macro_rules! conformance_tests {
             assert_eq!(s.record(c.id).unwrap().unwrap().json["data"]["findings"], "同一请求中的补记");
         }
 
+        /// A request of as many records as a request may hold (20,000,
+        /// one change each), more than PostgreSQL's shared lock table holds
+        /// at its defaults (6,400 slots, about 12,000 in practice), is
+        /// stored whole: it is merged in parts, not in one transaction
+        /// that runs out of shared memory and takes other merges with it.
+        #[test]
+        $(#[$meta])*
+        fn a_request_of_thousands_of_records_is_stored_whole() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let n = gridsync_core::protocol::DecodeLimits::default().max_changes;
+            let records: Vec<_> = (0..n).map(|_| patrol("t01/v01/g1", "gm1")).collect();
+            let docs: Vec<IncomingDoc> = records.iter().map(incoming).collect();
+            let out = push(s.as_ref(), "d1", &gm1, &docs);
+            assert_eq!(out.iter().filter(|o| acked(o)).count(), records.len());
+            for r in [&records[0], &records[n / 2], &records[n - 1]] {
+                assert!(s.record(r.id).unwrap().is_some());
+            }
+            let county = s.user("county").unwrap().unwrap();
+            assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", n).len(), n);
+        }
+
         #[test]
         $(#[$meta])*
         fn rejected_records_write_nothing() {

@@ -230,8 +230,19 @@ fn lock_key(id: &Uuid) -> i64 {
     i64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
-/// Merge `docs` as device `device_id` inside the open transaction, in a
-/// fixed number of round trips whatever the request holds: every record's
+/// Most records one merge transaction holds locks on. PostgreSQL keeps
+/// advisory locks in one table shared by every connection, of
+/// `max_locks_per_transaction × max_connections` slots (6,400 by default);
+/// a transaction that needs more fails with "out of shared memory", and so
+/// do others that need a slot meanwhile. A request of more records is
+/// merged in parts of this many, each committed on its own, so nodes ×
+/// merge turns × this stays under the table (4 nodes × 8 turns × 128 =
+/// 4,096 slots).
+pub const MERGE_PART: usize = 128;
+
+/// Merge `docs` (at most [`MERGE_PART`] of them from a sync) as device
+/// `device_id` inside the open transaction, in a fixed number of round
+/// trips whatever they hold: every record's
 /// lock in one statement (in key order, so two nodes cannot deadlock),
 /// every stored state in one, then the judging, then every record's row,
 /// every change and the signature in one statement each. A round trip to
@@ -460,6 +471,37 @@ impl PostgresServerStore {
             let mut tx = c.transaction()?;
             let out = f(&mut tx)?;
             tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    /// Merge `docs` in transactions of at most [`MERGE_PART`] records each,
+    /// on one connection, recording the device's sync at `touch` in the
+    /// last. Each part commits before the next begins, and the phone is
+    /// answered after the last: a request cut short by a failure is sent
+    /// again whole, and what was committed is acknowledged then.
+    fn merge_in_parts(
+        &self,
+        device_id: &str,
+        touch: Option<i64>,
+        docs: &[IncomingDoc],
+        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
+    ) -> StoreResult<Vec<DocDecision>> {
+        self.with(|c| {
+            let mut out = Vec::with_capacity(docs.len());
+            let parts = docs.len().div_ceil(MERGE_PART).max(1);
+            for part in 0..parts {
+                let start = part * MERGE_PART;
+                let these = &docs[start.min(docs.len())..(start + MERGE_PART).min(docs.len())];
+                let mut tx = c.transaction()?;
+                out.extend(merge_in(&mut tx, device_id, these, &mut |i, stored, d| merge(start + i, stored, d))?);
+                if part + 1 == parts
+                    && let Some(now) = touch
+                {
+                    tx.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
+                }
+                tx.commit()?;
+            }
             Ok(out)
         })
     }
@@ -783,7 +825,7 @@ impl ServerStore for PostgresServerStore {
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
-        self.tx(|tx| merge_in(tx, device_id, docs, merge))
+        self.merge_in_parts(device_id, None, docs, merge)
     }
 
     fn merge_batch_and_touch(
@@ -793,12 +835,9 @@ impl ServerStore for PostgresServerStore {
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
-        // One transaction, one commit (a WAL flush), not two.
-        self.tx(|tx| {
-            let out = merge_in(tx, device_id, docs, merge)?;
-            tx.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
-            Ok(out)
-        })
+        // The touch in the merge's (last) transaction: one commit, one WAL
+        // flush, not two.
+        self.merge_in_parts(device_id, Some(now), docs, merge)
     }
 
     fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude: &str, max_bytes: usize) -> StoreResult<FeedPage> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use gridsync_core::model::{DisputeAction, PatrolSlot, RecordBody};
 use gridsync_core::protocol::{self, SyncRequest};
 use gridsync_tests::device::{Device, RawClient};
-use gridsync_tests::hostile::{copy_of, wire};
+use gridsync_tests::hostile::{copy_of, push_raw, wire};
 use gridsync_tests::records::{DAY0, dispute, patrol};
 use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, seed_demo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -501,4 +501,34 @@ async fn key_and_relay_bodies_are_judged_before_they_are_read() {
     let (status, body) = declared(&addr, "/v1/relay", &token, at_limit.len(), &at_limit).await;
     assert_eq!((status, reason(&body).as_deref()), (422, Some("relay_unreadable")), "{body}");
     assert_eq!(t.healthz().await, 200);
+}
+
+/// A signed request that names one record 19,000 times (each mention judged
+/// and, on PostgreSQL, merged in a round of its own: 7 s of a merge turn)
+/// or carries 100,000 records without changes (each looked up and locked:
+/// "out of shared memory" on PostgreSQL, a 503 for whoever merged then)
+/// is refused whole with 400 `malformed_body`, and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_named_twice_or_records_without_changes_are_refused() {
+    let t = town(&[]).await;
+    let mut gm = t.phone("gm-t01-v01-g1").await;
+    let rec = patrol(&gm.grid, &gm.user, 0, PatrolSlot::Morning);
+    gm.create(&rec).unwrap();
+    let mut doc = copy_of(&gm, rec.id).unwrap();
+    let change = doc.changes_since(&[]).into_iter().next().unwrap().clone();
+    let refused = |r: anyhow::Result<protocol::SyncResponse>| match r {
+        Err(e) => e.to_string(),
+        Ok(resp) => panic!("taken: {} acked", resp.acked.len()),
+    };
+    let repeated: Vec<_> = (0..19_000).map(|_| wire(rec.id, std::slice::from_ref(&change))).collect();
+    let why = refused(push_raw(&gm, repeated).await);
+    assert!(why.contains("400") && why.contains("malformed_body"), "{why}");
+    let empty: Vec<_> =
+        (0..100_000).map(|_| protocol::DocChanges { doc: *Uuid::new_v4().as_bytes(), changes: vec![] }).collect();
+    let why = refused(push_raw(&gm, empty).await);
+    assert!(why.contains("400") && why.contains("malformed_body"), "{why}");
+    assert!(blocking(|| t.admin.record(rec.id).unwrap()).is_none(), "nothing of either stored");
+    // The phone's own sync sends the record once, and it is taken.
+    gm.sync().await.unwrap();
+    assert!(blocking(|| t.admin.record(rec.id).unwrap()).is_some());
 }
