@@ -859,7 +859,8 @@ async fn user_create(
 
 async fn user_page(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let id = path.into_inner();
-    render(&req, &state, move |s, ctx| people::page(s, ctx, &id, None)).await
+    let done = people::Done::from_query(req.query_string());
+    render(&req, &state, move |s, ctx| people::page(s, ctx, &id, None, done)).await
 }
 
 async fn user_update(

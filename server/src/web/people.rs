@@ -198,7 +198,13 @@ fn account_of(s: &dyn ServerStore, id: &str) -> Result<Account, WebError> {
 
 /// `GET /web/users/{id}` (and the answer to issuing a code, which shows
 /// the code once, with its QR code).
-pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str, code: Option<(&str, &str)>) -> Result<Out, WebError> {
+pub fn page(
+    s: &dyn ServerStore,
+    ctx: &Ctx,
+    id: &str,
+    code: Option<(&str, &str)>,
+    done: Option<Done>,
+) -> Result<Out, WebError> {
     county_only(ctx)?;
     let a = account_of(s, id)?;
     let u = &a.user;
@@ -219,6 +225,9 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str, code: Option<(&str, &str)>
         esc(&grid_label(&names, &u.grid)),
         if has_password { "已设置" } else { "未设置" },
     );
+    if let Some(done) = done {
+        let _ = write!(body, "<p class=\"card ok\" id=\"notice\">{}</p>", done.label_zh());
+    }
     let c = csrf(ctx);
     if let Some((code, payload)) = code {
         let _ = write!(
@@ -318,6 +327,27 @@ pub fn update(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, S
     Ok(Out::Redirect(format!("/web/users/{}", a.user.id)))
 }
 
+/// What the clerk just did on a user's page, said at its top after the
+/// redirect (`?done=…`), so they see the step was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// The web password was reset.
+    PasswordReset,
+}
+
+impl Done {
+    /// From the `done` query parameter.
+    pub fn from_query(q: &str) -> Option<Done> {
+        q.split('&').any(|kv| kv == "done=password").then_some(Done::PasswordReset)
+    }
+
+    fn label_zh(self) -> &'static str {
+        match self {
+            Done::PasswordReset => "网页登录密码已重置，该用户原有的登录已全部退出。",
+        }
+    }
+}
+
 /// `POST /web/users/{id}/password`: reset the web password; every session
 /// of the user ends.
 pub fn reset_password(
@@ -337,7 +367,7 @@ pub fn reset_password(
         // The reset ended this session too.
         return Ok(Out::Redirect("/".into()));
     }
-    Ok(Out::Redirect(format!("/web/users/{}", a.user.id)))
+    Ok(Out::Redirect(format!("/web/users/{}?done=password", a.user.id)))
 }
 
 /// `POST /web/users/{id}/active`: deactivate (or reactivate) the account.
@@ -366,7 +396,7 @@ pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, id: &str, server_url: &str) -> Res
     s.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), &a.user.id, expires)?;
     ctx.audit(s, "issue_enrollment_code", &a.user.id)?;
     let payload = enrollment_payload(server_url, &code);
-    page(s, ctx, id, Some((&code, &payload)))
+    page(s, ctx, id, Some((&code, &payload)), None)
 }
 
 /// What the QR code holds: `gridsync://enroll?server=<url>&code=<code>`,

@@ -370,7 +370,9 @@ fn a_county_clerk_creates_a_user_and_enrolls_a_phone() {
     d.goto(&format!("{base}/web/users/vl2-t01-v02"));
     d.type_into("#reset-password", "云屏山下的第二个春天");
     d.click("#do-reset");
-    wait_until(|| d.count("#toggle-active") == 1, "reset");
+    // The user's page again, saying so: waiting for the button alone would
+    // find the one on the page being left.
+    wait_until(|| d.try_text("#notice").is_some_and(|t| t.contains("密码已重置")), "reset");
     d.click("#toggle-active");
     wait_until(|| d.try_text("#state").as_deref() == Some("已停用"), "deactivated");
     assert!(rt.block_on(phone.sync()).is_err(), "a deactivated user's phone is refused");
