@@ -198,21 +198,25 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CoreError> {
 pub fn encode_response(resp: &SyncResponse) -> Result<Vec<u8>, CoreError> {
     let body = postcard::to_allocvec(resp).map_err(|e| CoreError::Protocol(e.to_string()))?;
     if resp.changes.is_empty() && resp.rejected.is_empty() {
-        let mut out = Vec::with_capacity(body.len() + 5);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-        out.push(COMPRESSION_NONE);
+        let mut out = header(COMPRESSION_NONE, body.len());
         out.extend_from_slice(&body);
         return Ok(out);
     }
     deflated(&body)
 }
 
-fn deflated(body: &[u8]) -> Result<Vec<u8>, CoreError> {
-    let mut out = Vec::with_capacity(body.len() / 2 + 64);
+/// The 5-byte header of a message compressed with `compression`, in a
+/// buffer with room for `body` more bytes.
+fn header(compression: u8, body: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + body);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    out.push(COMPRESSION_DEFLATE_DICT_V1);
+    out.push(compression);
+    out
+}
+
+fn deflated(body: &[u8]) -> Result<Vec<u8>, CoreError> {
+    let mut out = header(COMPRESSION_DEFLATE_DICT_V1, body.len() + body.len() / 8 + 64);
     let mut c = flate2::Compress::new(flate2::Compression::best(), false);
     c.set_dictionary(DICTIONARY_V1).map_err(|e| CoreError::Protocol(e.to_string()))?;
     let header = out.len();
