@@ -61,6 +61,28 @@ async fn converge(p: &mut Pair, gm_first: bool) {
     let _ = &p.server;
 }
 
+/// The grid manager records an on-the-spot resolution while the village
+/// leader escalates to the township, both offline; then both sync
+/// (`gm_first`: in that order) until every copy is the same.
+async fn resolved_while_escalated(gm_first: bool) -> Pair {
+    let mut p = setup().await;
+    act(&mut p.gm, p.id, DAY0 + 10_000, DisputeAction::Resolved { note: "现场调解，双方签字".into() });
+    act(
+        &mut p.vl,
+        p.id,
+        DAY0 + 20_000,
+        DisputeAction::Escalated { to: DisputeLevel::Township, note: "书面上报".into() },
+    );
+    converge(&mut p, gm_first).await;
+    p
+}
+
+/// The id of the first event on `d`'s copy of dispute `id` that `pick` takes.
+fn event_id(d: &Device, id: Uuid, pick: fn(&DisputeAction) -> bool) -> String {
+    let RecordBody::Dispute(x) = d.store().get(id).unwrap().body else { unreachable!() };
+    x.events.iter().find(|e| pick(&e.action)).unwrap().id.clone()
+}
+
 /// A grid manager adds a follow-up while the village leader classifies the
 /// dispute, both offline: after syncing in either order, both phones and the
 /// server show both events, classified, with no conflict.
@@ -91,15 +113,7 @@ async fn follow_up_and_classification_merge_in_both_orders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_versus_escalate_is_a_conflict_until_settled() {
     for gm_first in [true, false] {
-        let mut p = setup().await;
-        act(&mut p.gm, p.id, DAY0 + 10_000, DisputeAction::Resolved { note: "现场调解，双方签字".into() });
-        act(
-            &mut p.vl,
-            p.id,
-            DAY0 + 20_000,
-            DisputeAction::Escalated { to: DisputeLevel::Township, note: "书面上报".into() },
-        );
-        converge(&mut p, gm_first).await;
+        let mut p = resolved_while_escalated(gm_first).await;
         let st = state(&p.vl, p.id);
         assert_eq!(st.status, DisputeStatus::Conflict);
         assert_eq!(st.conflicts.len(), 1);
@@ -108,9 +122,7 @@ async fn resolve_versus_escalate_is_a_conflict_until_settled() {
         assert_eq!(view.status, "conflict");
 
         // The leader keeps the escalation.
-        let rec = p.vl.store().get(p.id).unwrap();
-        let RecordBody::Dispute(d) = &rec.body else { unreachable!() };
-        let kept = d.events.iter().find(|e| matches!(e.action, DisputeAction::Escalated { .. })).unwrap().id.clone();
+        let kept = event_id(&p.vl, p.id, |a| matches!(a, DisputeAction::Escalated { .. }));
         act(&mut p.vl, p.id, DAY0 + 30_000, DisputeAction::Settled { kept, note: "以上报为准".into() });
         converge(&mut p, gm_first).await;
         let st = state(&p.gm, p.id);
@@ -128,20 +140,9 @@ async fn resolve_versus_escalate_is_a_conflict_until_settled() {
 /// that level, is offered both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_offers_only_the_sides_of_a_conflict_the_rules_let_the_user_keep() {
-    let mut p = setup().await;
-    act(&mut p.gm, p.id, DAY0 + 10_000, DisputeAction::Resolved { note: "现场调解，双方签字".into() });
-    act(
-        &mut p.vl,
-        p.id,
-        DAY0 + 20_000,
-        DisputeAction::Escalated { to: DisputeLevel::Township, note: "书面上报".into() },
-    );
-    converge(&mut p, true).await;
-    let rec = p.vl.store().get(p.id).unwrap();
-    let RecordBody::Dispute(d) = &rec.body else { unreachable!() };
-    let id_of = |pick: fn(&DisputeAction) -> bool| d.events.iter().find(|e| pick(&e.action)).unwrap().id.clone();
-    let escalation = id_of(|a| matches!(a, DisputeAction::Escalated { .. }));
-    let resolution = id_of(|a| matches!(a, DisputeAction::Resolved { .. }));
+    let p = resolved_while_escalated(true).await;
+    let escalation = event_id(&p.vl, p.id, |a| matches!(a, DisputeAction::Escalated { .. }));
+    let resolution = event_id(&p.vl, p.id, |a| matches!(a, DisputeAction::Resolved { .. }));
     let url = p.server.url();
     let page_of = |user: &str| {
         let (cookie, csrf) = gridsync_tests::bed::web_session(p.admin.as_ref(), user);
