@@ -20,8 +20,8 @@ use uuid::Uuid;
 use crate::events::Ordered;
 use crate::grid::GridPath;
 use crate::model::{
-    Dispute, DisputeAction, DisputeStatus, Hazard, HazardAction, HazardStatus, PatrolSlot, Record, RecordBody,
-    VisitTarget, beijing_day, beijing_midnight_ms,
+    Dispute, DisputeAction, Hazard, HazardAction, HazardStatus, PatrolSlot, Record, RecordBody, VisitTarget,
+    beijing_day, beijing_midnight_ms,
 };
 
 /// One day in ms.
@@ -99,20 +99,24 @@ pub struct WeeklySummary {
     pub grid: GridPath,
     /// First day of the week (`YYYY-MM-DD`, Beijing time).
     pub week_start: String,
+    /// The figures are taken up to this instant, ms (exclusive): the
+    /// week's end, or just after now while the week runs.
+    pub as_of: i64,
+    /// Whether the week is over (otherwise the figures are so far).
+    pub complete: bool,
     /// Patrols started in the week, per slot.
     pub patrols: SlotCounts,
     /// Days of the week on which all three slots were patrolled.
     pub days_fully_patrolled: u32,
     /// Hazards reported in the week.
     pub hazards_found: u32,
-    /// Hazards reported before the week's end and not removed (as of the
-    /// records' current state).
+    /// Hazards reported before the week's end (or now) and not removed by then.
     pub hazards_open: u32,
     /// Visits in the week, per target.
     pub visits: VisitCounts,
     /// Disputes found in the week.
     pub disputes_found: u32,
-    /// Disputes found before the week's end and not resolved.
+    /// Disputes found before the week's end (or now) and not resolved by then.
     pub disputes_open: u32,
 }
 
@@ -143,8 +147,23 @@ fn put_visits(m: &mut BTreeMap<String, i64>, v: &VisitCounts) {
     m.insert("visits.special_place".into(), i64::from(v.special_place));
 }
 
+/// The exclusive bound a period `[start, end)` is seen up to at `now`:
+/// its end once it is over, and just after `now` while it runs. No figure
+/// is ever taken at an instant after now: the running week's, month's and
+/// year's figures are "so far".
+pub fn seen_until(end: i64, now: i64) -> i64 {
+    end.min(now.saturating_add(1))
+}
+
+/// A recorded time as the figures take it: a time after `now` (a phone
+/// whose clock runs ahead) is taken as now. With this, a record's state at
+/// the present instant is its current status, whatever its clock said.
+pub fn taken(t: i64, now: i64) -> i64 {
+    t.min(now)
+}
+
 /// When a hazard was removed: the time of the last `resolved` step, if
-/// its current status is removed.
+/// its current status is removed (已消除; a step after a removal reopens it).
 pub fn hazard_resolved_at(h: &Hazard) -> Option<i64> {
     if h.status() != HazardStatus::Resolved {
         return None;
@@ -157,33 +176,82 @@ pub fn hazard_resolved_at(h: &Hazard) -> Option<i64> {
         .map(|e| e.at)
 }
 
-/// Whether a dispute is a backlog case (积案) at instant `t`: found at
-/// least `days` days before `t` and not resolved by `t`.
-pub fn is_backlog_at(d: &Dispute, t: i64, days: u32) -> bool {
-    let since = d.found_at.saturating_add(i64::from(days) * DAY_MS);
-    since <= t && d.state().resolved_at.is_none_or(|r| r > t)
+/// Since when a dispute is resolved: the time of the resolution that made
+/// its current status 已化解; `None` while it is anything else (a 稳控, an
+/// escalation or an open conflict after a resolution undoes it).
+pub fn dispute_resolved_at(d: &Dispute) -> Option<i64> {
+    d.state().resolved_at
 }
 
-/// Whether a dispute was a backlog case at any time in `[start, end)`.
-pub fn was_backlog_during(d: &Dispute, start: i64, end: i64, days: u32) -> bool {
-    let since = d.found_at.saturating_add(i64::from(days) * DAY_MS);
-    let until = d.state().resolved_at.unwrap_or(i64::MAX);
-    since < end && until > start && since < until
+/// The index status of a closed hazard (已消除) and of a resolved dispute
+/// (已化解): the one status the database's lists and counts treat as
+/// closed. Every other status of the two kinds is open.
+pub const CLOSED_STATUS: &str = "resolved";
+
+/// Whether an index status (what lists and counts read in the database)
+/// is an open one: a hazard not removed, a dispute not resolved. At the
+/// present instant this agrees with [`open_by`] (tested).
+pub fn is_open_status(status: &str) -> bool {
+    status != CLOSED_STATUS
+}
+
+/// When a hazard or dispute opened (a hazard when recorded, a dispute when
+/// found) and since when it is closed, if it is; `None` for other kinds.
+pub fn open_span(r: &Record) -> Option<(i64, Option<i64>)> {
+    match &r.body {
+        RecordBody::Hazard(h) => Some((r.created_at, hazard_resolved_at(h))),
+        RecordBody::Dispute(d) => Some((d.found_at, dispute_resolved_at(d))),
+        _ => None,
+    }
+}
+
+/// Whether a span `(opened, closed)` is open up to the bound `b` seen at
+/// `now`: opened before `b` and not closed before `b`.
+pub fn span_open_by((opened, closed): (i64, Option<i64>), b: i64, now: i64) -> bool {
+    taken(opened, now) < b && closed.is_none_or(|c| taken(c, now) >= b)
+}
+
+/// Whether a hazard or dispute is open up to the bound `b` (see
+/// [`seen_until`]), seen at `now`. Other kinds are never open.
+pub fn open_by(r: &Record, b: i64, now: i64) -> bool {
+    open_span(r).is_some_and(|s| span_open_by(s, b, now))
+}
+
+/// Whether a dispute is a backlog case (积案) up to the bound `b`, seen at
+/// `now`: found at least `days` days before `b` and still not resolved by
+/// then. [`backlog_disputes`] takes `b` just after now; a month's figure
+/// takes its end, or just after now while the month runs.
+pub fn is_backlog_by(d: &Dispute, b: i64, days: u32, now: i64) -> bool {
+    let since = taken(d.found_at, now).saturating_add(i64::from(days) * DAY_MS);
+    since < b && dispute_resolved_at(d).is_none_or(|r| taken(r, now) >= b)
+}
+
+/// Whether a dispute was a backlog case at any instant of `[start, b)`,
+/// seen at `now` (a year's four-none table takes `b` = the year's end, or
+/// just after now while the year runs).
+pub fn was_backlog_during(d: &Dispute, start: i64, b: i64, days: u32, now: i64) -> bool {
+    let since = taken(d.found_at, now).saturating_add(i64::from(days) * DAY_MS);
+    let until = dispute_resolved_at(d).map_or(i64::MAX, |r| taken(r, now));
+    since < b && until > start && since < until
 }
 
 fn live<'a>(records: &'a [Record], grid: &'a GridPath) -> impl Iterator<Item = &'a Record> + 'a {
     records.iter().filter(move |r| !r.deleted && grid.contains(&r.grid))
 }
 
-/// A grid's week starting on `week_start` (Beijing time), from whatever
-/// records are given (those outside `grid` are ignored).
-pub fn weekly_summary(records: &[Record], grid: &GridPath, week_start: NaiveDate) -> WeeklySummary {
+/// A grid's week starting on `week_start` (Beijing time), seen at `now`
+/// (a week not over is counted so far), from whatever records are given
+/// (those outside `grid` are ignored).
+pub fn weekly_summary(records: &[Record], grid: &GridPath, week_start: NaiveDate, now: i64) -> WeeklySummary {
     let start = beijing_midnight_ms(week_start);
     let end = start + 7 * DAY_MS;
-    let within = |t: i64| (start..end).contains(&t);
+    let b = seen_until(end, now);
+    let within = |t: i64| (start..b).contains(&taken(t, now));
     let mut s = WeeklySummary {
         grid: grid.clone(),
         week_start: week_start.format("%Y-%m-%d").to_string(),
+        as_of: b,
+        complete: b == end,
         patrols: SlotCounts::default(),
         days_fully_patrolled: 0,
         hazards_found: 0,
@@ -197,13 +265,13 @@ pub fn weekly_summary(records: &[Record], grid: &GridPath, week_start: NaiveDate
         match &r.body {
             RecordBody::Patrol(p) if within(p.started_at) => {
                 s.patrols.add(p.slot);
-                slots_by_day.entry((r.grid.clone(), beijing_day(p.started_at))).or_default().insert(p.slot);
+                slots_by_day.entry((r.grid.clone(), beijing_day(taken(p.started_at, now)))).or_default().insert(p.slot);
             }
-            RecordBody::Hazard(h) => {
+            RecordBody::Hazard(_) => {
                 if within(r.created_at) {
                     s.hazards_found += 1;
                 }
-                if r.created_at < end && h.status() != HazardStatus::Resolved {
+                if open_by(r, b, now) {
                     s.hazards_open += 1;
                 }
             }
@@ -212,7 +280,7 @@ pub fn weekly_summary(records: &[Record], grid: &GridPath, week_start: NaiveDate
                 if within(d.found_at) {
                     s.disputes_found += 1;
                 }
-                if d.found_at < end && d.state().status != DisputeStatus::Resolved {
+                if open_by(r, b, now) {
                     s.disputes_open += 1;
                 }
             }
@@ -232,13 +300,18 @@ pub struct MonthlyFigures {
     pub grid: GridPath,
     /// Month, `YYYY-MM`.
     pub month: String,
+    /// The figures are taken up to this instant, ms (exclusive): the
+    /// month's end, or just after now while the month runs.
+    pub as_of: i64,
+    /// Whether the month is over (otherwise the figures are so far).
+    pub complete: bool,
     /// Patrols started in the month, per slot.
     pub patrols: SlotCounts,
     /// Hazards reported in the month.
     pub hazards_found: u32,
     /// Hazards removed in the month (whenever reported).
     pub hazards_handled: u32,
-    /// Hazards reported before the month's end and not removed by then.
+    /// Hazards reported before the month's end (or now) and not removed by then.
     pub hazards_open: u32,
     /// Visits in the month, per target.
     pub visits: VisitCounts,
@@ -248,7 +321,7 @@ pub struct MonthlyFigures {
     pub disputes_resolved: u32,
     /// Disputes escalated in the month (to the township or the county).
     pub disputes_escalated: u32,
-    /// Disputes that are backlog cases at the month's end.
+    /// Disputes that are backlog cases at the month's end (or now).
     pub disputes_backlog: u32,
     /// Days after which an unresolved dispute counts as a backlog case.
     pub backlog_days: u32,
@@ -273,18 +346,23 @@ impl MonthlyFigures {
 }
 
 /// Figures of `grid` for the month `[start, end)` (see
-/// [`crate::model::parse_month`]), from whatever records are given.
+/// [`crate::model::parse_month`]) seen at `now` (a month not over is
+/// counted so far), from whatever records are given.
 pub fn monthly_figures(
     records: &[Record],
     grid: &GridPath,
     month: &str,
     (start, end): (i64, i64),
     backlog_days: u32,
+    now: i64,
 ) -> MonthlyFigures {
-    let within = |t: i64| (start..end).contains(&t);
+    let b = seen_until(end, now);
+    let within = |t: i64| (start..b).contains(&taken(t, now));
     let mut f = MonthlyFigures {
         grid: grid.clone(),
         month: month.to_owned(),
+        as_of: b,
+        complete: b == end,
         patrols: SlotCounts::default(),
         hazards_found: 0,
         hazards_handled: 0,
@@ -300,14 +378,13 @@ pub fn monthly_figures(
         match &r.body {
             RecordBody::Patrol(p) if within(p.started_at) => f.patrols.add(p.slot),
             RecordBody::Hazard(h) => {
-                let resolved = hazard_resolved_at(h);
                 if within(r.created_at) {
                     f.hazards_found += 1;
                 }
-                if resolved.is_some_and(within) {
+                if hazard_resolved_at(h).is_some_and(within) {
                     f.hazards_handled += 1;
                 }
-                if r.created_at < end && resolved.is_none_or(|t| t >= end) {
+                if open_by(r, b, now) {
                     f.hazards_open += 1;
                 }
             }
@@ -316,13 +393,13 @@ pub fn monthly_figures(
                 if within(d.found_at) {
                     f.disputes_found += 1;
                 }
-                if d.state().resolved_at.is_some_and(within) {
+                if dispute_resolved_at(d).is_some_and(within) {
                     f.disputes_resolved += 1;
                 }
                 if d.events.iter().any(|e| matches!(e.action, DisputeAction::Escalated { .. }) && within(e.at)) {
                     f.disputes_escalated += 1;
                 }
-                if is_backlog_at(d, end - 1, backlog_days) {
+                if is_backlog_by(d, b, backlog_days, now) {
                     f.disputes_backlog += 1;
                 }
             }
@@ -355,16 +432,24 @@ pub struct GridCoverage {
 }
 
 /// Which of the three slots each grid patrolled on each day from `from` to
-/// `to` inclusive. Grids without any patrol are listed too (all missing).
-pub fn patrol_coverage(records: &[Record], grids: &[GridPath], from: NaiveDate, to: NaiveDate) -> Vec<GridCoverage> {
+/// `to` inclusive, seen at `now`: days after today are not listed (today is
+/// counted so far). Grids without any patrol are listed too (all missing).
+pub fn patrol_coverage(
+    records: &[Record],
+    grids: &[GridPath],
+    from: NaiveDate,
+    to: NaiveDate,
+    now: i64,
+) -> Vec<GridCoverage> {
+    let to = to.min(beijing_day(now));
     let start = beijing_midnight_ms(from);
-    let end = beijing_midnight_ms(to) + DAY_MS;
+    let end = seen_until(beijing_midnight_ms(to) + DAY_MS, now);
     let mut done: BTreeMap<(&GridPath, NaiveDate), BTreeSet<PatrolSlot>> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.deleted) {
         if let RecordBody::Patrol(p) = &r.body
-            && (start..end).contains(&p.started_at)
+            && (start..end).contains(&taken(p.started_at, now))
         {
-            done.entry((&r.grid, beijing_day(p.started_at))).or_default().insert(p.slot);
+            done.entry((&r.grid, beijing_day(taken(p.started_at, now)))).or_default().insert(p.slot);
         }
     }
     let empty = BTreeSet::new();
@@ -410,13 +495,14 @@ pub struct BacklogDispute {
     pub days_open: i64,
 }
 
-/// Disputes that are backlog cases at `now`, oldest first.
+/// Disputes that are backlog cases now, oldest first.
 pub fn backlog_disputes(records: &[Record], now: i64, days: u32) -> Vec<BacklogDispute> {
+    let b = seen_until(i64::MAX, now);
     let mut out: Vec<BacklogDispute> = records
         .iter()
         .filter(|r| !r.deleted)
         .filter_map(|r| match &r.body {
-            RecordBody::Dispute(d) if is_backlog_at(d, now, days) => {
+            RecordBody::Dispute(d) if is_backlog_by(d, b, days, now) => {
                 let st = d.state();
                 Some(BacklogDispute {
                     id: r.id,
@@ -424,7 +510,7 @@ pub fn backlog_disputes(records: &[Record], now: i64, days: u32) -> Vec<BacklogD
                     level: st.level.as_str().to_owned(),
                     status: st.status.as_str().to_owned(),
                     found_at: d.found_at,
-                    days_open: (now - d.found_at) / DAY_MS,
+                    days_open: (now - taken(d.found_at, now)) / DAY_MS,
                 })
             }
             _ => None,
@@ -437,7 +523,12 @@ pub fn backlog_disputes(records: &[Record], now: i64, days: u32) -> Vec<BacklogD
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DisputeCategory, DisputeLevel, HazardCategory, Location, Patrol, Visit, next_event};
+    use crate::model::{
+        DisputeCategory, DisputeLevel, DisputeStatus, HazardCategory, Location, Patrol, Visit, next_event,
+    };
+
+    /// Long after every period the tests look at: each is over.
+    const LATER: i64 = 4_102_444_800_000; // 2100-01-01
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2024, 3, d).unwrap_or_default()
@@ -548,7 +639,7 @@ mod tests {
         recs.push(visit("t01/v01/g1", VisitTarget::SpecialPlace, at(7, 10)));
         recs.push(dispute("t01/v01/g1", at(8, 10), None, None));
         recs.push(dispute("t01/v01/g1", at(2, 10), Some(at(3, 1)), None));
-        let s = weekly_summary(&recs, &g("t01/v01/g1"), day(4));
+        let s = weekly_summary(&recs, &g("t01/v01/g1"), day(4), LATER);
         assert_eq!(s.patrols, SlotCounts { morning: 1, midday: 1, evening: 2 });
         assert_eq!(s.days_fully_patrolled, 1);
         assert_eq!((s.hazards_found, s.hazards_open), (2, 2));
@@ -568,11 +659,11 @@ mod tests {
             dispute("t01/v01/g1", at(20, 0), None, None),                        // 12 days old at the month's end
             dispute("t01/v01/g1", at(1, 0) - 40 * DAY_MS, Some(at(3, 0)), None), // resolved in March
         ];
-        let f = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), DEFAULT_BACKLOG_DAYS);
+        let f = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), DEFAULT_BACKLOG_DAYS, LATER);
         assert_eq!(f.patrols.midday, 1);
         assert_eq!((f.hazards_found, f.hazards_handled, f.hazards_open), (1, 1, 1));
         assert_eq!((f.disputes_found, f.disputes_resolved, f.disputes_escalated, f.disputes_backlog), (1, 1, 1, 1));
-        let f = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), 10);
+        let f = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), 10, LATER);
         assert_eq!(f.disputes_backlog, 2);
     }
 
@@ -582,7 +673,7 @@ mod tests {
             patrol("t01/v01/g1", PatrolSlot::Morning, at(4, 7)),
             patrol("t01/v01/g1", PatrolSlot::Evening, at(5, 19)),
         ];
-        let cov = patrol_coverage(&recs, &[g("t01/v01/g1"), g("t01/v01/g2")], day(4), day(5));
+        let cov = patrol_coverage(&recs, &[g("t01/v01/g1"), g("t01/v01/g2")], day(4), day(5), LATER);
         assert_eq!(cov[0].days[0].missing, vec![PatrolSlot::Midday, PatrolSlot::Evening]);
         assert_eq!(cov[0].days[1].patrolled, vec![PatrolSlot::Evening]);
         assert_eq!(cov[0].missed_days, SlotCounts { morning: 1, midday: 2, evening: 1 });
@@ -599,23 +690,153 @@ mod tests {
         else {
             return;
         };
-        assert!(!was_backlog_during(&late, y2021.0, y2021.1, 30), "found in late December: a backlog only in 2022");
+        assert!(
+            !was_backlog_during(&late, y2021.0, y2021.1, 30, LATER),
+            "found in late December: a backlog only in 2022"
+        );
         let Record { body: RecordBody::Dispute(quick), .. } =
             dispute("t01/v01/g1", y2021.0, Some(y2021.0 + 29 * DAY_MS), None)
         else {
             return;
         };
-        assert!(!was_backlog_during(&quick, y2021.0, y2021.1, 30));
+        assert!(!was_backlog_during(&quick, y2021.0, y2021.1, 30, LATER));
         let Record { body: RecordBody::Dispute(slow), .. } =
             dispute("t01/v01/g1", y2021.0, Some(y2021.0 + 31 * DAY_MS), None)
         else {
             return;
         };
-        assert!(was_backlog_during(&slow, y2021.0, y2021.1, 30));
+        assert!(was_backlog_during(&slow, y2021.0, y2021.1, 30, LATER));
         let Record { body: RecordBody::Dispute(old), .. } = dispute("t01/v01/g1", y2021.0 - 100 * DAY_MS, None, None)
         else {
             return;
         };
-        assert!(was_backlog_during(&old, y2021.0, y2021.1, 30), "carried over from the year before");
+        assert!(was_backlog_during(&old, y2021.0, y2021.1, 30, LATER), "carried over from the year before");
+    }
+
+    fn with_step(mut r: Record, by: &str, at: i64, action: DisputeAction) -> Record {
+        if let RecordBody::Dispute(d) = &mut r.body {
+            let e = next_event(&d.events, by, at, action);
+            d.events.push(e);
+        }
+        r
+    }
+
+    fn as_dispute(r: &Record) -> &Dispute {
+        match &r.body {
+            RecordBody::Dispute(d) => d,
+            _ => unreachable!("a dispute"),
+        }
+    }
+
+    /// A 稳控 step after a 化解, or an escalation after it, undoes the
+    /// resolution for every figure: it is not 已化解 in the month, it can
+    /// be a backlog case, and a village with it is not 无积案.
+    #[test]
+    fn a_resolution_undone_counts_as_unresolved() {
+        let (start, end) = crate::model::parse_month("2024-03").unwrap_or_default();
+        let found = start - 40 * DAY_MS;
+        let resolved = dispute("t01/v01/g1", found, Some(at(3, 9)), None);
+        let stabilised =
+            with_step(resolved.clone(), "vl", at(5, 9), DisputeAction::Stabilized { note: "再观察".into() });
+        let escalated = with_step(
+            resolved.clone(),
+            "vl",
+            at(6, 9),
+            DisputeAction::Escalated { to: DisputeLevel::Township, note: String::new() },
+        );
+        let followed = with_step(resolved.clone(), "vl", at(7, 9), DisputeAction::FollowUp { note: "回访".into() });
+        for (r, still_resolved) in [(&resolved, true), (&stabilised, false), (&escalated, false), (&followed, true)] {
+            let d = as_dispute(r);
+            assert_eq!(dispute_resolved_at(d).is_some(), still_resolved, "{:?}", d.state().status);
+            let f = monthly_figures(std::slice::from_ref(r), &g("t01"), "2024-03", (start, end), 30, LATER);
+            assert_eq!(f.disputes_resolved, u32::from(still_resolved));
+            assert_eq!(f.disputes_backlog, u32::from(!still_resolved));
+            assert!(was_backlog_during(d, start, end, 30, LATER), "a backlog case before its resolution");
+            assert_eq!(is_backlog_by(d, LATER, 30, LATER), !still_resolved);
+        }
+    }
+
+    /// Two people resolving and escalating at once: 待裁定, not resolved.
+    #[test]
+    fn a_conflict_waiting_is_not_resolved() {
+        let r = dispute("t01/v01/g1", at(1, 9), None, None);
+        let RecordBody::Dispute(mut d) = r.body.clone() else { return };
+        let heads = d.events.clone();
+        let a = next_event(&heads, "vl", at(2, 9), DisputeAction::Resolved { note: "调解".into() });
+        let b = next_event(&heads, "gm", at(2, 10), DisputeAction::Stabilized { note: String::new() });
+        d.events.push(a);
+        d.events.push(b);
+        assert_eq!(d.state().status, DisputeStatus::Conflict);
+        assert_eq!(dispute_resolved_at(&d), None);
+    }
+
+    /// While a month runs its figures are taken at now, not at its end: a
+    /// dispute found 18 days ago is not yet a backlog case, and the month
+    /// says it is not complete.
+    #[test]
+    fn a_running_month_is_counted_so_far() {
+        let (start, end) = crate::model::parse_month("2024-03").unwrap_or_default();
+        let now = at(10, 12);
+        let recs = vec![dispute("t01/v01/g1", now - 18 * DAY_MS, None, None)];
+        let f = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), 30, now);
+        assert!(!f.complete);
+        assert_eq!(f.as_of, now + 1);
+        assert_eq!(f.disputes_backlog, 0, "not a backlog case before its 30 days are over");
+        assert!(backlog_disputes(&recs, now, 30).is_empty());
+        let done = monthly_figures(&recs, &g("t01"), "2024-03", (start, end), 30, LATER);
+        assert!(done.complete);
+        assert_eq!(done.disputes_backlog, 1, "at the month's end it is");
+        let Record { body: RecordBody::Dispute(d), .. } = &recs[0] else { return };
+        let year = (crate::model::parse_month("2024-01").unwrap_or_default().0, end + 300 * DAY_MS);
+        assert!(!was_backlog_during(d, year.0, seen_until(year.1, now), 30, now));
+    }
+
+    #[test]
+    fn closed_is_one_status_for_both_kinds() {
+        assert_eq!(HazardStatus::Resolved.as_str(), CLOSED_STATUS);
+        assert_eq!(DisputeStatus::Resolved.as_str(), CLOSED_STATUS);
+    }
+
+    proptest::proptest! {
+        /// At the present instant, open by the times agrees with open by
+        /// the status the database lists and counts by, whatever clocks
+        /// the steps were taken on (some ahead of the server's).
+        #[test]
+        fn open_now_agrees_with_the_status(
+            steps in proptest::collection::vec((0u8..3, -5i64..5), 0..6),
+            disputes in proptest::collection::vec((0u8..5, -5i64..5), 0..6),
+            created in -5i64..5,
+        ) {
+            let now = at(15, 12);
+            let mut h = hazard("t01/v01/g1", now + created * DAY_MS, None);
+            if let RecordBody::Hazard(hz) = &mut h.body {
+                for (kind, day) in &steps {
+                    let action = match kind {
+                        0 => HazardAction::Step { note: "处置".into() },
+                        1 => HazardAction::Resolved { note: "已消除".into() },
+                        _ => HazardAction::Reported { note: String::new() },
+                    };
+                    let e = next_event(&hz.events, "gm", now + day * DAY_MS, action);
+                    hz.events.push(e);
+                }
+            }
+            let mut d = dispute("t01/v01/g1", now + created * DAY_MS, None, None);
+            for (kind, day) in &disputes {
+                let action = match kind {
+                    0 => DisputeAction::Resolved { note: "调解".into() },
+                    1 => DisputeAction::Stabilized { note: String::new() },
+                    2 => DisputeAction::Escalated { to: DisputeLevel::Township, note: String::new() },
+                    3 => DisputeAction::FollowUp { note: "跟进".into() },
+                    _ => DisputeAction::PlanSet { plan: "方案".into(), team: vec![] },
+                };
+                d = with_step(d, "vl", now + day * DAY_MS, action);
+            }
+            for r in [&h, &d] {
+                proptest::prop_assert_eq!(
+                    open_by(r, seen_until(i64::MAX, now), now),
+                    is_open_status(&r.index().status)
+                );
+            }
+        }
     }
 }

@@ -136,7 +136,8 @@ pub fn record_provenance(store: &dyn ServerStore, id: Uuid) -> StoreResult<Vec<C
                     Some(d) => d.user_id.clone(),
                     None => c.origin.strip_prefix("web:").unwrap_or_default().to_owned(),
                 },
-                time: parse_change(&c.bytes).map(|ch| ch.timestamp()).unwrap_or(0),
+                // Automerge keeps a change's time in seconds (`RecordDoc` commits so).
+                time: parse_change(&c.bytes).map(|ch| ch.timestamp().saturating_mul(1000)).unwrap_or(0),
                 events: events.get(&c.hash).cloned().unwrap_or_default(),
                 verification: check(id, c, &by_id, c.signature.and_then(|s| manifests.get(&s.0)).map(|(_, m)| m)),
             }

@@ -50,6 +50,13 @@ pub enum ReportError {
         /// Chinese message.
         message_zh: String,
     },
+    /// The node holds more records of one kind than a report reads at
+    /// once: the figure is refused rather than computed from part of them.
+    #[error("more than {limit} records of one kind")]
+    TooMany {
+        /// Most records read per kind.
+        limit: u32,
+    },
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -115,8 +122,13 @@ fn load(
         sensitive: true,
         from,
         until,
-        limit: Some(MAX_RECORDS),
+        limit: Some(MAX_RECORDS + 1),
+        ..ViewQuery::default()
     })?;
+    // Never a figure from a truncated list.
+    if views.len() > MAX_RECORDS as usize {
+        return Err(ReportError::TooMany { limit: MAX_RECORDS });
+    }
     Ok(views
         .iter()
         .filter(|v| !v.deleted)
@@ -161,8 +173,9 @@ pub struct WeeklyReport {
     pub grids: Vec<WeeklySummary>,
 }
 
-/// The week starting on `week_start` of `grid` (each group below it).
-pub fn weekly(store: &dyn ServerStore, grid: &GridPath, week_start: NaiveDate) -> ReportResult<WeeklyReport> {
+/// The week starting on `week_start` of `grid` (each group below it), seen
+/// at `now` (a week not over is counted so far).
+pub fn weekly(store: &dyn ServerStore, grid: &GridPath, week_start: NaiveDate, now: i64) -> ReportResult<WeeklyReport> {
     let start = beijing_midnight_ms(week_start);
     let records = field_records(store, grid, start, start + 7 * DAY_MS)?;
     let mut groups: Vec<GridPath> = nodes_under(store, grid, GridLevel::Group)?.into_iter().map(|n| n.path).collect();
@@ -172,8 +185,8 @@ pub fn weekly(store: &dyn ServerStore, grid: &GridPath, week_start: NaiveDate) -
     Ok(WeeklyReport {
         grid: grid.clone(),
         week_start: week_start.format("%Y-%m-%d").to_string(),
-        total: core_reports::weekly_summary(&records, grid, week_start),
-        grids: groups.iter().map(|g| core_reports::weekly_summary(&records, g, week_start)).collect(),
+        total: core_reports::weekly_summary(&records, grid, week_start, now),
+        grids: groups.iter().map(|g| core_reports::weekly_summary(&records, g, week_start, now)).collect(),
     })
 }
 
@@ -205,6 +218,32 @@ pub struct MonthlyReportData {
     pub draft_figures: BTreeMap<String, i64>,
     /// Where this township's report on the month stands.
     pub submission: Submission,
+    /// The figures as the township submitted them (the county reads what
+    /// the township signed: never recomputed), once submitted.
+    pub submitted_figures: Option<BTreeMap<String, i64>>,
+    /// Each submitted figure the records now give differently, so a wrong
+    /// figure is visible rather than silent.
+    pub changed_since_submission: Vec<FigureChange>,
+}
+
+/// A submitted figure the records now give differently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FigureChange {
+    /// The figure (`disputes.resolved`).
+    pub figure: String,
+    /// As submitted (`None`: the report did not carry it).
+    pub submitted: Option<i64>,
+    /// What the records give now.
+    pub now: i64,
+}
+
+/// The figures of `draft` that `submitted` gives differently.
+pub fn figure_changes(submitted: &BTreeMap<String, i64>, draft: &BTreeMap<String, i64>) -> Vec<FigureChange> {
+    draft
+        .iter()
+        .filter(|(k, v)| submitted.get(*k) != Some(v))
+        .map(|(k, v)| FigureChange { figure: k.clone(), submitted: submitted.get(k).copied(), now: *v })
+        .collect()
 }
 
 /// Figures of `township` for `month`.
@@ -224,11 +263,11 @@ pub fn monthly(
         return Err(ReportError::bad("unknown_grid", format!("没有乡镇“{township}”")));
     };
     let records = field_records(store, township, bounds.0, bounds.1)?;
-    let total = core_reports::monthly_figures(&records, township, month, bounds, backlog_days);
+    let total = core_reports::monthly_figures(&records, township, month, bounds, backlog_days, now);
     let villages = nodes_under(store, township, GridLevel::Village)?
         .into_iter()
         .map(|v| VillageFigures {
-            figures: core_reports::monthly_figures(&records, &v.path, month, bounds, backlog_days),
+            figures: core_reports::monthly_figures(&records, &v.path, month, bounds, backlog_days, now),
             village: v.path,
             name: v.name,
         })
@@ -240,15 +279,91 @@ pub fn monthly(
         submitted_at: None,
         report_id: None,
     });
+    let submitted_figures = match (submission.submitted_at, submission.report_id) {
+        (Some(_), Some(id)) => store.record(id)?.and_then(|v| match Record::from_json(&v.json).ok()?.body {
+            RecordBody::MonthlyReport(m) => Some(m.figures),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let draft_figures = total.to_figures();
+    let changed_since_submission =
+        submitted_figures.as_ref().map(|s| figure_changes(s, &draft_figures)).unwrap_or_default();
     Ok(MonthlyReportData {
         township: township.clone(),
         name,
         month: month.to_owned(),
-        draft_figures: total.to_figures(),
+        draft_figures,
         total,
         villages,
         submission,
+        submitted_figures,
+        changed_since_submission,
     })
+}
+
+/// Hazards and disputes open now in one village (or at a township's own
+/// level): what the dashboard's start pages count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OpenNow {
+    /// Hazards not removed (未消除隐患).
+    pub hazards: u64,
+    /// Disputes not resolved (未化解纠纷), a conflict waiting included.
+    pub disputes: u64,
+    /// Of those, handled at the township or the county (上报至乡镇及以上).
+    pub disputes_above_village: u64,
+    /// Of those, handled at the county (上报至县).
+    pub disputes_at_county: u64,
+    /// Disputes with a conflict waiting to be settled (待裁定).
+    pub conflicts: u64,
+}
+
+impl OpenNow {
+    fn add(&mut self, o: &OpenNow) {
+        self.hazards += o.hazards;
+        self.disputes += o.disputes;
+        self.disputes_above_village += o.disputes_above_village;
+        self.disputes_at_county += o.disputes_at_county;
+        self.conflicts += o.conflicts;
+    }
+}
+
+/// What is open now under a node, per village (and per township for the
+/// records a township owns), counted in the database by status
+/// ([`core_reports::is_open_status`]): never from a list that stops short.
+pub fn open_now(store: &dyn ServerStore, under: &GridPath) -> ReportResult<BTreeMap<GridPath, OpenNow>> {
+    let mut out: BTreeMap<GridPath, OpenNow> = BTreeMap::new();
+    for t in store.tally(under, &[RecordKind::Hazard.as_str(), RecordKind::Dispute.as_str()])? {
+        if !core_reports::is_open_status(&t.status) {
+            continue;
+        }
+        let o = out.entry(t.node).or_default();
+        if t.kind == RecordKind::Hazard.as_str() {
+            o.hazards += t.count;
+            continue;
+        }
+        o.disputes += t.count;
+        let level = t.level.as_deref().unwrap_or("village");
+        if level != gridsync_core::model::DisputeLevel::Village.as_str() {
+            o.disputes_above_village += t.count;
+        }
+        if level == gridsync_core::model::DisputeLevel::County.as_str() {
+            o.disputes_at_county += t.count;
+        }
+        if t.has_conflict {
+            o.conflicts += t.count;
+        }
+    }
+    Ok(out)
+}
+
+/// The sum of [`open_now`]'s lines at or below `node`.
+pub fn open_now_under(lines: &BTreeMap<GridPath, OpenNow>, node: &GridPath) -> OpenNow {
+    let mut sum = OpenNow::default();
+    for (_, o) in lines.iter().filter(|(g, _)| node.contains(g)) {
+        sum.add(o);
+    }
+    sum
 }
 
 /// Patrol coverage of every group at or below a node.
@@ -275,12 +390,14 @@ pub struct CoverageGap {
     pub missed_days: SlotCounts,
 }
 
-/// Which slots each group patrolled each day from `from` to `to`.
+/// Which slots each group patrolled each day from `from` to `to` (days
+/// after today are not counted: see [`core_reports::patrol_coverage`]).
 pub fn coverage(
     store: &dyn ServerStore,
     grid: &GridPath,
     from: NaiveDate,
     to: NaiveDate,
+    now: i64,
 ) -> ReportResult<CoverageReport> {
     let days = (to - from).num_days();
     if !(0..MAX_COVERAGE_DAYS).contains(&days) {
@@ -295,7 +412,7 @@ pub fn coverage(
     if groups.is_empty() && grid.level() == GridLevel::Group {
         groups.push(grid.clone());
     }
-    let grids = core_reports::patrol_coverage(&records, &groups, from, to);
+    let grids = core_reports::patrol_coverage(&records, &groups, from, to, now);
     let gaps = grids
         .iter()
         .filter(|g| g.missed_days.total() > 0)
@@ -548,6 +665,11 @@ pub struct FourNoneTable {
     pub grid: GridPath,
     /// Backlog threshold in days.
     pub backlog_days: u32,
+    /// The backlog target is judged up to this instant, ms (exclusive): the
+    /// year's end, or just after now while the year runs.
+    pub as_of: i64,
+    /// Whether the year is over (otherwise the table is so far).
+    pub complete: bool,
     /// Each village.
     pub villages: Vec<FourNoneVillage>,
     /// Per target, in [`FourNoneTarget::ALL`] order.
@@ -570,14 +692,16 @@ fn total(target: FourNoneTarget, villages: u32, of: u32, goal: Option<u32>) -> F
     }
 }
 
-/// The four-none table of `year` for the villages under `grid`. A village
-/// meets a case target only if the agency entered a count of 0 for it: a
-/// count never entered is not evidence of no cases.
+/// The four-none table of `year` for the villages under `grid`, seen at
+/// `now` (a year not over is judged so far). A village meets a case target
+/// only if the agency entered a count of 0 for it: a count never entered
+/// is not evidence of no cases.
 pub fn four_none(
     store: &dyn ServerStore,
     grid: &GridPath,
     year: i32,
     backlog_days: u32,
+    now: i64,
 ) -> ReportResult<FourNoneTable> {
     if !(2000..2200).contains(&year) {
         return Err(ReportError::bad("bad_year", "年份应在2000至2199之间"));
@@ -591,10 +715,11 @@ pub fn four_none(
         .filter(|c| grid.contains(&c.village))
         .map(|c| ((c.village, c.kind), c.count))
         .collect();
+    let b = core_reports::seen_until(end, now);
     let mut backlog: HashMap<GridPath, u32> = HashMap::new();
-    for r in load(store, grid, RecordKind::Dispute, None, Some(end))? {
+    for r in load(store, grid, RecordKind::Dispute, None, None)? {
         if let RecordBody::Dispute(d) = &r.body
-            && core_reports::was_backlog_during(d, start, end, backlog_days)
+            && core_reports::was_backlog_during(d, start, b, backlog_days, now)
         {
             *backlog.entry(r.grid.ancestor(GridLevel::Village)).or_default() += 1;
         }
@@ -628,7 +753,16 @@ pub fn four_none(
     let all = villages.iter().filter(|v| v.all_four).count() as u32;
     let mut all_four = total(FourNoneTarget::NoBacklogDispute, all, of, None);
     all_four.label_zh = "四项均达标".into();
-    Ok(FourNoneTable { year, grid: grid.clone(), backlog_days, villages, totals, all_four })
+    Ok(FourNoneTable {
+        year,
+        grid: grid.clone(),
+        backlog_days,
+        as_of: b,
+        complete: b == end,
+        villages,
+        totals,
+        all_four,
+    })
 }
 
 /// One device's last sync.

@@ -22,7 +22,7 @@ use gridsync_core::protocol::ErrorBody;
 use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
 use serde::Serialize;
 
-use crate::api::{AppState, now_ms};
+use crate::api::AppState;
 use crate::auth;
 use crate::reports::{self, ReportError};
 use crate::reports_files::{self, Table};
@@ -76,6 +76,11 @@ fn report_error(e: ReportError) -> HttpResponse {
         ReportError::OutOfScope => error(StatusCode::FORBIDDEN, "out_of_scope", "超出您的网格范围"),
         ReportError::Forbidden(why) => error(StatusCode::FORBIDDEN, "forbidden", &why),
         ReportError::BadInput { code, message_zh } => error(StatusCode::BAD_REQUEST, code, &message_zh),
+        ReportError::TooMany { limit } => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many_records",
+            &format!("统计范围内的记录超过{limit}条，请缩小统计范围（按乡镇或村统计）"),
+        ),
         ReportError::Store(e) => {
             tracing::error!(error = %e, "storage failure");
             error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "服务器存储暂时不可用，请稍后重试")
@@ -94,7 +99,8 @@ async fn caller(req: &HttpRequest, state: &web::Data<AppState>) -> Result<User, 
         && let Some(cookie) = crate::dashboard::session_cookie(req).filter(|t| !t.is_empty() && t.len() <= 128)
     {
         let store = state.store.clone();
-        return match web::block(move || crate::dashboard::session_user(store.as_ref(), &cookie)).await {
+        let now = state.clock.now();
+        return match web::block(move || crate::dashboard::session_user(store.as_ref(), &cookie, now)).await {
             Ok(Ok(Some(u))) => Ok(u),
             Ok(Ok(None)) => Err(error(StatusCode::UNAUTHORIZED, "unauthorized", "登录已过期，请重新登录")),
             Ok(Err(e)) => Err(report_error(ReportError::Store(e))),
@@ -212,6 +218,7 @@ async fn weekly(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let user = try_resp!(caller(&req, &state).await);
     let q = try_resp!(query(&req));
     let store = state.store.clone();
+    let now = state.clock.now();
     json(
         run(move || {
             let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
@@ -219,11 +226,11 @@ async fn weekly(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                 Some(s) => reports::parse_day(s, "bad_week_start")?,
                 None => {
                     use chrono::Datelike;
-                    let today = gridsync_core::model::beijing_day(now_ms());
+                    let today = gridsync_core::model::beijing_day(now);
                     today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()))
                 }
             };
-            reports::weekly(store.as_ref(), &grid, week)
+            reports::weekly(store.as_ref(), &grid, week, now)
         })
         .await,
     )
@@ -237,11 +244,12 @@ async fn monthly(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(
     let (month, format) = split_format(&month);
     let month = month.to_owned();
     let store = state.store.clone();
+    let now = state.clock.now();
     let data = try_resp!(
         run(move || {
             let grid = reports::target(&user, Some(&township))?;
             let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::monthly(store.as_ref(), &grid, &month, days, now_ms())
+            reports::monthly(store.as_ref(), &grid, &month, days, now)
         })
         .await
     );
@@ -260,18 +268,19 @@ async fn coverage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
     let user = try_resp!(caller(&req, &state).await);
     let q = try_resp!(query(&req));
     let store = state.store.clone();
+    let now = state.clock.now();
     json(
         run(move || {
             let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
             let to = match q.get("to") {
                 Some(s) => reports::parse_day(s, "bad_to")?,
-                None => gridsync_core::model::beijing_day(now_ms()),
+                None => gridsync_core::model::beijing_day(now),
             };
             let from = match q.get("from") {
                 Some(s) => reports::parse_day(s, "bad_from")?,
                 None => to - chrono::Days::new(6),
             };
-            reports::coverage(store.as_ref(), &grid, from, to)
+            reports::coverage(store.as_ref(), &grid, from, to, now)
         })
         .await,
     )
@@ -282,11 +291,12 @@ async fn backlog(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let user = try_resp!(caller(&req, &state).await);
     let q = try_resp!(query(&req));
     let store = state.store.clone();
+    let now = state.clock.now();
     json(
         run(move || {
             let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
             let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::backlog(store.as_ref(), &user, &grid, days, now_ms())
+            reports::backlog(store.as_ref(), &user, &grid, days, now)
         })
         .await,
     )
@@ -324,6 +334,7 @@ async fn four_none(req: HttpRequest, state: web::Data<AppState>, path: web::Path
     let (year, format) = split_format(&path);
     let year = year.to_owned();
     let store = state.store.clone();
+    let now = state.clock.now();
     let table = try_resp!(
         run(move || {
             let grid = four_none_target(&user, q.get("grid").map(String::as_str))?;
@@ -333,7 +344,7 @@ async fn four_none(req: HttpRequest, state: web::Data<AppState>, path: web::Path
                     code: "bad_year", message_zh: "年份应为四位数字".into()
                 })?;
             let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::four_none(store.as_ref(), &grid, year, days)
+            reports::four_none(store.as_ref(), &grid, year, days, now)
         })
         .await
     );
@@ -348,6 +359,7 @@ async fn sync_health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     let user = try_resp!(caller(&req, &state).await);
     let q = try_resp!(query(&req));
     let store = state.store.clone();
+    let now = state.clock.now();
     json(
         run(move || {
             let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
@@ -355,7 +367,7 @@ async fn sync_health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 return Err(ReportError::Forbidden("网格管理员无权查看同步情况".into()));
             }
             let days = days_param(&q, DEFAULT_SYNC_DAYS)?;
-            reports::sync_health(store.as_ref(), &grid, days, now_ms())
+            reports::sync_health(store.as_ref(), &grid, days, now)
         })
         .await,
     )
@@ -366,6 +378,7 @@ async fn submissions(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
     let user = try_resp!(caller(&req, &state).await);
     let q = try_resp!(query(&req));
     let store = state.store.clone();
+    let now = state.clock.now();
     let month = path.into_inner();
     json(
         run(move || {
@@ -373,7 +386,7 @@ async fn submissions(req: HttpRequest, state: web::Data<AppState>, path: web::Pa
             if grid.level() > GridLevel::Township {
                 return Err(ReportError::Forbidden("月度报告由乡镇报送，请以乡镇或县的账号查看".into()));
             }
-            reports::submissions(store.as_ref(), &grid, &month, now_ms())
+            reports::submissions(store.as_ref(), &grid, &month, now)
         })
         .await,
     )
@@ -402,9 +415,10 @@ async fn store_case_counts(
     inputs: Vec<(usize, reports::CaseCountInput)>,
 ) -> HttpResponse {
     let store = state.store.clone();
+    let now = state.clock.now();
     json(
         run(move || {
-            let counts = reports::check_case_counts(store.as_ref(), &user, &inputs, now_ms())?;
+            let counts = reports::check_case_counts(store.as_ref(), &user, &inputs, now)?;
             store.put_case_counts(&counts)?;
             tracing::info!(user = %user.id, n = counts.len(), "case counts entered");
             Ok(Entered { entered: counts.len() })

@@ -158,6 +158,7 @@ pub fn monthly_tables(m: &MonthlyReportData) -> Vec<Table> {
                 vec!["乡镇".into(), m.name.clone().into()],
                 vec!["月份".into(), m.month.clone().into()],
                 vec!["积案认定天数".into(), m.total.backlog_days.into()],
+                vec!["统计截至".into(), as_of_text(m.total.as_of, m.total.complete).into()],
                 vec!["报送状态".into(), status.into()],
             ],
         },
@@ -248,7 +249,30 @@ pub fn four_none_tables(t: &FourNoneTable) -> Vec<Table> {
                 .collect(),
             rows: totals,
         },
+        Table {
+            title: "统计说明".into(),
+            headers: vec!["项目".into(), "内容".into()],
+            rows: vec![
+                vec!["年份".into(), t.year.to_string().into()],
+                vec!["积案认定天数".into(), t.backlog_days.into()],
+                vec!["统计截至".into(), as_of_text(t.as_of, t.complete).into()],
+            ],
+        },
     ]
+}
+
+/// When figures were taken: "全期" for a period that is over, else
+/// "截至 2026-12-08 09:15（尚未结束，为至今的数字）" (Beijing time; `as_of`
+/// is the exclusive bound the figures were taken up to).
+pub fn as_of_text(as_of: i64, complete: bool) -> String {
+    if complete {
+        "全期（已结束）".into()
+    } else {
+        let t = chrono::DateTime::from_timestamp_millis(as_of - 1 + 8 * 3_600_000)
+            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        format!("截至 {t}（尚未结束，为至今的数字）")
+    }
 }
 
 /// A node's path and name for a row: `t01/v03/g2`, `王家村 · 一组`.

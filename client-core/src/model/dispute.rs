@@ -325,7 +325,8 @@ pub struct DisputeState {
     pub level: DisputeLevel,
     /// Current category.
     pub category: DisputeCategory,
-    /// When it was resolved, if it is.
+    /// Since when it is resolved: the time of the resolution that made it
+    /// 已化解, `None` whenever its current status is anything else.
     pub resolved_at: Option<i64>,
     /// Conflicts waiting for a village leader.
     pub conflicts: Vec<Conflict>,
@@ -374,6 +375,12 @@ impl Dispute {
         }
         if !st.conflicts.is_empty() {
             st.status = DisputeStatus::Conflict;
+        }
+        // A dispute is resolved since its last resolution only while its
+        // status is 已化解: a later 稳控, 上报 or an open conflict undoes it,
+        // and every figure that counts resolutions reads this field.
+        if st.status != DisputeStatus::Resolved {
+            st.resolved_at = None;
         }
         st
     }

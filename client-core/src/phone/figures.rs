@@ -45,7 +45,7 @@ impl Phone {
     pub fn weekly_summary(&self, grid: Option<&str>, week_start: &str) -> Result<WeeklySummary, ApiError> {
         let day = parse_day(week_start)?;
         let grid = self.figures_grid(grid)?;
-        Ok(reports::weekly_summary(&self.records_under(&grid)?, &grid, day))
+        Ok(reports::weekly_summary(&self.records_under(&grid)?, &grid, day, now_ms()))
     }
 
     /// The week of each group at or below `grid` (default: the user's
@@ -69,16 +69,18 @@ impl Phone {
                 groups.insert(g);
             }
         }
-        Ok(groups.iter().map(|g| reports::weekly_summary(&records, g, day)).collect())
+        let now = now_ms();
+        Ok(groups.iter().map(|g| reports::weekly_summary(&records, g, day, now)).collect())
     }
 
     /// The figures of `month` (`YYYY-MM`) for `grid` (default: the user's
-    /// scope), as the monthly report counts them.
+    /// scope), as the monthly report counts them (a month not over so far:
+    /// see `MonthlyFigures::complete`).
     pub fn monthly_figures(&self, grid: Option<&str>, month: &str) -> Result<MonthlyFigures, ApiError> {
         let bounds =
             parse_month(month).ok_or_else(|| ApiError::invalid("month", "bad_month", "月份格式应为“2026-08”"))?;
         let grid = self.figures_grid(grid)?;
-        Ok(reports::monthly_figures(&self.records_under(&grid)?, &grid, month, bounds, DEFAULT_BACKLOG_DAYS))
+        Ok(reports::monthly_figures(&self.records_under(&grid)?, &grid, month, bounds, DEFAULT_BACKLOG_DAYS, now_ms()))
     }
 }
 

@@ -64,6 +64,26 @@ pub fn household(grid: &str, author: &str) -> Record {
     )
 }
 
+/// A hazard reported by `author`, removed (已消除) or not.
+pub fn hazard(grid: &str, author: &str, removed: bool) -> Record {
+    let mut events = vec![next_event(&[], author, 1_700_000_000_000, HazardAction::Reported { note: String::new() })];
+    if removed {
+        let e = next_event(&events, author, 1_700_000_100_000, HazardAction::Resolved { note: "已消除".into() });
+        events.push(e);
+    }
+    Record::new(
+        GridPath::parse(grid).unwrap(),
+        author,
+        1_700_000_000_000,
+        RecordBody::Hazard(Hazard {
+            category: HazardCategory::Fire,
+            location: Location { text: "村口".into(), gps: None },
+            description: "电线老化".into(),
+            events,
+        }),
+    )
+}
+
 /// A record's changes as a phone would send them.
 pub fn incoming(rec: &Record) -> IncomingDoc {
     let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
@@ -519,6 +539,54 @@ macro_rules! conformance_tests {
             assert_eq!(q(None, false, "t01"), 1);
             assert_eq!(q(Some("household"), true, "t01/v01/g1"), 1);
             assert_eq!(q(None, true, "t02"), 0);
+        }
+
+        /// A list's total and the dashboard's counts come from the
+        /// database, whatever a page shows: paging gives every record once,
+        /// and the open filter is the figures' own definition of open.
+        #[test]
+        $(#[$meta])*
+        fn records_are_counted_paged_and_tallied() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let gm3 = s.user("gm3").unwrap().unwrap();
+            let mine: Vec<IncomingDoc> = (0..7).map(|i| incoming(&hazard("t01/v01/g1", "gm1", i % 3 == 0))).collect();
+            assert!(push(s.as_ref(), "d1", &gm1, &mine).iter().all(acked));
+            assert!(push(s.as_ref(), "d3", &gm3, &[incoming(&hazard("t01/v02/g1", "gm3", false))]).iter().all(acked));
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&patrol("t01/v01/g1", "gm1"))]).iter().all(acked));
+            let q = ViewQuery {
+                under: Some(GridPath::parse("t01/v01").unwrap()),
+                kind: Some("hazard".into()),
+                live: true,
+                ..Default::default()
+            };
+            assert_eq!(s.count_records(&q).unwrap(), 7);
+            assert_eq!(s.count_records(&ViewQuery { open: Some(true), ..q.clone() }).unwrap(), 4);
+            assert_eq!(s.count_records(&ViewQuery { open: Some(false), ..q.clone() }).unwrap(), 3);
+            assert_eq!(s.count_records(&ViewQuery { status: Some("resolved".into()), ..q.clone() }).unwrap(), 3);
+            let mut seen = HashSet::new();
+            for page in 0..4 {
+                let rows = s
+                    .records(&ViewQuery { limit: Some(2), offset: page * 2, open_first: true, ..q.clone() })
+                    .unwrap();
+                assert_eq!(rows.len(), [2, 2, 2, 1][page as usize]);
+                if page < 2 {
+                    assert!(rows.iter().all(|r| r.status != "resolved"), "open ones first");
+                }
+                seen.extend(rows.into_iter().map(|r| r.id));
+            }
+            assert_eq!(seen.len(), 7, "every record once over the pages");
+            let tally = s.tally(&GridPath::parse("t01").unwrap(), &["hazard"]).unwrap();
+            let count = |node: &str, status: &str| {
+                tally
+                    .iter()
+                    .filter(|t| t.node == GridPath::parse(node).unwrap() && t.status == status && t.kind == "hazard")
+                    .map(|t| t.count)
+                    .sum::<u64>()
+            };
+            assert_eq!((count("t01/v01", "open"), count("t01/v01", "resolved"), count("t01/v02", "open")), (4, 3, 1));
+            assert!(tally.iter().all(|t| t.kind == "hazard"), "only the kinds asked for");
         }
 
         #[test]

@@ -533,6 +533,36 @@ pub struct ViewQuery {
     pub until: Option<i64>,
     /// At most this many (default 10,000).
     pub limit: Option<u32>,
+    /// Leave out deleted records.
+    pub live: bool,
+    /// Only open records (`Some(true)`: a hazard not removed, a dispute not
+    /// resolved, by [`gridsync_core::reports::is_open_status`]) or only
+    /// closed ones (`Some(false)`).
+    pub open: Option<bool>,
+    /// Only this status (machine name).
+    pub status: Option<String>,
+    /// Open records first, then newest first (default: newest first).
+    pub open_first: bool,
+    /// Skip this many (a page's start).
+    pub offset: u32,
+}
+
+/// Live records of one kind and state under a village (or a township's
+/// own level): one line of [`ServerStore::tally`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The village (or the township, for records owned by the township).
+    pub node: GridPath,
+    /// Kind machine name.
+    pub kind: String,
+    /// Status machine name.
+    pub status: String,
+    /// Dispute level.
+    pub level: Option<String>,
+    /// Conflict waiting.
+    pub has_conflict: bool,
+    /// How many.
+    pub count: u64,
 }
 
 /// What an agency counts per village and year for the four-none villages.
@@ -832,6 +862,13 @@ pub trait ServerStore: Send + Sync {
     ) -> StoreResult<FeedPage>;
     /// Materialized records for reports.
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>>;
+    /// How many records [`ServerStore::records`] gives for `q` without its
+    /// limit and offset: a list's total, never a truncated list's length.
+    fn count_records(&self, q: &ViewQuery) -> StoreResult<u64>;
+    /// Live records of `kinds` at or below `under`, counted by village,
+    /// kind, status, level and conflict, in the database: the dashboard's
+    /// counts come from here, never from a list that may stop short.
+    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>>;
     /// One materialized record.
     fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>>;
     /// A record's stored snapshot (the compacted document the next merge

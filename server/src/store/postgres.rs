@@ -205,6 +205,49 @@ fn device_of(r: &::postgres::Row) -> StoreResult<Device> {
     })
 }
 
+/// The `WHERE` condition of a [`ViewQuery`], over the arguments of
+/// [`ViewArgs`] ($1 to $11): shared by the list and its count, so a total
+/// is always the list's.
+const VIEW_FILTER: &str = "($1 = '' OR township = $1) AND ($2 = '' OR village = $2) AND ($3 = '' OR grp = $3)
+       AND ($4::text IS NULL OR kind = $4) AND ($5 OR NOT sensitive)
+       AND ($6::bigint IS NULL OR occurred_at >= $6) AND ($7::bigint IS NULL OR occurred_at < $7)
+       AND (NOT $8 OR NOT deleted) AND ($9::text IS NULL OR status = $9)
+       AND ($10::boolean IS NULL OR (status <> $11) = $10)";
+
+/// The arguments of [`VIEW_FILTER`] for one query.
+struct ViewArgs<'a> {
+    q: &'a ViewQuery,
+    parts: (String, String, String),
+    closed: &'static str,
+}
+
+impl<'a> ViewArgs<'a> {
+    fn of(q: &'a ViewQuery) -> Self {
+        ViewArgs {
+            q,
+            parts: q.under.as_ref().map(parts).unwrap_or_default(),
+            closed: gridsync_core::reports::CLOSED_STATUS,
+        }
+    }
+
+    fn args(&self) -> Vec<&(dyn ::postgres::types::ToSql + Sync)> {
+        let q = self.q;
+        vec![
+            &self.parts.0,
+            &self.parts.1,
+            &self.parts.2,
+            &q.kind,
+            &q.sensitive,
+            &q.from,
+            &q.until,
+            &q.live,
+            &q.status,
+            &q.open,
+            &self.closed,
+        ]
+    }
+}
+
 fn view_of(r: &::postgres::Row) -> StoreResult<RecordView> {
     Ok(RecordView {
         id: r.try_get(0)?,
@@ -910,21 +953,52 @@ impl ServerStore for PostgresServerStore {
     }
 
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>> {
-        let (t, v, g) = q.under.as_ref().map(parts).unwrap_or_default();
-        let sql = format!(
-            "SELECT {VIEW_COLS} FROM documents
-             WHERE ($1 = '' OR township = $1) AND ($2 = '' OR village = $2) AND ($3 = '' OR grp = $3)
-               AND ($4::text IS NULL OR kind = $4) AND ($5 OR NOT sensitive)
-               AND ($6::bigint IS NULL OR occurred_at >= $6) AND ($7::bigint IS NULL OR occurred_at < $7)
-             ORDER BY occurred_at DESC, id LIMIT $8"
-        );
+        let order = if q.open_first { "(status = $11) ASC, occurred_at DESC, id" } else { "occurred_at DESC, id" };
+        let sql =
+            format!("SELECT {VIEW_COLS} FROM documents WHERE {VIEW_FILTER} ORDER BY {order} LIMIT $12 OFFSET $13");
+        self.with(|c| {
+            let (limit, offset) = (i64::from(q.limit.unwrap_or(10_000)), i64::from(q.offset));
+            let held = ViewArgs::of(q);
+            let mut args = held.args();
+            args.push(&limit);
+            args.push(&offset);
+            c.query(&sql, &args)?.iter().map(view_of).collect()
+        })
+    }
+
+    fn count_records(&self, q: &ViewQuery) -> StoreResult<u64> {
+        let sql = format!("SELECT count(*) FROM documents WHERE {VIEW_FILTER}");
+        self.with(|c| {
+            let n: i64 = c.query_one(&sql, &ViewArgs::of(q).args())?.try_get(0)?;
+            Ok(n as u64)
+        })
+    }
+
+    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>> {
+        let (t, v, g) = parts(under);
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
         self.with(|c| {
             c.query(
-                &sql,
-                &[&t, &v, &g, &q.kind, &q.sensitive, &q.from, &q.until, &i64::from(q.limit.unwrap_or(10_000))],
+                "SELECT township, village, kind, status, level, has_conflict, count(*) FROM documents
+                 WHERE NOT deleted AND ($1 = '' OR township = $1) AND ($2 = '' OR village = $2)
+                   AND ($3 = '' OR grp = $3) AND kind = ANY($4)
+                 GROUP BY township, village, kind, status, level, has_conflict",
+                &[&t, &v, &g, &kinds],
             )?
             .iter()
-            .map(view_of)
+            .map(|r| {
+                let (t, v): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+                let path = if v.is_empty() { t } else { format!("{t}/{v}") };
+                let n: i64 = r.try_get(6)?;
+                Ok(Tally {
+                    node: GridPath::parse(&path).map_err(corrupt)?,
+                    kind: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                    level: r.try_get(4)?,
+                    has_conflict: r.try_get(5)?,
+                    count: n as u64,
+                })
+            })
             .collect()
         })
     }

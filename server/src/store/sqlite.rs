@@ -267,6 +267,50 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// The village (or township) of a record's township and village columns.
+fn node_of(t: &str, v: &str) -> StoreResult<GridPath> {
+    let path = if v.is_empty() { t.to_owned() } else { format!("{t}/{v}") };
+    GridPath::parse(&path).map_err(|e| StoreError::Corrupt(format!("grid {path}: {e}")))
+}
+
+/// The `WHERE` condition of a [`ViewQuery`] and its arguments ?1 to ?9,
+/// shared by the list and its count so a total is always the list's.
+fn view_filter(q: &ViewQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
+    let (t, v, g) = q.under.as_ref().map(parts).unwrap_or_default();
+    // Naming ?9 here fixes the statement's parameter count at nine or more.
+    let mut cond = String::from("?9 IS NOT NULL");
+    for (set, c) in [
+        (!t.is_empty(), " AND township = ?1"),
+        (!v.is_empty(), " AND village = ?2"),
+        (!g.is_empty(), " AND grp = ?3"),
+        (q.kind.is_some(), " AND kind = ?4"),
+        (!q.sensitive, " AND sensitive = 0"),
+        (q.from.is_some(), " AND occurred_at >= ?5"),
+        (q.until.is_some(), " AND occurred_at < ?6"),
+        (q.live, " AND deleted = 0"),
+        (q.status.is_some(), " AND status = ?7"),
+        (q.open == Some(true), " AND status <> ?9"),
+        (q.open == Some(false), " AND status = ?9"),
+    ] {
+        if set {
+            cond.push_str(c);
+        }
+    }
+    // ?8 is unused; every argument is bound so the numbering stays fixed.
+    let args: Vec<Box<dyn rusqlite::ToSql>> = vec![
+        Box::new(t),
+        Box::new(v),
+        Box::new(g),
+        Box::new(q.kind.clone()),
+        Box::new(q.from),
+        Box::new(q.until),
+        Box::new(q.status.clone()),
+        Box::new(None::<i64>),
+        Box::new(gridsync_core::reports::CLOSED_STATUS),
+    ];
+    (cond, args)
+}
+
 fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
     let id: String = r.get(0)?;
     let json: String = r.get(13)?;
@@ -806,35 +850,49 @@ impl ServerStore for SqliteServerStore {
     }
 
     fn records(&self, q: &ViewQuery) -> StoreResult<Vec<RecordView>> {
-        let mut sql = format!("SELECT {VIEW_COLS} FROM documents WHERE 1=1");
-        let (t, v, g) = q.under.as_ref().map(parts).unwrap_or_default();
-        if !t.is_empty() {
-            sql.push_str(" AND township = ?1");
-        }
-        if !v.is_empty() {
-            sql.push_str(" AND village = ?2");
-        }
-        if !g.is_empty() {
-            sql.push_str(" AND grp = ?3");
-        }
-        if q.kind.is_some() {
-            sql.push_str(" AND kind = ?4");
-        }
-        if !q.sensitive {
-            sql.push_str(" AND sensitive = 0");
-        }
-        if q.from.is_some() {
-            sql.push_str(" AND occurred_at >= ?5");
-        }
-        if q.until.is_some() {
-            sql.push_str(" AND occurred_at < ?6");
-        }
-        sql.push_str(" ORDER BY occurred_at DESC, id LIMIT ?7");
+        let (cond, args) = view_filter(q);
+        let order = if q.open_first { "(status = ?9) ASC, occurred_at DESC, id" } else { "occurred_at DESC, id" };
+        let sql = format!("SELECT {VIEW_COLS} FROM documents WHERE {cond} ORDER BY {order} LIMIT ?10 OFFSET ?11");
         self.read(|c| {
             let mut st = c.prepare_cached(&sql)?;
-            let rows = st
-                .query_map(params![t, v, g, q.kind, q.from, q.until, i64::from(q.limit.unwrap_or(10_000))], view_row)?;
+            let mut all = args;
+            all.push(Box::new(i64::from(q.limit.unwrap_or(10_000))));
+            all.push(Box::new(i64::from(q.offset)));
+            let rows = st.query_map(rusqlite::params_from_iter(all.iter()), view_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn count_records(&self, q: &ViewQuery) -> StoreResult<u64> {
+        let (cond, args) = view_filter(q);
+        let sql = format!("SELECT count(*) FROM documents WHERE {cond}");
+        self.read(|c| {
+            let n: i64 = c.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>> {
+        let (t, v, g) = parts(under);
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT township, village, kind, status, level, has_conflict, count(*) FROM documents
+                 WHERE deleted = 0 AND (?1 = '' OR township = ?1) AND (?2 = '' OR village = ?2)
+                   AND (?3 = '' OR grp = ?3) AND kind IN (SELECT value FROM json_each(?4))
+                 GROUP BY township, village, kind, status, level, has_conflict",
+            )?;
+            let kinds = serde_json::to_string(kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let rows = st.query_map(params![t, v, g, kinds], |r| {
+                let (t, v): (String, String) = (r.get(0)?, r.get(1)?);
+                let n: i64 = r.get(6)?;
+                Ok((t, v, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, n))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (t, v, kind, status, level, has_conflict, n) = row?;
+                out.push(Tally { node: node_of(&t, &v)?, kind, status, level, has_conflict, count: n as u64 });
+            }
+            Ok(out)
         })
     }
 

@@ -18,7 +18,7 @@ use super::html::{esc, time};
 use super::pages::{OUT_OF_SCOPE, dispute_of, html, names, village_link};
 use super::{Ctx, Out, WebError, edit};
 use crate::access::may_read;
-use crate::api::now_ms;
+
 use crate::store::ServerStore;
 
 /// Every category, in the order the form lists them.
@@ -149,7 +149,7 @@ fn load_dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(crate::stor
 /// `rules::check_step` the phone's action list asks, so the page offers no
 /// step, and no side of a conflict, that the merge would then refuse.
 fn may_take(ctx: &Ctx, r: &Record, action: DisputeAction) -> bool {
-    let after = with_dispute_event(r, &ctx.user.id, now_ms(), action);
+    let after = with_dispute_event(r, &ctx.user.id, ctx.now, action);
     check_step(&ctx.writer(), r, Step::Append(&after)).is_ok()
 }
 
@@ -384,7 +384,7 @@ pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, Stri
         }
         _ => return Err(WebError::Bad("未知的处理步骤".into())),
     };
-    let now = now_ms();
+    let now = ctx.now;
     let user = ctx.user.id.clone();
     edit::update(s, ctx, v.id, now, move |rec| {
         let RecordBody::Dispute(d) = &mut rec.body else { return Err(WebError::NotFound) };

@@ -13,18 +13,17 @@ use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
 use super::html::esc;
 use super::pages::{html, tables_html};
 use super::{Ctx, Out, WebError};
-use crate::api::now_ms;
 use crate::reports::{self, CaseCountInput, ReportError};
 use crate::reports_files;
 use crate::store::{CaseKind, ServerStore};
 
-fn this_year() -> i32 {
-    gridsync_core::model::beijing_day(now_ms()).year()
+fn this_year(ctx: &Ctx) -> i32 {
+    gridsync_core::model::beijing_day(ctx.now).year()
 }
 
-fn year_of(q: Option<&str>) -> Result<i32, WebError> {
+fn year_of(ctx: &Ctx, q: Option<&str>) -> Result<i32, WebError> {
     match q {
-        None | Some("") => Ok(this_year()),
+        None | Some("") => Ok(this_year(ctx)),
         Some(y) => y
             .parse::<i32>()
             .ok()
@@ -44,11 +43,23 @@ fn four_none_node(ctx: &Ctx) -> Result<GridPath, WebError> {
     }
 }
 
+/// Says plainly that a period's figures are so far, when it has not ended.
+pub(super) fn so_far_note(period: &str, as_of: i64, complete: bool) -> String {
+    if complete {
+        return String::new();
+    }
+    format!(
+        "<p class=\"msg\" id=\"so-far\">{}尚未结束：以下为{}</p>",
+        esc(period),
+        esc(&reports_files::as_of_text(as_of, false).replace("（尚未结束，为至今的数字）", "的情况，不是全期数字。"))
+    )
+}
+
 /// `GET /web/four-none[/{year}.xlsx]?year=`
 pub fn four_none(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, xlsx: bool) -> Result<Out, WebError> {
     let node = four_none_node(ctx)?;
-    let year = year_of(year)?;
-    let table = reports::four_none(s, &node, year, DEFAULT_BACKLOG_DAYS)?;
+    let year = year_of(ctx, year)?;
+    let table = reports::four_none(s, &node, year, DEFAULT_BACKLOG_DAYS, ctx.now)?;
     let tables = reports_files::four_none_tables(&table);
     if xlsx {
         let bytes = reports_files::to_xlsx(&tables).map_err(|e| WebError::Store(format!("xlsx: {e}")))?;
@@ -80,9 +91,9 @@ pub fn four_none(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, xlsx: bool)
             let _ = write!(body, "<li class=\"ok\">{agency}已录入全部{}个村的{what}</li>", table.villages.len());
         }
     }
-    body.push_str(
-        "</ul><p class=\"muted\">“无矛盾纠纷积案村”由矛盾纠纷记录统计（纠纷满30天未化解即为积案）。</p></div>",
-    );
+    body.push_str("</ul><p class=\"muted\">“无矛盾纠纷积案村”由矛盾纠纷记录统计（纠纷满30天未化解即为积案）。</p>");
+    body.push_str(&so_far_note(&format!("{year}年"), table.as_of, table.complete));
+    body.push_str("</div>");
     let mut goals = String::from(
         "<div class=\"card\"><h3>达标情况（对照2023年目标）</h3><table id=\"four-none-totals\"><tr><th>目标</th><th class=\"n\">达标村数</th><th class=\"n\">村数</th><th class=\"n\">比例</th><th class=\"n\">2023年目标</th><th>是否达到目标</th></tr>",
     );
@@ -126,7 +137,7 @@ fn agency_kind(s: &dyn ServerStore, ctx: &Ctx) -> Result<(crate::store::Agency, 
 /// `GET /web/case-counts?year=`: the agency's own counts, one per village.
 pub fn case_counts(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, saved: Option<usize>) -> Result<Out, WebError> {
     let (agency, kind) = agency_kind(s, ctx)?;
-    let year = year_of(year)?;
+    let year = year_of(ctx, year)?;
     let entered: HashMap<GridPath, u32> =
         s.case_counts(year)?.into_iter().filter(|c| c.kind == kind).map(|c| (c.village, c.count)).collect();
     let nodes = s.grid_nodes()?;
@@ -172,7 +183,7 @@ pub fn case_counts(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, saved: Op
 }
 
 fn store_counts(s: &dyn ServerStore, ctx: &Ctx, inputs: &[(usize, CaseCountInput)]) -> Result<usize, WebError> {
-    let counts = reports::check_case_counts(s, &ctx.user, inputs, now_ms()).map_err(|e| match e {
+    let counts = reports::check_case_counts(s, &ctx.user, inputs, ctx.now).map_err(|e| match e {
         ReportError::BadInput { message_zh, .. } => WebError::Bad(message_zh),
         e => e.into(),
     })?;
@@ -188,7 +199,7 @@ fn store_counts(s: &dyn ServerStore, ctx: &Ctx, inputs: &[(usize, CaseCountInput
 /// `POST /web/case-counts`: the filled-in villages of the form.
 pub fn save_form(s: &dyn ServerStore, ctx: &Ctx, form: &HashMap<String, String>) -> Result<Out, WebError> {
     let (_, kind) = agency_kind(s, ctx)?;
-    let year = year_of(form.get("year").map(String::as_str))?;
+    let year = year_of(ctx, form.get("year").map(String::as_str))?;
     let mut inputs = Vec::new();
     let mut keys: Vec<(&String, &String)> =
         form.iter().filter(|(k, v)| k.starts_with("n:") && !v.trim().is_empty()).collect();
@@ -210,7 +221,7 @@ pub fn save_csv(s: &dyn ServerStore, ctx: &Ctx, csv: &[u8]) -> Result<Out, WebEr
     agency_kind(s, ctx)?;
     let text = std::str::from_utf8(csv).map_err(|_| WebError::Bad("CSV文件应为UTF-8编码".into()))?;
     let inputs = reports::parse_case_counts_csv(text)?;
-    let year = inputs.first().map(|(_, i)| i.year).unwrap_or_else(this_year);
+    let year = inputs.first().map(|(_, i)| i.year).unwrap_or_else(|| this_year(ctx));
     let n = store_counts(s, ctx, &inputs)?;
     Ok(Out::Redirect(format!("/web/case-counts?year={year}&saved={n}")))
 }
@@ -265,7 +276,7 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
     };
     let grid = reports::target(&ctx.user, q.get("grid").map(String::as_str).filter(|g| !g.is_empty()))?;
     let names: HashMap<GridPath, String> = s.grid_nodes()?.into_iter().map(|n| (n.path, n.name)).collect();
-    let now = now_ms();
+    let now = ctx.now;
     let today = gridsync_core::model::beijing_day(now);
     let day = |k: &str, default: chrono::NaiveDate| -> Result<chrono::NaiveDate, WebError> {
         match q.get(k).map(String::as_str).filter(|v| !v.is_empty()) {
@@ -273,11 +284,12 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
             None => Ok(default),
         }
     };
+    let mut note = String::new();
     let (title, tables, params) = match name {
         "coverage" => {
             let to = day("to", today)?;
             let from = day("from", to - chrono::Days::new(6))?;
-            let r = reports::coverage(s, &grid, from, to)?;
+            let r = reports::coverage(s, &grid, from, to, now)?;
             (
                 format!("巡查覆盖（{} 至 {}）", r.from, r.to),
                 reports_files::coverage_tables(&r, &names),
@@ -303,7 +315,8 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
         "weekly" => {
             let monday = today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
             let week = day("week_start", monday)?;
-            let r = reports::weekly(s, &grid, week)?;
+            let r = reports::weekly(s, &grid, week, now)?;
+            note = so_far_note("本周", r.total.as_of, r.total.complete);
             (
                 format!("周小结（{} 起一周）", r.week_start),
                 reports_files::weekly_tables(&r, &names),
@@ -327,7 +340,7 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
          <a class=\"btn alt\" href=\"/web/figures/weekly?{grid_q}\">周小结</a> \
          <a class=\"btn alt\" href=\"/web/figures/coverage?{grid_q}\">巡查覆盖</a> \
          <a class=\"btn alt\" href=\"/web/figures/backlog?{grid_q}\">积案</a> \
-         <a class=\"btn\" id=\"download\" href=\"/web/figures/{name}.xlsx?{grid_q}&amp;{}\">下载Excel（XLSX）</a></p></div>{}",
+         <a class=\"btn\" id=\"download\" href=\"/web/figures/{name}.xlsx?{grid_q}&amp;{}\">下载Excel（XLSX）</a></p>{note}</div>{}",
         esc(&place),
         esc(&title),
         esc(&params),

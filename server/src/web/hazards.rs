@@ -11,11 +11,11 @@ use gridsync_core::rules::{Step, check_step, with_hazard_event};
 use uuid::Uuid;
 
 use super::html::{esc, time};
-use super::pages::{OUT_OF_SCOPE, html, load, names, parse_grid, village_link, visible};
+use super::pages::{OUT_OF_SCOPE, html, load_page, names, page_number, pager, parse_grid, village_link, visible};
 use super::{Ctx, Out, WebError, edit};
 use crate::access::may_read;
-use crate::api::now_ms;
-use crate::store::{RecordView, ServerStore};
+
+use crate::store::{RecordView, ServerStore, ViewQuery};
 
 fn hazard_of(r: &Record) -> Option<&Hazard> {
     match &r.body {
@@ -29,29 +29,64 @@ fn status_tag(s: HazardStatus) -> String {
     format!("<span class=\"{cls}\">{}</span>", esc(s.label_zh()))
 }
 
-/// `GET /web/hazards?grid=&status=`: the hazards under a node, those not
-/// removed first, newest first within each.
-pub fn list(s: &dyn ServerStore, ctx: &Ctx, grid: Option<&str>, status: Option<&str>) -> Result<Out, WebError> {
-    let node = match grid {
+/// `GET /web/hazards?grid=&status=&open=1&page=`: the hazards under a
+/// node, those not removed first, newest first within each, a page at a
+/// time; the counts are the database's.
+pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Out, WebError> {
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let node = match get("grid") {
         Some(g) => parse_grid(g)?,
         None => ctx.user.scope(),
     };
+    let page = page_number(get("page"))?;
     let seen = visible(&ctx.user, &node)?;
     let names = names(s)?;
-    let mut list: Vec<(RecordView, Record)> = load(s, &seen, "hazard", false)?;
-    if let Some(want) = status.filter(|w| !w.is_empty()) {
-        list.retain(|(v, _)| v.status == want);
-    }
-    list.sort_by_key(|(v, _)| (v.status == "resolved", std::cmp::Reverse(v.occurred_at)));
+    let status = match get("status") {
+        None => None,
+        Some(w) => Some(
+            [HazardStatus::Open, HazardStatus::Handling, HazardStatus::Resolved]
+                .into_iter()
+                .find(|h| h.as_str() == w)
+                .ok_or_else(|| WebError::Bad("隐患状态应为待处置、处置中或已消除".into()))?,
+        ),
+    };
+    let open_only = get("open") == Some("1");
+    let all = ViewQuery { under: Some(seen.clone()), kind: Some("hazard".into()), live: true, ..Default::default() };
+    let open_total = s.count_records(&ViewQuery { open: Some(true), ..all.clone() })?;
+    let (list, total) = load_page(
+        s,
+        ViewQuery {
+            status: status.map(|h| h.as_str().to_owned()),
+            open: open_only.then_some(true),
+            open_first: true,
+            ..all
+        },
+        page,
+    )?;
     let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
-    let open = list.iter().filter(|(v, _)| v.status != "resolved").count();
+    let mut base = format!("/web/hazards?grid={seen}");
+    if let Some(h) = status {
+        let _ = write!(base, "&status={}", h.as_str());
+    }
+    if open_only {
+        base.push_str("&open=1");
+    }
+    let what = match (status, open_only) {
+        (Some(h), _) => h.label_zh().to_owned(),
+        (None, true) => "未消除".into(),
+        (None, false) => String::new(),
+    };
     let mut body = format!(
-        "<h2 id=\"title\">隐患 · {}</h2><p class=\"muted\">共 <span id=\"count\">{}</span> 条，未消除 <span id=\"open\">{open}</span> 条 · \
-         <a href=\"/web/map?grid={}\">在地图上查看</a></p><div class=\"card\">\
+        "<h2 id=\"title\">{}隐患 · {}</h2><p class=\"muted\">未消除 <span id=\"open\">{open_total}</span> 条 · \
+         <a href=\"/web/hazards?grid={}&amp;open=1\">只看未消除</a> · <a href=\"/web/hazards?grid={}\">全部</a> · \
+         <a href=\"/web/map?grid={}\">在地图上查看</a></p><div class=\"card\">{}\
          <table id=\"hazards\"><tr><th>隐患</th><th>类别</th><th>村</th><th>地点</th><th>状态</th><th>处置步骤</th><th>发现时间</th></tr>",
+        esc(&what),
         esc(&title),
-        list.len(),
         esc(&seen.to_string()),
+        esc(&seen.to_string()),
+        esc(&seen.to_string()),
+        pager("count", &base, page, total),
     );
     for (v, r) in &list {
         let Some(h) = hazard_of(r) else { continue };
@@ -88,7 +123,7 @@ fn load_hazard(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(RecordView, 
 /// Whether the rules would take `action` by this user on `r` now (the
 /// server judges again when the form is sent).
 fn may_take(ctx: &Ctx, r: &Record, action: HazardAction) -> bool {
-    let after = with_hazard_event(r, &ctx.user.id, now_ms(), action);
+    let after = with_hazard_event(r, &ctx.user.id, ctx.now, action);
     check_step(&ctx.writer(), r, Step::Append(&after)).is_ok()
 }
 
@@ -167,7 +202,7 @@ pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, Stri
         Some("resolved") => HazardAction::Resolved { note: edit::required(form, "note", "消除情况", 2000)? },
         _ => return Err(WebError::Bad("未知的处置步骤".into())),
     };
-    let now = now_ms();
+    let now = ctx.now;
     let user = ctx.user.id.clone();
     edit::update(s, ctx, v.id, now, move |rec| {
         let RecordBody::Hazard(h) = &mut rec.body else { return Err(WebError::NotFound) };

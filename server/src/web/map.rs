@@ -12,10 +12,15 @@ use std::fmt::Write as _;
 use gridsync_core::model::{GeoPoint, HazardStatus, RecordBody};
 
 use super::html::{esc, time};
-use super::pages::{html, load, names, parse_grid, visible};
+use super::pages::{html, names, parse_grid, parsed_views, visible};
 use super::{Ctx, Out, WebError};
-use crate::api::now_ms;
-use crate::store::ServerStore;
+
+use crate::store::{ServerStore, ViewQuery};
+
+/// Most hazards one drawing holds (open ones first, then the newest).
+const MAX_HAZARDS: u32 = 5_000;
+/// Most patrols whose routes one drawing holds (the newest).
+const MAX_ROUTES: u32 = 2_000;
 
 /// Drawing size, pixels.
 const WIDTH: f64 = 960.0;
@@ -211,21 +216,27 @@ pub fn page(
         }
         None => 7,
     };
-    let since = now_ms() - days * 86_400_000;
+    let since = ctx.now - days * 86_400_000;
     let names = names(s)?;
+    let under =
+        |kind: &str| ViewQuery { under: Some(seen.clone()), kind: Some(kind.into()), live: true, ..Default::default() };
+    // Every count is the database's; the drawing holds the newest up to
+    // its bound, and says so when there are more.
+    let hazards_q = ViewQuery { open_first: true, ..under("hazard") };
+    let hazards_total = s.count_records(&hazards_q)?;
     let mut hazards = Vec::new();
-    for (v, r) in load(s, &seen, "hazard", false)? {
+    for (v, r) in parsed_views(s.records(&ViewQuery { limit: Some(MAX_HAZARDS), ..hazards_q })?) {
         if let RecordBody::Hazard(h) = &r.body
             && let Some(p) = h.location.gps.filter(valid)
         {
             hazards.push((v.id, v.title.clone(), h.status(), p));
         }
     }
+    let patrols_q = ViewQuery { from: Some(since), ..under("patrol") };
+    let patrols_total = s.count_records(&patrols_q)?;
     let mut routes = Vec::new();
-    for (v, r) in load(s, &seen, "patrol", false)? {
-        if let RecordBody::Patrol(p) = &r.body
-            && p.started_at >= since
-        {
+    for (v, r) in parsed_views(s.records(&ViewQuery { limit: Some(MAX_ROUTES), ..patrols_q })?) {
+        if let RecordBody::Patrol(p) = &r.body {
             let pts: Vec<GeoPoint> = p.route.iter().copied().filter(valid).collect();
             if !pts.is_empty() {
                 routes.push((v.grid.clone(), p.slot, p.started_at, pts));
@@ -233,12 +244,23 @@ pub fn page(
         }
     }
     let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
+    let cut = |total: u64, bound: u32, what: &str| {
+        if total > u64::from(bound) {
+            format!("（超过{bound}{what}，只画最近的{bound}{what}）")
+        } else {
+            String::new()
+        }
+    };
     let mut body = format!(
-        "<h2 id=\"title\">地图 · {}</h2><p class=\"muted\">隐患 <span id=\"hazard-count\">{}</span> 处（红：待处置，橙：处置中，灰：已消除）· \
-         近{days}天巡查路线 <span id=\"route-count\">{}</span> 条 · <a href=\"/web/hazards?grid={}\">隐患列表</a></p>",
+        "<h2 id=\"title\">地图 · {}</h2><p class=\"muted\">隐患共 <span id=\"hazard-total\">{hazards_total}</span> 处，\
+         图上 <span id=\"hazard-count\">{}</span> 处有定位{}（红：待处置，橙：处置中，灰：已消除）· \
+         近{days}天巡查共 <span id=\"patrol-total\">{patrols_total}</span> 次，画出有轨迹的路线 \
+         <span id=\"route-count\">{}</span> 条{} · <a href=\"/web/hazards?grid={}\">隐患列表</a></p>",
         esc(&title),
         hazards.len(),
+        cut(hazards_total, MAX_HAZARDS, "处"),
         routes.len(),
+        cut(patrols_total, MAX_ROUTES, "次"),
         esc(&seen.to_string()),
     );
     let mut all: Vec<GeoPoint> = hazards.iter().map(|h| h.3).collect();

@@ -33,7 +33,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::AppState;
-use crate::api::now_ms;
+
 use crate::auth;
 use crate::store::{AuditEntry, ServerStore, StoreError, User, WebSession};
 
@@ -121,6 +121,9 @@ impl From<crate::reports::ReportError> for WebError {
             R::OutOfScope => WebError::Forbidden("超出您的网格范围".into()),
             R::Forbidden(why) => WebError::Forbidden(why),
             R::BadInput { message_zh, .. } => WebError::Bad(message_zh),
+            R::TooMany { limit } => {
+                WebError::Bad(format!("统计范围内的记录超过{limit}条，请缩小统计范围（按乡镇或村统计）"))
+            }
             R::Store(e) => e.into(),
         }
     }
@@ -168,6 +171,9 @@ pub struct Ctx {
     pub session: WebSession,
     /// Client address, for the audit log.
     pub ip: String,
+    /// Now, by the server's clock ([`crate::sync::Clock`]) when the request
+    /// came: every page and figure of one request is taken at this instant.
+    pub now: i64,
 }
 
 impl Ctx {
@@ -184,7 +190,7 @@ impl Ctx {
     pub fn audit(&self, store: &dyn ServerStore, action: &str, target: &str) -> Result<(), WebError> {
         store.append_audit(&AuditEntry {
             seq: 0,
-            at: now_ms(),
+            at: self.now,
             user_id: self.user.id.clone(),
             action: action.into(),
             target: target.into(),
@@ -300,8 +306,8 @@ pub fn session_cookie(req: &HttpRequest) -> Option<String> {
 
 /// The signed-in, active user holding session cookie `token` (for the
 /// reports API, which takes a web session as well as a device token).
-pub fn session_user(store: &dyn ServerStore, token: &str) -> Result<Option<User>, StoreError> {
-    match session(store, Some(token), String::new()) {
+pub fn session_user(store: &dyn ServerStore, token: &str, now: i64) -> Result<Option<User>, StoreError> {
+    match session(store, Some(token), String::new(), now) {
         Ok(ctx) => Ok(Some(ctx.user)),
         Err(WebError::Store(e)) => Err(StoreError::Open(e)),
         Err(_) => Ok(None),
@@ -309,14 +315,14 @@ pub fn session_user(store: &dyn ServerStore, token: &str) -> Result<Option<User>
 }
 
 /// The signed-in user of a request, read on the blocking pool.
-fn session(store: &dyn ServerStore, token: Option<&str>, ip: String) -> Result<Ctx, WebError> {
+fn session(store: &dyn ServerStore, token: Option<&str>, ip: String, now: i64) -> Result<Ctx, WebError> {
     let token = token.filter(|t| !t.is_empty() && t.len() <= 128).ok_or(WebError::SignIn)?;
-    let s = store.web_session(&auth::hash_secret(token), now_ms())?.ok_or(WebError::SignIn)?;
+    let s = store.web_session(&auth::hash_secret(token), now)?.ok_or(WebError::SignIn)?;
     let account = store.account(&s.user_id)?.ok_or(WebError::SignIn)?;
     if account.deactivated_at.is_some() {
         return Err(WebError::SignIn);
     }
-    Ok(Ctx { user: account.user, session: s, ip })
+    Ok(Ctx { user: account.user, session: s, ip, now })
 }
 
 /// Run a page for the signed-in user on the blocking pool.
@@ -327,8 +333,9 @@ where
     let store = state.store.clone();
     let token = cookie(req, SESSION_COOKIE);
     let ip = client_ip(req);
+    let now = state.clock.now();
     let r = web::block(move || {
-        let ctx = session(store.as_ref(), token.as_deref(), ip)?;
+        let ctx = session(store.as_ref(), token.as_deref(), ip, now)?;
         f(store.as_ref(), &ctx)
     })
     .await;
@@ -389,7 +396,9 @@ async fn sign_in_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let store = state.store.clone();
     let token = cookie(&req, SESSION_COOKIE);
     let ip = client_ip(&req);
-    let signed_in = web::block(move || session(store.as_ref(), token.as_deref(), ip).is_ok()).await.unwrap_or(false);
+    let now = state.clock.now();
+    let signed_in =
+        web::block(move || session(store.as_ref(), token.as_deref(), ip, now).is_ok()).await.unwrap_or(false);
     if signed_in { redirect("/web") } else { sign_in_form(None, StatusCode::OK) }
 }
 
@@ -453,8 +462,8 @@ async fn sign_in(
     }
     let store = state.store.clone();
     let ip = client_ip(&req);
+    let now = state.clock.now();
     let r = web::block(move || -> Result<SignIn, StoreError> {
-        let now = now_ms();
         let audit = |action: &str| {
             store.append_audit(&AuditEntry {
                 seq: 0,
@@ -536,7 +545,7 @@ async fn sign_out(
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
     let resp = render_post(&req, &state, form.into_inner(), |s, ctx, _| {
-        s.delete_web_session(&ctx.session.token_hash, now_ms())?;
+        s.delete_web_session(&ctx.session.token_hash, ctx.now)?;
         ctx.audit(s, "sign_out", "")?;
         Ok(Out::Redirect("/".into()))
     })
@@ -565,13 +574,18 @@ async fn township(req: HttpRequest, state: web::Data<AppState>, path: web::Path<
 
 async fn village(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
     let (t, v) = path.into_inner();
-    render(&req, &state, move |s, ctx| pages::village(s, ctx, &format!("{t}/{v}"))).await
+    let q = query(&req);
+    render(&req, &state, move |s, ctx| pages::village(s, ctx, &format!("{t}/{v}"), q.get("page").map(String::as_str)))
+        .await
 }
 
 async fn disputes(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let grid =
-        web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok().and_then(|q| q.get("grid").cloned());
-    render(&req, &state, move |s, ctx| pages::disputes(s, ctx, grid.as_deref())).await
+    let q = query(&req);
+    render(&req, &state, move |s, ctx| {
+        let get = |k: &str| q.get(k).map(String::as_str);
+        pages::disputes(s, ctx, get("grid"), get("open"), get("page"))
+    })
+    .await
 }
 
 async fn dispute(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
@@ -591,10 +605,7 @@ async fn dispute_act(
 
 async fn hazards_list(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let q = query(&req);
-    render(&req, &state, move |s, ctx| {
-        hazards::list(s, ctx, q.get("grid").map(String::as_str), q.get("status").map(String::as_str))
-    })
-    .await
+    render(&req, &state, move |s, ctx| hazards::list(s, ctx, &q)).await
 }
 
 async fn hazard(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::html::{esc, time};
 use super::pages::{html, tables_html};
 use super::{Ctx, Out, WebError, edit};
-use crate::api::now_ms;
+
 use crate::reports::{self, MonthlyReportData};
 use crate::reports_files::{self, Cell, Table};
 use crate::store::{RecordView, ServerStore, ViewQuery};
@@ -102,6 +102,48 @@ fn figures_table(title: &str, id: &str, figures: &BTreeMap<String, i64>) -> Stri
     out
 }
 
+/// The figures as the township submitted them, and beside each what the
+/// records give now, a difference marked: the county reads what the
+/// township signed, and sees where the records have moved since.
+fn submitted_table(submitted: &BTreeMap<String, i64>, now: &BTreeMap<String, i64>) -> String {
+    let changes = reports::figure_changes(submitted, now);
+    let mut out = format!(
+        "<div class=\"card\"><h3>报送的数字（提交时的统计，不再重算）</h3>{}\
+         <table id=\"submitted-figures\"><tr><th>项目</th><th class=\"n\">报送数</th><th class=\"n\">按当前记录</th><th>差异</th></tr>",
+        if changes.is_empty() {
+            "<p class=\"muted\" id=\"figures-unchanged\">报送后记录没有变化，当前记录计算的数字与报送数一致。</p>"
+                .to_owned()
+        } else {
+            format!(
+                "<p class=\"bad\" id=\"figures-changed\">报送后有{}项数字与当前记录不一致（记录在报送后有补录或更正），已在下表标出。</p>",
+                changes.len()
+            )
+        }
+    );
+    let mut keys: Vec<&String> = submitted.keys().chain(now.keys()).collect();
+    keys.sort_by_key(|k| (FIGURE_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX), k.as_str()));
+    keys.dedup();
+    for k in keys {
+        let (was, is) = (submitted.get(k), now.get(k));
+        let text = |v: Option<&i64>| v.map_or_else(|| "—".to_owned(), i64::to_string);
+        let diff = match (was, is) {
+            (Some(a), Some(b)) if a == b => String::new(),
+            (Some(a), Some(b)) => format!("<span class=\"bad\">{:+}</span>", b - a),
+            _ => "<span class=\"bad\">不一致</span>".to_owned(),
+        };
+        let _ = write!(
+            out,
+            "<tr data-figure=\"{}\"><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{diff}</td></tr>",
+            esc(k),
+            esc(figure_label(k)),
+            text(was),
+            text(is)
+        );
+    }
+    out.push_str("</table></div>");
+    out
+}
+
 /// The figures as one line of text, to tell whether the records changed
 /// between the confirmation page and the submission.
 fn digest(figures: &BTreeMap<String, i64>) -> String {
@@ -145,7 +187,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out,
         None => (month, false),
     };
     let grid = reports::target(&ctx.user, Some(t))?;
-    let now = now_ms();
+    let now = ctx.now;
     let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
     let record = find(s, &grid, month)?;
     let submitted = record.as_ref().map(|(_, m)| m).filter(|m| m.submitted_at.is_some());
@@ -187,6 +229,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out,
             esc(&ret.reason)
         );
     }
+    body.push_str(&super::figures::so_far_note("本月", data.total.as_of, data.total.complete));
     body.push_str("</div>");
     let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf));
     if let Some(m) = submitted {
@@ -196,7 +239,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out,
             "<div class=\"card\"><h3>报告正文（报送时）</h3><p id=\"narrative-submitted\">{}</p></div>",
             esc(&m.narrative).replace('\n', "<br>")
         );
-        body.push_str(&figures_table("报送的数字（提交时的统计，不再重算）", "submitted-figures", &m.figures));
+        body.push_str(&submitted_table(&m.figures, &data.draft_figures));
         if ctx.user.role == Role::CountyStaff {
             let _ = write!(
                 body,
@@ -309,7 +352,7 @@ pub fn draft(
     form: &HashMap<String, String>,
 ) -> Result<Out, WebError> {
     let grid = chief_only(ctx, t)?;
-    let now = now_ms();
+    let now = ctx.now;
     let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
     let narrative = edit::text(form, "narrative", "报告正文", 20_000)?;
     save(s, ctx, &grid, month, Written { narrative, figures: data.draft_figures, submit: false }, now)?;
@@ -334,7 +377,7 @@ fn submission(
     form: &HashMap<String, String>,
 ) -> Result<Submission, WebError> {
     let grid = chief_only(ctx, t)?;
-    let now = now_ms();
+    let now = ctx.now;
     if !month_over(month, now)? {
         return Err(WebError::Bad(format!("{month}尚未结束，不能提交该月的月度报告")));
     }
@@ -439,7 +482,7 @@ pub fn send_back(
     if m.submitted_at.is_none() {
         return Err(WebError::Bad("该报告尚未提交，不能退回".into()));
     }
-    let now = now_ms();
+    let now = ctx.now;
     let by = ctx.user.id.clone();
     edit::update(s, ctx, v.id, now, |rec| {
         let RecordBody::MonthlyReport(m) = &mut rec.body else { return Err(WebError::NotFound) };

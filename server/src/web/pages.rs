@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::html::{esc, page, time};
 use super::{Ctx, Out, WebError};
 use crate::access::may_read;
-use crate::api::now_ms;
+
 use crate::reports;
 use crate::reports_files::{self, Cell};
 use crate::store::{AuditQuery, RecordView, ServerStore, ViewQuery};
@@ -43,29 +43,79 @@ pub(super) fn visible(user: &crate::store::User, node: &GridPath) -> Result<Grid
     }
 }
 
-/// Records of a kind under a node, parsed; deleted ones left out.
+/// Rows on one page of a list.
+pub(super) const PAGE_ROWS: u32 = 100;
+
+/// Most records a page reads whole for a set that is small by nature (a
+/// village's meetings, a township's open escalations): beyond it the page
+/// is refused with a message, never drawn from part of the records.
+const MAX_WHOLE: u32 = 20_000;
+
+/// Every live record of a kind under a node, parsed. A set larger than a
+/// page can hold is an error, not a silently shorter list.
 pub(super) fn load(
     s: &dyn ServerStore,
     under: &GridPath,
     kind: &str,
     sensitive: bool,
 ) -> Result<Vec<(RecordView, Record)>, WebError> {
-    let views = s.records(&ViewQuery {
-        under: Some(under.clone()),
-        kind: Some(kind.into()),
-        sensitive,
-        limit: Some(5000),
-        ..Default::default()
-    })?;
-    Ok(views
-        .into_iter()
-        .filter(|v| !v.deleted)
-        .filter_map(|v| Record::from_json(&v.json).ok().map(|r| (v, r)))
-        .collect())
+    load_where(s, ViewQuery { under: Some(under.clone()), kind: Some(kind.into()), sensitive, ..Default::default() })
 }
 
-pub(super) fn open_hazard(v: &RecordView) -> bool {
-    v.status != "resolved"
+/// Every live record `q` selects, parsed (see [`load`]).
+pub(super) fn load_where(s: &dyn ServerStore, q: ViewQuery) -> Result<Vec<(RecordView, Record)>, WebError> {
+    let views = s.records(&ViewQuery { live: true, limit: Some(MAX_WHOLE + 1), offset: 0, ..q })?;
+    if views.len() > MAX_WHOLE as usize {
+        return Err(WebError::Bad(format!("该范围内记录超过{MAX_WHOLE}条，请缩小范围后查看")));
+    }
+    Ok(parsed_views(views))
+}
+
+/// Records as read, parsed; deleted ones left out.
+pub(super) fn parsed_views(views: Vec<RecordView>) -> Vec<(RecordView, Record)> {
+    views.into_iter().filter(|v| !v.deleted).filter_map(|v| Record::from_json(&v.json).ok().map(|r| (v, r))).collect()
+}
+
+/// One page (1-based) of the live records `q` selects, parsed, and how many
+/// there are in all, counted in the database.
+pub(super) fn load_page(
+    s: &dyn ServerStore,
+    q: ViewQuery,
+    page: u32,
+) -> Result<(Vec<(RecordView, Record)>, u64), WebError> {
+    let q = ViewQuery { live: true, ..q };
+    let total = s.count_records(&q)?;
+    let offset = page.saturating_sub(1).saturating_mul(PAGE_ROWS);
+    let views = s.records(&ViewQuery { limit: Some(PAGE_ROWS), offset, ..q })?;
+    Ok((parsed_views(views), total))
+}
+
+/// The page number a list was asked for (`?page=`, 1-based).
+pub(super) fn page_number(q: Option<&str>) -> Result<u32, WebError> {
+    match q.map(str::trim).filter(|p| !p.is_empty()) {
+        None => Ok(1),
+        Some(p) => {
+            p.parse::<u32>().ok().filter(|p| (1..=100_000).contains(p)).ok_or_else(|| WebError::Bad("页码无效".into()))
+        }
+    }
+}
+
+/// "共 N 条" (the total in the element `id`) and links to the pages around
+/// `page`, for a list at `base` (a path with its query, without `page`).
+pub(super) fn pager(id: &str, base: &str, page: u32, total: u64) -> String {
+    let pages = total.div_ceil(u64::from(PAGE_ROWS)).max(1);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!(
+        "<p class=\"muted pager\" id=\"{id}-pager\">共 <span id=\"{id}\">{total}</span> 条 · 第 {page}/{pages} 页"
+    );
+    if page > 1 {
+        let _ = write!(out, " · <a href=\"{}{sep}page={}\" rel=\"prev\">上一页</a>", esc(base), page - 1);
+    }
+    if u64::from(page) < pages {
+        let _ = write!(out, " · <a href=\"{}{sep}page={}\" rel=\"next\">下一页</a>", esc(base), page + 1);
+    }
+    out.push_str("</p>");
+    out
 }
 
 pub(super) fn dispute_of(r: &Record) -> Option<&Dispute> {
@@ -124,9 +174,8 @@ pub fn overview(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
     }
     let county = GridPath::county();
     let names = names(s)?;
-    let now = now_ms();
-    let hazards = load(s, &county, "hazard", false)?;
-    let disputes = load(s, &county, "dispute", false)?;
+    let now = ctx.now;
+    let open = reports::open_now(s, &county)?;
     let month = last_month(now);
     let subs = reports::submissions(s, &county, &month, now)?;
     let mut body = format!(
@@ -134,26 +183,21 @@ pub fn overview(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
         esc(&month)
     );
     for t in &subs.townships {
-        let under = |g: &GridPath| t.township.contains(g);
-        let oh = hazards.iter().filter(|(v, _)| under(&v.grid) && open_hazard(v)).count();
-        let states: Vec<_> = disputes
-            .iter()
-            .filter(|(v, _)| under(&v.grid))
-            .filter_map(|(_, r)| dispute_of(r).map(Dispute::state))
-            .collect();
-        let od = states.iter().filter(|st| st.status != DisputeStatus::Resolved).count();
-        let esc_county =
-            states.iter().filter(|st| st.status != DisputeStatus::Resolved && st.level == DisputeLevel::County).count();
+        let o = reports::open_now_under(&open, &t.township);
         let _ = write!(
             body,
-            "<tr><td><a href=\"/web/t/{code}\">{name}</a></td><td class=\"n\">{oh}</td><td class=\"n\">{od}</td><td class=\"n\">{esc_county}</td><td><a href=\"/web/reports/{code}/{m}\">{status}</a></td></tr>",
+            "<tr><td><a href=\"/web/t/{code}\">{name}</a></td><td class=\"n\"><a href=\"/web/hazards?grid={code}&amp;open=1\">{}</a></td>\
+             <td class=\"n\"><a href=\"/web/disputes?grid={code}&amp;open=1\">{}</a></td><td class=\"n\">{}</td><td><a href=\"/web/reports/{code}/{m}\">{status}</a></td></tr>",
+            o.hazards,
+            o.disputes,
+            o.disputes_at_county,
             code = esc(&t.township.to_string()),
             name = esc(names.get(&t.township).map(String::as_str).unwrap_or(&t.name)),
             m = esc(&month),
             status = esc(t.status.label_zh()),
         );
     }
-    body.push_str("</table></div>");
+    body.push_str("</table><p class=\"muted\">数字为当前记录中未消除、未化解的件数。</p></div>");
     Ok(html(ctx, "全县总览", &body))
 }
 
@@ -166,14 +210,13 @@ pub fn township(s: &dyn ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError
     let names = names(s)?;
     let Some(tname) = names.get(&node).cloned() else { return Err(WebError::NotFound) };
     let seen = visible(&ctx.user, &node)?;
-    let hazards = load(s, &seen, "hazard", false)?;
-    let disputes = load(s, &seen, "dispute", false)?;
+    let open = reports::open_now(s, &seen)?;
     let mut villages: Vec<(&GridPath, &String)> = names
         .iter()
         .filter(|(p, _)| p.level() == GridLevel::Village && node.contains(p) && (seen.contains(p) || p.contains(&seen)))
         .collect();
     villages.sort();
-    let month = last_month(now_ms());
+    let month = last_month(ctx.now);
     let mut body = format!("<h2 id=\"title\">{}</h2>", esc(&tname));
     if ctx.user.role == Role::TownshipChief || ctx.user.role == Role::CountyStaff {
         let _ = write!(
@@ -188,32 +231,31 @@ pub fn township(s: &dyn ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError
     }
     body.push_str("<div class=\"card\"><h3>各村情况</h3><table id=\"villages\"><tr><th>村（社区）</th><th>未消除隐患</th><th>未化解纠纷</th><th>待裁定冲突</th></tr>");
     for (p, name) in &villages {
-        let oh = hazards.iter().filter(|(v, _)| p.contains(&v.grid) && open_hazard(v)).count();
-        let st: Vec<_> = disputes
-            .iter()
-            .filter(|(v, _)| p.contains(&v.grid))
-            .filter_map(|(_, r)| dispute_of(r).map(Dispute::state))
-            .collect();
-        let od = st.iter().filter(|s| s.status != DisputeStatus::Resolved).count();
-        let conflicts = st.iter().filter(|s| !s.conflicts.is_empty()).count();
-        let cls = |n: usize| if n > 0 { "n bad" } else { "n" };
+        let o = reports::open_now_under(&open, p);
+        let cls = |n: u64| if n > 0 { "n bad" } else { "n" };
         let _ = write!(
             body,
-            "<tr><td><a href=\"/web/t/{}/{}\">{}</a></td><td class=\"{}\">{oh}</td><td class=\"{}\">{od}</td><td class=\"{}\">{conflicts}</td></tr>",
+            "<tr><td><a href=\"/web/t/{}/{}\">{}</a></td><td class=\"{}\">{}</td><td class=\"{}\">{}</td><td class=\"{}\">{}</td></tr>",
             esc(p.township().unwrap_or_default()),
             esc(p.village().unwrap_or_default()),
             esc(name),
-            cls(oh),
-            cls(od),
-            cls(conflicts)
+            cls(o.hazards),
+            o.hazards,
+            cls(o.disputes),
+            o.disputes,
+            cls(o.conflicts),
+            o.conflicts
         );
     }
     body.push_str("</table></div>");
-    let escalated: Vec<_> = disputes
-        .iter()
-        .filter_map(|(v, r)| dispute_of(r).map(|d| (v, d.state())))
-        .filter(|(_, st)| st.status != DisputeStatus::Resolved && st.level != DisputeLevel::Village)
-        .collect();
+    let escalated: Vec<_> = load_where(
+        s,
+        ViewQuery { under: Some(seen.clone()), kind: Some("dispute".into()), open: Some(true), ..Default::default() },
+    )?
+    .into_iter()
+    .filter_map(|(v, r)| dispute_of(&r).map(|d| (v.clone(), d.state())))
+    .filter(|(_, st)| st.level != DisputeLevel::Village)
+    .collect();
     body.push_str("<div class=\"card\"><h3>上报至乡镇及以上的纠纷</h3>");
     if escalated.is_empty() {
         body.push_str("<p class=\"muted\">暂无</p>");
@@ -237,37 +279,51 @@ pub fn township(s: &dyn ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError
 }
 
 /// `GET /web/t/{t}/{v}`
-pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError> {
+pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str, page: Option<&str>) -> Result<Out, WebError> {
     let node = parse_grid(v)?;
     if node.level() != GridLevel::Village {
         return Err(WebError::NotFound);
     }
+    let page = page_number(page)?;
     let names = names(s)?;
     let Some(vname) = names.get(&node).cloned() else { return Err(WebError::NotFound) };
     let seen = visible(&ctx.user, &node)?;
     let tname = names.get(&node.ancestor(GridLevel::Township)).cloned().unwrap_or_default();
     let mut body = format!("<h2 id=\"title\">{} · {}</h2>", esc(&tname), esc(&vname));
-    let hazards = load(s, &seen, "hazard", false)?;
-    body.push_str("<div class=\"card\"><h3>未消除的隐患</h3><table id=\"hazards\"><tr><th>隐患</th><th>网格</th><th>状态</th><th>发现时间</th></tr>");
-    for (h, _) in hazards.iter().filter(|(h, _)| open_hazard(h)) {
+    let under = |kind: &str| ViewQuery { under: Some(seen.clone()), kind: Some(kind.into()), ..Default::default() };
+    let (hazards, open_total) = load_page(s, ViewQuery { open: Some(true), ..under("hazard") }, 1)?;
+    let _ = write!(
+        body,
+        "<div class=\"card\"><h3>未消除的隐患</h3>{}<table id=\"hazards\"><tr><th>隐患</th><th>网格</th><th>状态</th><th>发现时间</th></tr>",
+        shown_of("hazards", hazards.len(), open_total, &format!("/web/hazards?grid={}&open=1", seen))
+    );
+    for (h, _) in &hazards {
         let status = if h.status == "handling" { "处置中" } else { "待处置" };
         let _ = write!(
             body,
-            "<tr><td>{}</td><td>{}</td><td><span class=\"tag warn\">{status}</span></td><td>{}</td></tr>",
+            "<tr><td><a href=\"/web/hazards/{}\">{}</a></td><td>{}</td><td><span class=\"tag warn\">{status}</span></td><td>{}</td></tr>",
+            h.id,
             esc(&h.title),
             esc(names.get(&h.grid).map(String::as_str).unwrap_or_default()),
             time(h.occurred_at)
         );
     }
     body.push_str("</table></div>");
-    let disputes = load(s, &seen, "dispute", false)?;
-    body.push_str("<div class=\"card\"><h3>矛盾纠纷</h3>");
-    body.push_str(&dispute_table(&names, &disputes));
-    body.push_str("</div>");
-    let mut visits = load(s, &seen, "visit", ctx.user.role.reads_sensitive())?;
-    visits.sort_by_key(|(v, _)| std::cmp::Reverse(v.occurred_at));
-    body.push_str("<div class=\"card\"><h3>近期走访</h3><table id=\"visits\"><tr><th>走访</th><th>网格</th><th>照片</th><th>时间</th></tr>");
-    for (v, r) in visits.iter().take(30) {
+    let (disputes, disputes_total) = load_page(s, under("dispute"), 1)?;
+    let _ = write!(
+        body,
+        "<div class=\"card\"><h3>矛盾纠纷</h3>{}{}</div>",
+        shown_of("disputes", disputes.len(), disputes_total, &format!("/web/disputes?grid={seen}")),
+        dispute_table(&names, &disputes)
+    );
+    let visits = s.records(&ViewQuery {
+        sensitive: ctx.user.role.reads_sensitive(),
+        live: true,
+        limit: Some(30),
+        ..under("visit")
+    })?;
+    body.push_str("<div class=\"card\"><h3>近期走访（最近30次）</h3><table id=\"visits\"><tr><th>走访</th><th>网格</th><th>照片</th><th>时间</th></tr>");
+    for (v, r) in &parsed_views(visits) {
         let photos = gridsync_core::model::photos_of(&r.attachments).count();
         let _ = write!(
             body,
@@ -281,12 +337,16 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
     }
     body.push_str("</table></div>");
     if ctx.user.role.reads_sensitive() {
-        let households = load(s, &seen, "household", true)?;
+        let (households, total) = load_page(s, ViewQuery { sensitive: true, ..under("household") }, page)?;
         // A list of heads of household and addresses is sensitive too.
         if !households.is_empty() {
             ctx.audit(s, "list_households", &node.to_string())?;
         }
-        body.push_str("<div class=\"card\"><h3>户籍台账（敏感信息，查看将被记录）</h3><table id=\"households\"><tr><th>户</th><th>网格</th></tr>");
+        let _ = write!(
+            body,
+            "<div class=\"card\"><h3>户籍台账（敏感信息，查看将被记录）</h3>{}<table id=\"households\"><tr><th>户</th><th>网格</th></tr>",
+            pager("households-total", &format!("/web/t/{v}"), page, total)
+        );
         for (h, _) in &households {
             let _ = write!(
                 body,
@@ -299,6 +359,17 @@ pub fn village(s: &dyn ServerStore, ctx: &Ctx, v: &str) -> Result<Out, WebError>
         body.push_str("</table></div>");
     }
     Ok(html(ctx, &vname, &body))
+}
+
+/// "共 N 条", and when the first page does not hold them all, a link to
+/// the whole list.
+fn shown_of(id: &str, shown: usize, total: u64, all: &str) -> String {
+    let more = if (shown as u64) < total {
+        format!("，这里显示最近的{shown}条 · <a href=\"{}\">查看全部</a>", esc(all))
+    } else {
+        String::new()
+    };
+    format!("<p class=\"muted\">共 <span id=\"{id}-total\">{total}</span> 条{more}</p>")
 }
 
 pub(super) fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(RecordView, Record)]) -> String {
@@ -328,18 +399,41 @@ pub(super) fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(Reco
     out
 }
 
-/// `GET /web/disputes?grid=`
-pub fn disputes(s: &dyn ServerStore, ctx: &Ctx, grid: Option<&str>) -> Result<Out, WebError> {
-    let node = match grid {
+/// `GET /web/disputes?grid=&open=1&page=`: newest first, a page at a time.
+pub fn disputes(
+    s: &dyn ServerStore,
+    ctx: &Ctx,
+    grid: Option<&str>,
+    open: Option<&str>,
+    page: Option<&str>,
+) -> Result<Out, WebError> {
+    let node = match grid.filter(|g| !g.is_empty()) {
         Some(g) => parse_grid(g)?,
         None => ctx.user.scope(),
     };
+    let page = page_number(page)?;
+    let open = open == Some("1");
     let seen = visible(&ctx.user, &node)?;
     let names = names(s)?;
-    let mut list = load(s, &seen, "dispute", false)?;
-    list.sort_by_key(|(v, _)| std::cmp::Reverse(v.occurred_at));
+    let (list, total) = load_page(
+        s,
+        ViewQuery {
+            under: Some(seen.clone()),
+            kind: Some("dispute".into()),
+            open: open.then_some(true),
+            ..Default::default()
+        },
+        page,
+    )?;
     let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
-    let body = format!("<h2>矛盾纠纷 · {}</h2><div class=\"card\">{}</div>", esc(&title), dispute_table(&names, &list));
+    let base = format!("/web/disputes?grid={seen}{}", if open { "&open=1" } else { "" });
+    let body = format!(
+        "<h2>{}矛盾纠纷 · {}</h2><div class=\"card\">{}{}</div>",
+        if open { "未化解的" } else { "" },
+        esc(&title),
+        pager("disputes-total", &base, page, total),
+        dispute_table(&names, &list)
+    );
     Ok(html(ctx, "矛盾纠纷", &body))
 }
 
@@ -481,7 +575,7 @@ pub fn devices(s: &dyn ServerStore, ctx: &Ctx) -> Result<Out, WebError> {
     let users: HashMap<String, crate::store::User> =
         s.users()?.into_iter().filter(|u| scope.contains(&u.grid)).map(|u| (u.id.clone(), u)).collect();
     let names = names(s)?;
-    let now = now_ms();
+    let now = ctx.now;
     let admin = ctx.user.role == Role::CountyStaff;
     let mut body = String::from(
         "<h2>设备同步情况</h2><div class=\"card\"><table id=\"devices\"><tr><th>设备</th><th>使用人</th><th>网格</th><th>最近同步</th><th>状态</th>",
@@ -543,7 +637,7 @@ pub fn revoke_device(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, We
     if id.is_empty() || id.len() > 128 {
         return Err(WebError::NotFound);
     }
-    if !s.revoke_device(id, now_ms())? {
+    if !s.revoke_device(id, ctx.now)? {
         return Err(WebError::NotFound);
     }
     ctx.audit(s, "revoke_device", id)?;

@@ -12,7 +12,7 @@ use gridsync_core::grid::{GridLevel, GridPath, Role};
 use super::html::{esc, time};
 use super::pages::{html, names};
 use super::{Ctx, Out, WebError, edit, password};
-use crate::api::now_ms;
+
 use crate::auth;
 use crate::store::{Account, Agency, ServerStore, StoreError, User};
 
@@ -177,7 +177,7 @@ pub fn create(s: &dyn ServerStore, ctx: &Ctx, form: &HashMap<String, String>) ->
         Err(StoreError::Conflict(_)) => return Err(WebError::Bad(format!("账号“{id}”已存在"))),
         Err(e) => return Err(e.into()),
     }
-    let now = now_ms();
+    let now = ctx.now;
     if agency.is_some() {
         s.set_agency(&id, agency)?;
     }
@@ -209,7 +209,7 @@ pub fn page(
     let a = account_of(s, id)?;
     let u = &a.user;
     let names = names(s)?;
-    let now = now_ms();
+    let now = ctx.now;
     let state = match a.deactivated_at {
         Some(t) => format!("<span class=\"tag warn\" id=\"state\">已停用</span> {}", time(t)),
         None => "<span class=\"tag\" id=\"state\">正常</span>".into(),
@@ -319,7 +319,7 @@ pub fn update(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, S
         return Err(WebError::Bad("不能更改自己的角色".into()));
     }
     let scope_changed = role != a.user.role || grid != a.user.grid;
-    s.update_user(&User { id: a.user.id.clone(), display_name: name, role, grid }, now_ms())?;
+    s.update_user(&User { id: a.user.id.clone(), display_name: name, role, grid }, ctx.now)?;
     if agency != a.agency {
         s.set_agency(&a.user.id, agency)?;
     }
@@ -361,7 +361,7 @@ pub fn reset_password(
     let pw = form.get("password").map(String::as_str).unwrap_or_default();
     password::check_new_for(pw, &a.user.id).map_err(WebError::Bad)?;
     let hash = password::hash(pw).map_err(|e| WebError::Store(e.to_string()))?;
-    s.set_web_password(&a.user.id, &hash, now_ms())?;
+    s.set_web_password(&a.user.id, &hash, ctx.now)?;
     ctx.audit(s, "reset_password", &a.user.id)?;
     if a.user.id == ctx.user.id {
         // The reset ended this session too.
@@ -378,7 +378,7 @@ pub fn set_active(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<Strin
         return Err(WebError::Bad("不能停用自己的账号".into()));
     }
     let active = form.get("active").map(String::as_str) == Some("1");
-    s.set_active(&a.user.id, active, now_ms())?;
+    s.set_active(&a.user.id, active, ctx.now)?;
     ctx.audit(s, if active { "reactivate_user" } else { "deactivate_user" }, &a.user.id)?;
     Ok(Out::Redirect(format!("/web/users/{}", a.user.id)))
 }
@@ -392,7 +392,7 @@ pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, id: &str, server_url: &str) -> Res
         return Err(WebError::Bad("该账号已停用，请先重新启用".into()));
     }
     let code = auth::new_enrollment_code();
-    let expires = now_ms() + CODE_VALID_HOURS * 3_600_000;
+    let expires = ctx.now + CODE_VALID_HOURS * 3_600_000;
     s.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), &a.user.id, expires)?;
     ctx.audit(s, "issue_enrollment_code", &a.user.id)?;
     let payload = enrollment_payload(server_url, &code);

@@ -114,7 +114,7 @@ pub fn download(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebErro
     if !v.sensitive {
         ctx.audit(s, "export_provenance", &id.to_string())?;
     }
-    let doc = export(s, id, crate::sync::now_ms())?.ok_or(WebError::NotFound)?;
+    let doc = export(s, id, ctx.now)?.ok_or(WebError::NotFound)?;
     let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| WebError::Store(e.to_string()))?;
     Ok(Out::File { bytes, ctype: "application/json", name: format!("provenance-{id}.json") })
 }

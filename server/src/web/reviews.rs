@@ -14,7 +14,6 @@ use gridsync_core::reports::DAY_MS;
 use super::html::{esc, time};
 use super::pages::{dispute_of, html, load, names, parse_grid, visible};
 use super::{Ctx, Out, WebError, edit};
-use crate::api::now_ms;
 
 /// Monday (Beijing time) of the week holding `now`.
 fn week_start(now: i64) -> chrono::NaiveDate {
@@ -40,7 +39,7 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
     let node = township_of(ctx, t)?;
     let names = names(s)?;
     let tname = names.get(&node).cloned().unwrap_or_default();
-    let now = now_ms();
+    let now = ctx.now;
     let mut body = format!("<h2 id=\"title\">{} · 月研判与周排查</h2>", esc(&tname));
 
     // This week's 周排查 per village.
@@ -182,7 +181,7 @@ pub fn create(
         }
         reviewed.insert(id.to_string(), true);
     }
-    let now = now_ms();
+    let now = ctx.now;
     let rec = Record::new(
         node,
         &ctx.user.id,

@@ -218,11 +218,12 @@ fn a_township_chief_handles_an_escalated_dispute_reviews_and_reports() {
     wait_until(|| d.count("#narrative-submitted") == 1, "submitted");
     assert_eq!(d.text("#submission"), "按时报送");
     assert!(d.text("#narrative-submitted").contains("一起土地纠纷"));
-    let figure = |d: &Driver, table: &str, label: &str| -> String {
-        d.text(table).lines().find(|l| l.starts_with(label)).unwrap_or_default().to_owned()
+    // Each figure as submitted, beside what the records say now.
+    let found = |d: &Driver, column: usize| -> String {
+        d.text(&format!("#submitted-figures tr[data-figure='disputes.found'] td:nth-child({column})"))
     };
-    let submitted_line = figure(&d, "#submitted-figures", "新排查矛盾纠纷");
-    assert!(submitted_line.ends_with('1'), "{submitted_line}");
+    assert_eq!((found(&d, 2), found(&d, 3)), ("1".to_owned(), "1".to_owned()));
+    assert_eq!(d.count("#figures-unchanged"), 1);
     d.screenshot("report-submitted");
     rt.block_on(tc.sync()).unwrap();
     let report = tc.ids(RecordKind::MonthlyReport).unwrap();
@@ -232,7 +233,13 @@ fn a_township_chief_handles_an_escalated_dispute_reviews_and_reports() {
     gm.create(&dispute(&gm.grid, &gm.user, 10)).unwrap();
     rt.block_on(gm.sync()).unwrap();
     d.goto(&format!("{base}/web/reports/t01/{month}"));
-    assert_eq!(figure(&d, "#submitted-figures", "新排查矛盾纠纷"), submitted_line, "figures as submitted");
+    assert_eq!(found(&d, 2), "1", "figures as submitted");
+    assert_eq!(
+        (found(&d, 3), found(&d, 4)),
+        ("2".to_owned(), "+1".to_owned()),
+        "the records now, the difference marked"
+    );
+    assert!(d.text("#figures-changed").contains("1项"), "{}", d.text("#figures-changed"));
     sign_out(&d);
 
     // The county sends it back for correction.
