@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+// Shared with the reports tests, which use helpers this binary does not.
+#[allow(dead_code)]
 #[path = "http/support.rs"]
 mod support;
 

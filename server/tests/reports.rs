@@ -8,6 +8,9 @@
 #[path = "http/support.rs"]
 mod support;
 
+#[path = "reports/consistency.rs"]
+mod consistency;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 
@@ -692,4 +695,26 @@ async fn openapi_document_lists_every_route() {
             assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
         }
     }
+}
+
+/// Every figure the county acts on agrees with the records and with every
+/// other place that shows it (the consistency suite), on SQLite.
+#[actix_web::test]
+async fn figures_agree_everywhere_on_sqlite() {
+    consistency::figures_agree_everywhere(&county().await).await;
+}
+
+/// The same suite on PostgreSQL.
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
+async fn figures_agree_everywhere_on_postgres() {
+    let s = Server::on_postgres(Limits::default()).await.expect("GRIDSYNC_TEST_POSTGRES_URL is set");
+    let store = s.store.clone();
+    off_runtime(move || gridsync_server::demo::load(store.as_ref())).unwrap();
+    consistency::figures_agree_everywhere(&s).await;
+    // The last handle on the pool closes its connections, which PostgreSQL's
+    // client does on a runtime of its own: not on this one.
+    let store = s.store.clone();
+    drop(s);
+    off_runtime(move || drop(store));
 }

@@ -29,6 +29,12 @@ use uuid::Uuid;
 /// Milliseconds used as "now" for records (the server does not check clocks).
 pub const T0: i64 = 1_700_000_000_000;
 
+/// Run `f` on a thread of its own: PostgreSQL's client blocks on a runtime
+/// of its own, which cannot start on the test's runtime thread.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().unwrap())
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Resp {
@@ -102,6 +108,18 @@ impl Server {
         let store = SqliteServerStore::open(dir.path().join("server.sqlite3")).unwrap();
         store.migrate().unwrap();
         Self::mount(Arc::new(store), limits, Some(dir)).await
+    }
+
+    /// An app over a fresh schema of the PostgreSQL database at
+    /// `GRIDSYNC_TEST_POSTGRES_URL`; `None` without it.
+    pub async fn on_postgres(limits: Limits) -> Option<Server> {
+        let store = off_runtime(|| {
+            let url = gridsync_server::store::postgres::test_database_url()?;
+            let store = gridsync_server::store::postgres::PostgresServerStore::connect(&url).unwrap();
+            store.migrate().unwrap();
+            Some(store)
+        })?;
+        Some(Self::mount(Arc::new(store), limits, None).await)
     }
 
     async fn mount(store: Arc<dyn ServerStore>, limits: Limits, dir: Option<tempfile::TempDir>) -> Server {
@@ -236,6 +254,29 @@ impl Server {
     /// The stored record's materialized JSON, if any.
     pub fn record_json(&self, id: Uuid) -> Option<serde_json::Value> {
         self.store.record(id).unwrap().map(|v| v.json)
+    }
+
+    /// Put many records straight into the store, bypassing access rules,
+    /// a few hundred to a transaction (histories of any shape, concurrent
+    /// steps included, as phones would have merged them).
+    pub fn seed_many(&self, recs: &[Record]) {
+        let store = self.store.clone();
+        off_runtime(move || seed_many_into(store.as_ref(), recs));
+    }
+
+    /// A dashboard session for `user_id`: the cookie header to send.
+    pub fn web_session(&self, user_id: &str) -> String {
+        let token = auth::new_token();
+        let session = gridsync_server::store::WebSession {
+            token_hash: auth::hash_secret(&token),
+            user_id: user_id.to_owned(),
+            csrf: auth::new_token(),
+            created_at: 0,
+            expires_at: i64::MAX,
+        };
+        let store = self.store.clone();
+        off_runtime(move || store.create_web_session(&session)).unwrap();
+        format!("gs_session={token}")
     }
 
     /// Put a record straight into the store, bypassing access rules (data
@@ -489,5 +530,34 @@ impl Noise {
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Merge `recs` as stored (see [`Server::seed_many`]).
+fn seed_many_into(store: &dyn ServerStore, recs: &[Record]) {
+    for chunk in recs.chunks(256) {
+        let mut merged = Vec::with_capacity(chunk.len());
+        let mut incoming = Vec::with_capacity(chunk.len());
+        for rec in chunk {
+            let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
+            let changes = doc.changes_since(&[]);
+            merged.push(MergedDoc {
+                new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
+                batch: None,
+                snapshot: doc.save(),
+                index: rec.index(),
+                json: rec.to_json().to_string(),
+                author: rec.author.clone(),
+                created_at: rec.created_at,
+                updated_at: rec.updated_at,
+                history_turns_sensitive: false,
+                attachments: vec![],
+            });
+            incoming.push(IncomingDoc::unsigned(rec.id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect()));
+        }
+        let d = store
+            .merge_batch("seed-directly", &incoming, &mut |i, _, _| DocDecision::Accept(Box::new(merged[i].clone())))
+            .unwrap();
+        assert!(d.iter().all(|d| matches!(d, DocDecision::Accept(_))));
     }
 }
