@@ -68,17 +68,23 @@ pub fn report_id(grid: &GridPath, month: &str) -> Uuid {
 /// The township's report record on `month`: the web's own if there is
 /// one, else the latest a phone made.
 fn find(s: &dyn ServerStore, grid: &GridPath, month: &str) -> Result<Option<(RecordView, MonthlyReport)>, WebError> {
-    let views = s.records(&ViewQuery {
-        under: Some(grid.clone()),
-        kind: Some("monthly_report".into()),
-        limit: Some(1000),
-        ..Default::default()
-    })?;
+    // A report's list date is its month's first instant.
+    let (start, end) = reports::month_bounds(month)?;
+    let views = super::pages::load_where(
+        s,
+        ViewQuery {
+            under: Some(grid.clone()),
+            kind: Some("monthly_report".into()),
+            from: Some(start),
+            until: Some(end),
+            ..Default::default()
+        },
+    )?;
     let own = report_id(grid, month);
     let mut found: Vec<(RecordView, MonthlyReport)> = views
         .into_iter()
-        .filter(|v| !v.deleted && &v.grid == grid)
-        .filter_map(|v| match Record::from_json(&v.json).ok()?.body {
+        .filter(|(v, _)| &v.grid == grid)
+        .filter_map(|(v, r)| match r.body {
             RecordBody::MonthlyReport(m) if m.month == month => Some((v, m)),
             _ => None,
         })
