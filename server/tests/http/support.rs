@@ -282,26 +282,7 @@ impl Server {
     /// Put a record straight into the store, bypassing access rules (data
     /// that no role could push, e.g. a sensitive record at township level).
     pub fn seed_directly(&self, rec: &Record) {
-        let mut doc = RecordDoc::create(rec, ActorId::random()).unwrap();
-        let changes = doc.changes_since(&[]);
-        let merged = MergedDoc {
-            new_changes: changes.iter().map(|c| (c.hash().0, c.raw_bytes().to_vec())).collect(),
-            batch: None,
-            snapshot: doc.save(),
-            index: rec.index(),
-            json: rec.to_json().to_string(),
-            author: rec.author.clone(),
-            created_at: rec.created_at,
-            updated_at: rec.updated_at,
-            history_turns_sensitive: false,
-            attachments: vec![],
-        };
-        let incoming = IncomingDoc::unsigned(rec.id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
-        let d = self
-            .store
-            .merge_batch("seed-directly", &[incoming], &mut |_, _, _| DocDecision::Accept(Box::new(merged.clone())))
-            .unwrap();
-        assert!(matches!(d[..], [DocDecision::Accept(_)]));
+        seed_many_into(self.store.as_ref(), std::slice::from_ref(rec));
     }
 }
 

@@ -277,6 +277,23 @@ fn hazard_at(rng: &mut StdRng, grid: &GridPath, created: i64, out: &mut Generate
     out.truth.push(Truth::Hazard { grid: grid.clone(), created, removed });
 }
 
+fn patrol(grid: &GridPath, slot: PatrolSlot, at: i64, out: &mut Generated) {
+    out.records.push(Record::new(
+        grid.clone(),
+        &author(grid),
+        at,
+        RecordBody::Patrol(Patrol {
+            slot,
+            started_at: at,
+            ended_at: None,
+            route: vec![],
+            findings: String::new(),
+            hazard_ids: BTreeMap::new(),
+        }),
+    ));
+    out.truth.push(Truth::Patrol { grid: grid.clone(), slot, at });
+}
+
 /// Records in the villages of 城关镇 (t01) and 站儿巷镇 (t02), and more than
 /// 5,000 hazards over the county; `groups` holds each village's groups.
 fn generate(villages: &[GridPath], groups: &BTreeMap<GridPath, Vec<GridPath>>) -> Generated {
@@ -299,40 +316,13 @@ fn generate(villages: &[GridPath], groups: &BTreeMap<GridPath, Vec<GridPath>>) -
             for _ in 0..25 {
                 let at = when(&mut rng, day(2026, 10, 25), n);
                 let slot = [PatrolSlot::Morning, PatrolSlot::Midday, PatrolSlot::Evening][rng.gen_range(0..3)];
-                out.records.push(Record::new(
-                    grid.clone(),
-                    &author(grid),
-                    at,
-                    RecordBody::Patrol(Patrol {
-                        slot,
-                        started_at: at,
-                        ended_at: None,
-                        route: vec![],
-                        findings: String::new(),
-                        hazard_ids: BTreeMap::new(),
-                    }),
-                ));
-                out.truth.push(Truth::Patrol { grid: grid.clone(), slot, at });
+                patrol(grid, slot, at, &mut out);
             }
             // Every slot of the running week's Monday and Tuesday, so a group
             // has fully patrolled days.
             for d in [day(2026, 12, 7), day(2026, 12, 8)] {
                 for (slot, h) in [(PatrolSlot::Morning, 8), (PatrolSlot::Midday, 13), (PatrolSlot::Evening, 19)] {
-                    let at = d + h * HOUR;
-                    out.records.push(Record::new(
-                        grid.clone(),
-                        &author(grid),
-                        at,
-                        RecordBody::Patrol(Patrol {
-                            slot,
-                            started_at: at,
-                            ended_at: None,
-                            route: vec![],
-                            findings: String::new(),
-                            hazard_ids: BTreeMap::new(),
-                        }),
-                    ));
-                    out.truth.push(Truth::Patrol { grid: grid.clone(), slot, at });
+                    patrol(grid, slot, d + h * HOUR, &mut out);
                 }
             }
             for _ in 0..4 {
@@ -405,13 +395,7 @@ fn monthly_ref(truth: &[Truth], node: &GridPath, start: i64, end: i64) -> Vec<i6
                 f[4] += i64::from(removed.is_some_and(within));
                 f[5] += i64::from(open_by(*created, *removed, b));
             }
-            Truth::Visit { target, at, .. } if within(*at) => {
-                f[6 + match target {
-                    VisitTarget::FloatingPopulation => 0,
-                    VisitTarget::KeyPerson => 1,
-                    VisitTarget::SpecialPlace => 2,
-                }] += 1
-            }
+            Truth::Visit { target, at, .. } if within(*at) => f[6 + visit_column(*target)] += 1,
             Truth::Dispute { found, resolved, escalated, .. } => {
                 f[9] += i64::from(within(*found));
                 f[10] += i64::from(resolved.is_some_and(within));
@@ -422,6 +406,15 @@ fn monthly_ref(truth: &[Truth], node: &GridPath, start: i64, end: i64) -> Vec<i6
         }
     }
     f
+}
+
+/// A visit target's place among the three visit columns.
+fn visit_column(t: VisitTarget) -> usize {
+    match t {
+        VisitTarget::FloatingPopulation => 0,
+        VisitTarget::KeyPerson => 1,
+        VisitTarget::SpecialPlace => 2,
+    }
 }
 
 /// A week's figures of a node, in the weekly table's column order: patrols
@@ -443,13 +436,7 @@ fn weekly_ref(truth: &[Truth], node: &GridPath, monday: i64) -> Vec<i64> {
                 f[4] += i64::from(within(*created));
                 f[5] += i64::from(open_by(*created, *removed, b));
             }
-            Truth::Visit { target, at, .. } if within(*at) => {
-                f[6 + match target {
-                    VisitTarget::FloatingPopulation => 0,
-                    VisitTarget::KeyPerson => 1,
-                    VisitTarget::SpecialPlace => 2,
-                }] += 1
-            }
+            Truth::Visit { target, at, .. } if within(*at) => f[6 + visit_column(*target)] += 1,
             Truth::Dispute { found, resolved, .. } => {
                 f[9] += i64::from(within(*found));
                 f[10] += i64::from(open_by(*found, *resolved, b));
