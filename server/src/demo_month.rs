@@ -485,23 +485,14 @@ mod tests {
         assert_eq!(loaded.refused, 0);
         let all = store.records(&ViewQuery { sensitive: true, limit: Some(1_000_000), ..Default::default() }).unwrap();
         assert_eq!(all.len(), loaded.records);
-        let count = |kind: &str| all.iter().filter(|v| v.kind == kind).count();
-        for kind in [
-            "patrol",
-            "hazard",
-            "visit",
-            "household",
-            "dispute",
-            "village_meeting",
-            "township_review",
-            "monthly_report",
-        ] {
-            assert!(count(kind) > 0, "no {kind}");
+        let count = |kind: RecordKind| all.iter().filter(|v| v.kind == kind).count();
+        for kind in RecordKind::ALL {
+            assert!(count(kind) > 0, "no {kind:?}");
         }
-        assert!(count("patrol") > 406 * 30, "about two patrols a day a group: {}", count("patrol"));
+        assert!(count(RecordKind::Patrol) > 406 * 30, "about two patrols a day a group: {}", count(RecordKind::Patrol));
         let disputes: Vec<Dispute> = all
             .iter()
-            .filter(|v| v.kind == "dispute")
+            .filter(|v| v.kind == RecordKind::Dispute)
             .filter_map(|v| match Record::from_json(&v.json).ok()?.body {
                 RecordBody::Dispute(d) => Some(d),
                 _ => None,
@@ -513,9 +504,10 @@ mod tests {
         }
         assert_eq!(states.iter().filter(|s| s.status == DisputeStatus::Conflict).count(), 1);
         assert!(states.iter().any(|s| s.status == DisputeStatus::Resolved));
-        let hazard_status: Vec<&str> = all.iter().filter(|v| v.kind == "hazard").map(|v| v.status.as_str()).collect();
+        let hazard_status: Vec<&str> =
+            all.iter().filter(|v| v.kind == RecordKind::Hazard).map(|v| v.status.as_str()).collect();
         assert!(hazard_status.contains(&"resolved") && hazard_status.contains(&"open"));
-        assert!(all.iter().any(|v| v.kind == "monthly_report" && v.status == "submitted"));
+        assert!(all.iter().any(|v| v.kind == RecordKind::MonthlyReport && v.status == "submitted"));
     }
 
     /// Seeded: the same day and seed make the same county (ids aside).

@@ -19,7 +19,7 @@
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
 //! - [`reports_files`]: those reports as XLSX and CSV.
-//! - [`dashboard`]: the supervisors' web dashboard (`/`, `/web/...`), in `src/web/`.
+//! - [`dashboard`]: the supervisors' web dashboard (`/`, `/web/...`).
 //! - [`reports_api`]: their HTTP endpoints (`/v1/reports/...`, `/v1/case-counts`, `/v1/openapi.json`).
 
 pub mod access;
@@ -28,7 +28,6 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod cli;
-#[path = "web/mod.rs"]
 pub mod dashboard;
 pub mod demo;
 pub mod demo_month;

@@ -238,7 +238,7 @@ pub fn export(store: &dyn ServerStore, id: Uuid, now: i64) -> StoreResult<Option
     let export = Export {
         format: EXPORT_FORMAT,
         record_id: id.to_string(),
-        kind: view.kind,
+        kind: view.kind.as_str().to_owned(),
         title: view.title,
         exported_at: now,
         signed_message: "\"gridsync-batch-v1\" || device id (16 bytes) || manifest",

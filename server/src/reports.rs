@@ -118,7 +118,7 @@ fn load(
 ) -> ReportResult<Vec<Record>> {
     let views = store.records(&ViewQuery {
         under: Some(under.clone()),
-        kind: Some(kind.as_str().to_owned()),
+        kind: Some(kind),
         sensitive: true,
         from,
         until,
@@ -333,12 +333,12 @@ impl OpenNow {
 /// ([`core_reports::is_open_status`]): never from a list that stops short.
 pub fn open_now(store: &dyn ServerStore, under: &GridPath) -> ReportResult<BTreeMap<GridPath, OpenNow>> {
     let mut out: BTreeMap<GridPath, OpenNow> = BTreeMap::new();
-    for t in store.tally(under, &[RecordKind::Hazard.as_str(), RecordKind::Dispute.as_str()])? {
+    for t in store.tally(under, &[RecordKind::Hazard, RecordKind::Dispute])? {
         if !core_reports::is_open_status(&t.status) {
             continue;
         }
         let o = out.entry(t.node).or_default();
-        if t.kind == RecordKind::Hazard.as_str() {
+        if t.kind == RecordKind::Hazard {
             o.hazards += t.count;
             continue;
         }

@@ -343,7 +343,7 @@ macro_rules! conformance_tests {
             assert!(out.iter().all(acked));
             assert_eq!(s.change_count().unwrap(), inc.changes.len() as u64);
             let view = s.record(rec.id).unwrap().unwrap();
-            assert_eq!((view.kind.as_str(), view.author.as_str()), ("patrol", "gm1"));
+            assert_eq!((view.kind, view.author.as_str()), (RecordKind::Patrol, "gm1"));
             assert_eq!(view.json["data"]["findings"], "一切正常");
             let county = s.user("county").unwrap().unwrap();
             assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", 1).len(), inc.changes.len());
@@ -528,7 +528,7 @@ macro_rules! conformance_tests {
             let q = |kind: Option<&str>, sensitive: bool, under: &str| {
                 s.records(&ViewQuery {
                     under: Some(GridPath::parse(under).unwrap()),
-                    kind: kind.map(str::to_owned),
+                    kind: kind.map(|k| RecordKind::parse(k).unwrap()),
                     sensitive,
                     ..Default::default()
                 })
@@ -557,7 +557,7 @@ macro_rules! conformance_tests {
             assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&patrol("t01/v01/g1", "gm1"))]).iter().all(acked));
             let q = ViewQuery {
                 under: Some(GridPath::parse("t01/v01").unwrap()),
-                kind: Some("hazard".into()),
+                kind: Some(RecordKind::Hazard),
                 live: true,
                 ..Default::default()
             };
@@ -577,16 +577,16 @@ macro_rules! conformance_tests {
                 seen.extend(rows.into_iter().map(|r| r.id));
             }
             assert_eq!(seen.len(), 7, "every record once over the pages");
-            let tally = s.tally(&GridPath::parse("t01").unwrap(), &["hazard"]).unwrap();
+            let tally = s.tally(&GridPath::parse("t01").unwrap(), &[RecordKind::Hazard]).unwrap();
             let count = |node: &str, status: &str| {
                 tally
                     .iter()
-                    .filter(|t| t.node == GridPath::parse(node).unwrap() && t.status == status && t.kind == "hazard")
+                    .filter(|t| t.node == GridPath::parse(node).unwrap() && t.status == status && t.kind == RecordKind::Hazard)
                     .map(|t| t.count)
                     .sum::<u64>()
             };
             assert_eq!((count("t01/v01", "open"), count("t01/v01", "resolved"), count("t01/v02", "open")), (4, 3, 1));
-            assert!(tally.iter().all(|t| t.kind == "hazard"), "only the kinds asked for");
+            assert!(tally.iter().all(|t| t.kind == RecordKind::Hazard), "only the kinds asked for");
         }
 
         #[test]

@@ -17,7 +17,7 @@ pub mod sqlite;
 mod conformance;
 
 use gridsync_core::grid::{GridLevel, GridPath, Role};
-use gridsync_core::model::RecordIndex;
+use gridsync_core::model::{RecordIndex, RecordKind};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -490,8 +490,8 @@ pub struct FeedPage {
 pub struct RecordView {
     /// Record id.
     pub id: Uuid,
-    /// Kind machine name.
-    pub kind: String,
+    /// Kind.
+    pub kind: RecordKind,
     /// Owning grid.
     pub grid: GridPath,
     /// Status machine name.
@@ -524,7 +524,7 @@ pub struct ViewQuery {
     /// Only at or below this node.
     pub under: Option<GridPath>,
     /// Only this kind.
-    pub kind: Option<String>,
+    pub kind: Option<RecordKind>,
     /// Include sensitive records.
     pub sensitive: bool,
     /// Occurred at or after, ms.
@@ -553,8 +553,8 @@ pub struct ViewQuery {
 pub struct Tally {
     /// The village (or the township, for records owned by the township).
     pub node: GridPath,
-    /// Kind machine name.
-    pub kind: String,
+    /// Kind.
+    pub kind: RecordKind,
     /// Status machine name.
     pub status: String,
     /// Dispute level.
@@ -868,7 +868,7 @@ pub trait ServerStore: Send + Sync {
     /// Live records of `kinds` at or below `under`, counted by village,
     /// kind, status, level and conflict, in the database: the dashboard's
     /// counts come from here, never from a list that may stop short.
-    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>>;
+    fn tally(&self, under: &GridPath, kinds: &[RecordKind]) -> StoreResult<Vec<Tally>>;
     /// One materialized record.
     fn record(&self, id: Uuid) -> StoreResult<Option<RecordView>>;
     /// A record's stored snapshot (the compacted document the next merge

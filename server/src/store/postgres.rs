@@ -218,6 +218,7 @@ const VIEW_FILTER: &str = "($1 = '' OR township = $1) AND ($2 = '' OR village = 
 struct ViewArgs<'a> {
     q: &'a ViewQuery,
     parts: (String, String, String),
+    kind: Option<&'static str>,
     closed: &'static str,
 }
 
@@ -226,6 +227,7 @@ impl<'a> ViewArgs<'a> {
         ViewArgs {
             q,
             parts: q.under.as_ref().map(parts).unwrap_or_default(),
+            kind: q.kind.map(RecordKind::as_str),
             closed: gridsync_core::reports::CLOSED_STATUS,
         }
     }
@@ -236,7 +238,7 @@ impl<'a> ViewArgs<'a> {
             &self.parts.0,
             &self.parts.1,
             &self.parts.2,
-            &q.kind,
+            &self.kind,
             &q.sensitive,
             &q.from,
             &q.until,
@@ -251,7 +253,7 @@ impl<'a> ViewArgs<'a> {
 fn view_of(r: &::postgres::Row) -> StoreResult<RecordView> {
     Ok(RecordView {
         id: r.try_get(0)?,
-        kind: r.try_get(1)?,
+        kind: RecordKind::parse(r.try_get(1)?).map_err(corrupt)?,
         grid: GridPath::parse(&r.try_get::<_, String>(2)?).map_err(corrupt)?,
         status: r.try_get(3)?,
         level: r.try_get(4)?,
@@ -974,9 +976,9 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>> {
+    fn tally(&self, under: &GridPath, kinds: &[RecordKind]) -> StoreResult<Vec<Tally>> {
         let (t, v, g) = parts(under);
-        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
+        let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         self.with(|c| {
             c.query(
                 "SELECT township, village, kind, status, level, has_conflict, count(*) FROM documents
@@ -992,7 +994,7 @@ impl ServerStore for PostgresServerStore {
                 let n: i64 = r.try_get(6)?;
                 Ok(Tally {
                     node: GridPath::parse(&path).map_err(corrupt)?,
-                    kind: r.try_get(2)?,
+                    kind: RecordKind::parse(r.try_get(2)?).map_err(corrupt)?,
                     status: r.try_get(3)?,
                     level: r.try_get(4)?,
                     has_conflict: r.try_get(5)?,

@@ -301,7 +301,7 @@ fn view_filter(q: &ViewQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
         Box::new(t),
         Box::new(v),
         Box::new(g),
-        Box::new(q.kind.clone()),
+        Box::new(q.kind.map(RecordKind::as_str)),
         Box::new(q.from),
         Box::new(q.until),
         Box::new(q.status.clone()),
@@ -314,9 +314,11 @@ fn view_filter(q: &ViewQuery) -> (String, Vec<Box<dyn rusqlite::ToSql>>) {
 fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
     let id: String = r.get(0)?;
     let json: String = r.get(13)?;
+    let kind: String = r.get(1)?;
     Ok(RecordView {
         id: Uuid::parse_str(&id).unwrap_or_default(),
-        kind: r.get(1)?,
+        kind: RecordKind::parse(&kind)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?,
         grid: grid_of(&r.get::<_, String>(2)?)?,
         status: r.get(3)?,
         level: r.get(4)?,
@@ -872,7 +874,7 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
-    fn tally(&self, under: &GridPath, kinds: &[&str]) -> StoreResult<Vec<Tally>> {
+    fn tally(&self, under: &GridPath, kinds: &[RecordKind]) -> StoreResult<Vec<Tally>> {
         let (t, v, g) = parts(under);
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -881,15 +883,17 @@ impl ServerStore for SqliteServerStore {
                    AND (?3 = '' OR grp = ?3) AND kind IN (SELECT value FROM json_each(?4))
                  GROUP BY township, village, kind, status, level, has_conflict",
             )?;
-            let kinds = serde_json::to_string(kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            let kinds = serde_json::to_string(&kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let rows = st.query_map(params![t, v, g, kinds], |r| {
                 let (t, v): (String, String) = (r.get(0)?, r.get(1)?);
                 let n: i64 = r.get(6)?;
-                Ok((t, v, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, n))
+                Ok((t, v, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?, n))
             })?;
             let mut out = Vec::new();
             for row in rows {
                 let (t, v, kind, status, level, has_conflict, n) = row?;
+                let kind = RecordKind::parse(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.push(Tally { node: node_of(&t, &v)?, kind, status, level, has_conflict, count: n as u64 });
             }
             Ok(out)

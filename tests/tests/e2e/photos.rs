@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridsync_core::model::sha256_hex;
-use gridsync_core::model::{HazardAction, HazardCategory, Location, Visit, VisitTarget};
+use gridsync_core::model::{HazardAction, HazardCategory, Location, RecordKind, Visit, VisitTarget};
 use gridsync_core::phone::{ApiError, HazardFields, PHOTO_CHUNK, RecordInput};
 use gridsync_server::store::AuditQuery;
 use gridsync_tests::bed::Bed;
@@ -243,7 +243,7 @@ async fn a_thousand_photo_backlog_does_not_delay_records() {
     assert_eq!(report.records_sent, 50);
     assert!(report.bytes_up < 2_000_000, "the sync carried photo bytes: {} bytes up", report.bytes_up);
     for id in &ids {
-        assert_eq!(bed.admin.record(id.parse().unwrap()).unwrap().unwrap().kind, "hazard");
+        assert_eq!(bed.admin.record(id.parse().unwrap()).unwrap().unwrap().kind, RecordKind::Hazard);
     }
     // A record made now, with photos still queued, goes in the next sync at once.
     let late = gm.phone.create_record(None, hazard()).unwrap().id;

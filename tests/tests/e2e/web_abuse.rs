@@ -243,7 +243,10 @@ fn a_final_report_posted_twice_at_once_is_one_report() {
         .collect();
     let reports = s
         .admin
-        .records(&gridsync_server::store::ViewQuery { kind: Some("monthly_report".into()), ..Default::default() })
+        .records(&gridsync_server::store::ViewQuery {
+            kind: Some(gridsync_core::model::RecordKind::MonthlyReport),
+            ..Default::default()
+        })
         .unwrap();
     let audited = s.audit(AuditQuery { action: Some("submit_report".into()), limit: 10, ..Default::default() });
     assert_eq!(reports.len(), 1, "{answers:?}");

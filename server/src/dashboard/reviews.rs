@@ -7,13 +7,16 @@ use std::fmt::Write as _;
 use chrono::Datelike;
 use gridsync_core::grid::{GridLevel, GridPath, Role};
 use gridsync_core::model::{
-    DisputeLevel, DisputeStatus, Record, RecordBody, TownshipReview, beijing_day, beijing_midnight_ms, parse_month,
+    DisputeLevel, DisputeStatus, Record, RecordBody, RecordKind, TownshipReview, beijing_day, beijing_midnight_ms,
+    parse_month,
 };
 use gridsync_core::reports::DAY_MS;
 
-use super::html::{esc, time};
-use super::pages::{dispute_of, html, load, names, parse_grid, visible};
-use super::{Ctx, Out, WebError, edit};
+use super::disputes::dispute_of;
+use super::guard::{parse_grid, visible};
+use super::html::{esc, names, out, time};
+use super::lists::load;
+use super::{Ctx, Out, Req, WebError, edit};
 
 /// Monday (Beijing time) of the week holding `now`.
 fn week_start(now: i64) -> chrono::NaiveDate {
@@ -35,8 +38,8 @@ fn township_of(ctx: &Ctx, t: &str) -> Result<GridPath, WebError> {
 
 /// `GET /web/reviews/{t}`: the township's monthly reviews, a form for a
 /// new one (chief only), and this week's village meetings.
-pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out, WebError> {
-    let node = township_of(ctx, t)?;
+pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let node = township_of(ctx, r.param("t"))?;
     let names = names(s)?;
     let tname = names.get(&node).cloned().unwrap_or_default();
     let now = ctx.now;
@@ -45,7 +48,7 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
     // This week's 周排查 per village.
     let monday = week_start(now);
     let (from, until) = (beijing_midnight_ms(monday), beijing_midnight_ms(monday) + 7 * DAY_MS);
-    let meetings = load(s, &node, "village_meeting", false)?;
+    let meetings = load(s, &node, RecordKind::VillageMeeting, false)?;
     let mut villages: Vec<(&GridPath, &String)> =
         names.iter().filter(|(p, _)| p.level() == GridLevel::Village && node.contains(p)).collect();
     villages.sort();
@@ -80,7 +83,7 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
     body.push_str("</table></div>");
 
     // The form for a new 月研判.
-    let disputes = load(s, &node, "dispute", false)?;
+    let disputes = load(s, &node, RecordKind::Dispute, false)?;
     let open: Vec<_> = disputes
         .iter()
         .filter_map(|(v, r)| dispute_of(r).map(|d| (v, d.state())))
@@ -92,14 +95,14 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
         let _ = write!(
             body,
             "<div class=\"card\"><h3>记录月研判</h3><form method=\"post\" action=\"/web/reviews/{t}\" id=\"review-form\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             {}\
              <div class=\"inline\"><label>研判月份 <input name=\"month\" id=\"review-month\" value=\"{month}\" size=\"8\"></label>\
              <label>召开日期 <input name=\"held_on\" id=\"held-on\" value=\"{}\" size=\"10\"></label></div>\
              <label>参会人员（用顿号或逗号分隔） <input name=\"attendees\" id=\"attendees\" size=\"60\"></label>\
              <p>研判的矛盾纠纷：</p>",
-            esc(&ctx.session.csrf),
+            ctx.csrf_field(),
             beijing_day(now).format("%Y-%m-%d"),
-            t = esc(t),
+            t = esc(r.param("t")),
         );
         if open.is_empty() {
             body.push_str("<p class=\"muted\">暂无未化解的纠纷</p>");
@@ -123,7 +126,7 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
 
     // The reviews held.
     let mut reviews: Vec<(i64, Record)> =
-        load(s, &node, "township_review", false)?.into_iter().map(|(v, r)| (v.occurred_at, r)).collect();
+        load(s, &node, RecordKind::TownshipReview, false)?.into_iter().map(|(v, r)| (v.occurred_at, r)).collect();
     reviews.sort_by_key(|(at, r)| std::cmp::Reverse((*at, r.created_at)));
     body.push_str("<div class=\"card\"><h3>已记录的月研判</h3>");
     if reviews.is_empty() {
@@ -150,16 +153,12 @@ pub fn page(s: &dyn crate::store::ServerStore, ctx: &Ctx, t: &str) -> Result<Out
         );
     }
     body.push_str("</div></div>");
-    Ok(html(ctx, "月研判", &body))
+    Ok(out(ctx, "月研判", &body))
 }
 
 /// `POST /web/reviews/{t}`: record a 月研判 as the township chief.
-pub fn create(
-    s: &dyn crate::store::ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    form: &[(String, String)],
-) -> Result<Out, WebError> {
+pub fn create(s: &dyn crate::store::ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, form) = (r.param("t"), r.pairs());
     let node = township_of(ctx, t)?;
     let single: HashMap<String, String> = form.iter().filter(|(k, _)| k != "dispute").cloned().collect();
     let month = edit::required(&single, "month", "研判月份", 7)?;
@@ -175,7 +174,7 @@ pub fn create(
     let mut reviewed = BTreeMap::new();
     for (_, id) in form.iter().filter(|(k, _)| k == "dispute") {
         let id = uuid::Uuid::parse_str(id).map_err(|_| WebError::Bad("研判的纠纷编号无效".into()))?;
-        let v = s.record(id)?.filter(|v| v.kind == "dispute" && node.contains(&v.grid));
+        let v = s.record(id)?.filter(|v| v.kind == RecordKind::Dispute && node.contains(&v.grid));
         if v.is_none() {
             return Err(WebError::Bad("研判的纠纷不属于本乡镇".into()));
         }

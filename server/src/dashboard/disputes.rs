@@ -8,18 +8,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use gridsync_core::events::{Event, Ordered};
+use gridsync_core::grid::GridPath;
 use gridsync_core::model::{
-    Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeState, DisputeStatus, Record, RecordBody, next_event,
+    Dispute, DisputeAction, DisputeCategory, DisputeLevel, DisputeState, DisputeStatus, Record, RecordBody, RecordKind,
+    next_event,
 };
 use gridsync_core::rules::{Step, check_step, with_dispute_event};
 use uuid::Uuid;
 
-use super::html::{esc, time};
-use super::pages::{OUT_OF_SCOPE, dispute_of, html, names, village_link};
-use super::{Ctx, Out, WebError, edit};
-use crate::access::may_read;
-
-use crate::store::ServerStore;
+use super::guard::{node_of, readable};
+use super::html::{esc, names, out, time, village_link};
+use super::lists::{load_page, page_number, pager};
+use super::{Ctx, Out, Req, WebError, edit};
+use crate::store::{RecordView, ServerStore, ViewQuery};
 
 /// Every category, in the order the form lists them.
 const CATEGORIES: [DisputeCategory; 6] = [
@@ -131,19 +132,6 @@ fn short(e: &Event<DisputeAction>) -> String {
     if what.is_empty() { e.action.label_zh().to_owned() } else { format!("{}：{what}", e.action.label_zh()) }
 }
 
-fn load_dispute(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(crate::store::RecordView, Record), WebError> {
-    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
-    let v = s.record(id)?.ok_or(WebError::NotFound)?;
-    if v.kind != "dispute" || v.deleted {
-        return Err(WebError::NotFound);
-    }
-    if !may_read(&ctx.user, &v.grid, v.sensitive) {
-        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
-    }
-    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
-    Ok((v, r))
-}
-
 /// Whether the rules would take `action` by the signed-in user on `r` now
 /// (the server judges again when the form is sent): the same
 /// `rules::check_step` the phone's action list asks, so the page offers no
@@ -169,10 +157,6 @@ fn allowed(ctx: &Ctx, r: &Record, st: &DisputeState) -> Vec<&'static str> {
     candidates.into_iter().filter(|(_, action)| may_take(ctx, r, action.clone())).map(|(step, _)| step).collect()
 }
 
-fn csrf_field(ctx: &Ctx) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf))
-}
-
 fn forms(ctx: &Ctx, id: Uuid, r: &Record, d: &Dispute, st: &DisputeState) -> String {
     let level = st.level;
     let steps = allowed(ctx, r, st);
@@ -180,7 +164,7 @@ fn forms(ctx: &Ctx, id: Uuid, r: &Record, d: &Dispute, st: &DisputeState) -> Str
         return String::new();
     }
     let action = format!("/web/disputes/{id}/act");
-    let csrf = csrf_field(ctx);
+    let csrf = ctx.csrf_field();
     let mut out = String::from("<div class=\"card\" id=\"actions\"><h3>处理</h3>");
     let form = |out: &mut String, step: &str, title: &str, inner: &str, button: &str| {
         let _ = write!(
@@ -259,8 +243,8 @@ fn forms(ctx: &Ctx, id: Uuid, r: &Record, d: &Dispute, st: &DisputeState) -> Str
 /// `GET /web/disputes/{id}`: parties, state, the conflicts waiting with a
 /// button to keep either event, the steps the user may take, and the
 /// timeline in causal order with overruled events marked.
-pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
-    let (v, r) = load_dispute(s, ctx, id)?;
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebError> {
+    let (v, r) = readable(s, ctx, req.param("id"), Some(RecordKind::Dispute), "view_dispute")?;
     let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
     let names = names(s)?;
     let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
@@ -305,7 +289,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
                          <input type=\"hidden\" name=\"kept\" value=\"{}\"><input name=\"note\" placeholder=\"裁定说明（可选）\" maxlength=\"2000\">\
                          <button class=\"btn keep\" type=\"submit\" data-kept=\"{}\">保留此项</button></form>",
                         v.id,
-                        csrf_field(ctx),
+                        ctx.csrf_field(),
                         esc(&e.id),
                         esc(&e.id),
                     );
@@ -345,13 +329,14 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
     body.push_str("</ol></div>");
     body.push_str(&super::html::photos_card(&r.attachments, &who));
     body.push_str(&super::html::provenance_link(&v.id));
-    Ok(html(ctx, &v.title, &body))
+    Ok(out(ctx, &v.title, &body))
 }
 
 /// `POST /web/disputes/{id}/act`: append the step in the form to the
 /// stored history as the signed-in user, merged like a phone's change.
-pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
-    let (v, r) = load_dispute(s, ctx, id)?;
+pub fn act(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebError> {
+    let form = req.form();
+    let (v, r) = readable(s, ctx, req.param("id"), Some(RecordKind::Dispute), "view_dispute")?;
     let Some(d) = dispute_of(&r) else { return Err(WebError::NotFound) };
     let st = d.state();
     let note = || edit::text(form, "note", "说明", 2000);
@@ -393,4 +378,68 @@ pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, Stri
         Ok(())
     })?;
     Ok(Out::Redirect(format!("/web/disputes/{}", v.id)))
+}
+
+/// The dispute a record holds, if it is one.
+pub fn dispute_of(r: &Record) -> Option<&Dispute> {
+    match &r.body {
+        RecordBody::Dispute(d) => Some(d),
+        _ => None,
+    }
+}
+
+/// Disputes as a table: title, village, category, level, status, found.
+pub fn dispute_table(names: &HashMap<GridPath, String>, disputes: &[(RecordView, Record)]) -> String {
+    let mut out = String::from(
+        "<table id=\"disputes\"><tr><th>纠纷</th><th>村</th><th>类别</th><th>层级</th><th>状态</th><th>发现时间</th></tr>",
+    );
+    for (v, r) in disputes {
+        let Some(d) = dispute_of(r) else { continue };
+        let st = d.state();
+        let cls = match st.status {
+            DisputeStatus::Resolved => "tag",
+            _ => "tag warn",
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/web/disputes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td><span class=\"{cls}\">{}</span></td><td>{}</td></tr>",
+            v.id,
+            esc(&v.title),
+            village_link(names, &v.grid),
+            esc(st.category.label_zh()),
+            esc(st.level.label_zh()),
+            esc(st.status.label_zh()),
+            time(d.found_at)
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// `GET /web/disputes?grid=&open=1&page=`: newest first, a page at a time.
+pub fn list(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let seen = node_of(ctx, r.query("grid"))?;
+    let page = page_number(r.query("page"))?;
+    let open = r.query("open") == Some("1");
+    let names = names(s)?;
+    let (list, total) = load_page(
+        s,
+        ViewQuery {
+            under: Some(seen.clone()),
+            kind: Some(RecordKind::Dispute),
+            open: open.then_some(true),
+            ..Default::default()
+        },
+        page,
+    )?;
+    let title = names.get(&seen).cloned().unwrap_or_else(|| "全县".into());
+    let base = format!("/web/disputes?grid={seen}{}", if open { "&open=1" } else { "" });
+    let body = format!(
+        "<h2>{}矛盾纠纷 · {}</h2><div class=\"card\">{}{}</div>",
+        if open { "未化解的" } else { "" },
+        esc(&title),
+        pager("disputes-total", &base, page, total),
+        dispute_table(&names, &list)
+    );
+    Ok(out(ctx, "矛盾纠纷", &body))
 }

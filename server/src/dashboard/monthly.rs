@@ -13,9 +13,8 @@ use gridsync_core::model::{MonthlyReport, Record, RecordBody, ReportReturn};
 use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
 use uuid::Uuid;
 
-use super::html::{esc, time};
-use super::pages::{html, tables_html};
-use super::{Ctx, Out, WebError, edit};
+use super::html::{esc, out, tables_html, time};
+use super::{Ctx, Out, Req, WebError, edit};
 
 use crate::reports::{self, MonthlyReportData};
 use crate::reports_files::{self, Cell, Table};
@@ -70,11 +69,11 @@ pub fn report_id(grid: &GridPath, month: &str) -> Uuid {
 fn find(s: &dyn ServerStore, grid: &GridPath, month: &str) -> Result<Option<(RecordView, MonthlyReport)>, WebError> {
     // A report's list date is its month's first instant.
     let (start, end) = reports::month_bounds(month)?;
-    let views = super::pages::load_where(
+    let views = super::lists::load_where(
         s,
         ViewQuery {
             under: Some(grid.clone()),
-            kind: Some("monthly_report".into()),
+            kind: Some(gridsync_core::model::RecordKind::MonthlyReport),
             from: Some(start),
             until: Some(end),
             ..Default::default()
@@ -187,7 +186,8 @@ fn tables(data: &MonthlyReportData, submitted: Option<&MonthlyReport>) -> Vec<Ta
 }
 
 /// `GET /web/reports/{t}/{YYYY-MM}[.xlsx]`
-pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out, WebError> {
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, month) = (r.param("t"), r.param("month"));
     let (month, xlsx) = match month.strip_suffix(".xlsx") {
         Some(m) => (m, true),
         None => (month, false),
@@ -237,7 +237,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out,
     }
     body.push_str(&super::figures::so_far_note("本月", data.total.as_of, data.total.complete));
     body.push_str("</div>");
-    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf));
+    let csrf = ctx.csrf_field();
     if let Some(m) = submitted {
         // What the county received, exactly as it was submitted.
         let _ = write!(
@@ -282,7 +282,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, t: &str, month: &str) -> Result<Out,
         "<h3>按村明细（按当前记录计算）</h3>{}",
         tables_html(&reports_files::monthly_tables(&data))
     ));
-    Ok(html(ctx, "月度报告", &body))
+    Ok(out(ctx, "月度报告", &body))
 }
 
 fn user_name(s: &dyn ServerStore, id: &str) -> String {
@@ -350,13 +350,8 @@ fn save(s: &dyn ServerStore, ctx: &Ctx, grid: &GridPath, month: &str, w: Written
 
 /// `POST /web/reports/{t}/{YYYY-MM}/draft`: save the draft (figures drafted
 /// from the records now).
-pub fn draft(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    month: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+pub fn draft(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, month, form) = (r.param("t"), r.param("month"), r.form());
     let grid = chief_only(ctx, t)?;
     let now = ctx.now;
     let data = reports::monthly(s, &grid, month, DEFAULT_BACKLOG_DAYS, now)?;
@@ -397,13 +392,8 @@ fn submission(
 
 /// `POST /web/reports/{t}/{YYYY-MM}/confirm`: what will be submitted,
 /// and a button to submit it (nothing is written yet).
-pub fn confirm(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    month: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+pub fn confirm(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, month, form) = (r.param("t"), r.param("month"), r.form());
     let Submission { data, narrative, .. } = submission(s, ctx, t, month, form)?;
     Ok(confirm_page(ctx, t, month, &data, &narrative, None))
 }
@@ -440,19 +430,14 @@ fn confirm_page(
         t = esc(t),
         m = esc(month),
     );
-    html(ctx, "确认提交月度报告", &body)
+    out(ctx, "确认提交月度报告", &body)
 }
 
 /// `POST /web/reports/{t}/{YYYY-MM}/submit`: submit what the confirmation
 /// page showed. If the records changed in between, the new figures are
 /// shown for confirmation again instead.
-pub fn submit(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    month: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+pub fn submit(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, month, form) = (r.param("t"), r.param("month"), r.form());
     let Submission { grid, now, data, narrative } = submission(s, ctx, t, month, form)?;
     if form.get("figures").map(String::as_str) != Some(digest(&data.draft_figures).as_str()) {
         return Ok(confirm_page(
@@ -471,13 +456,8 @@ pub fn submit(
 
 /// `POST /web/reports/{t}/{YYYY-MM}/return`: county staff send a submitted
 /// report back for correction, with the reason.
-pub fn send_back(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    t: &str,
-    month: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+pub fn send_back(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (t, month, form) = (r.param("t"), r.param("month"), r.form());
     if ctx.user.role != Role::CountyStaff {
         return Err(WebError::Forbidden("只有县综治中心可以退回月度报告".into()));
     }

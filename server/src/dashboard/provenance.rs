@@ -5,51 +5,30 @@
 
 use std::collections::HashMap;
 
-use uuid::Uuid;
+use gridsync_core::model::RecordKind;
 
-use super::html::{esc, time};
-use super::pages::html;
-use super::{Ctx, Out, WebError};
-use crate::access::may_read;
+use super::guard::readable_even_deleted;
+use super::html::{esc, out, time};
+use super::{Ctx, Out, Req, WebError};
 use crate::provenance::{Verification, export, record_provenance};
 use crate::store::{RecordView, ServerStore};
 
-const OUT_OF_SCOPE: &str = "该记录不在您的网格范围内";
-const SENSITIVE: &str = "该记录涉及重点人群，仅本网格人员可查看";
-
-/// The record, if the signed-in user may read it (sensitive records are
-/// audited, refused or not, under `action`).
-fn readable(s: &dyn ServerStore, ctx: &Ctx, id: &str, action: &str) -> Result<(Uuid, RecordView), WebError> {
-    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
-    let v = s.record(id)?.ok_or(WebError::NotFound)?;
-    if !may_read(&ctx.user, &v.grid, v.sensitive) {
-        if v.sensitive {
-            ctx.audit(s, &format!("{action}_refused"), &id.to_string())?;
-        }
-        let why = if ctx.user.scope().contains(&v.grid) { SENSITIVE } else { OUT_OF_SCOPE };
-        return Err(WebError::Forbidden(why.into()));
-    }
-    if v.sensitive {
-        ctx.audit(s, action, &id.to_string())?;
-    }
-    Ok((id, v))
-}
-
 /// Where a record's own page is, by kind.
 fn record_link(v: &RecordView) -> Option<String> {
-    let base = match v.kind.as_str() {
-        "hazard" => "/web/hazards",
-        "dispute" => "/web/disputes",
-        "visit" => "/web/visits",
-        "household" => "/web/households",
+    let base = match v.kind {
+        RecordKind::Hazard => "/web/hazards",
+        RecordKind::Dispute => "/web/disputes",
+        RecordKind::Visit => "/web/visits",
+        RecordKind::Household => "/web/households",
         _ => return None,
     };
     Some(format!("{base}/{}", v.id))
 }
 
 /// `GET /web/records/{id}/provenance`.
-pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
-    let (id, v) = readable(s, ctx, id, "view_provenance")?;
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (v, _) = readable_even_deleted(s, ctx, r.param("id"), "view_provenance")?;
+    let id = v.id;
     let rows = record_provenance(s, id)?;
     let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
     let who = |id: &str| users.get(id).cloned().unwrap_or_else(|| id.to_owned());
@@ -104,12 +83,13 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
         valid,
         v.id,
     );
-    Ok(html(ctx, &format!("修改记录与签名：{}", v.title), &body))
+    Ok(out(ctx, &format!("修改记录与签名：{}", v.title), &body))
 }
 
 /// `GET /web/records/{id}/provenance.json`: the export file.
-pub fn download(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
-    let (id, v) = readable(s, ctx, id, "export_provenance")?;
+pub fn download(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (v, _) = readable_even_deleted(s, ctx, r.param("id"), "export_provenance")?;
+    let id = v.id;
     // An export leaves the server: it is audited whatever the record.
     if !v.sensitive {
         ctx.audit(s, "export_provenance", &id.to_string())?;

@@ -9,9 +9,8 @@ use std::fmt::Write as _;
 
 use gridsync_core::grid::{GridLevel, GridPath, Role};
 
-use super::html::{esc, time};
-use super::pages::{html, names};
-use super::{Ctx, Out, WebError, edit, password};
+use super::html::{esc, names, out, time};
+use super::{Ctx, Out, Req, WebError, edit, password};
 
 use crate::auth;
 use crate::store::{Account, Agency, ServerStore, StoreError, User};
@@ -62,10 +61,6 @@ fn agency_options(selected: Option<Agency>) -> String {
     out
 }
 
-fn csrf(ctx: &Ctx) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf))
-}
-
 /// The role, grid and agency a form names, checked against the tree.
 fn role_grid_agency(
     s: &dyn ServerStore,
@@ -101,10 +96,10 @@ fn role_grid_agency(
 }
 
 /// `GET /web/users?q=`: every account (filtered), and the form for a new one.
-pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: Option<&str>) -> Result<Out, WebError> {
+pub fn list(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
     let names = names(s)?;
-    let q = q.map(str::trim).filter(|q| !q.is_empty() && q.chars().count() <= 64);
+    let q = r.query("q").filter(|q| q.chars().count() <= 64);
     let all = s.accounts()?;
     let matching: Vec<&Account> = all
         .iter()
@@ -124,7 +119,7 @@ pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: Option<&str>) -> Result<Out, WebE
          <label>初始密码（可不填，之后再设置） <input type=\"password\" name=\"password\" id=\"new-password\" autocomplete=\"new-password\"></label>\
          <p class=\"muted\">网格管理员填写到组（t01/v03/g2），网格长和督导员到村（t01/v03），网格总长到乡镇（t01），县级账号留空。</p>\
          <p><button class=\"btn\" type=\"submit\" id=\"create-user\">新建用户</button></p></form></div>",
-        csrf(ctx),
+        ctx.csrf_field(),
         role_options(Some(Role::GridManager)),
         agency_options(None)
     );
@@ -153,12 +148,13 @@ pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: Option<&str>) -> Result<Out, WebE
         );
     }
     body.push_str("</table></div>");
-    Ok(html(ctx, "人员管理", &body))
+    Ok(out(ctx, "人员管理", &body))
 }
 
 /// `POST /web/users`: create a user (and set their first password).
-pub fn create(s: &dyn ServerStore, ctx: &Ctx, form: &HashMap<String, String>) -> Result<Out, WebError> {
+pub fn create(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
+    let form = r.form();
     let id = edit::required(form, "id", "账号", 64)?;
     if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
         return Err(WebError::Bad("账号只能由字母、数字和 - _ . 组成".into()));
@@ -196,9 +192,16 @@ fn account_of(s: &dyn ServerStore, id: &str) -> Result<Account, WebError> {
     s.account(id)?.ok_or(WebError::NotFound)
 }
 
-/// `GET /web/users/{id}` (and the answer to issuing a code, which shows
-/// the code once, with its QR code).
-pub fn page(
+/// `GET /web/users/{id}?done=`: a user's account, roles, devices and the
+/// forms that change them.
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let done = (r.query("done") == Some("password")).then_some(Done::PasswordReset);
+    user_page(s, ctx, r.param("id"), None, done)
+}
+
+/// A user's page (and the answer to issuing a code, which shows the code
+/// once, with its QR code).
+fn user_page(
     s: &dyn ServerStore,
     ctx: &Ctx,
     id: &str,
@@ -228,7 +231,7 @@ pub fn page(
     if let Some(done) = done {
         let _ = write!(body, "<p class=\"card ok\" id=\"notice\">{}</p>", done.label_zh());
     }
-    let c = csrf(ctx);
+    let c = ctx.csrf_field();
     if let Some((code, payload)) = code {
         let _ = write!(
             body,
@@ -306,13 +309,13 @@ pub fn page(
     }
     body.push_str("</table></div>");
     let _ = now;
-    Ok(html(ctx, "人员", &body))
+    Ok(out(ctx, "人员", &body))
 }
 
 /// `POST /web/users/{id}/update`: name, role, grid, agency.
-pub fn update(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
+pub fn update(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
-    let a = account_of(s, id)?;
+    let (a, form) = (account_of(s, r.param("id"))?, r.form());
     let name = edit::required(form, "name", "姓名", 50)?;
     let (role, grid, agency) = role_grid_agency(s, form)?;
     if a.user.id == ctx.user.id && role != Role::CountyStaff {
@@ -336,11 +339,6 @@ pub enum Done {
 }
 
 impl Done {
-    /// From the `done` query parameter.
-    pub fn from_query(q: &str) -> Option<Done> {
-        q.split('&').any(|kv| kv == "done=password").then_some(Done::PasswordReset)
-    }
-
     fn label_zh(self) -> &'static str {
         match self {
             Done::PasswordReset => "网页登录密码已重置，该用户原有的登录已全部退出。",
@@ -350,14 +348,9 @@ impl Done {
 
 /// `POST /web/users/{id}/password`: reset the web password; every session
 /// of the user ends.
-pub fn reset_password(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    id: &str,
-    form: &HashMap<String, String>,
-) -> Result<Out, WebError> {
+pub fn reset_password(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
-    let a = account_of(s, id)?;
+    let (a, form) = (account_of(s, r.param("id"))?, r.form());
     let pw = form.get("password").map(String::as_str).unwrap_or_default();
     password::check_new_for(pw, &a.user.id).map_err(WebError::Bad)?;
     let hash = password::hash(pw).map_err(|e| WebError::Store(e.to_string()))?;
@@ -371,9 +364,9 @@ pub fn reset_password(
 }
 
 /// `POST /web/users/{id}/active`: deactivate (or reactivate) the account.
-pub fn set_active(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
+pub fn set_active(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
-    let a = account_of(s, id)?;
+    let (a, form) = (account_of(s, r.param("id"))?, r.form());
     if a.user.id == ctx.user.id {
         return Err(WebError::Bad("不能停用自己的账号".into()));
     }
@@ -384,9 +377,11 @@ pub fn set_active(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<Strin
 }
 
 /// `POST /web/users/{id}/enroll`: a one-time enrollment code, shown once
-/// as text and as a QR code whose payload names this server.
-pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, id: &str, server_url: &str) -> Result<Out, WebError> {
+/// as text and as a QR code whose payload names this server (the address
+/// the clerk reached it by: behind a proxy, the proxy's).
+pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     county_only(ctx)?;
+    let id = r.param("id");
     let a = account_of(s, id)?;
     if a.deactivated_at.is_some() {
         return Err(WebError::Bad("该账号已停用，请先重新启用".into()));
@@ -395,14 +390,14 @@ pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, id: &str, server_url: &str) -> Res
     let expires = ctx.now + CODE_VALID_HOURS * 3_600_000;
     s.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), &a.user.id, expires)?;
     ctx.audit(s, "issue_enrollment_code", &a.user.id)?;
-    let payload = enrollment_payload(server_url, &code);
-    page(s, ctx, id, Some((&code, &payload)), None)
+    let payload = enrollment_payload(r.origin(), &code);
+    user_page(s, ctx, id, Some((&code, &payload)), None)
 }
 
 /// What the QR code holds: `gridsync://enroll?server=<url>&code=<code>`,
 /// the server's address and the code (percent-encoded).
 pub fn enrollment_payload(server_url: &str, code: &str) -> String {
-    format!("gridsync://enroll?server={}&code={}", super::pages::url_encode(server_url), code)
+    format!("gridsync://enroll?server={}&code={}", super::html::url_encode(server_url), code)
 }
 
 fn url_decode(s: &str) -> String {

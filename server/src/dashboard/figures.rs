@@ -10,9 +10,8 @@ use chrono::Datelike;
 use gridsync_core::grid::{GridLevel, GridPath, Role};
 use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
 
-use super::html::esc;
-use super::pages::{html, tables_html};
-use super::{Ctx, Out, WebError};
+use super::html::{esc, out, tables_html, url_encode};
+use super::{Ctx, Out, Req, WebError};
 use crate::reports::{self, CaseCountInput, ReportError};
 use crate::reports_files;
 use crate::store::{CaseKind, ServerStore};
@@ -55,8 +54,20 @@ pub(super) fn so_far_note(period: &str, as_of: i64, complete: bool) -> String {
     )
 }
 
-/// `GET /web/four-none[/{year}.xlsx]?year=`
-pub fn four_none(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, xlsx: bool) -> Result<Out, WebError> {
+/// `GET /web/four-none?year=`
+pub fn four_none(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    four_none_of(s, ctx, r.query("year"), false)
+}
+
+/// `GET /web/four-none/{year}.xlsx`
+pub fn four_none_file(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    match r.param("file").strip_suffix(".xlsx") {
+        Some(year) => four_none_of(s, ctx, Some(year), true),
+        None => Err(WebError::NotFound),
+    }
+}
+
+fn four_none_of(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, xlsx: bool) -> Result<Out, WebError> {
     let node = four_none_node(ctx)?;
     let year = year_of(ctx, year)?;
     let table = reports::four_none(s, &node, year, DEFAULT_BACKLOG_DAYS, ctx.now)?;
@@ -117,7 +128,7 @@ pub fn four_none(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, xlsx: bool)
     body.push_str(&goals);
     // The village table (the first of the file's tables).
     body.push_str(&tables_html(&tables[..1]));
-    Ok(html(ctx, "“四无”村创建", &body))
+    Ok(out(ctx, "“四无”村创建", &body))
 }
 
 fn agency_kind(s: &dyn ServerStore, ctx: &Ctx) -> Result<(crate::store::Agency, CaseKind), WebError> {
@@ -135,15 +146,16 @@ fn agency_kind(s: &dyn ServerStore, ctx: &Ctx) -> Result<(crate::store::Agency, 
 }
 
 /// `GET /web/case-counts?year=`: the agency's own counts, one per village.
-pub fn case_counts(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, saved: Option<usize>) -> Result<Out, WebError> {
+pub fn case_counts(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     let (agency, kind) = agency_kind(s, ctx)?;
-    let year = year_of(ctx, year)?;
+    let year = year_of(ctx, r.query("year"))?;
+    let saved: Option<usize> = r.query("saved").and_then(|n| n.parse().ok());
     let entered: HashMap<GridPath, u32> =
         s.case_counts(year)?.into_iter().filter(|c| c.kind == kind).map(|c| (c.village, c.count)).collect();
     let nodes = s.grid_nodes()?;
     let names: HashMap<GridPath, String> = nodes.iter().map(|n| (n.path.clone(), n.name.clone())).collect();
     let villages: Vec<&GridPath> = nodes.iter().map(|n| &n.path).filter(|p| p.level() == GridLevel::Village).collect();
-    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf));
+    let csrf = ctx.csrf_field();
     let mut body = format!("<h2 id=\"title\">{} · {year}年{}录入</h2>", esc(agency.label_zh()), esc(kind.label_zh()));
     if let Some(n) = saved {
         let _ = write!(body, "<p class=\"msg ok\" id=\"saved\">已保存{n}个村的{}。</p>", esc(kind.label_zh()));
@@ -179,7 +191,7 @@ pub fn case_counts(s: &dyn ServerStore, ctx: &Ctx, year: Option<&str>, saved: Op
         );
     }
     body.push_str("</table><p><button class=\"btn\" type=\"submit\" id=\"save-counts\">保存</button></p></form></div>");
-    Ok(html(ctx, "录入案件数", &body))
+    Ok(out(ctx, "录入案件数", &body))
 }
 
 fn store_counts(s: &dyn ServerStore, ctx: &Ctx, inputs: &[(usize, CaseCountInput)]) -> Result<usize, WebError> {
@@ -197,7 +209,8 @@ fn store_counts(s: &dyn ServerStore, ctx: &Ctx, inputs: &[(usize, CaseCountInput
 }
 
 /// `POST /web/case-counts`: the filled-in villages of the form.
-pub fn save_form(s: &dyn ServerStore, ctx: &Ctx, form: &HashMap<String, String>) -> Result<Out, WebError> {
+pub fn save_form(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let form = r.form();
     let (_, kind) = agency_kind(s, ctx)?;
     let year = year_of(ctx, form.get("year").map(String::as_str))?;
     let mut inputs = Vec::new();
@@ -217,8 +230,9 @@ pub fn save_form(s: &dyn ServerStore, ctx: &Ctx, form: &HashMap<String, String>)
 }
 
 /// `POST /web/case-counts/csv`: the uploaded CSV file (`village,year,kind,count`).
-pub fn save_csv(s: &dyn ServerStore, ctx: &Ctx, csv: &[u8]) -> Result<Out, WebError> {
+pub fn save_csv(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
     agency_kind(s, ctx)?;
+    let csv = r.file("csv").ok_or_else(|| WebError::Bad("请选择要上传的CSV文件".into()))?;
     let text = std::str::from_utf8(csv).map_err(|_| WebError::Bad("CSV文件应为UTF-8编码".into()))?;
     let inputs = reports::parse_case_counts_csv(text)?;
     let year = inputs.first().map(|(_, i)| i.year).unwrap_or_else(|| this_year(ctx));
@@ -226,50 +240,12 @@ pub fn save_csv(s: &dyn ServerStore, ctx: &Ctx, csv: &[u8]) -> Result<Out, WebEr
     Ok(Out::Redirect(format!("/web/case-counts?year={year}&saved={n}")))
 }
 
-/// The parts of a `multipart/form-data` body (name, bytes): enough for the
-/// upload form (a CSRF field and one file). `None` if it is not one.
-pub fn multipart(content_type: &str, body: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
-    let boundary = content_type
-        .split(';')
-        .map(str::trim)
-        .find_map(|p| p.strip_prefix("boundary="))
-        .map(|b| b.trim_matches('"'))
-        .filter(|b| !b.is_empty() && b.len() <= 200)?;
-    let delim = format!("--{boundary}").into_bytes();
-    let find = |hay: &[u8], needle: &[u8], from: usize| -> Option<usize> {
-        hay.get(from..)?.windows(needle.len()).position(|w| w == needle).map(|p| p + from)
-    };
-    let mut parts = Vec::new();
-    let mut at = find(body, &delim, 0)? + delim.len();
-    loop {
-        if body.get(at..at + 2) == Some(b"--") {
-            return Some(parts);
-        }
-        let head_start = at + 2;
-        let head_end = find(body, b"\r\n\r\n", head_start)?;
-        let head = std::str::from_utf8(body.get(head_start..head_end)?).ok()?;
-        let name = head
-            .split("\r\n")
-            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-            .and_then(|l| l.split(';').map(str::trim).find_map(|p| p.strip_prefix("name=")))
-            .map(|n| n.trim_matches('"').to_owned())?;
-        let data_start = head_end + 4;
-        let mut next_delim = b"\r\n".to_vec();
-        next_delim.extend_from_slice(&delim);
-        let data_end = find(body, &next_delim, data_start)?;
-        parts.push((name, body.get(data_start..data_end)?.to_vec()));
-        at = data_end + next_delim.len();
-        if parts.len() > 16 {
-            return None;
-        }
-    }
-}
-
 /// `GET /web/figures/{coverage|backlog|weekly}[.xlsx]?grid=&...`: patrol
 /// coverage (`from`, `to`; default the last 7 days), backlog disputes
 /// (`days`, default 30) and the weekly summary (`week_start`, default this
 /// week's Monday), for a node in the user's scope, each also as XLSX.
-pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, String>) -> Result<Out, WebError> {
+pub fn figure(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let (name, q) = (r.param("name"), r.query_map());
     let (name, xlsx) = match name.strip_suffix(".xlsx") {
         Some(n) => (n, true),
         None => (name, false),
@@ -325,7 +301,7 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
         }
         _ => return Err(WebError::NotFound),
     };
-    let grid_q = format!("grid={}", super::pages::url_encode(&grid.to_string()));
+    let grid_q = format!("grid={}", url_encode(&grid.to_string()));
     if xlsx {
         let bytes = reports_files::to_xlsx(&tables).map_err(|e| WebError::Store(format!("xlsx: {e}")))?;
         return Ok(Out::File {
@@ -346,22 +322,5 @@ pub fn figure(s: &dyn ServerStore, ctx: &Ctx, name: &str, q: &HashMap<String, St
         esc(&params),
         tables_html(&tables)
     );
-    Ok(html(ctx, &title, &body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_bodies_give_their_parts() {
-        let body = b"--XX\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nabc\r\n--XX\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"a.csv\"\r\nContent-Type: text/csv\r\n\r\nvillage,year\r\nt01/v01,2026\r\n\r\n--XX--\r\n";
-        let parts = multipart("multipart/form-data; boundary=XX", body).unwrap();
-        assert_eq!(parts[0], ("csrf".to_owned(), b"abc".to_vec()));
-        assert_eq!(parts[1].0, "csv");
-        assert_eq!(parts[1].1, b"village,year\r\nt01/v01,2026\r\n".to_vec());
-        assert!(multipart("text/plain", body).is_none());
-        assert!(multipart("multipart/form-data; boundary=XX", b"--XX\r\nbroken").is_none());
-        assert!(multipart("multipart/form-data; boundary=XX", b"").is_none());
-    }
+    Ok(out(ctx, &title, &body))
 }

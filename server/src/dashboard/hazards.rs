@@ -6,16 +6,14 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use gridsync_core::events::Ordered;
-use gridsync_core::model::{Hazard, HazardAction, HazardStatus, Record, RecordBody, next_event};
+use gridsync_core::model::{Hazard, HazardAction, HazardStatus, Record, RecordBody, RecordKind, next_event};
 use gridsync_core::rules::{Step, check_step, with_hazard_event};
-use uuid::Uuid;
 
-use super::html::{esc, time};
-use super::pages::{OUT_OF_SCOPE, html, load_page, names, page_number, pager, parse_grid, village_link, visible};
-use super::{Ctx, Out, WebError, edit};
-use crate::access::may_read;
-
-use crate::store::{RecordView, ServerStore, ViewQuery};
+use super::guard::{node_of, readable};
+use super::html::{esc, names, out, time, village_link};
+use super::lists::{load_page, page_number, pager};
+use super::{Ctx, Out, Req, WebError, edit};
+use crate::store::{ServerStore, ViewQuery};
 
 fn hazard_of(r: &Record) -> Option<&Hazard> {
     match &r.body {
@@ -32,14 +30,10 @@ fn status_tag(s: HazardStatus) -> String {
 /// `GET /web/hazards?grid=&status=&open=1&page=`: the hazards under a
 /// node, those not removed first, newest first within each, a page at a
 /// time; the counts are the database's.
-pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Out, WebError> {
-    let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    let node = match get("grid") {
-        Some(g) => parse_grid(g)?,
-        None => ctx.user.scope(),
-    };
+pub fn list(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let get = |k: &str| r.query(k);
+    let seen = node_of(ctx, get("grid"))?;
     let page = page_number(get("page"))?;
-    let seen = visible(&ctx.user, &node)?;
     let names = names(s)?;
     let status = match get("status") {
         None => None,
@@ -51,7 +45,7 @@ pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Resu
         ),
     };
     let open_only = get("open") == Some("1");
-    let all = ViewQuery { under: Some(seen.clone()), kind: Some("hazard".into()), live: true, ..Default::default() };
+    let all = ViewQuery { under: Some(seen.clone()), kind: Some(RecordKind::Hazard), live: true, ..Default::default() };
     let open_total = s.count_records(&ViewQuery { open: Some(true), ..all.clone() })?;
     let (list, total) = load_page(
         s,
@@ -104,20 +98,7 @@ pub fn list(s: &dyn ServerStore, ctx: &Ctx, q: &HashMap<String, String>) -> Resu
         );
     }
     body.push_str("</table></div>");
-    Ok(html(ctx, "隐患", &body))
-}
-
-fn load_hazard(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<(RecordView, Record), WebError> {
-    let id = Uuid::parse_str(id).map_err(|_| WebError::NotFound)?;
-    let v = s.record(id)?.ok_or(WebError::NotFound)?;
-    if v.kind != "hazard" || v.deleted {
-        return Err(WebError::NotFound);
-    }
-    if !may_read(&ctx.user, &v.grid, v.sensitive) {
-        return Err(WebError::Forbidden(OUT_OF_SCOPE.into()));
-    }
-    let r = Record::from_json(&v.json).map_err(|_| WebError::NotFound)?;
-    Ok((v, r))
+    Ok(out(ctx, "隐患", &body))
 }
 
 /// Whether the rules would take `action` by this user on `r` now (the
@@ -128,8 +109,8 @@ fn may_take(ctx: &Ctx, r: &Record, action: HazardAction) -> bool {
 }
 
 /// `GET /web/hazards/{id}`
-pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
-    let (v, r) = load_hazard(s, ctx, id)?;
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebError> {
+    let (v, r) = readable(s, ctx, req.param("id"), Some(RecordKind::Hazard), "view_hazard")?;
     let Some(h) = hazard_of(&r) else { return Err(WebError::NotFound) };
     let names = names(s)?;
     let users: HashMap<String, String> = s.users()?.into_iter().map(|u| (u.id, u.display_name)).collect();
@@ -149,7 +130,7 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
         esc(&who(&r.author)),
         time(r.created_at),
     );
-    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&ctx.session.csrf));
+    let csrf = ctx.csrf_field();
     let mut forms = String::new();
     for (step, title, label, button, action) in [
         ("step", "报处置情况", "采取的措施", "记录处置情况", HazardAction::Step { note: String::new() }),
@@ -190,13 +171,14 @@ pub fn page(s: &dyn ServerStore, ctx: &Ctx, id: &str) -> Result<Out, WebError> {
     body.push_str("</ol></div>");
     body.push_str(&super::html::photos_card(&r.attachments, &who));
     body.push_str(&super::html::provenance_link(&v.id));
-    Ok(html(ctx, &v.title, &body))
+    Ok(out(ctx, &v.title, &body))
 }
 
 /// `POST /web/hazards/{id}/act`: append a handling step or the removal as
 /// the signed-in user, merged like a phone's change.
-pub fn act(s: &dyn ServerStore, ctx: &Ctx, id: &str, form: &HashMap<String, String>) -> Result<Out, WebError> {
-    let (v, _) = load_hazard(s, ctx, id)?;
+pub fn act(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebError> {
+    let form = req.form();
+    let (v, _) = readable(s, ctx, req.param("id"), Some(RecordKind::Hazard), "view_hazard")?;
     let action = match form.get("action").map(String::as_str) {
         Some("step") => HazardAction::Step { note: edit::required(form, "note", "处置措施", 2000)? },
         Some("resolved") => HazardAction::Resolved { note: edit::required(form, "note", "消除情况", 2000)? },

@@ -9,11 +9,12 @@
 
 use std::fmt::Write as _;
 
-use gridsync_core::model::{GeoPoint, HazardStatus, RecordBody};
+use gridsync_core::model::{GeoPoint, HazardStatus, RecordBody, RecordKind};
 
-use super::html::{esc, time};
-use super::pages::{html, names, parse_grid, parsed_views, visible};
-use super::{Ctx, Out, WebError};
+use super::guard::node_of;
+use super::html::{esc, names, out, time};
+use super::lists::parsed_views;
+use super::{Ctx, Out, Req, WebError};
 
 use crate::store::{ServerStore, ViewQuery};
 
@@ -198,19 +199,10 @@ fn graticule(view: &View) -> String {
 /// `GET /web/map?grid=&days=`: hazards (all, coloured by status) and the
 /// patrol routes of the last `days` days (default 7, at most 31) under a
 /// node.
-pub fn page(
-    s: &dyn ServerStore,
-    ctx: &Ctx,
-    grid: Option<&str>,
-    days: Option<&str>,
-    source: Option<&TileSource>,
-) -> Result<Out, WebError> {
-    let node = match grid {
-        Some(g) if !g.is_empty() => parse_grid(g)?,
-        _ => ctx.user.scope(),
-    };
-    let seen = visible(&ctx.user, &node)?;
-    let days: i64 = match days.filter(|d| !d.is_empty()) {
+pub fn page(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> {
+    let seen = node_of(ctx, r.query("grid"))?;
+    let source = ctx.tiles.as_ref();
+    let days: i64 = match r.query("days") {
         Some(d) => {
             d.parse().ok().filter(|d| (1..=31).contains(d)).ok_or_else(|| WebError::Bad("天数应为1到31".into()))?
         }
@@ -219,10 +211,10 @@ pub fn page(
     let since = ctx.now - days * 86_400_000;
     let names = names(s)?;
     let under =
-        |kind: &str| ViewQuery { under: Some(seen.clone()), kind: Some(kind.into()), live: true, ..Default::default() };
+        |kind: RecordKind| ViewQuery { under: Some(seen.clone()), kind: Some(kind), live: true, ..Default::default() };
     // Every count is the database's; the drawing holds the newest up to
     // its bound, and says so when there are more.
-    let hazards_q = ViewQuery { open_first: true, ..under("hazard") };
+    let hazards_q = ViewQuery { open_first: true, ..under(RecordKind::Hazard) };
     let hazards_total = s.count_records(&hazards_q)?;
     let mut hazards = Vec::new();
     for (v, r) in parsed_views(s.records(&ViewQuery { limit: Some(MAX_HAZARDS), ..hazards_q })?) {
@@ -232,7 +224,7 @@ pub fn page(
             hazards.push((v.id, v.title.clone(), h.status(), p));
         }
     }
-    let patrols_q = ViewQuery { from: Some(since), ..under("patrol") };
+    let patrols_q = ViewQuery { from: Some(since), ..under(RecordKind::Patrol) };
     let patrols_total = s.count_records(&patrols_q)?;
     let mut routes = Vec::new();
     for (v, r) in parsed_views(s.records(&ViewQuery { limit: Some(MAX_ROUTES), ..patrols_q })?) {
@@ -267,7 +259,7 @@ pub fn page(
     all.extend(routes.iter().flat_map(|r| r.3.iter().copied()));
     if all.is_empty() {
         body.push_str("<div class=\"card\" id=\"map-empty\">该范围内没有带定位的隐患或巡查路线。</div>");
-        return Ok(html(ctx, "地图", &body));
+        return Ok(out(ctx, "地图", &body));
     }
     let view = View::fit(&all);
     let _ = write!(
@@ -316,7 +308,7 @@ pub fn page(
             html: super::html::page("地图", Some(&ctx.header()), &body),
             img_origin: src.origin.clone(),
         },
-        None => html(ctx, "地图", &body),
+        None => out(ctx, "地图", &body),
     })
 }
 

@@ -1,7 +1,14 @@
 //! Page building: an escaping helper, the page frame with its inline CSS
 //! (served from the binary, no CDN), and Chinese date formatting.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+
+use gridsync_core::grid::{GridLevel, GridPath};
+
+use super::{Ctx, Out, WebError};
+use crate::reports_files::{self, Cell};
+use crate::store::ServerStore;
 
 /// Escape text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -145,6 +152,73 @@ pub fn photos_card(photos: &gridsync_core::model::Attachments, who: &dyn Fn(&str
     format!("<div class=\"card\" id=\"photos\"><h3>现场照片</h3><div class=\"photos\">{items}</div></div>")
 }
 
+/// The tree's names by path.
+pub fn names(s: &dyn ServerStore) -> Result<HashMap<GridPath, String>, WebError> {
+    Ok(s.grid_nodes()?.into_iter().map(|n| (n.path, n.name)).collect())
+}
+
+/// A page for the signed-in user: `title` and already-escaped `body`
+/// inside the frame with their header.
+pub fn out(ctx: &Ctx, title: &str, body: &str) -> Out {
+    Out::Html(page(title, Some(&ctx.header()), body))
+}
+
+/// The month before the one `now` falls in, `YYYY-MM` (Beijing time).
+pub fn last_month(now: i64) -> String {
+    use chrono::Datelike;
+    let today = gridsync_core::model::beijing_day(now);
+    let first = today.with_day(1).unwrap_or(today);
+    (first - chrono::Days::new(1)).format("%Y-%m").to_string()
+}
+
+/// A link to the village page of the village holding `g`, by its name.
+pub fn village_link(names: &HashMap<GridPath, String>, g: &GridPath) -> String {
+    let v = g.ancestor(GridLevel::Village);
+    let name = names.get(&v).cloned().unwrap_or_else(|| v.to_string());
+    match (v.township(), v.village()) {
+        (Some(t), Some(vv)) => format!("<a href=\"/web/t/{}/{}\">{}</a>", esc(t), esc(vv), esc(&name)),
+        _ => esc(&name),
+    }
+}
+
+/// Tables as HTML, each in a card with its title (`report-table-{i}`).
+pub fn tables_html(tables: &[reports_files::Table]) -> String {
+    let mut out = String::new();
+    for (i, t) in tables.iter().enumerate() {
+        let _ = write!(out, "<div class=\"card\"><h3>{}</h3><table id=\"report-table-{i}\"><tr>", esc(&t.title));
+        for h in &t.headers {
+            let _ = write!(out, "<th>{}</th>", esc(h));
+        }
+        out.push_str("</tr>");
+        for row in &t.rows {
+            out.push_str("<tr>");
+            for c in row {
+                match c {
+                    Cell::Text(s) => {
+                        let _ = write!(out, "<td>{}</td>", esc(s));
+                    }
+                    Cell::Int(n) => {
+                        let _ = write!(out, "<td class=\"n\">{n}</td>");
+                    }
+                }
+            }
+            out.push_str("</tr>");
+        }
+        out.push_str("</table></div>");
+    }
+    out
+}
+
+/// Percent-encode a query value.
+pub fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +228,10 @@ mod tests {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(time(0), "1970-01-01 08:00");
         assert!(page("<t>", None, "").contains("&lt;t&gt;"));
+    }
+
+    #[test]
+    fn last_month_is_the_month_before() {
+        assert_eq!(last_month(1_700_000_000_000), "2023-10");
     }
 }
