@@ -37,6 +37,25 @@ impl Store {
         for (d, entries) in &by_doc {
             manifest.push(d, &entries.iter().map(|e| e.hash).collect::<Vec<_>>());
         }
+        // Whatever a phone writes, another phone and the server must read
+        // (`DecodeLimits::PHONE_BUNDLE`, which the server's limits exceed).
+        let limits = crate::protocol::DecodeLimits::PHONE_BUNDLE;
+        let changes: usize = by_doc.values().map(Vec::len).sum();
+        // The body's size from above: each change's bytes and length
+        // prefix, each record's id and count, the ids and signature.
+        let body: usize =
+            by_doc.values().flatten().map(|e| e.change.len() + 5).sum::<usize>() + by_doc.len() * 21 + 1024;
+        if changes > limits.max_changes || body > limits.max_inflated {
+            return Err(CoreError::invalid(
+                "bundle",
+                "too_large",
+                format!(
+                    "待导出的修改超过{}条或{}MB，请联网同步",
+                    limits.max_changes,
+                    limits.max_inflated / (1024 * 1024)
+                ),
+            ));
+        }
         Ok(Bundle {
             device_id: e.device_id,
             user_id: e.user_id,
