@@ -546,26 +546,7 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     };
     let request: SyncRequest = match decoded {
         Ok(r) => r,
-        Err(DecodeError::UnsupportedVersion(_)) => {
-            return HttpResponse::BadRequest().json(ErrorBody {
-                error: "unsupported_protocol_version".into(),
-                message_zh: "应用版本与服务器不兼容，请升级应用".into(),
-                wipe: false,
-                supported_versions: SUPPORTED_VERSIONS.to_vec(),
-            });
-        }
-        Err(DecodeError::TooManyChanges { limit }) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_changes",
-                &format!("一次同步最多{limit}条修改，请分批同步"),
-            );
-        }
-        Err(DecodeError::Busy) => return busy(),
-        Err(e) => {
-            tracing::info!(device = %auth.device.id, error = %e, "malformed sync body");
-            return error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误");
-        }
+        Err(e) => return decode_refused(&auth, &e, "malformed sync body"),
     };
     let Some(cursor) = Cursor::from_bytes(&request.cursor) else {
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
@@ -601,6 +582,30 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
         Err(e) => {
             tracing::error!(error = %e, "cannot encode response");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "服务器内部错误")
+        }
+    }
+}
+
+/// The answer to a body the sync path's decoder refused, for a sync
+/// request and a relay bundle alike: 400 `unsupported_protocol_version`
+/// (with the versions spoken), 413 `too_many_changes`, 503 `overloaded`
+/// when the in-flight budget is spent, 400 `malformed_body` otherwise
+/// (logged as `what`).
+fn decode_refused(auth: &DeviceAuth, e: &DecodeError, what: &str) -> HttpResponse {
+    match e {
+        DecodeError::UnsupportedVersion(_) => HttpResponse::BadRequest().json(ErrorBody {
+            error: "unsupported_protocol_version".into(),
+            message_zh: "应用版本与服务器不兼容，请升级应用".into(),
+            wipe: false,
+            supported_versions: SUPPORTED_VERSIONS.to_vec(),
+        }),
+        DecodeError::TooManyChanges { limit } => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_changes", &format!("一次同步最多{limit}条修改，请分批同步"))
+        }
+        DecodeError::Busy => busy(),
+        e => {
+            tracing::info!(device = %auth.device.id, error = %e, "{what}");
+            error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误")
         }
     }
 }
@@ -654,7 +659,10 @@ pub async fn device_key(req: HttpRequest, state: web::Data<AppState>, payload: w
 /// judged as its signer's, never the carrier's; the answer
 /// ([`gridsync_core::protocol::RelayReport`]) holds only counts. `422 relay_unreadable`: not sealed
 /// to this server or changed on the way; `422 unknown_signer`: its device
-/// is not enrolled here. Handing the same bundle over twice is harmless.
+/// is not enrolled here. The opened bundle is decoded by the sync path's
+/// reader under its limits and budget, and refused as a sync body would be
+/// (400 `malformed_body`, 413 `too_many_changes`, 503 `overloaded`).
+/// Handing the same bundle over twice is harmless.
 pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let auth = match authenticate(&req, &state).await {
         Ok(a) => a,
@@ -673,17 +681,25 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     let now = state.clock.now();
+    let limits = DecodeLimits { max_inflated: MAX_DECODED_BYTES, max_changes: state.limits.max_changes };
     let Ok(_turn) = state.merges.acquire().await else {
         return blocking_error();
     };
+    // Opened and decoded as a sync body is: the plaintext and the inflated
+    // bundle are held of the in-flight budget on top of the sealed bytes,
+    // and the request's memory is given back once the bundle is merged.
+    let carrier = auth.clone();
     let result = web::block(move || {
-        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, &auth, &body, now);
+        let sent = body.len();
+        let req = crate::signatures::RelayRequest { carrier: &carrier, sealed: &body, limits };
+        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, req, &mut |n| held.grow_to(sent + n), now);
         drop(held);
         r
     })
     .await;
     match result {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
+        Ok(Err(crate::signatures::RelayError::Decode(e))) => decode_refused(&auth, &e, "malformed relay bundle"),
         Ok(Err(crate::signatures::RelayError::Unreadable)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "relay_unreadable",
