@@ -413,22 +413,8 @@ impl Phone {
 
     /// Merge a bundle another device exported.
     pub fn import_bundle(&self, bytes: &[u8]) -> Result<crate::protocol::ImportReport, ApiError> {
-        use crate::protocol::{DecodeError, DecodeLimits, decode_bundle};
-        // The sync path's reader, under a phone's limits: a file is as
-        // untrusted as a request.
-        let bundle = decode_bundle(bytes, &DecodeLimits::PHONE_BUNDLE, &mut |_| true).map_err(|e| match e {
-            DecodeError::TooManyChanges { limit } => {
-                ApiError::invalid("bundle", "too_many_changes", format!("同步文件的修改超过{limit}条，无法导入"))
-            }
-            DecodeError::TooLarge { limit } => ApiError::invalid(
-                "bundle",
-                "too_large",
-                format!("同步文件解压后超过{}MB，无法导入", limit / (1024 * 1024)),
-            ),
-            _ => ApiError::invalid("bundle", "malformed", "同步文件格式错误或已损坏"),
-        })?;
-        let report = self.store().import_bundle(&bundle)?;
-        self.notify(bundle.docs.iter().map(|d| Uuid::from_bytes(d.doc)), ChangeSource::Import);
+        let (report, touched) = self.store().import_bundle_bytes(bytes)?;
+        self.notify(touched, ChangeSource::Import);
         Ok(report)
     }
 
