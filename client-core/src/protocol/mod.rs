@@ -371,6 +371,24 @@ impl<'a> Reader<'a> {
         Err(Self::malformed(what))
     }
 
+    /// A postcard `u32`: at most 5 bytes, the last holding 4 bits, as
+    /// postcard reads it (a longer form of a small number is refused).
+    fn varint_u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let byte = *self.b.get(self.pos).ok_or_else(|| Self::malformed(what))?;
+            self.pos += 1;
+            if i == 4 && byte > 0x0f {
+                return Err(Self::malformed(what));
+            }
+            v |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Self::malformed(what))
+    }
+
     /// A length prefix: at least `min_item_bytes` bytes per counted item must remain.
     fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.varint(what)?).map_err(|_| Self::malformed(what))?;
@@ -501,8 +519,7 @@ pub fn decode_sync_request(
     let mut r = Reader { b: &body, pos: 0 };
     let cursor = r.bytes("cursor")?;
     let docs = r.docs(limits)?;
-    let max = r.varint("max_response_bytes")?;
-    let max_response_bytes = u32::try_from(max).map_err(|_| Reader::malformed("max_response_bytes"))?;
+    let max_response_bytes = r.varint_u32("max_response_bytes")?;
     let signature = r.signature()?;
     r.end()?;
     Ok(SyncRequest { cursor, docs, max_response_bytes, signature })
@@ -921,6 +938,33 @@ mod tests {
         // A budget that says no.
         let ok = encode(&SyncRequest::default()).unwrap();
         assert_eq!(decode_sync_request(&ok, &limits, &mut |_| false), Err(DecodeError::Busy));
+    }
+
+    /// The limited reader takes a number only in a form postcard takes: a
+    /// `u32` written in six bytes (a zero padded with continuation bytes)
+    /// or with bits past 32 is refused by both.
+    #[test]
+    fn the_limited_reader_reads_numbers_as_postcard_does() {
+        let body = |max: &[u8]| {
+            let mut b = vec![0u8, 0]; // no cursor, no records
+            b.extend_from_slice(max);
+            b.extend_from_slice(&[0; 64]);
+            let mut m = b"GS\x00\x02\x00".to_vec();
+            m.extend(b);
+            m
+        };
+        let read =
+            |m: &[u8]| decode_sync_request(m, &DecodeLimits::default(), &mut |_| true).map(|r| r.max_response_bytes);
+        for (max, want) in
+            [(&[0x00][..], Some(0)), (&[0x80, 0x00], Some(0)), (&[0xff, 0xff, 0xff, 0xff, 0x0f], Some(u32::MAX))]
+        {
+            assert_eq!(read(&body(max)).ok(), want, "{max:?}");
+            assert_eq!(decode::<SyncRequest>(&body(max)).ok().map(|r| r.max_response_bytes), want, "{max:?}");
+        }
+        for max in [&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00][..], &[0xff, 0xff, 0xff, 0xff, 0x1f]] {
+            assert!(read(&body(max)).is_err(), "{max:?}");
+            assert!(decode::<SyncRequest>(&body(max)).is_err(), "{max:?}");
+        }
     }
 
     /// A phone names each record once and sends at least one change for
