@@ -342,6 +342,49 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change> {
     Ok(change)
 }
 
+/// Most probes a received Bloom filter may ask for (Automerge writes 7).
+pub const MAX_SYNC_BLOOM_PROBES: u32 = 64;
+
+/// A Bloom filter's parameters as its wire form states them: entries,
+/// bits per entry, probes; `None` for an empty filter.
+pub fn bloom_params(bloom: &automerge::sync::BloomFilter) -> Option<(u32, u32, u32)> {
+    let bytes = bloom.to_bytes();
+    let mut it = bytes.iter();
+    let mut next = || {
+        let mut v: u64 = 0;
+        for i in 0..5 {
+            let b = *it.next()?;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return u32::try_from(v).ok();
+            }
+        }
+        None
+    };
+    Some((next()?, next()?, next()?))
+}
+
+/// Read an Automerge sync message from a peer. Gridsync's own sync does
+/// not use Automerge's protocol; should repair or device-to-device
+/// transfer read one, it must come through here. Automerge 0.12 decodes a
+/// Bloom filter of zero bits per entry, then divides by zero when it is
+/// used, and allocates a vector of the stated probe count (billions) before
+/// any check; such a message is refused here, and the decoding itself runs
+/// behind [`guarded`].
+pub fn decode_sync_message(bytes: &[u8]) -> Result<automerge::sync::Message> {
+    let msg = guarded(|| automerge::sync::Message::decode(bytes).map_err(|e| CoreError::Document(e.to_string())))?;
+    for have in &msg.have {
+        if let Some((_, bits, probes)) = bloom_params(&have.bloom)
+            && (bits == 0 || probes == 0 || probes > MAX_SYNC_BLOOM_PROBES)
+        {
+            return Err(CoreError::Document(format!(
+                "sync message Bloom filter with {bits} bits per entry and {probes} probes"
+            )));
+        }
+    }
+    Ok(msg)
+}
+
 /// Run an Automerge call on untrusted input, turning a panic inside the
 /// library into an error. Automerge's decoders are not hardened against
 /// hostile bytes, so every call that touches received data goes through here.

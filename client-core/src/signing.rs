@@ -289,6 +289,9 @@ type Aead = hpke::aead::ChaCha20Poly1305;
 pub const SEALED_MAGIC: &[u8; 4] = b"GSR1";
 const SEAL_INFO: &[u8] = b"gridsync relay bundle v1";
 const ENCAPPED_LEN: usize = 32;
+/// Bytes a sealed bundle adds to its plaintext: the magic, the
+/// encapsulated key and the AEAD tag.
+pub const SEAL_OVERHEAD: usize = 4 + ENCAPPED_LEN + 16;
 /// Length of the server's relay public key.
 pub const SERVER_KEY_LEN: usize = 32;
 
@@ -332,7 +335,9 @@ impl ServerKey {
     }
 
     /// Open a sealed bundle: `None` if it was not sealed to this key or a
-    /// byte of it changed.
+    /// byte of it changed. The plaintext is exactly [`SEAL_OVERHEAD`]
+    /// bytes shorter than `sealed`, so a caller can hold its memory before
+    /// opening.
     pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
         if sealed.len() < 4 + ENCAPPED_LEN || &sealed[..4] != SEALED_MAGIC {
             return None;
@@ -494,6 +499,19 @@ mod tests {
         }
         assert_eq!(server.open(&sealed[..20]), None);
         assert!(seal_to_server(&[1, 2, 3], b"x").is_err());
+    }
+
+    /// What a server holds of its memory budget before opening a bundle is
+    /// the plaintext's size: the sealed size less the overhead, whatever
+    /// the plaintext.
+    #[test]
+    fn the_opened_plaintext_is_the_sealed_size_less_the_overhead() {
+        let server = ServerKey::generate().unwrap();
+        for n in [0usize, 1, 1000, 70_000] {
+            let sealed = seal_to_server(&server.public(), &vec![7u8; n]).unwrap();
+            assert_eq!(sealed.len(), n + SEAL_OVERHEAD);
+            assert_eq!(server.open(&sealed).map(|p| p.len()), Some(n));
+        }
     }
 
     #[test]

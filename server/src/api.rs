@@ -280,6 +280,18 @@ fn busy() -> HttpResponse {
     r
 }
 
+/// A `Content-Length` header's value: decimal digits, with spaces or tabs
+/// around them (RFC 9110); `None` for anything else. `usize::from_str`
+/// alone also took a sign and any Unicode space (`\u{b}\u{b}+1\r`), which
+/// the fuzzer found.
+pub fn content_length(value: &[u8]) -> Option<usize> {
+    let v = std::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 /// Read a request body of at most `limit` bytes, holding its size of the
 /// in-flight budget, and end a body that stalls (nothing for `body_idle`)
 /// or trickles (below `body_min_rate` on average after `body_grace`) with
@@ -294,11 +306,8 @@ pub(crate) async fn read_body(
     let started = Instant::now();
     // A declared length is held of the budget at once (and the buffer made
     // that size), so memory in flight is what the budget says it is.
-    let declared: Option<usize> = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let declared: Option<usize> =
+        req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| content_length(v.as_bytes()));
     if declared.is_some_and(|n| n > limit) {
         return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -409,6 +418,41 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
         })?),
     };
     Ok(EnrollInput { code, name, actor, public_key })
+}
+
+/// Parse and check a `POST /v1/device-key` body (JSON
+/// [`DeviceKeyRequest`]): the key's 32 bytes, a usable Ed25519 key.
+pub fn parse_device_key(body: &[u8]) -> Result<Vec<u8>, BodyRefused> {
+    let refuse = |status, code, message_zh| BodyRefused { status, code, message_zh };
+    let r: DeviceKeyRequest = serde_json::from_slice(body)
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 public_key"))?;
+    parse_public_key(&r.public_key)
+        .ok_or_else(|| refuse(StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key", "设备密钥格式错误，请升级应用"))
+}
+
+/// Most records one problem report may name.
+pub const MAX_PROBLEM_RECORDS: usize = 1000;
+/// Longest reason of a set-aside record that is logged, characters.
+pub const MAX_PROBLEM_REASON_CHARS: usize = 200;
+
+/// Parse and check a `POST /v1/problems` body (JSON [`ProblemReport`]): at
+/// most [`MAX_PROBLEM_RECORDS`] records, each a record id and its reason
+/// cut to [`MAX_PROBLEM_REASON_CHARS`] characters.
+pub fn parse_problem_report(body: &[u8]) -> Result<Vec<(Uuid, String)>, BodyRefused> {
+    let refuse = |status, code, message_zh| BodyRefused { status, code, message_zh };
+    let report: ProblemReport = serde_json::from_slice(body)
+        .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 set_aside 列表"))?;
+    if report.set_aside.len() > MAX_PROBLEM_RECORDS {
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, "too_many_records", "一次最多报告1000条记录"));
+    }
+    report
+        .set_aside
+        .into_iter()
+        .map(|p| match Uuid::parse_str(&p.doc) {
+            Ok(doc) => Ok((doc, p.reason.chars().take(MAX_PROBLEM_REASON_CHARS).collect())),
+            Err(_) => Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, "bad_record_id", "记录编号格式错误")),
+        })
+        .collect()
 }
 
 /// A device public key from its hex: 32 bytes that are a usable Ed25519 key.
@@ -546,26 +590,7 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     };
     let request: SyncRequest = match decoded {
         Ok(r) => r,
-        Err(DecodeError::UnsupportedVersion(_)) => {
-            return HttpResponse::BadRequest().json(ErrorBody {
-                error: "unsupported_protocol_version".into(),
-                message_zh: "应用版本与服务器不兼容，请升级应用".into(),
-                wipe: false,
-                supported_versions: SUPPORTED_VERSIONS.to_vec(),
-            });
-        }
-        Err(DecodeError::TooManyChanges { limit }) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_changes",
-                &format!("一次同步最多{limit}条修改，请分批同步"),
-            );
-        }
-        Err(DecodeError::Busy) => return busy(),
-        Err(e) => {
-            tracing::info!(device = %auth.device.id, error = %e, "malformed sync body");
-            return error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误");
-        }
+        Err(e) => return decode_refused(&auth, &e, "malformed sync body"),
     };
     let Some(cursor) = Cursor::from_bytes(&request.cursor) else {
         return error(StatusCode::BAD_REQUEST, "bad_cursor", "同步位置无效");
@@ -605,6 +630,30 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     }
 }
 
+/// The answer to a body the sync path's decoder refused, for a sync
+/// request and a relay bundle alike: 400 `unsupported_protocol_version`
+/// (with the versions spoken), 413 `too_many_changes`, 503 `overloaded`
+/// when the in-flight budget is spent, 400 `malformed_body` otherwise
+/// (logged as `what`).
+fn decode_refused(auth: &DeviceAuth, e: &DecodeError, what: &str) -> HttpResponse {
+    match e {
+        DecodeError::UnsupportedVersion(_) => HttpResponse::BadRequest().json(ErrorBody {
+            error: "unsupported_protocol_version".into(),
+            message_zh: "应用版本与服务器不兼容，请升级应用".into(),
+            wipe: false,
+            supported_versions: SUPPORTED_VERSIONS.to_vec(),
+        }),
+        DecodeError::TooManyChanges { limit } => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_changes", &format!("一次同步最多{limit}条修改，请分批同步"))
+        }
+        DecodeError::Busy => busy(),
+        e => {
+            tracing::info!(device = %auth.device.id, error = %e, "{what}");
+            error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误")
+        }
+    }
+}
+
 /// `POST /v1/device-key`: a device enrolled before devices had keys
 /// registers its Ed25519 public key (JSON [`DeviceKeyRequest`]), once; the
 /// answer carries the server's relay key. The same key again is harmless;
@@ -620,11 +669,9 @@ pub async fn device_key(req: HttpRequest, state: web::Data<AppState>, payload: w
         Ok(b) => b,
         Err(r) => return r,
     };
-    let Ok(r) = serde_json::from_slice::<DeviceKeyRequest>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 public_key");
-    };
-    let Some(key) = parse_public_key(&r.public_key) else {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_public_key", "设备密钥格式错误，请升级应用");
+    let key = match parse_device_key(&body) {
+        Ok(k) => k,
+        Err(r) => return error(r.status, r.code, r.message_zh),
     };
     let server_key = match state.relay_key().await {
         Ok(k) => gridsync_core::signing::hex_of(&k.public()),
@@ -654,7 +701,10 @@ pub async fn device_key(req: HttpRequest, state: web::Data<AppState>, payload: w
 /// judged as its signer's, never the carrier's; the answer
 /// ([`gridsync_core::protocol::RelayReport`]) holds only counts. `422 relay_unreadable`: not sealed
 /// to this server or changed on the way; `422 unknown_signer`: its device
-/// is not enrolled here. Handing the same bundle over twice is harmless.
+/// is not enrolled here. The opened bundle is decoded by the sync path's
+/// reader under its limits and budget, and refused as a sync body would be
+/// (400 `malformed_body`, 413 `too_many_changes`, 503 `overloaded`).
+/// Handing the same bundle over twice is harmless.
 pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let auth = match authenticate(&req, &state).await {
         Ok(a) => a,
@@ -673,17 +723,25 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
     let store = state.store.clone();
     let metrics = state.metrics.clone();
     let now = state.clock.now();
+    let limits = DecodeLimits { max_inflated: MAX_DECODED_BYTES, max_changes: state.limits.max_changes };
     let Ok(_turn) = state.merges.acquire().await else {
         return blocking_error();
     };
+    // Opened and decoded as a sync body is: the plaintext and the inflated
+    // bundle are held of the in-flight budget on top of the sealed bytes,
+    // and the request's memory is given back once the bundle is merged.
+    let carrier = auth.clone();
     let result = web::block(move || {
-        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, &auth, &body, now);
+        let sent = body.len();
+        let req = crate::signatures::RelayRequest { carrier: &carrier, sealed: &body, limits };
+        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, req, &mut |n| held.grow_to(sent + n), now);
         drop(held);
         r
     })
     .await;
     match result {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
+        Ok(Err(crate::signatures::RelayError::Decode(e))) => decode_refused(&auth, &e, "malformed relay bundle"),
         Ok(Err(crate::signatures::RelayError::Unreadable)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "relay_unreadable",
@@ -711,22 +769,15 @@ pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web
         Ok(b) => b,
         Err(r) => return r,
     };
-    let report: ProblemReport = match serde_json::from_slice(&body) {
+    let set_aside = match parse_problem_report(&body) {
         Ok(r) => r,
-        Err(_) => return error(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 set_aside 列表"),
+        Err(r) => return error(r.status, r.code, r.message_zh),
     };
-    if report.set_aside.len() > 1000 {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "too_many_records", "一次最多报告1000条记录");
-    }
-    for p in &report.set_aside {
-        let Ok(doc) = Uuid::parse_str(&p.doc) else {
-            return error(StatusCode::UNPROCESSABLE_ENTITY, "bad_record_id", "记录编号格式错误");
-        };
-        let reason: String = p.reason.chars().take(200).collect();
+    for (doc, reason) in &set_aside {
         tracing::warn!(device = %auth.device.id, doc = %doc, reason = %reason, "a phone set a record aside");
     }
-    Metrics::add(&state.metrics.phone_set_aside, report.set_aside.len() as u64);
-    HttpResponse::Ok().json(serde_json::json!({"received": report.set_aside.len()}))
+    Metrics::add(&state.metrics.phone_set_aside, set_aside.len() as u64);
+    HttpResponse::Ok().json(serde_json::json!({"received": set_aside.len()}))
 }
 
 /// `GET /healthz`: 200 when the database answers.
@@ -787,4 +838,23 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Any other path.
 pub async fn not_found() -> HttpResponse {
     error(StatusCode::NOT_FOUND, "not_found", "找不到该页面")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A declared length is digits with spaces or tabs around them, as HTTP
+    /// writes it; a sign or other white space (found by the `photo_chunk`
+    /// fuzz target) is no length.
+    #[test]
+    fn a_content_length_is_only_digits() {
+        assert_eq!(content_length(b"1024"), Some(1024));
+        assert_eq!(content_length(b" \t16 "), Some(16));
+        for bad in
+            [&b"+1"[..], b"\x0b\x0b+1\r\r", b"-0", b"", b" ", b"1 2", b"0x10", b"\xff1", b"99999999999999999999999"]
+        {
+            assert_eq!(content_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }

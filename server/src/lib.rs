@@ -53,10 +53,16 @@ use actix_web::{App, HttpServer, web};
 
 pub use api::{AppState, Limits};
 
+/// The system allocator, for a build without the `jemalloc` feature (the
+/// fuzz targets, which count allocations themselves and need not build
+/// jemalloc's C).
+#[cfg(not(feature = "jemalloc"))]
+pub use std::alloc::System as Allocator;
 /// The allocator every server binary installs (`#[global_allocator]`):
 /// jemalloc. Judging a change allocates and frees the record's tree
 /// several times over, on every core at once; with glibc's malloc that
 /// was 14% of the server's CPU.
+#[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator::Jemalloc as Allocator;
 
 /// Connections the kernel may hold for the server before it accepts them.

@@ -76,8 +76,35 @@ fn unknown() -> HttpResponse {
     error(StatusCode::NOT_FOUND, "photo_unknown", "服务器上没有引用这张照片的记录，请先同步记录")
 }
 
-fn offset_of(req: &HttpRequest) -> Option<u64> {
-    req.query_string().split('&').find_map(|kv| kv.strip_prefix("offset=")).and_then(|v| v.parse().ok())
+/// The start of a chunk, from a query string (`offset=N`, the first one).
+pub fn offset_of(query: &str) -> Option<u64> {
+    query.split('&').find_map(|kv| kv.strip_prefix("offset=")).and_then(|v| v.parse().ok())
+}
+
+/// Why a photo chunk's request line or its size was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkRefused {
+    /// The path's hash is not a SHA-256 in lower-case hex (400 `bad_hash`).
+    BadHash,
+    /// No readable `offset` (400 `bad_offset`).
+    NoOffset,
+    /// The offset is past the photo's declared size (400 `bad_offset`).
+    PastSize,
+}
+
+/// Check a chunk's hash and query before anything is looked up.
+pub fn parse_chunk_request(hash: &str, query: &str) -> Result<u64, ChunkRefused> {
+    if !valid_hash(hash) {
+        return Err(ChunkRefused::BadHash);
+    }
+    offset_of(query).ok_or(ChunkRefused::NoOffset)
+}
+
+/// The most body bytes a chunk at `offset` of a photo of `size` bytes may
+/// carry: never more than [`MAX_PHOTO_CHUNK`], nor than the photo has left.
+pub fn chunk_limit(size: u64, offset: u64) -> Result<usize, ChunkRefused> {
+    let left = size.checked_sub(offset).ok_or(ChunkRefused::PastSize)?;
+    Ok(usize::try_from(left).unwrap_or(usize::MAX).min(MAX_PHOTO_CHUNK))
 }
 
 /// `PUT /v1/photos/{hash}?offset=N`
@@ -88,11 +115,10 @@ pub async fn upload(
     payload: web::Payload,
 ) -> HttpResponse {
     let hash = path.into_inner();
-    if !valid_hash(&hash) {
-        return bad_hash();
-    }
-    let Some(offset) = offset_of(&req) else {
-        return error(StatusCode::BAD_REQUEST, "bad_offset", "缺少或无法识别上传位置（offset）");
+    let offset = match parse_chunk_request(&hash, req.query_string()) {
+        Ok(o) => o,
+        Err(ChunkRefused::BadHash) => return bad_hash(),
+        Err(_) => return error(StatusCode::BAD_REQUEST, "bad_offset", "缺少或无法识别上传位置（offset）"),
     };
     let auth = match authenticate(&req, &state).await {
         Ok(a) => a,
@@ -136,11 +162,9 @@ pub async fn upload(
         return error(StatusCode::FORBIDDEN, "forbidden", "只有拍摄人可以上传这张照片");
     };
     let size = u64::try_from(mine.attachment.size).unwrap_or(0);
-    if offset > size {
+    let Ok(limit) = chunk_limit(size, offset) else {
         return error(StatusCode::BAD_REQUEST, "bad_offset", "上传位置超出照片大小");
-    }
-    // Never more than the chunk limit, nor than the photo has left.
-    let limit = usize::try_from(size - offset).unwrap_or(usize::MAX).min(MAX_PHOTO_CHUNK);
+    };
     let mut held = Held::new(&state.inflight);
     let body = match read_body(&req, payload, limit, &state.limits, &mut held).await {
         Ok(b) => b,

@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gridsync_core::protocol::{Bundle, DocChanges, DocRejection, RejectReason, RelayReport, Signature, manifest_of};
+use gridsync_core::protocol::{
+    Bundle, DecodeError, DecodeLimits, DocChanges, DocRejection, RejectReason, RelayReport, Signature, decode_bundle,
+    manifest_of,
+};
 use gridsync_core::signing::{ServerKey, change_hash, is_sealed, verify_batch};
 use uuid::Uuid;
 
@@ -89,9 +92,13 @@ pub fn verify_docs(device: &Device, docs: Vec<DocChanges>, signature: &Signature
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
-    /// Not sealed to this server's key, changed on the way, or not a bundle inside.
+    /// Not sealed to this server's key, or changed on the way.
     #[error("not a relay bundle sealed to this server")]
     Unreadable,
+    /// Opened, but the bundle inside breaks the sync path's decode limits
+    /// or is malformed (refused as a sync request with the same fault is).
+    #[error("relay bundle refused: {0}")]
+    Decode(#[from] DecodeError),
     /// The signing device is not enrolled here.
     #[error("the bundle's device is not enrolled here")]
     UnknownSigner,
@@ -100,10 +107,21 @@ pub enum RelayError {
     Store(#[from] StoreError),
 }
 
-/// Open a sealed relay bundle with the server's key.
-pub fn open_sealed(key: &ServerKey, sealed: &[u8]) -> Result<Bundle, RelayError> {
+/// Open a sealed relay bundle with the server's key and decode it with the
+/// sync path's reader under `limits`. `grow` is asked for the opened
+/// plaintext (at most the sealed size, see [`ServerKey::open`]) before it
+/// is made, and then for each size of the inflate buffer on top of it.
+pub fn open_sealed(
+    key: &ServerKey,
+    sealed: &[u8],
+    limits: &DecodeLimits,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<Bundle, RelayError> {
+    if !grow(sealed.len()) {
+        return Err(DecodeError::Busy.into());
+    }
     let plain = key.open(sealed).ok_or(RelayError::Unreadable)?;
-    Bundle::decode(&plain).map_err(|_| RelayError::Unreadable)
+    Ok(decode_bundle(&plain, limits, &mut |n| grow(sealed.len() + n))?)
 }
 
 /// The enrolled device that signed `bundle`, with its user.
@@ -179,17 +197,30 @@ fn count_outcome(metrics: &Metrics, outcome: &Outcome) {
     Metrics::add(&metrics.changes_duplicate, outcome.known as u64);
 }
 
-/// `POST /v1/relay`'s work: open a bundle `carrier` brought and merge it as
-/// its signer's.
+/// A relay request: the sealed bytes a carrier brought, and the limits and
+/// memory budget they are opened under.
+pub struct RelayRequest<'a> {
+    /// The device that carried it.
+    pub carrier: &'a DeviceAuth,
+    /// The sealed bundle, as posted.
+    pub sealed: &'a [u8],
+    /// The sync path's decode limits (`--max-changes`, the inflated size).
+    pub limits: DecodeLimits,
+}
+
+/// `POST /v1/relay`'s work: open a bundle `carrier` brought, decode it under
+/// the sync path's limits (asking `grow` before the plaintext and the
+/// inflate buffer take memory), and merge it as its signer's.
 pub fn relay(
     store: &dyn ServerStore,
     metrics: &Metrics,
     key: &ServerKey,
-    carrier: &DeviceAuth,
-    sealed: &[u8],
+    req: RelayRequest<'_>,
+    grow: &mut dyn FnMut(usize) -> bool,
     now: i64,
 ) -> Result<RelayReport, RelayError> {
-    let bundle = open_sealed(key, sealed)?;
+    let RelayRequest { carrier, sealed, limits } = req;
+    let bundle = open_sealed(key, sealed, &limits, grow)?;
     let signer = signer_of(store, &bundle)?;
     let report = merge_bundle(store, metrics, &signer, bundle, now)?.report;
     tracing::info!(
@@ -238,12 +269,17 @@ pub enum ImportError {
 /// device's user's scope and rules, exactly as if the phone had synced; a
 /// revoked or unknown device is refused.
 pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
+    // The same reader and limits as a sync request (the defaults of
+    // `serve`): a file from a phone is as untrusted as a request.
+    let limits = DecodeLimits::default();
     let bundle = if is_sealed(bytes) {
         let key = relay_key(store, crate::sync::now_ms())?;
-        open_sealed(&key, bytes)
-            .map_err(|_| ImportError::NotABundle("a relay bundle not sealed to this server".into()))?
+        open_sealed(&key, bytes, &limits, &mut |_| true).map_err(|e| match e {
+            RelayError::Decode(e) => ImportError::NotABundle(e.to_string()),
+            _ => ImportError::NotABundle("a relay bundle not sealed to this server".into()),
+        })?
     } else {
-        Bundle::decode(bytes).map_err(|e| ImportError::NotABundle(e.to_string()))?
+        decode_bundle(bytes, &limits, &mut |_| true).map_err(|e| ImportError::NotABundle(e.to_string()))?
     };
     let signer = match signer_of(store, &bundle) {
         Ok(s) => s,

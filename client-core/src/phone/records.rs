@@ -413,10 +413,8 @@ impl Phone {
 
     /// Merge a bundle another device exported.
     pub fn import_bundle(&self, bytes: &[u8]) -> Result<crate::protocol::ImportReport, ApiError> {
-        let bundle = crate::transport::bundle::Bundle::decode(bytes)
-            .map_err(|_| ApiError::invalid("bundle", "malformed", "同步文件格式错误或已损坏"))?;
-        let report = self.store().import_bundle(&bundle)?;
-        self.notify(bundle.docs.iter().map(|d| Uuid::from_bytes(d.doc)), ChangeSource::Import);
+        let (report, touched) = self.store().import_bundle_bytes(bytes)?;
+        self.notify(touched, ChangeSource::Import);
         Ok(report)
     }
 

@@ -307,9 +307,9 @@ pub enum DecodeError {
     Busy,
 }
 
-/// What a server accepts in one sync request, checked while it is decoded,
-/// before the memory or work each limit bounds.
-#[derive(Debug, Clone, Copy)]
+/// What a server accepts in one sync request or bundle, checked while it
+/// is decoded, before the memory or work each limit bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest body once inflated, bytes.
     pub max_inflated: usize,
@@ -323,9 +323,23 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Reads the postcard layout of [`SyncRequest`] by hand, so that no length
-/// prefix is trusted for an allocation: every count is checked against its
-/// limit and against the bytes that remain before anything is reserved.
+impl DecodeLimits {
+    /// What a phone takes in one bundle file (and writes in one: a bundle
+    /// it exports past these is refused, so whatever one phone writes
+    /// another phone and the server read). Half the server's inflated
+    /// limit: a phone holds the inflated bytes and the decoded bundle at
+    /// once, and a week of a grid's records is well under 1 MiB.
+    pub const PHONE_BUNDLE: DecodeLimits = DecodeLimits { max_inflated: 16 * 1024 * 1024, max_changes: 20_000 };
+}
+
+/// Longest device or user id a bundle may name, bytes (a device id is a
+/// UUID, 36; a user id is a short login name).
+pub const MAX_BUNDLE_ID_BYTES: usize = 128;
+
+/// Reads the postcard layout of [`SyncRequest`] and [`Bundle`] by hand, so
+/// that no length prefix is trusted for an allocation: every count is
+/// checked against its limit and against the bytes that remain before
+/// anything is reserved.
 struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
@@ -345,6 +359,10 @@ impl<'a> Reader<'a> {
         for i in 0..10 {
             let byte = *self.b.get(self.pos).ok_or_else(|| Self::malformed(what))?;
             self.pos += 1;
+            // The tenth byte holds the top bit only; postcard refuses more.
+            if i == 9 && byte > 1 {
+                return Err(Self::malformed(what));
+            }
             v |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
                 return Ok(v);
@@ -353,7 +371,25 @@ impl<'a> Reader<'a> {
         Err(Self::malformed(what))
     }
 
-    /// A length prefix: at most `per_item` bytes per counted item must remain.
+    /// A postcard `u32`: at most 5 bytes, the last holding 4 bits, as
+    /// postcard reads it (a longer form of a small number is refused).
+    fn varint_u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        let mut v: u32 = 0;
+        for i in 0..5 {
+            let byte = *self.b.get(self.pos).ok_or_else(|| Self::malformed(what))?;
+            self.pos += 1;
+            if i == 4 && byte > 0x0f {
+                return Err(Self::malformed(what));
+            }
+            v |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Self::malformed(what))
+    }
+
+    /// A length prefix: at least `min_item_bytes` bytes per counted item must remain.
     fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize, DecodeError> {
         let n = usize::try_from(self.varint(what)?).map_err(|_| Self::malformed(what))?;
         if n.saturating_mul(min_item_bytes) > self.remaining() {
@@ -373,6 +409,101 @@ impl<'a> Reader<'a> {
         let n = self.count(what, 1)?;
         Ok(self.take(n, what)?.to_vec())
     }
+
+    /// A UTF-8 string of at most `max` bytes.
+    fn string(&mut self, what: &str, max: usize) -> Result<String, DecodeError> {
+        let n = self.count(what, 1)?;
+        if n > max {
+            return Err(Self::malformed(what));
+        }
+        let b = self.take(n, what)?;
+        std::str::from_utf8(b).map(str::to_owned).map_err(|_| Self::malformed(what))
+    }
+
+    /// A postcard `i64` (zigzag varint).
+    fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        let z = self.varint(what)?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    /// The records and their changes, as a phone sends them: each record
+    /// named once, each with at least one change, at most
+    /// `limits.max_changes` changes in all.
+    fn docs(&mut self, limits: &DecodeLimits) -> Result<Vec<DocChanges>, DecodeError> {
+        // A record takes at least 18 bytes: its id, a change count and a
+        // change. A phone names each record once, with the changes it sends
+        // for it: a record without changes, or named again, is work no honest
+        // phone asks for (thousands of empty records to look up and lock, or
+        // one record merged over and over), so the whole body is refused.
+        let n_docs = self.count("docs", 18)?;
+        // Each record holds a change, so there are no more records than changes.
+        let mut docs = Vec::with_capacity(n_docs.min(limits.max_changes));
+        let mut named: HashSet<DocId> = HashSet::with_capacity(n_docs.min(limits.max_changes));
+        let mut total = 0usize;
+        for _ in 0..n_docs {
+            let doc: DocId = self.take(16, "doc id")?.try_into().map_err(|_| Self::malformed("doc id"))?;
+            if !named.insert(doc) {
+                return Err(Self::malformed("a record named twice"));
+            }
+            let n = self.count("changes", 1)?;
+            if n == 0 {
+                return Err(Self::malformed("a record without changes"));
+            }
+            total = total.saturating_add(n);
+            if total > limits.max_changes {
+                return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
+            }
+            let mut changes = Vec::with_capacity(n);
+            for _ in 0..n {
+                changes.push(self.bytes("change")?);
+            }
+            docs.push(DocChanges { doc, changes });
+        }
+        Ok(docs)
+    }
+
+    fn signature(&mut self) -> Result<Signature, DecodeError> {
+        let s: [u8; SIGNATURE_LEN] =
+            self.take(SIGNATURE_LEN, "signature")?.try_into().map_err(|_| Self::malformed("signature"))?;
+        Ok(Signature(s))
+    }
+
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.remaining() != 0 {
+            return Err(Self::malformed("trailing bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// Check a message's header and inflate its body within `limits`, asking
+/// `grow` before the inflate buffer grows.
+fn open_envelope<'a>(
+    bytes: &'a [u8],
+    limits: &DecodeLimits,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<std::borrow::Cow<'a, [u8]>, DecodeError> {
+    if bytes.len() < 5 || &bytes[..2] != MAGIC {
+        return Err(DecodeError::Malformed("not a Gridsync sync message".into()));
+    }
+    let version = u16::from_be_bytes([bytes[2], bytes[3]]);
+    if !SUPPORTED_VERSIONS.contains(&version) {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let payload = &bytes[5..];
+    match bytes[4] {
+        COMPRESSION_NONE => {
+            if payload.len() > limits.max_inflated {
+                return Err(DecodeError::TooLarge { limit: limits.max_inflated });
+            }
+            Ok(std::borrow::Cow::Borrowed(payload))
+        }
+        COMPRESSION_DEFLATE => Ok(inflate_within(payload, None, limits.max_inflated, grow)?.into()),
+        COMPRESSION_DEFLATE_DICT_V1 => {
+            Ok(inflate_within(payload, Some(DICTIONARY_V1), limits.max_inflated, grow)?.into())
+        }
+        c => Err(DecodeError::Malformed(format!("unknown compression {c}"))),
+    }
 }
 
 /// Decode a sync request as the server must: the inflated size, the number
@@ -384,71 +515,36 @@ pub fn decode_sync_request(
     limits: &DecodeLimits,
     grow: &mut dyn FnMut(usize) -> bool,
 ) -> Result<SyncRequest, DecodeError> {
-    if bytes.len() < 5 || &bytes[..2] != MAGIC {
-        return Err(DecodeError::Malformed("not a Gridsync sync message".into()));
-    }
-    let version = u16::from_be_bytes([bytes[2], bytes[3]]);
-    if !SUPPORTED_VERSIONS.contains(&version) {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
-    let payload = &bytes[5..];
-    let inflated;
-    let body: &[u8] = match bytes[4] {
-        COMPRESSION_NONE => {
-            if payload.len() > limits.max_inflated {
-                return Err(DecodeError::TooLarge { limit: limits.max_inflated });
-            }
-            payload
-        }
-        COMPRESSION_DEFLATE => {
-            inflated = inflate_within(payload, None, limits.max_inflated, grow)?;
-            &inflated
-        }
-        COMPRESSION_DEFLATE_DICT_V1 => {
-            inflated = inflate_within(payload, Some(DICTIONARY_V1), limits.max_inflated, grow)?;
-            &inflated
-        }
-        c => return Err(DecodeError::Malformed(format!("unknown compression {c}"))),
-    };
-    let mut r = Reader { b: body, pos: 0 };
+    let body = open_envelope(bytes, limits, grow)?;
+    let mut r = Reader { b: &body, pos: 0 };
     let cursor = r.bytes("cursor")?;
-    // A record takes at least 18 bytes: its id, a change count and a
-    // change. A phone names each record once, with the changes it sends
-    // for it: a record without changes, or named again, is work no honest
-    // phone asks for (thousands of empty records to look up and lock, or
-    // one record merged over and over), so the whole body is refused.
-    let n_docs = r.count("docs", 18)?;
-    // Each record holds a change, so there are no more records than changes.
-    let mut docs = Vec::with_capacity(n_docs.min(limits.max_changes));
-    let mut named: HashSet<DocId> = HashSet::with_capacity(n_docs.min(limits.max_changes));
-    let mut total = 0usize;
-    for _ in 0..n_docs {
-        let doc: DocId = r.take(16, "doc id")?.try_into().map_err(|_| Reader::malformed("doc id"))?;
-        if !named.insert(doc) {
-            return Err(Reader::malformed("a record named twice"));
-        }
-        let n = r.count("changes", 1)?;
-        if n == 0 {
-            return Err(Reader::malformed("a record without changes"));
-        }
-        total = total.saturating_add(n);
-        if total > limits.max_changes {
-            return Err(DecodeError::TooManyChanges { limit: limits.max_changes });
-        }
-        let mut changes = Vec::with_capacity(n);
-        for _ in 0..n {
-            changes.push(r.bytes("change")?);
-        }
-        docs.push(DocChanges { doc, changes });
-    }
-    let max = r.varint("max_response_bytes")?;
-    let max_response_bytes = u32::try_from(max).map_err(|_| Reader::malformed("max_response_bytes"))?;
-    let signature: [u8; SIGNATURE_LEN] =
-        r.take(SIGNATURE_LEN, "signature")?.try_into().map_err(|_| Reader::malformed("signature"))?;
-    if r.remaining() != 0 {
-        return Err(Reader::malformed("trailing bytes"));
-    }
-    Ok(SyncRequest { cursor, docs, max_response_bytes, signature: Signature(signature) })
+    let docs = r.docs(limits)?;
+    let max_response_bytes = r.varint_u32("max_response_bytes")?;
+    let signature = r.signature()?;
+    r.end()?;
+    Ok(SyncRequest { cursor, docs, max_response_bytes, signature })
+}
+
+/// Decode a bundle (a file, or a relay bundle once opened) under the same
+/// limits as a sync request, with the same reader: the inflated size, the
+/// number of changes, every length prefix, and each record named once with
+/// at least one change, all checked while decoding; the device and user
+/// ids are at most [`MAX_BUNDLE_ID_BYTES`].
+pub fn decode_bundle(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    grow: &mut dyn FnMut(usize) -> bool,
+) -> Result<Bundle, DecodeError> {
+    let body = open_envelope(bytes, limits, grow)?;
+    let mut r = Reader { b: &body, pos: 0 };
+    let device_id = r.string("device_id", MAX_BUNDLE_ID_BYTES)?;
+    let user_id = r.string("user_id", MAX_BUNDLE_ID_BYTES)?;
+    let created_at = r.i64("created_at")?;
+    let cursor = r.bytes("cursor")?;
+    let docs = r.docs(limits)?;
+    let signature = r.signature()?;
+    r.end()?;
+    Ok(Bundle { device_id, user_id, created_at, cursor, docs, signature })
 }
 
 /// Decode a message, refusing unknown versions, bodies that inflate past
@@ -669,9 +765,16 @@ impl Bundle {
         encode(self)
     }
 
-    /// Decode a file's bytes (refusing garbage without panicking).
+    /// Decode a file's bytes as a phone does, under
+    /// [`DecodeLimits::PHONE_BUNDLE`] ([`decode_bundle`]), refusing garbage
+    /// without panicking.
     pub fn decode(bytes: &[u8]) -> Result<Bundle, CoreError> {
-        decode(bytes)
+        decode_bundle(bytes, &DecodeLimits::PHONE_BUNDLE, &mut |_| true).map_err(|e| CoreError::Protocol(e.to_string()))
+    }
+
+    /// How many changes the bundle carries, over all records.
+    pub fn change_count(&self) -> usize {
+        self.docs.iter().map(|d| d.changes.len()).sum()
     }
 }
 
@@ -734,6 +837,82 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Bundles go through the same reader: it reads exactly what the
+        /// encoder writes, and `Bundle::decode` (a phone's import) agrees.
+        #[test]
+        fn the_limited_decoder_reads_the_bundles_encode_writes(
+            device_id in "[0-9a-f-]{0,36}",
+            user_id in "\\PC{0,20}",
+            created_at in proptest::prelude::any::<i64>(),
+            cursor in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            docs in proptest::collection::btree_map(
+                proptest::prelude::any::<[u8; 16]>(),
+                proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..5),
+                0..6,
+            ),
+            sig in proptest::prelude::any::<u8>(),
+        ) {
+            let bundle = Bundle {
+                device_id,
+                user_id,
+                created_at,
+                cursor,
+                docs: docs.into_iter().map(|(doc, changes)| DocChanges { doc, changes }).collect(),
+                signature: Signature([sig; 64]),
+            };
+            let bytes = bundle.encode().unwrap();
+            let got = decode_bundle(&bytes, &DecodeLimits::default(), &mut |_| true).unwrap();
+            proptest::prop_assert_eq!(&got, &bundle);
+            proptest::prop_assert_eq!(Bundle::decode(&bytes).unwrap(), bundle);
+        }
+    }
+
+    /// A bundle is refused as a sync request with the same fault is: a
+    /// record named twice or without changes, more changes than the
+    /// limit (counted before they are allocated: 20,001 empty changes are
+    /// a few hundred bytes), more bytes than the inflated limit, a budget
+    /// that says no; and ids longer than any device or user has.
+    #[test]
+    fn a_bundle_is_refused_as_a_sync_request_is() {
+        let limits = DecodeLimits::default();
+        let bundle = |docs: Vec<DocChanges>| Bundle {
+            device_id: "3f0e7c52-8d1a-4c1e-9a57-2b4f5e6d7c8b".into(),
+            user_id: "gm-t01-v01-g1".into(),
+            created_at: 1_764_000_000_000,
+            cursor: vec![0, 0, 0, 1],
+            docs,
+            signature: Signature([3; 64]),
+        };
+        let decode = |b: &Bundle| decode_bundle(&b.encode().unwrap(), &limits, &mut |_| true);
+        let doc = |id: u8, n: usize| DocChanges { doc: [id; 16], changes: vec![vec![id; 40]; n] };
+        assert_eq!(decode(&bundle(vec![doc(1, 2), doc(2, 1)])).unwrap(), bundle(vec![doc(1, 2), doc(2, 1)]));
+        let malformed = |r: Result<Bundle, DecodeError>| match r {
+            Err(DecodeError::Malformed(why)) => why,
+            other => panic!("not refused as malformed: {other:?}"),
+        };
+        assert!(malformed(decode(&bundle(vec![doc(1, 1), doc(2, 1), doc(1, 1)]))).contains("named twice"));
+        assert!(malformed(decode(&bundle(vec![doc(1, 1), doc(2, 0)]))).contains("without changes"));
+        let many = bundle(vec![DocChanges { doc: [1; 16], changes: vec![vec![]; 20_001] }]);
+        let bytes = many.encode().unwrap();
+        assert!(bytes.len() < 1024, "{}", bytes.len());
+        assert_eq!(decode_bundle(&bytes, &limits, &mut |_| true), Err(DecodeError::TooManyChanges { limit: 20_000 }));
+        assert!(Bundle::decode(&bytes).unwrap_err().to_string().contains("more than 20000 changes"));
+        let big = bundle(vec![DocChanges { doc: [1; 16], changes: vec![vec![0; 1024]; 40] }]);
+        let small = DecodeLimits { max_inflated: 16 * 1024, max_changes: 20_000 };
+        assert_eq!(
+            decode_bundle(&big.encode().unwrap(), &small, &mut |_| true),
+            Err(DecodeError::TooLarge { limit: 16 * 1024 })
+        );
+        assert_eq!(decode_bundle(&big.encode().unwrap(), &limits, &mut |_| false), Err(DecodeError::Busy));
+        let mut long = bundle(vec![doc(1, 1)]);
+        long.device_id = "x".repeat(MAX_BUNDLE_ID_BYTES + 1);
+        assert!(malformed(decode(&long)).contains("device_id"));
+        // A plain message that is not a bundle.
+        let req = encode(&SyncRequest::default()).unwrap();
+        assert!(matches!(decode_bundle(&req, &limits, &mut |_| true), Err(DecodeError::Malformed(_))));
+    }
+
     /// 32 MiB of zero-length changes in a few KB: refused at the change
     /// limit while counting, and a length prefix larger than the body is
     /// refused before anything is reserved.
@@ -759,6 +938,33 @@ mod tests {
         // A budget that says no.
         let ok = encode(&SyncRequest::default()).unwrap();
         assert_eq!(decode_sync_request(&ok, &limits, &mut |_| false), Err(DecodeError::Busy));
+    }
+
+    /// The limited reader takes a number only in a form postcard takes: a
+    /// `u32` written in six bytes (a zero padded with continuation bytes)
+    /// or with bits past 32 is refused by both.
+    #[test]
+    fn the_limited_reader_reads_numbers_as_postcard_does() {
+        let body = |max: &[u8]| {
+            let mut b = vec![0u8, 0]; // no cursor, no records
+            b.extend_from_slice(max);
+            b.extend_from_slice(&[0; 64]);
+            let mut m = b"GS\x00\x02\x00".to_vec();
+            m.extend(b);
+            m
+        };
+        let read =
+            |m: &[u8]| decode_sync_request(m, &DecodeLimits::default(), &mut |_| true).map(|r| r.max_response_bytes);
+        for (max, want) in
+            [(&[0x00][..], Some(0)), (&[0x80, 0x00], Some(0)), (&[0xff, 0xff, 0xff, 0xff, 0x0f], Some(u32::MAX))]
+        {
+            assert_eq!(read(&body(max)).ok(), want, "{max:?}");
+            assert_eq!(decode::<SyncRequest>(&body(max)).ok().map(|r| r.max_response_bytes), want, "{max:?}");
+        }
+        for max in [&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00][..], &[0xff, 0xff, 0xff, 0xff, 0x1f]] {
+            assert!(read(&body(max)).is_err(), "{max:?}");
+            assert!(decode::<SyncRequest>(&body(max)).is_err(), "{max:?}");
+        }
     }
 
     /// A phone names each record once and sends at least one change for

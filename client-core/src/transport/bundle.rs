@@ -37,6 +37,25 @@ impl Store {
         for (d, entries) in &by_doc {
             manifest.push(d, &entries.iter().map(|e| e.hash).collect::<Vec<_>>());
         }
+        // Whatever a phone writes, another phone and the server must read
+        // (`DecodeLimits::PHONE_BUNDLE`, which the server's limits exceed).
+        let limits = crate::protocol::DecodeLimits::PHONE_BUNDLE;
+        let changes: usize = by_doc.values().map(Vec::len).sum();
+        // The body's size from above: each change's bytes and length
+        // prefix, each record's id and count, the ids and signature.
+        let body: usize =
+            by_doc.values().flatten().map(|e| e.change.len() + 5).sum::<usize>() + by_doc.len() * 21 + 1024;
+        if changes > limits.max_changes || body > limits.max_inflated {
+            return Err(CoreError::invalid(
+                "bundle",
+                "too_large",
+                format!(
+                    "待导出的修改超过{}条或{}MB，请联网同步",
+                    limits.max_changes,
+                    limits.max_inflated / (1024 * 1024)
+                ),
+            ));
+        }
         Ok(Bundle {
             device_id: e.device_id,
             user_id: e.user_id,
@@ -122,6 +141,29 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
         Ok((n.max(0) as u64, bytes.max(0) as u64))
+    }
+
+    /// Read a bundle file's bytes as a phone must (the sync request's
+    /// reader under [`DecodeLimits::PHONE_BUNDLE`]: a file is as untrusted
+    /// as a request) and merge it into this store. `Invalid` on `bundle`
+    /// with reason `too_many_changes`, `too_large` or `malformed` when it
+    /// cannot be read, and then nothing of it is applied. Also returns the
+    /// records it touched.
+    pub fn import_bundle_bytes(&mut self, bytes: &[u8]) -> Result<(ImportReport, Vec<Uuid>)> {
+        use crate::protocol::{DecodeError, DecodeLimits, decode_bundle};
+        let bundle = decode_bundle(bytes, &DecodeLimits::PHONE_BUNDLE, &mut |_| true).map_err(|e| match e {
+            DecodeError::TooManyChanges { limit } => {
+                CoreError::invalid("bundle", "too_many_changes", format!("同步文件的修改超过{limit}条，无法导入"))
+            }
+            DecodeError::TooLarge { limit } => CoreError::invalid(
+                "bundle",
+                "too_large",
+                format!("同步文件解压后超过{}MB，无法导入", limit / (1024 * 1024)),
+            ),
+            _ => CoreError::invalid("bundle", "malformed", "同步文件格式错误或已损坏"),
+        })?;
+        let report = self.import_bundle(&bundle)?;
+        Ok((report, bundle.docs.iter().map(|d| Uuid::from_bytes(d.doc)).collect()))
     }
 
     /// Merge a bundle from another device into this store.

@@ -116,7 +116,7 @@ pub use gridsync_core::model::sha256_hex;
 
 /// What part of a chunk at `offset` is new given `received` bytes held:
 /// the checks every backend makes, in one place.
-fn new_part(size: u64, received: u64, offset: u64, bytes: &[u8]) -> BlobResult<&[u8]> {
+pub fn new_part(size: u64, received: u64, offset: u64, bytes: &[u8]) -> BlobResult<&[u8]> {
     let end = offset.saturating_add(bytes.len() as u64);
     if end > size {
         return Err(BlobError::PastEnd { end, size });

@@ -19,6 +19,7 @@ mod photos;
 mod postgres;
 #[cfg(target_os = "linux")]
 mod powercut;
+mod relay_limits;
 mod revoke;
 mod signatures;
 mod simulation;
