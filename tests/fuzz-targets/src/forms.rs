@@ -241,3 +241,37 @@ pub fn web_form(data: &[u8]) {
     let back: Vec<(String, String)> = serde_urlencoded::from_str(&again).expect("reads back");
     assert_eq!(back, pairs);
 }
+
+/// The dashboard's upload (`dashboard::request::multipart`, behind a
+/// signed-in session, before the CSRF check): at most 16 parts, each part
+/// a slice of the body (so no more bytes than were sent), its name from
+/// the part's header; a well-formed body reads back the parts it was
+/// built of.
+pub fn web_multipart(data: &[u8]) {
+    use gridsync_server::dashboard::request::{Part, multipart};
+    let ctype = "multipart/form-data; boundary=XX";
+    let (parts, peak) = peak_during(|| multipart(ctype, data));
+    assert!(peak <= 2 * data.len() + 64 * 1024, "{peak} bytes held for {} bytes", data.len());
+    if let Some(parts) = &parts {
+        assert!(parts.len() <= 17);
+        assert!(parts.iter().map(|p| p.bytes.len()).sum::<usize>() <= data.len());
+    }
+    // Built of the fuzzer's bytes as parts: read back as they were.
+    let fields: Vec<&[u8]> = data.split(|&b| b == 0).take(8).collect();
+    let mut body = Vec::new();
+    let mut want = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        if f.windows(4).any(|w| w == b"\r\n--") {
+            return;
+        }
+        let (name, file) = (format!("f{i}"), i % 2 == 1);
+        body.extend_from_slice(b"--XX\r\nContent-Disposition: form-data; name=\"");
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(if file { b"\"; filename=\"a.csv\"\r\n\r\n" } else { b"\"\r\n\r\n" });
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+        want.push(Part { name, file, bytes: f.to_vec() });
+    }
+    body.extend_from_slice(b"--XX--\r\n");
+    assert_eq!(multipart(ctype, &body), Some(want), "a well-formed upload reads back its parts");
+}

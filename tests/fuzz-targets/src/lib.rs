@@ -53,6 +53,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "photo_chunk", check: forms::photo_chunk },
     Target { name: "case_counts_csv", check: forms::case_counts_csv },
     Target { name: "web_form", check: forms::web_form },
+    Target { name: "web_multipart", check: forms::web_multipart },
 ];
 
 /// The target called `name`.

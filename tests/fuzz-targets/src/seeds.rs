@@ -169,6 +169,9 @@ pub fn seeds(name: &str) -> Vec<Vec<u8>> {
         .into_iter()
         .map(String::into_bytes)
         .collect(),
+        "web_multipart" => vec![
+            b"--XX\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\nab12\r\n--XX\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"a.csv\"\r\n\r\nvillage,year\r\n\r\n--XX--\r\n".to_vec(),
+        ],
         "web_form" => vec![
             "note=%E5%B7%B2%E8%B0%83%E8%A7%A3&level=village&csrf=ab12".as_bytes().to_vec(),
             b"keep=a&keep=b&x=".to_vec(),
