@@ -603,8 +603,8 @@ async fn hazard(req: HttpRequest, state: web::Data<AppState>, path: web::Path<St
 }
 
 /// `GET /web/photos/{hash}`: a photo for the signed-in user, if they may
-/// read every record holding it; a view of a sensitive record's photo goes in
-/// the audit log.
+/// read a record that holds it as its owner's ([`crate::photos::access`]);
+/// a view through a sensitive record goes in the audit log.
 async fn photo(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let hash = path.into_inner();
     if !gridsync_core::model::valid_hash(&hash) {
