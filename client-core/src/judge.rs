@@ -973,7 +973,7 @@ mod tests {
 
         fn push(&self, stored: &[u8], changes: &[Change]) -> Verdict {
             let id = self.doc.record().unwrap().id;
-            judge(Some(stored), id, &bytes(changes), &self.who, Actors::Device(&self.actor.to_bytes()))
+            judge(Some(stored), id, &bytes(changes), &self.who, Actors::Device(self.actor.to_bytes()))
         }
     }
 
