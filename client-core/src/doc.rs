@@ -383,7 +383,8 @@ fn scalar(v: &Json) -> ScalarValue {
 /// objects `objs` hold together (see [`read_maps`]; the last is the one
 /// Automerge picks). New values go into the last object, and a key written
 /// or removed is removed from the others, so the document reads back as
-/// `new` exactly.
+/// `new` exactly. `old` is `None` only for a map just made (a new record,
+/// or a new object in it), which holds nothing to look up.
 fn write_map(
     doc: &mut AutoCommit,
     objs: &[ObjId],
@@ -396,20 +397,27 @@ fn write_map(
         if prev == Some(v) {
             continue;
         }
-        let held: Vec<(ObjType, ObjId)> = candidates(doc, objs, k, None)?
-            .into_iter()
-            .filter_map(|(v, id)| match v {
-                Value::Object(t) => Some((t, id)),
-                Value::Scalar(_) => None,
-            })
-            .collect();
-        let winner_is = |t: ObjType| -> Result<bool> {
-            let last = candidates(doc, objs, k, None)?.pop();
-            Ok(matches!(last, Some((Value::Object(x), _)) if x == t))
+        // The objects the key holds, and the type of the value that wins.
+        let (held, winner): (Vec<(ObjType, ObjId)>, Option<ObjType>) = if old.is_none() {
+            (Vec::new(), None)
+        } else {
+            let all = candidates(doc, objs, k, None)?;
+            let winner = match all.last() {
+                Some((Value::Object(t), _)) => Some(*t),
+                _ => None,
+            };
+            let held = all
+                .into_iter()
+                .filter_map(|(v, id)| match v {
+                    Value::Object(t) => Some((t, id)),
+                    Value::Scalar(_) => None,
+                })
+                .collect();
+            (held, winner)
         };
         match v {
             Json::Object(m) => match prev {
-                Some(Json::Object(pm)) if winner_is(ObjType::Map)? => {
+                Some(Json::Object(pm)) if winner == Some(ObjType::Map) => {
                     let maps: Vec<ObjId> =
                         held.into_iter().filter(|(t, _)| *t == ObjType::Map).map(|(_, id)| id).collect();
                     write_map(doc, &maps, Some(pm), m)?
@@ -422,7 +430,7 @@ fn write_map(
             },
             Json::Array(items) if APPEND_ONLY.contains(&k.as_str()) => {
                 let list = match held.last() {
-                    Some((ObjType::List, id)) if winner_is(ObjType::List)? => id.clone(),
+                    Some((ObjType::List, id)) if winner == Some(ObjType::List) => id.clone(),
                     _ => {
                         remove_from_others(doc, objs, k)?;
                         doc.put_object(&target, k.as_str(), ObjType::List)?

@@ -461,7 +461,7 @@ impl HttpClient {
             .map_err(|e| SyncError::Network(e.to_string()))?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
-        if status.as_u16() == 404 && serde_json::from_slice::<ErrorBody>(&bytes).is_err() {
+        if status.as_u16() == 404 {
             return Ok(crate::protocol::PhotosWanted { wanted: vec![], more: false });
         }
         if !status.is_success() {

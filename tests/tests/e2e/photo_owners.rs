@@ -53,6 +53,7 @@ on_both_backends!(
     a_records_photo_budget_counts_thumbnails,
     photos_added_at_once_past_the_limit_freeze_nothing,
     a_deleted_record_restored_after_gc_gets_its_photo_back,
+    a_photo_is_not_given_up_while_its_record_references_it,
     a_chunk_past_a_small_photo_is_told_its_limit_in_bytes,
 );
 
@@ -451,6 +452,38 @@ async fn a_deleted_record_restored_after_gc_gets_its_photo_back(db: Db) {
     assert_eq!((again.completed, again.remaining), (1, 0), "the phone was not asked for the photo again");
     assert_eq!(c.stored(&hash).unwrap(), photo);
     assert_eq!(vl.phone.fetch_photo(&id, &hash).await.unwrap(), photo);
+}
+
+/// The village leader deletes a hazard while its photo still waits on the
+/// grid manager's phone: the phone, whose record still names the photo,
+/// keeps it (the server says no live record names it); once the deletion
+/// reaches the phone it stops trying, and when the leader restores the
+/// hazard the server asks for the photo and it goes.
+async fn a_photo_is_not_given_up_while_its_record_references_it(db: Db) {
+    let c = County::start(db).await;
+    let mut gm = c.phone("gm-t01-v01-g1").await;
+    let mut vl = c.phone("vl-t01-v01").await;
+    let id = gm.phone.create_record(None, hazard()).unwrap().id;
+    let photo = jpeg(10_000, 901, true);
+    let hash = gm.phone.attach_photo(&id, photo.clone(), None, None).unwrap().photos[0].hash.clone();
+    sync_clean(&mut gm).await;
+    sync_clean(&mut vl).await;
+    vl.phone.delete_record(&id).unwrap();
+    sync_clean(&mut vl).await;
+
+    let run = gm.phone.upload_photos(0).await.unwrap();
+    assert_eq!((run.completed, run.remaining), (0, 1), "given up while the phone's record still names it");
+    sync_clean(&mut gm).await;
+    assert!(gm.phone.get_record(&id).unwrap().deleted);
+    let run = gm.phone.upload_photos(0).await.unwrap();
+    assert_eq!((run.completed, run.remaining), (0, 0), "a deleted record's photo is not sent");
+
+    let at = gridsync_server::sync::now_ms();
+    vl.store().edit(id.parse().unwrap(), at, |r| r.deleted = false).unwrap();
+    sync_clean(&mut vl).await;
+    let run = gm.phone.upload_photos(0).await.unwrap();
+    assert_eq!(run.completed, 1, "the server asked for it again");
+    assert_eq!(c.stored(&hash).unwrap(), photo);
 }
 
 /// A chunk longer than what a small photo has left is refused with the
