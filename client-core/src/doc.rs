@@ -8,6 +8,15 @@
 //! written as a minimal diff against the document's current tree, which is
 //! what keeps concurrent edits to different fields from overwriting each
 //! other.
+//!
+//! A map that two phones create at the same key at once (the first photo
+//! attached to a record on two phones offline: each makes the `attachments`
+//! map) is, to Automerge, two objects in conflict, and Automerge shows only
+//! one. The reader here shows their union instead, key by key (where they
+//! share a key, the value Automerge would pick wins), so neither phone's
+//! entries vanish; the writer writes into the winning object and removes a
+//! key from every one of them. The judge reads records through the same
+//! code, so what the server judges is what every phone shows.
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
@@ -48,7 +57,7 @@ impl RecordDoc {
         let Json::Object(tree) = record.to_json() else {
             return Err(CoreError::Document("record is not an object".into()));
         };
-        write_map(&mut doc, &ROOT, None, &tree)?;
+        write_map(&mut doc, &[ROOT], None, &tree)?;
         doc.commit_with(CommitOptions::default().with_time(record.created_at / 1000));
         Ok(RecordDoc { doc })
     }
@@ -147,7 +156,7 @@ impl RecordDoc {
             }
         }
         let Json::Object(tree) = new_json else { return Ok(false) };
-        if let Err(e) = write_map(&mut self.doc, &ROOT, Some(&old_obj), &tree) {
+        if let Err(e) = write_map(&mut self.doc, &[ROOT], Some(&old_obj), &tree) {
             self.doc.rollback();
             return Err(e);
         }
@@ -413,30 +422,62 @@ fn scalar(v: &Json) -> ScalarValue {
     }
 }
 
+/// Write the difference between `old` and `new` into the map that
+/// objects `objs` hold together (see [`read_maps`]; the last is the one
+/// Automerge picks). New values go into the last object, and a key written
+/// or removed is removed from the others, so the document reads back as
+/// `new` exactly. `old` is `None` only for a map just made (a new record,
+/// or a new object in it), which holds nothing to look up.
 fn write_map(
     doc: &mut AutoCommit,
-    obj: &ObjId,
+    objs: &[ObjId],
     old: Option<&Map<String, Json>>,
     new: &Map<String, Json>,
 ) -> Result<()> {
+    let Some(target) = objs.last().cloned() else { return Ok(()) };
     for (k, v) in new {
         let prev = old.and_then(|o| o.get(k));
         if prev == Some(v) {
             continue;
         }
+        // The objects the key holds, and the type of the value that wins.
+        let (held, winner): (Vec<(ObjType, ObjId)>, Option<ObjType>) = if old.is_none() {
+            (Vec::new(), None)
+        } else {
+            let all = candidates(doc, objs, k, None)?;
+            let winner = match all.last() {
+                Some((Value::Object(t), _)) => Some(*t),
+                _ => None,
+            };
+            let held = all
+                .into_iter()
+                .filter_map(|(v, id)| match v {
+                    Value::Object(t) => Some((t, id)),
+                    Value::Scalar(_) => None,
+                })
+                .collect();
+            (held, winner)
+        };
         match v {
-            Json::Object(m) => match (prev, doc.get(obj, k.as_str())?) {
-                (Some(Json::Object(pm)), Some((Value::Object(ObjType::Map), id))) => write_map(doc, &id, Some(pm), m)?,
+            Json::Object(m) => match prev {
+                Some(Json::Object(pm)) if winner == Some(ObjType::Map) => {
+                    let maps: Vec<ObjId> =
+                        held.into_iter().filter(|(t, _)| *t == ObjType::Map).map(|(_, id)| id).collect();
+                    write_map(doc, &maps, Some(pm), m)?
+                }
                 _ => {
-                    let id = doc.put_object(obj, k.as_str(), ObjType::Map)?;
-                    write_map(doc, &id, None, m)?;
+                    remove_from_others(doc, objs, k)?;
+                    let id = doc.put_object(&target, k.as_str(), ObjType::Map)?;
+                    write_map(doc, &[id], None, m)?;
                 }
             },
             Json::Array(items) if APPEND_ONLY.contains(&k.as_str()) => {
-                let existing = doc.get(obj, k.as_str())?;
-                let list = match existing {
-                    Some((Value::Object(ObjType::List), id)) => id,
-                    _ => doc.put_object(obj, k.as_str(), ObjType::List)?,
+                let list = match held.last() {
+                    Some((ObjType::List, id)) if winner == Some(ObjType::List) => id.clone(),
+                    _ => {
+                        remove_from_others(doc, objs, k)?;
+                        doc.put_object(&target, k.as_str(), ObjType::List)?
+                    }
                 };
                 let seen: std::collections::HashSet<&str> = match prev {
                     Some(Json::Array(p)) => p.iter().filter_map(|e| e.get("id").and_then(Json::as_str)).collect(),
@@ -452,29 +493,67 @@ fn write_map(
                 }
             }
             Json::Array(items) => {
-                let list = doc.put_object(obj, k.as_str(), ObjType::List)?;
+                remove_from_others(doc, objs, k)?;
+                let list = doc.put_object(&target, k.as_str(), ObjType::List)?;
                 for (i, item) in items.iter().enumerate() {
                     insert_value(doc, &list, i, item)?;
                 }
             }
-            other => doc.put(obj, k.as_str(), scalar(other))?,
+            other => {
+                remove_from_others(doc, objs, k)?;
+                doc.put(&target, k.as_str(), scalar(other))?
+            }
         }
     }
     if let Some(old) = old {
         for k in old.keys() {
             if !new.contains_key(k) {
-                doc.delete(obj, k.as_str())?;
+                for o in objs {
+                    if doc.get(o, k.as_str())?.is_some() {
+                        doc.delete(o, k.as_str())?;
+                    }
+                }
             }
         }
     }
     Ok(())
 }
 
+/// Remove key `k` from every object of `objs` but the last, which is
+/// about to get a new value for it.
+fn remove_from_others(doc: &mut AutoCommit, objs: &[ObjId], k: &str) -> Result<()> {
+    for o in objs.iter().take(objs.len().saturating_sub(1)) {
+        if doc.get(o, k)?.is_some() {
+            doc.delete(o, k)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every value key `k` has in objects `objs`, in order of priority, the
+/// one that wins last: the objects in their order, and in each the
+/// conflicting values as Automerge orders them (its winner last).
+fn candidates<'a>(
+    doc: &'a AutoCommit,
+    objs: &[ObjId],
+    k: &str,
+    heads: Option<&[ChangeHash]>,
+) -> Result<Vec<(Value<'a>, ObjId)>> {
+    let mut out = Vec::new();
+    for o in objs {
+        out.extend(match heads {
+            Some(h) => doc.get_all_at(o, k, h)?,
+            None => doc.get_all(o, k)?,
+        });
+    }
+    Ok(out)
+}
+
 fn insert_value(doc: &mut AutoCommit, list: &ObjId, at: usize, v: &Json) -> Result<()> {
     match v {
         Json::Object(m) => {
             let id = doc.insert_object(list, at, ObjType::Map)?;
-            write_map(doc, &id, None, m)
+            write_map(doc, &[id], None, m)
         }
         Json::Array(items) => {
             let id = doc.insert_object(list, at, ObjType::List)?;
@@ -518,24 +597,14 @@ fn read_value(
 }
 
 /// The JSON of object `obj`, in one pass over its keys or items (each
-/// with the value that wins a conflict, as `get` would give it).
+/// with the value that wins a conflict, as `get` would give it, except
+/// that maps in conflict are read as one: [`read_maps`]).
 fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
     if depth > MAX_DEPTH {
         return Err(CoreError::Document("document nested too deeply".into()));
     }
     match t {
-        ObjType::Map => {
-            let mut m = Map::new();
-            let items = match heads {
-                Some(h) => doc.map_range_at(obj, .., h),
-                None => doc.map_range(obj, ..),
-            };
-            for item in items {
-                let value = read_value(doc, item.value.clone(), || item.id(), depth, heads)?;
-                m.insert(item.key.into_owned(), value);
-            }
-            Ok(Json::Object(m))
-        }
+        ObjType::Map => read_maps(doc, std::slice::from_ref(obj), depth, heads),
         ObjType::List => {
             let items = match heads {
                 Some(h) => doc.list_range_at(obj, .., h),
@@ -549,5 +618,209 @@ fn read_obj(doc: &AutoCommit, obj: &ObjId, t: ObjType, depth: usize, heads: Opti
         }
         // Text and tables are never written by the record writer.
         ObjType::Text | ObjType::Table => Err(CoreError::invalid("data", "wrong_type", "记录含有不支持的数据类型")),
+    }
+}
+
+/// The JSON of the map that objects `objs` hold together: one object, or
+/// several that phones made at the same key at once, in the order
+/// [`candidates`] gives them. Every key of any of them is read; a key
+/// several of them hold reads as the value Automerge would pick last, and
+/// when that is a map, as the union of every map held there (so entries
+/// two phones added at once inside maps they both created all stay).
+fn read_maps(doc: &AutoCommit, objs: &[ObjId], depth: usize, heads: Option<&[ChangeHash]>) -> Result<Json> {
+    if depth > MAX_DEPTH {
+        return Err(CoreError::Document("document nested too deeply".into()));
+    }
+    let mut m = Map::new();
+    if let [obj] = objs {
+        // The common case: one object, read in one pass; only a key in
+        // conflict looks at every value it holds.
+        let items = match heads {
+            Some(h) => doc.map_range_at(obj, .., h),
+            None => doc.map_range(obj, ..),
+        };
+        for item in items {
+            let value = if item.conflict {
+                resolve(doc, candidates(doc, objs, &item.key, heads)?, depth, heads)?
+            } else {
+                read_value(doc, item.value.clone(), || item.id(), depth, heads)?
+            };
+            m.insert(item.key.into_owned(), value);
+        }
+        return Ok(Json::Object(m));
+    }
+    let mut keys = std::collections::BTreeSet::new();
+    for o in objs {
+        let ks = match heads {
+            Some(h) => doc.keys_at(o, h),
+            None => doc.keys(o),
+        };
+        keys.extend(ks);
+    }
+    for k in keys {
+        let held = candidates(doc, objs, &k, heads)?;
+        if !held.is_empty() {
+            m.insert(k, resolve(doc, held, depth, heads)?);
+        }
+    }
+    Ok(Json::Object(m))
+}
+
+/// The value of a key holding `held` (see [`candidates`]): the last one,
+/// or, when that is a map, every map among them read as one.
+fn resolve(
+    doc: &AutoCommit,
+    held: Vec<(Value<'_>, ObjId)>,
+    depth: usize,
+    heads: Option<&[ChangeHash]>,
+) -> Result<Json> {
+    let Some((last, last_id)) = held.last() else { return Ok(Json::Null) };
+    match last {
+        Value::Object(ObjType::Map) => {
+            let maps: Vec<ObjId> = held
+                .iter()
+                .filter(|(v, _)| matches!(v, Value::Object(ObjType::Map)))
+                .map(|(_, id)| id.clone())
+                .collect();
+            read_maps(doc, &maps, depth + 1, heads)
+        }
+        Value::Object(t) => read_obj(doc, last_id, *t, depth + 1, heads),
+        Value::Scalar(s) => scalar_json(s),
+    }
+}
+
+/// A scalar as JSON, by the rules of [`read_value`]: the types the record
+/// writer never writes are an error.
+fn scalar_json(s: &ScalarValue) -> Result<Json> {
+    let wrong = || CoreError::invalid("data", "wrong_type", "记录含有不支持的数据类型");
+    Ok(match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map(Json::Number).ok_or_else(wrong)?,
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Null => Json::Null,
+        ScalarValue::Counter(_) | ScalarValue::Timestamp(_) | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => {
+            return Err(wrong());
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::GridPath;
+    use crate::model::*;
+
+    fn hazard() -> Record {
+        let events = vec![next_event(&[], "gm1", 1_000, HazardAction::Reported { note: "巡查发现".into() })];
+        Record::new(
+            GridPath::parse("t01/v01/g1").unwrap(),
+            "gm1",
+            1_000,
+            RecordBody::Hazard(Hazard {
+                category: HazardCategory::Geological,
+                location: Location { text: "二组后山".into(), gps: None },
+                description: "山体裂缝".into(),
+                events,
+            }),
+        )
+    }
+
+    fn photo(by: &str, at: i64) -> Attachment {
+        Attachment { mime: "image/jpeg".into(), size: 1000, at, by: by.into(), event: None, thumb_of: None }
+    }
+
+    fn attach(doc: &mut RecordDoc, hash: char, a: Attachment) {
+        let mut r = doc.record().unwrap();
+        r.attachments.insert(hash.to_string().repeat(64), a);
+        r.updated_at += 1;
+        assert!(doc.update(&r).unwrap());
+    }
+
+    fn hashes(doc: &RecordDoc) -> Vec<String> {
+        doc.record().unwrap().attachments.keys().map(|h| h[..1].to_owned()).collect()
+    }
+
+    /// Two phones holding a record without photos each attach a first one
+    /// offline: each creates the `attachments` map, and Automerge keeps two
+    /// objects in conflict at the key. Both photos read back, on both
+    /// phones, whichever order they merge in; each change alone shows only
+    /// its own.
+    #[test]
+    fn a_first_photo_attached_on_two_phones_at_once_keeps_both() {
+        let mut a = RecordDoc::create(&hazard(), ActorId::random()).unwrap();
+        let mut b = a.fork_as(ActorId::random());
+        attach(&mut a, 'a', photo("gm1", 2_000));
+        attach(&mut b, 'b', photo("vl1", 2_001));
+        let b_heads = b.heads();
+        let mut a2 = a.fork_as(ActorId::random());
+        a.merge(&mut b).unwrap();
+        b.merge(&mut a2).unwrap();
+        assert_eq!(hashes(&a), ["a", "b"]);
+        assert_eq!(a.to_json().unwrap(), b.to_json().unwrap());
+        let at_b = Record::from_json(&a.to_json_at(&b_heads).unwrap()).unwrap();
+        assert_eq!(at_b.attachments.keys().map(|h| &h[..1]).collect::<Vec<_>>(), ["b"]);
+        // The maps really are in conflict (the reader, not luck, keeps both).
+        let all = a.automerge().get_all(ROOT, "attachments").unwrap();
+        assert_eq!(all.len(), 2);
+    }
+
+    /// After such a merge, a phone edits the union as one map: a photo
+    /// added lands once, an entry held only by the losing object can be
+    /// changed or removed (the document, not the rules, is tested here),
+    /// and another phone that merges the edits reads exactly the same.
+    #[test]
+    fn the_union_of_maps_in_conflict_is_written_as_one_map() {
+        let mut a = RecordDoc::create(&hazard(), ActorId::random()).unwrap();
+        let mut b = a.fork_as(ActorId::random());
+        attach(&mut a, 'a', photo("gm1", 2_000));
+        attach(&mut b, 'b', photo("vl1", 2_001));
+        a.merge(&mut b).unwrap();
+        // Whichever object lost: change every entry, then drop both first
+        // photos (one of them is held only by the losing object).
+        attach(&mut a, 'c', photo("gm1", 3_000));
+        let mut r = a.record().unwrap();
+        for a in r.attachments.values_mut() {
+            a.size = 2000;
+        }
+        r.updated_at += 1;
+        assert!(a.update(&r).unwrap());
+        assert_eq!(a.record().unwrap(), r);
+        r.attachments.retain(|h, _| h.starts_with('c'));
+        r.updated_at += 1;
+        assert!(a.update(&r).unwrap());
+        assert_eq!(a.record().unwrap(), r);
+        b.merge(&mut a).unwrap();
+        assert_eq!(b.record().unwrap(), r);
+        // Nothing left to write: the document reads as what was written.
+        assert!(!b.update(&r).unwrap());
+    }
+
+    /// Three phones create the map at once and two of them share a key
+    /// (the same photo attached twice): every key is kept, and the shared
+    /// one reads as the value Automerge picks, on every replica.
+    #[test]
+    fn maps_made_on_three_phones_merge_key_by_key() {
+        let base = RecordDoc::create(&hazard(), ActorId::random()).unwrap().save();
+        let mut docs: Vec<RecordDoc> = (0..3).map(|_| RecordDoc::load(&base, ActorId::random()).unwrap()).collect();
+        attach(&mut docs[0], 'a', photo("gm1", 2_000));
+        attach(&mut docs[1], 'b', photo("gm2", 2_001));
+        attach(&mut docs[1], 'f', photo("gm2", 2_002));
+        attach(&mut docs[2], 'f', photo("gm3", 2_003));
+        let mut merged = Vec::new();
+        for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
+            let mut m = RecordDoc::load(&base, ActorId::random()).unwrap();
+            for i in order {
+                let mut other = docs[i].fork_as(ActorId::random());
+                m.merge(&mut other).unwrap();
+            }
+            merged.push(m.to_json().unwrap());
+        }
+        assert!(merged.windows(2).all(|w| w[0] == w[1]), "{merged:?}");
+        let r = Record::from_json(&merged[0]).unwrap();
+        assert_eq!(r.attachments.keys().map(|h| &h[..1]).collect::<Vec<_>>(), ["a", "b", "f"]);
+        let by = &r.attachments[&"f".repeat(64)].by;
+        assert!(by == "gm2" || by == "gm3");
     }
 }

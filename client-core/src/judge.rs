@@ -909,4 +909,165 @@ mod tests {
         let v = judge1(&forge(&honest, |e| e.message = Some("x".repeat(1000))));
         assert_eq!(v.refused[0].reason, RejectReason::Malformed);
     }
+
+    fn writer(user: &str, role: Role, grid: &str) -> Writer {
+        Writer { user_id: user.into(), role, grid: GridPath::parse(grid).unwrap() }
+    }
+
+    fn hazard() -> Record {
+        let events = vec![next_event(&[], "gm1", 1_000, HazardAction::Reported { note: "巡查发现".into() })];
+        Record::new(
+            GridPath::parse("t01/v01/g1").unwrap(),
+            "gm1",
+            1_000,
+            RecordBody::Hazard(Hazard {
+                category: HazardCategory::Geological,
+                location: Location { text: "二组后山".into(), gps: None },
+                description: "山体裂缝".into(),
+                events,
+            }),
+        )
+    }
+
+    /// A phone holding `stored`, writing as a fresh actor.
+    struct Phone {
+        doc: RecordDoc,
+        actor: ActorId,
+        who: Writer,
+    }
+
+    impl Phone {
+        fn on(stored: &[u8], who: Writer) -> Phone {
+            let actor = ActorId::random();
+            Phone { doc: RecordDoc::load(stored, actor.clone()).unwrap(), actor, who }
+        }
+
+        /// Attach photos named `names` (one change each); their changes.
+        fn attach(&mut self, names: impl IntoIterator<Item = String>) -> Vec<Change> {
+            let heads = self.doc.heads();
+            for name in names {
+                let mut r = self.doc.record().unwrap();
+                let a = Attachment {
+                    mime: "image/jpeg".into(),
+                    size: 1000,
+                    at: 2_000,
+                    by: self.who.user_id.clone(),
+                    event: None,
+                    thumb_of: None,
+                };
+                r.attachments.insert(sha256_hex(name.as_bytes()), a);
+                r.updated_at += 1;
+                self.doc.update(&r).unwrap();
+            }
+            self.doc.changes_since(&heads)
+        }
+
+        fn edit(&mut self, f: impl FnOnce(&mut Record)) -> Vec<Change> {
+            let heads = self.doc.heads();
+            let mut r = self.doc.record().unwrap();
+            f(&mut r);
+            r.updated_at += 1;
+            self.doc.update(&r).unwrap();
+            self.doc.changes_since(&heads)
+        }
+
+        fn push(&self, stored: &[u8], changes: &[Change]) -> Verdict {
+            let id = self.doc.record().unwrap().id;
+            judge(Some(stored), id, &bytes(changes), &self.who, Actors::Device(self.actor.to_bytes()))
+        }
+    }
+
+    /// Two people attach a first photo to one hazard at once, offline:
+    /// whichever syncs second, the server keeps both photos in the record
+    /// it stores (its references are read from that record).
+    #[test]
+    fn first_photos_attached_at_once_are_both_in_the_judged_record() {
+        let stored = RecordDoc::create(&hazard(), ActorId::random()).unwrap().save();
+        let mut gm_phone = Phone::on(&stored, gm());
+        let mut vl_phone = Phone::on(&stored, writer("vl1", Role::VillageLeader, "t01/v01"));
+        let mine = gm_phone.attach(["网格员的照片".to_string()]);
+        let theirs = vl_phone.attach(["村长的照片".to_string()]);
+        let v = gm_phone.push(&stored, &mine);
+        assert!(v.refused.is_empty(), "{:?}", v.refused);
+        let stored = v.snapshot.unwrap();
+        let v = vl_phone.push(&stored, &theirs);
+        assert!(v.refused.is_empty(), "{:?}", v.refused);
+        let after = v.after.unwrap();
+        let by: Vec<&str> = after.attachments.values().map(|a| a.by.as_str()).collect();
+        assert_eq!(by.len(), 2, "{after:?}");
+        assert!(by.contains(&"gm1") && by.contains(&"vl1"));
+        let snapshot = RecordDoc::load(&v.snapshot.unwrap(), ActorId::random()).unwrap().record().unwrap();
+        assert_eq!(snapshot, after, "what is judged is what is stored");
+    }
+
+    /// 1 + 10 + 10 photos added at once on three phones make 21: each
+    /// phone kept the limit as it saw the record, so all are kept; the
+    /// record then still takes a resolution and a deletion, and only a
+    /// step that adds a photo to what is already past the limit is
+    /// refused.
+    #[test]
+    fn photos_added_at_once_past_the_limit_freeze_nothing() {
+        let stored = RecordDoc::create(&hazard(), ActorId::random()).unwrap().save();
+        let mut gm_phone = Phone::on(&stored, gm());
+        let mut vl_phone = Phone::on(&stored, writer("vl1", Role::VillageLeader, "t01/v01"));
+        let mut sv_phone = Phone::on(&stored, writer("sv1", Role::Supervisor, "t01/v01"));
+        let a = gm_phone.attach((0..10).map(|i| format!("gm {i}")));
+        let b = vl_phone.attach((0..10).map(|i| format!("vl {i}")));
+        let c = sv_phone.attach(["sv 0".to_string()]);
+        let mut stored = stored;
+        for (phone, changes) in [(&gm_phone, &a), (&vl_phone, &b), (&sv_phone, &c)] {
+            let v = phone.push(&stored, changes);
+            assert!(v.refused.is_empty(), "{}: {:?}", phone.who.user_id, v.refused);
+            stored = v.snapshot.unwrap();
+        }
+        let merged = RecordDoc::load(&stored, ActorId::random()).unwrap().record().unwrap();
+        assert_eq!(photos_of(&merged.attachments).count(), 21);
+
+        // The village leader, with every photo merged, resolves and deletes.
+        let mut vl_phone = Phone::on(&stored, writer("vl1", Role::VillageLeader, "t01/v01"));
+        let resolve = vl_phone.edit(|r| {
+            if let RecordBody::Hazard(h) = &mut r.body {
+                let e = next_event(&h.events, "vl1", 5_000, HazardAction::Resolved { note: "已清理".into() });
+                h.events.push(e);
+            }
+        });
+        let v = vl_phone.push(&stored, &resolve);
+        assert!(v.refused.is_empty(), "a resolution was refused: {:?}", v.refused);
+        let stored = v.snapshot.unwrap();
+        let delete = vl_phone.edit(|r| r.deleted = true);
+        let v = vl_phone.push(&stored, &delete);
+        assert!(v.refused.is_empty(), "a deletion was refused: {:?}", v.refused);
+        let deleted = v.snapshot.unwrap();
+
+        // A 22nd photo, added knowingly, is refused; so is a thumbnail
+        // for a photo that has one.
+        let mut gm_phone = Phone::on(&stored, gm());
+        let more = gm_phone.attach(["gm 10".to_string()]);
+        let v = gm_phone.push(&stored, &more);
+        assert_eq!(v.refused.len(), 1, "{:?}", v.refused);
+        assert_eq!(
+            (v.refused[0].reason, v.refused[0].detail.as_str()),
+            (RejectReason::Invalid, "每条记录最多附20张照片")
+        );
+        let mut gm_phone = Phone::on(&stored, gm());
+        let thumb = |of: &str| Attachment {
+            mime: "image/jpeg".into(),
+            size: 500,
+            at: 3_000,
+            by: "gm1".into(),
+            event: None,
+            thumb_of: Some(sha256_hex(of.as_bytes())),
+        };
+        let first = gm_phone.edit(|r| {
+            r.attachments.insert(sha256_hex(b"t1"), thumb("gm 0"));
+        });
+        let v = gm_phone.push(&stored, &first);
+        assert!(v.refused.is_empty(), "a thumbnail for a photo past the limit is no new photo: {:?}", v.refused);
+        let second = gm_phone.edit(|r| {
+            r.attachments.insert(sha256_hex(b"t2"), thumb("gm 0"));
+        });
+        let v = gm_phone.push(&v.snapshot.unwrap(), &second);
+        assert_eq!(v.refused.first().map(|r| r.detail.as_str()), Some("每张照片只能有一张缩略图"));
+        let _ = deleted;
+    }
 }

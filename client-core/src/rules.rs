@@ -137,7 +137,9 @@ pub fn check_write(
 /// Photos: a reference once recorded never changes or goes away; a new one
 /// is the writer's (`by`), on a kind that takes photos, and added by whom
 /// may edit the record, or by the author of the history event it shows
-/// (a handling step's photo is its taker's).
+/// (a handling step's photo is its taker's); a step that adds one keeps
+/// the record's photo limits as its writer saw the record
+/// ([`crate::model::added_within_limits`]).
 fn check_attachments(w: &Writer, before: Option<&Record>, after: &Record) -> Result<(), Refusal> {
     let empty = crate::model::Attachments::new();
     let old = before.map_or(&empty, |b| &b.attachments);
@@ -162,7 +164,8 @@ fn check_attachments(w: &Writer, before: Option<&Record>, after: &Record) -> Res
             return Err(Refusal::forbidden("attachments", format!("不能给这条记录附照片：{why}")));
         }
     }
-    Ok(())
+    crate::model::added_within_limits(old, &after.attachments)
+        .map_err(|e| Refusal::new(RejectReason::Invalid, "attachments", e.message_zh))
 }
 
 /// Rules 1 to 3: the writer's role, scope and sensitivity.

@@ -1,6 +1,8 @@
 //! Convergence of record documents: for every record kind, replicas of one
 //! record edited concurrently on different phones end up identical whatever
-//! order they are merged in, and nobody's edit or appended event is lost.
+//! order they are merged in, and nobody's edit, appended event or attached
+//! photo is lost (the first photo on each phone makes the record's
+//! `attachments` map, so the maps are made concurrently).
 
 // `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
 // of a test crate; a failed unwrap in a helper is a failed test all the same.
@@ -17,6 +19,7 @@ use gridsync_core::model::{
     HazardAction, HazardCategory, Household, Location, Member, MonthlyReport, Patrol, PatrolSlot, PersonCategory,
     Record, RecordBody, RecordKind, TownshipReview, VillageMeeting, Visit, VisitTarget, next_event,
 };
+use gridsync_core::model::{Attachment, sha256_hex, takes_photos};
 use proptest::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
@@ -415,6 +418,20 @@ fn apply_op(kind: RecordKind, doc: &mut RecordDoc, op: Op, who: &str, now: i64) 
     let mut rec = doc.record().unwrap();
     let mut appended = None;
     match op {
+        // A photo: the first one on each phone makes the `attachments` map.
+        Op::Append(v) if takes_photos(kind) && v % 4 == 3 => {
+            let hash = sha256_hex(Uuid::new_v4().as_bytes());
+            let a = Attachment {
+                mime: "image/jpeg".into(),
+                size: 1000,
+                at: now,
+                by: who.into(),
+                event: None,
+                thumb_of: None,
+            };
+            rec.attachments.insert(hash.clone(), a);
+            appended = Some(hash);
+        }
         Op::Field(i, v) => (slots(kind)[i].edit)(&mut rec, v),
         Op::Append(v) => match &mut rec.body {
             RecordBody::Patrol(p) => {
@@ -487,8 +504,15 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
-/// Ids of appended entries (events, keyed entries) present in a merged record.
+/// Ids of appended entries (events, keyed entries, photos) present in a
+/// merged record.
 fn appended_ids(rec: &Record) -> Vec<String> {
+    let mut ids = entry_ids(rec);
+    ids.extend(rec.attachments.keys().cloned());
+    ids
+}
+
+fn entry_ids(rec: &Record) -> Vec<String> {
     match &rec.body {
         RecordBody::Patrol(p) => p.hazard_ids.keys().cloned().collect(),
         RecordBody::Hazard(h) => h.events.iter().map(|e| e.id.clone()).collect(),

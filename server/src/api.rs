@@ -59,6 +59,8 @@ pub struct Limits {
     /// Tile source of the dashboard's map (`--map-tiles`); `None` draws
     /// the map over a latitude and longitude grid with no outside host.
     pub map_tiles: Option<crate::web_map::TileSource>,
+    /// What one user's photo uploads may hold on the server.
+    pub photo_quota: crate::store::PhotoQuota,
 }
 
 impl Default for Limits {
@@ -78,6 +80,7 @@ impl Default for Limits {
             data_dir: None,
             min_free_disk_bytes: 64 * 1024 * 1024,
             map_tiles: None,
+            photo_quota: crate::store::PhotoQuota::default(),
         }
     }
 }
@@ -298,10 +301,24 @@ pub fn content_length(value: &[u8]) -> Option<usize> {
 /// 408: a slow body may not hold a connection and its memory for ever.
 pub(crate) async fn read_body(
     req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    limits: &Limits,
+    held: &mut Held,
+) -> Result<Vec<u8>, HttpResponse> {
+    let too_large = format!("请求过大（上限{}），请分批同步", gridsync_core::model::size_zh(limit as i64));
+    read_body_limited(req, payload, limit, limits, held, &too_large).await
+}
+
+/// [`read_body`], answering a body over `limit` with 413 `body_too_large`
+/// and the sentence `too_large` (what the limit is, in the caller's words).
+pub(crate) async fn read_body_limited(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
     limits: &Limits,
     held: &mut Held,
+    too_large: &str,
 ) -> Result<Vec<u8>, HttpResponse> {
     let started = Instant::now();
     // A declared length is held of the budget at once (and the buffer made
@@ -309,11 +326,7 @@ pub(crate) async fn read_body(
     let declared: Option<usize> =
         req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| content_length(v.as_bytes()));
     if declared.is_some_and(|n| n > limit) {
-        return Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            &format!("请求过大（上限{}KB），请分批同步", limit / 1024),
-        ));
+        return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", too_large));
     }
     if let Some(n) = declared
         && !held.grow_to(n)
@@ -339,11 +352,7 @@ pub(crate) async fn read_body(
         let Some(chunk) = next else { return Ok(body) };
         let chunk = chunk.map_err(|_| error(StatusCode::BAD_REQUEST, "body_unreadable", "请求数据接收不完整"))?;
         if body.len() + chunk.len() > limit {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                &format!("请求过大（上限{}KB），请分批同步", limit / 1024),
-            ));
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", too_large));
         }
         if !held.grow_to(body.len() + chunk.len()) {
             return Err(busy());

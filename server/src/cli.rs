@@ -82,6 +82,13 @@ struct LimitArgs {
     /// Free disk space below which /healthz answers 503 disk_full (SQLite), MiB.
     #[arg(long, env = "GRIDSYNC_MIN_FREE_DISK_MIB", default_value_t = 64)]
     min_free_disk_mib: u64,
+    /// Declared bytes of one user's photo uploads under way, at most, MiB
+    /// (a new upload past it waits: 429 photo_quota).
+    #[arg(long, env = "GRIDSYNC_PHOTO_UNFINISHED_MIB", default_value_t = 64)]
+    photo_unfinished_mib: i64,
+    /// Declared bytes of the photo uploads one user may begin in 24 hours, MiB.
+    #[arg(long, env = "GRIDSYNC_PHOTO_MIB_PER_DAY", default_value_t = 1024)]
+    photo_mib_per_day: i64,
     /// Tile URL template for the dashboard's map, with {z}, {x} and {y}
     /// (e.g. 天地图's with its key); without it the map is drawn over a
     /// latitude and longitude grid and asks no outside host for anything.
@@ -103,6 +110,11 @@ impl LimitArgs {
         if self.max_changes == 0 {
             bail!("--max-changes must be at least 1");
         }
+        // A full-size photo must fit both, or it could never be sent.
+        let photo_mib = gridsync_core::model::MAX_PHOTO_BYTES >> 20;
+        if self.photo_unfinished_mib < photo_mib || self.photo_mib_per_day < photo_mib {
+            bail!("--photo-unfinished-mib and --photo-mib-per-day must be at least {photo_mib} (one photo)");
+        }
         let rate = |n: u32| crate::ratelimit::Rate { burst: n.max(1), per_minute: n.max(1) };
         Ok(Limits {
             max_body_bytes: self.max_body_mib << 20,
@@ -119,6 +131,10 @@ impl LimitArgs {
             sign_in_rate: rate(self.sign_in_per_minute),
             client_ip_header: self.client_ip_header.clone(),
             min_free_disk_bytes: self.min_free_disk_mib << 20,
+            photo_quota: crate::store::PhotoQuota {
+                unfinished_bytes: self.photo_unfinished_mib.saturating_mul(1 << 20),
+                daily_bytes: self.photo_mib_per_day.saturating_mul(1 << 20),
+            },
             map_tiles: match &self.map_tiles {
                 Some(t) => {
                     Some(crate::web_map::TileSource::parse(t, &self.map_attribution).map_err(|e| anyhow::anyhow!(e))?)
@@ -209,10 +225,12 @@ enum Command {
         file: PathBuf,
     },
     /// Remove stored photos no live record references any more (their
-    /// records were deleted, or an upload was abandoned), once nothing has
-    /// written them for the grace period. Prints what it removed as JSON.
+    /// records were deleted), and uploads that never finished (whatever
+    /// record names their photo), once nothing has written them for the
+    /// grace period; forget the owners of photos whose bytes are gone, so
+    /// their phones are asked for them again. Prints what it did as JSON.
     GcPhotos {
-        /// Days an unreferenced photo is kept after it was last written.
+        /// Days an unreferenced photo, or an unfinished upload, is kept after it was last written.
         #[arg(long, default_value_t = 7)]
         grace_days: i64,
     },

@@ -148,6 +148,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/v1/problems", web::post().to(api::problems))
             .route("/v1/device-key", web::post().to(api::device_key))
             .route("/v1/relay", web::post().to(api::relay))
+            .route("/v1/photos/wanted", web::get().to(photos::wanted))
             .route("/v1/photos/{hash}", web::put().to(photos::upload))
             .route("/v1/photos/{hash}", web::get().to(photos::download))
             .route("/v1/directory", web::get().to(account_api::directory))

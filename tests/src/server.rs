@@ -40,6 +40,17 @@ impl Db {
     }
 }
 
+/// Run an administrator's command (`gc-photos --grace-days 0`, say) of the
+/// server binary on `db`, as an operator would, and return its standard
+/// output; a command that fails is an error with its standard error.
+pub fn admin_command(db: &Db, args: &[&str]) -> Result<String> {
+    let out = Command::new(server_binary()?).args(db.args()).args(args).env("RUST_LOG", "warn").output()?;
+    if !out.status.success() {
+        bail!("{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
 /// The server binary: this package's `gridsync-server-e2e`, which Cargo
 /// builds from the current sources before it runs the tests.
 pub fn server_binary() -> Result<PathBuf> {

@@ -9,7 +9,11 @@
 //! - [`Phone::upload_photos`] sends waiting photos in small chunks, only
 //!   for records the server has acknowledged (records always go first:
 //!   [`Phone::sync`] never waits for a photo), thumbnails first, resuming
-//!   from the last byte the server confirmed after any drop.
+//!   from the last byte the server confirmed after any drop. It first asks
+//!   the server which of the user's photos it lacks and sends those again
+//!   (a photo collected while its record was deleted comes back when the
+//!   record is restored), and it never gives up a photo its record still
+//!   references.
 //! - [`Phone::fetch_photo`] returns a photo's bytes, downloading (and
 //!   checking the hash of) one another user took.
 
@@ -212,6 +216,19 @@ impl Phone {
         use std::sync::atomic::Ordering;
         let enrollment = self.store().enrollment()?.ok_or_else(not_enrolled)?;
         self.photo_cancel.store(false, Ordering::SeqCst);
+        // Photos the server lacks that this phone holds go (again).
+        match self.http.photos_wanted(&enrollment).await {
+            Ok(w) => {
+                let hashes: Vec<String> = w.wanted.into_iter().map(|p| p.hash).collect();
+                self.store().requeue_blobs(&hashes)?;
+            }
+            Err(SyncError::Revoked) => {
+                self.store().wipe()?;
+                self.notify([], ChangeSource::Wipe);
+                return Err(SyncError::Revoked.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         let mut out = PhotoUpload::default();
         let pending = self.store().pending_blobs(100_000)?;
         'blobs: for p in pending {
@@ -234,10 +251,18 @@ impl Phone {
                 let progress =
                     match self.http.upload_photo_chunk(&enrollment, &p.hash, at, &bytes[at as usize..end]).await {
                         Ok(progress) => progress,
-                        // Its record was refused or deleted on the server, or
-                        // is another user's: this photo cannot go; the rest can.
+                        // The server holds no live record naming this photo
+                        // as this user's. While the record here still
+                        // references it, it waits for the next run (the
+                        // server may not have the record's latest state
+                        // yet); once it does not (deleted, or repaired
+                        // without it), this photo cannot go, and the rest
+                        // can. A photo given up is sent again if the server
+                        // later asks for it (`photos_wanted`).
                         Err(SyncError::Server { status: 403 | 404, .. }) => {
-                            self.store().blob_given_up(&p.hash)?;
+                            if !self.still_references(p.record_id, &p.hash)? {
+                                self.store().blob_given_up(&p.hash)?;
+                            }
                             continue 'blobs;
                         }
                         // The server discarded the bytes (their hash did not
@@ -265,6 +290,15 @@ impl Phone {
         }
         out.remaining = self.store().blob_backlog()?.0;
         Ok(out)
+    }
+
+    /// Whether record `id` on this phone is live and still holds photo `hash`.
+    fn still_references(&self, id: uuid::Uuid, hash: &str) -> Result<bool, ApiError> {
+        match self.store().get(id) {
+            Ok(r) => Ok(!r.deleted && r.attachments.contains_key(hash)),
+            Err(crate::CoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -605,6 +605,26 @@ pub struct PhotoProgress {
     pub complete: bool,
 }
 
+/// `GET /v1/photos/wanted` response (JSON): photos live records say the
+/// user took and the server holds no upload of from them, so their phone
+/// sends them (again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhotosWanted {
+    /// The photos, by hash.
+    pub wanted: Vec<WantedPhoto>,
+    /// More than these are wanted: ask again after sending them.
+    pub more: bool,
+}
+
+/// One photo of [`PhotosWanted`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WantedPhoto {
+    /// SHA-256 of the bytes, lowercase hex.
+    pub hash: String,
+    /// Size the record declares, bytes.
+    pub size: u64,
+}
+
 /// Largest photo chunk the server takes in one request, bytes. Phones send
 /// 32 KiB (four seconds on a 64 kbit/s link), so a drop costs little.
 pub const MAX_PHOTO_CHUNK: usize = 512 * 1024;

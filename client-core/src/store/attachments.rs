@@ -87,6 +87,22 @@ impl Store {
         Ok(())
     }
 
+    /// Send these blobs (again), from their first byte, where this phone
+    /// holds their bytes and is not sending them already: the server asked
+    /// for them (a photo collected while its record was deleted, then the
+    /// record restored; a photo whose upload was given up). Returns how
+    /// many were queued.
+    pub fn requeue_blobs(&self, hashes: &[String]) -> Result<usize> {
+        let mut st = self.conn.prepare_cached(
+            "UPDATE attachments SET upload = 1, sent = 0 WHERE hash = ?1 AND upload = 0 AND bytes IS NOT NULL",
+        )?;
+        let mut n = 0;
+        for h in hashes {
+            n += st.execute([h])?;
+        }
+        Ok(n)
+    }
+
     /// Forget a blob this phone stored but whose record was never saved.
     pub fn drop_blob(&self, hash: &str) -> Result<()> {
         self.conn.execute("DELETE FROM attachments WHERE hash = ?1", [hash])?;

@@ -447,6 +447,29 @@ impl HttpClient {
         }
     }
 
+    /// The photos the server wants from this phone's user
+    /// (`GET /v1/photos/wanted`): live records say the user took them and
+    /// the server holds no upload of theirs. A server from before the list
+    /// existed answers 404: nothing is wanted.
+    pub async fn photos_wanted(&self, enrollment: &Enrollment) -> Result<crate::protocol::PhotosWanted, SyncError> {
+        let resp = self
+            .client
+            .get(format!("{}/v1/photos/wanted", enrollment.server_url))
+            .header("authorization", format!("Bearer {}", enrollment.token))
+            .send()
+            .await
+            .map_err(|e| SyncError::Network(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SyncError::Network(e.to_string()))?;
+        if status.as_u16() == 404 {
+            return Ok(crate::protocol::PhotosWanted { wanted: vec![], more: false });
+        }
+        if !status.is_success() {
+            return Err(server_error(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| SyncError::Network(format!("bad photo list: {e}")))
+    }
+
     /// The bytes of photo `hash` (`GET /v1/photos/{hash}`), once.
     pub async fn download_photo(&self, enrollment: &Enrollment, hash: &str) -> Result<Vec<u8>, SyncError> {
         let resp = self

@@ -92,8 +92,8 @@ pub fn household(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebEr
 }
 
 /// `GET /web/photos/{hash}`: a photo for the signed-in user, if they may
-/// read every record holding it; a view of a sensitive record's photo goes
-/// in the audit log.
+/// read a record that holds it as its owner's ([`crate::photos::access`]);
+/// a view through a sensitive record goes in the audit log.
 pub fn photo(s: &dyn ServerStore, ctx: &Ctx, req: &Req) -> Result<Out, WebError> {
     use crate::photos::{Fetched, PhotoAccess};
     let hash = req.param("hash");

@@ -137,6 +137,54 @@ pub fn setup(store: &dyn ServerStore) {
     }
 }
 
+/// A hazard in `grid` by `author` with photos `(hash, by)` attached.
+pub fn hazard_with_photos(grid: &str, author: &str, photos: &[(&str, &str)]) -> Record {
+    let events = vec![next_event(&[], author, 1_700_000_000_000, HazardAction::Reported { note: "巡查发现".into() })];
+    let mut r = Record::new(
+        GridPath::parse(grid).unwrap(),
+        author,
+        1_700_000_000_000,
+        RecordBody::Hazard(Hazard {
+            category: HazardCategory::Geological,
+            location: Location { text: "二组后山".into(), gps: None },
+            description: "山体裂缝".into(),
+            events,
+        }),
+    );
+    for (hash, by) in photos {
+        let a =
+            Attachment { mime: "image/jpeg".into(), size: 5000, at: 1, by: (*by).into(), event: None, thumb_of: None };
+        r.attachments.insert((*hash).into(), a);
+    }
+    r
+}
+
+/// A hazard of gm1's to which gm1 and vl1 attached a first photo each at
+/// once (`a…` and `b…`), pushed by each as their phones would: the
+/// record's two `attachments` maps are in conflict in the stored document.
+pub fn photos_attached_at_once(s: &dyn ServerStore) -> Record {
+    let rec = hazard_with_photos("t01/v01/g1", "gm1", &[]);
+    let mut a = RecordDoc::create(&rec, ActorId::random()).unwrap();
+    let mut b = a.fork_as(ActorId::random());
+    let base = a.heads();
+    for (doc, hash, by) in [(&mut a, 'a', "gm1"), (&mut b, 'b', "vl1")] {
+        let mut r = doc.record().unwrap();
+        let photo =
+            Attachment { mime: "image/jpeg".into(), size: 5000, at: 2, by: by.into(), event: None, thumb_of: None };
+        r.attachments.insert(hash.to_string().repeat(64), photo);
+        r.updated_at += 1;
+        doc.update(&r).unwrap();
+    }
+    let bytes = |d: &mut RecordDoc, from: &[automerge::ChangeHash]| -> Vec<Vec<u8>> {
+        d.changes_since(from).iter().map(|c| c.raw_bytes().to_vec()).collect()
+    };
+    let gm1 = s.user("gm1").unwrap().unwrap();
+    let vl1 = s.user("vl1").unwrap().unwrap();
+    assert!(push(s, "d1", &gm1, &[IncomingDoc::unsigned(rec.id, bytes(&mut a, &[]))]).iter().all(acked));
+    assert!(push(s, "d2", &vl1, &[IncomingDoc::unsigned(rec.id, bytes(&mut b, &base))]).iter().all(acked));
+    rec
+}
+
 #[macro_export]
 #[doc(hidden)]
 macro_rules! conformance_tests {
@@ -884,6 +932,81 @@ macro_rules! conformance_tests {
             assert_eq!(s.change_count().unwrap(), 1 + 4 * 5);
             let view = s.record(rec.id).unwrap().unwrap();
             assert_eq!(view.json["data"]["hazard_ids"].as_object().unwrap().len(), 20, "every linked hazard kept");
+        }
+
+        /// Uploads begin only within the user's budgets: the declared bytes
+        /// under way, and those begun in a day (finished ones count until
+        /// the day has passed); another user's budget is their own.
+        #[test]
+        $(#[$meta])*
+        fn photo_uploads_are_held_to_each_users_budgets() {
+            let s = make();
+            let l = s.photo_ledger();
+            let q = PhotoQuota { unfinished_bytes: 20_000, daily_bytes: 50_000 };
+            let h = |c: char| c.to_string().repeat(64);
+            let t = 1_700_000_000_000;
+            assert_eq!(l.begin_photo_upload(&h('1'), "gm1", 8000, t, &q).unwrap(), UploadBegun::Started);
+            assert_eq!(l.begin_photo_upload(&h('1'), "gm1", 8000, t + 1, &q).unwrap(), UploadBegun::Continuing);
+            assert_eq!(l.begin_photo_upload(&h('2'), "gm1", 8000, t, &q).unwrap(), UploadBegun::Started);
+            assert_eq!(l.begin_photo_upload(&h('3'), "gm1", 8000, t, &q).unwrap(), UploadBegun::OverUnfinished { held: 16_000 });
+            assert_eq!(l.begin_photo_upload(&h('3'), "gm2", 8000, t, &q).unwrap(), UploadBegun::Started, "gm2's own budget");
+            l.note_photo_upload(&h('1'), "gm1", 4000, t + 2).unwrap();
+            let rows = l.photo_uploads().unwrap();
+            assert_eq!(rows.iter().map(|r| (r.hash.as_str(), r.user_id.as_str(), r.received)).collect::<Vec<_>>(),
+                [(h('1').as_str(), "gm1", 4000), (h('2').as_str(), "gm1", 0), (h('3').as_str(), "gm2", 0)]);
+            l.finish_photo_upload(&h('1'), "gm1", 8000, t + 3).unwrap();
+            l.drop_photo_upload(&h('2'), "gm1").unwrap();
+            assert_eq!(l.photo_owners(&h('1')).unwrap(), ["gm1"]);
+            // Under way: nothing; begun today: the finished 8,000.
+            assert_eq!(l.begin_photo_upload(&h('4'), "gm1", 20_000, t, &q).unwrap(), UploadBegun::Started);
+            l.finish_photo_upload(&h('4'), "gm1", 20_000, t + 4).unwrap();
+            assert_eq!(l.begin_photo_upload(&h('5'), "gm1", 20_000, t, &q).unwrap(), UploadBegun::Started);
+            l.finish_photo_upload(&h('5'), "gm1", 20_000, t + 5).unwrap();
+            assert_eq!(l.begin_photo_upload(&h('6'), "gm1", 8000, t + 6, &q).unwrap(), UploadBegun::OverDaily { used: 48_000 });
+            let tomorrow = t + 6 + photo_ledger::DAY_MS;
+            assert_eq!(l.begin_photo_upload(&h('6'), "gm1", 8000, tomorrow, &q).unwrap(), UploadBegun::Started);
+            let owners: Vec<(String, String)> =
+                l.all_photo_owners().unwrap().into_iter().map(|o| (o.hash[..1].to_owned(), o.user_id)).collect();
+            assert_eq!(owners, [("1".into(), "gm1".into()), ("4".into(), "gm1".into()), ("5".into(), "gm1".into())]);
+            l.drop_photo_owners(&h('4'), Some("gm2")).unwrap();
+            l.drop_photo_owners(&h('4'), Some("gm1")).unwrap();
+            l.drop_photo_owners(&h('5'), None).unwrap();
+            assert_eq!(l.all_photo_owners().unwrap().len(), 1);
+        }
+
+        /// A phone is asked for the photos live records say its user took
+        /// and the user has not uploaded: not another's, not a deleted
+        /// record's, not one the user owns.
+        #[test]
+        $(#[$meta])*
+        fn the_photos_wanted_from_a_user_are_theirs_on_live_records_not_uploaded() {
+            let s = make();
+            setup(s.as_ref());
+            let (ha, hb, hc) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+            let mine = hazard_with_photos("t01/v01/g1", "gm1", &[(&ha, "gm1"), (&hb, "gm1")]);
+            let gone = hazard_with_photos("t01/v01/g1", "gm1", &[(&hc, "gm1")]);
+            let theirs = hazard_with_photos("t01/v01/g2", "gm2", &[(&ha, "gm2")]);
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let gm2 = s.user("gm2").unwrap().unwrap();
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&mine)]).iter().all(acked));
+            assert!(push(s.as_ref(), "d2", &gm2, &[incoming(&theirs)]).iter().all(acked));
+            let mut doc = gridsync_core::doc::RecordDoc::create(&gone, automerge::ActorId::random()).unwrap();
+            let mut deleted = gone.clone();
+            deleted.deleted = true;
+            deleted.updated_at += 1;
+            doc.update(&deleted).unwrap();
+            let all = doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
+            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc::unsigned(gone.id, all)]).iter().all(acked));
+            let wanted = |u: &str| -> Vec<(String, i64)> {
+                s.photo_ledger().photos_wanted(u, 10).unwrap().into_iter().map(|w| (w.hash[..1].to_owned(), w.size)).collect()
+            };
+            assert_eq!(wanted("gm1"), [("a".to_owned(), 5000), ("b".to_owned(), 5000)]);
+            assert_eq!(wanted("gm2"), [("a".to_owned(), 5000)]);
+            assert_eq!(s.photo_ledger().photos_wanted("gm1", 1).unwrap().len(), 1, "a page at most");
+            s.photo_ledger().finish_photo_upload(&ha, "gm1", 5000, 1).unwrap();
+            assert_eq!(wanted("gm1"), [("b".to_owned(), 5000)]);
+            assert_eq!(wanted("gm2"), [("a".to_owned(), 5000)], "gm1's upload is not gm2's");
+            assert_eq!(s.photo_ledger().photos_wanted("gm1", 10).unwrap()[0].record_id, mine.id);
         }
     };
 }

@@ -10,8 +10,11 @@
 //! per record on PostgreSQL, SQLite's single writer) so two nodes never
 //! lose each other's merges.
 
+pub mod photo_ledger;
 pub mod postgres;
 pub mod sqlite;
+
+pub use photo_ledger::{PhotoLedger, PhotoOwner, PhotoQuota, PhotoUploadRow, UploadBegun, WantedPhoto};
 
 #[cfg(test)]
 mod conformance;
@@ -916,4 +919,26 @@ pub trait ServerStore: Send + Sync {
     /// Where this deployment keeps photo bytes: files next to a SQLite
     /// database, the database itself for PostgreSQL (shared by all nodes).
     fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore>;
+    /// Who owns which photo, and the uploads under way.
+    fn photo_ledger(&self) -> &dyn PhotoLedger;
+}
+
+/// The references of a stored record's photos read again from its
+/// snapshot with this core's reader, and its JSON, when they hold a
+/// reference the stored ones lack: a record merged by an older core kept
+/// only one of two `attachments` maps made at once (schema 9 re-reads
+/// them). `None` when nothing is missing or the snapshot cannot be read.
+pub(crate) fn reread_photos(
+    snapshot: &[u8],
+    stored: &std::collections::HashSet<String>,
+) -> Option<(Vec<AttachmentRef>, String)> {
+    let rec = gridsync_core::doc::guarded(|| {
+        gridsync_core::doc::RecordDoc::load(snapshot, automerge::ActorId::from([0u8; 16]))?.record()
+    })
+    .ok()?;
+    let refs = crate::merge::attachment_refs(&rec);
+    if refs.iter().all(|a| stored.contains(&a.hash)) {
+        return None;
+    }
+    Some((refs, rec.to_json().to_string()))
 }

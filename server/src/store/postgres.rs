@@ -26,7 +26,39 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/006_accounts.sql"),
     include_str!("../../../migrations/server-postgres/007_attachments.sql"),
     include_str!("../../../migrations/server-postgres/008_signatures.sql"),
+    include_str!("../../../migrations/server-postgres/009_photo_owners.sql"),
 ];
+
+/// The schema whose migration also re-reads stored records' photos
+/// ([`rederive_photo_refs`]).
+const PHOTO_OWNERS_SCHEMA: usize = 9;
+
+/// Schema 9's step in Rust: every record with photos read again with this
+/// core's reader, adding the references (and the JSON) an older core lost
+/// when two phones made the record's `attachments` map at once.
+fn rederive_photo_refs(tx: &mut Transaction<'_>) -> StoreResult<()> {
+    let ids: Vec<Uuid> =
+        tx.query("SELECT DISTINCT record_id FROM attachment_refs", &[])?.iter().map(|r| r.get(0)).collect();
+    for id in ids {
+        let Some(row) = tx.query_opt("SELECT snapshot FROM documents WHERE id = $1", &[&id])? else { continue };
+        let snapshot: Vec<u8> = row.get(0);
+        let stored: std::collections::HashSet<String> = tx
+            .query("SELECT hash FROM attachment_refs WHERE record_id = $1", &[&id])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let Some((refs, json)) = reread_photos(&snapshot, &stored) else { continue };
+        for a in refs {
+            tx.execute(
+                "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (hash, record_id) DO NOTHING",
+                &[&a.hash, &id, &a.by, &a.mime, &a.size],
+            )?;
+        }
+        tx.execute("UPDATE documents SET json = $2::text::jsonb WHERE id = $1", &[&id, &json])?;
+    }
+    Ok(())
+}
 
 /// The PostgreSQL store: a small pool of connections.
 pub struct PostgresServerStore {
@@ -569,6 +601,9 @@ impl ServerStore for PostgresServerStore {
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
                 tx.batch_execute(sql)?;
+                if i + 1 == PHOTO_OWNERS_SCHEMA {
+                    rederive_photo_refs(&mut tx)?;
+                }
                 tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&(i as i64 + 1)])?;
             }
             tx.commit()?;
@@ -1250,6 +1285,153 @@ impl ServerStore for PostgresServerStore {
             rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
     }
+
+    fn photo_ledger(&self) -> &dyn PhotoLedger {
+        self
+    }
+}
+
+impl PhotoLedger for PostgresServerStore {
+    fn begin_photo_upload(
+        &self,
+        hash: &str,
+        user_id: &str,
+        size: i64,
+        now: i64,
+        quota: &PhotoQuota,
+    ) -> StoreResult<UploadBegun> {
+        self.tx(|tx| {
+            // One user's uploads begin one at a time on every node: the
+            // budget read and the new row cannot interleave with another's.
+            tx.execute("SELECT pg_advisory_xact_lock(7346830, hashtext($1))", &[&user_id])?;
+            let going = tx.execute(
+                "UPDATE photo_uploads SET written_at = $3 WHERE hash = $1 AND user_id = $2",
+                &[&hash, &user_id, &now],
+            )?;
+            if going > 0 {
+                return Ok(UploadBegun::Continuing);
+            }
+            let held: i64 = tx
+                .query_one("SELECT coalesce(sum(size), 0)::bigint FROM photo_uploads WHERE user_id = $1", &[&user_id])?
+                .get(0);
+            if held.saturating_add(size) > quota.unfinished_bytes {
+                return Ok(UploadBegun::OverUnfinished { held });
+            }
+            let since = now.saturating_sub(photo_ledger::DAY_MS);
+            let used: i64 = tx
+                .query_one(
+                    "SELECT ((SELECT coalesce(sum(size), 0) FROM photo_uploads WHERE user_id = $1 AND started_at > $2)
+                          + (SELECT coalesce(sum(size), 0) FROM photo_owners WHERE user_id = $1 AND at > $2))::bigint",
+                    &[&user_id, &since],
+                )?
+                .get(0);
+            if used.saturating_add(size) > quota.daily_bytes {
+                return Ok(UploadBegun::OverDaily { used });
+            }
+            tx.execute(
+                "INSERT INTO photo_uploads (hash, user_id, size, received, started_at, written_at) VALUES ($1, $2, $3, 0, $4, $4)",
+                &[&hash, &user_id, &size, &now],
+            )?;
+            Ok(UploadBegun::Started)
+        })
+    }
+
+    fn note_photo_upload(&self, hash: &str, user_id: &str, received: i64, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE photo_uploads SET received = greatest(received, $3), written_at = $4 WHERE hash = $1 AND user_id = $2",
+                &[&hash, &user_id, &received, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn finish_photo_upload(&self, hash: &str, user_id: &str, size: i64, now: i64) -> StoreResult<()> {
+        self.tx(|tx| {
+            tx.execute("DELETE FROM photo_uploads WHERE hash = $1 AND user_id = $2", &[&hash, &user_id])?;
+            tx.execute(
+                "INSERT INTO photo_owners (hash, user_id, size, at) VALUES ($1, $2, $3, $4) ON CONFLICT (hash, user_id) DO NOTHING",
+                &[&hash, &user_id, &size, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn drop_photo_upload(&self, hash: &str, user_id: &str) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM photo_uploads WHERE hash = $1 AND user_id = $2", &[&hash, &user_id])?;
+            Ok(())
+        })
+    }
+
+    fn photo_uploads(&self) -> StoreResult<Vec<PhotoUploadRow>> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT hash, user_id, size, received, started_at, written_at FROM photo_uploads ORDER BY hash, user_id",
+                &[],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(PhotoUploadRow {
+                        hash: r.try_get(0)?,
+                        user_id: r.try_get(1)?,
+                        size: r.try_get(2)?,
+                        received: r.try_get(3)?,
+                        started_at: r.try_get(4)?,
+                        written_at: r.try_get(5)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn photo_owners(&self, hash: &str) -> StoreResult<Vec<String>> {
+        self.with(|c| {
+            let rows = c.query("SELECT user_id FROM photo_owners WHERE hash = $1 ORDER BY user_id", &[&hash])?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+    }
+
+    fn all_photo_owners(&self) -> StoreResult<Vec<PhotoOwner>> {
+        self.with(|c| {
+            let rows = c.query("SELECT hash, user_id, at FROM photo_owners ORDER BY hash, user_id", &[])?;
+            rows.iter()
+                .map(|r| Ok(PhotoOwner { hash: r.try_get(0)?, user_id: r.try_get(1)?, at: r.try_get(2)? }))
+                .collect()
+        })
+    }
+
+    fn drop_photo_owners(&self, hash: &str, user_id: Option<&str>) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM photo_owners WHERE hash = $1 AND ($2::text IS NULL OR user_id = $2)",
+                &[&hash, &user_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn photos_wanted(&self, user_id: &str, limit: usize) -> StoreResult<Vec<WantedPhoto>> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT a.hash, max(a.size), min(a.record_id::text) FROM attachment_refs a JOIN documents d ON d.id = a.record_id
+                 WHERE a.by_user = $1 AND NOT d.deleted
+                   AND NOT EXISTS (SELECT 1 FROM photo_owners o WHERE o.hash = a.hash AND o.user_id = $1)
+                 GROUP BY a.hash ORDER BY a.hash LIMIT $2",
+                &[&user_id, &(limit as i64)],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let id: String = r.try_get(2)?;
+                    Ok(WantedPhoto {
+                        hash: r.try_get(0)?,
+                        size: r.try_get(1)?,
+                        record_id: Uuid::parse_str(&id).map_err(corrupt)?,
+                    })
+                })
+                .collect()
+        })
+    }
 }
 
 /// For tests: a fresh schema in the database at `GRIDSYNC_TEST_POSTGRES_URL`,
@@ -1313,6 +1495,7 @@ mod schema_tests {
         (6, include_str!("../../../migrations/server-postgres/snapshots/v6.sql")),
         (7, include_str!("../../../migrations/server-postgres/snapshots/v7.sql")),
         (8, include_str!("../../../migrations/server-postgres/snapshots/v8.sql")),
+        (9, include_str!("../../../migrations/server-postgres/snapshots/v9.sql")),
     ];
 
     /// The current schema's tables, columns, indexes and triggers as text
@@ -1353,6 +1536,38 @@ mod schema_tests {
             out.push(format!("trigger {} on {}", r.get::<_, String>(0), r.get::<_, String>(1)));
         }
         out
+    }
+
+    /// A province whose record lost a photo's reference to an older core
+    /// gets it back, with the record's JSON, when it upgrades to schema 9
+    /// (as on SQLite).
+    #[test]
+    #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
+    fn upgrading_to_schema_9_restores_references_an_older_core_lost() {
+        use crate::store::PhotoLedger;
+        let url = test_database_url().expect("GRIDSYNC_TEST_POSTGRES_URL is set");
+        let s = PostgresServerStore::connect(&url).unwrap();
+        s.migrate().unwrap();
+        crate::store::conformance::setup(&s);
+        let rec = crate::store::conformance::photos_attached_at_once(&s);
+        let (ha, hb) = ("a".repeat(64), "b".repeat(64));
+        drop(s);
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        c.execute("DELETE FROM attachment_refs WHERE hash = $1", &[&hb]).unwrap();
+        c.execute("UPDATE documents SET json = json #- ARRAY['attachments', $1::text]", &[&hb]).unwrap();
+        c.batch_execute(
+            "DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by;
+             DROP TABLE blob_upload_chunks; DROP TABLE blob_uploads; DELETE FROM schema_version WHERE version = 9;",
+        )
+        .unwrap();
+        let s = PostgresServerStore::connect(&url).unwrap();
+        s.migrate().unwrap();
+        let holders: Vec<String> = s.photo_holders(&hb).unwrap().into_iter().map(|h| h.attachment.by).collect();
+        assert_eq!(holders, ["vl1"]);
+        let json = s.record(rec.id).unwrap().unwrap().json;
+        assert_eq!(json["attachments"].as_object().unwrap().len(), 2, "{json}");
+        assert_eq!(s.photo_owners(&ha).unwrap(), ["gm1"]);
+        assert_eq!(s.photos_wanted("vl1", 10).unwrap().into_iter().map(|w| w.hash).collect::<Vec<_>>(), [hb]);
     }
 
     /// A province database on any released schema upgrades to exactly what

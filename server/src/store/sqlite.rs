@@ -30,7 +30,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/006_accounts.sql"),
     include_str!("../../../migrations/server-sqlite/007_attachments.sql"),
     include_str!("../../../migrations/server-sqlite/008_signatures.sql"),
+    include_str!("../../../migrations/server-sqlite/009_photo_owners.sql"),
 ];
+
+/// The schema whose migration also re-reads stored records' photos
+/// ([`rederive_photo_refs`]).
+const PHOTO_OWNERS_SCHEMA: usize = 9;
 
 /// The embedded SQLite store.
 pub struct SqliteServerStore {
@@ -198,6 +203,38 @@ fn merge_in(
         out.push(decision);
     }
     Ok(out)
+}
+
+/// Schema 9's step in Rust: every record with photos read again with this
+/// core's reader, adding the references (and the JSON) an older core lost
+/// when two phones made the record's `attachments` map at once.
+fn rederive_photo_refs(c: &Connection) -> StoreResult<()> {
+    let ids: Vec<String> = c
+        .prepare("SELECT DISTINCT record_id FROM attachment_refs")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in ids {
+        let Some(snapshot) = c
+            .query_row("SELECT snapshot FROM documents WHERE id = ?1", [&id], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+        else {
+            continue;
+        };
+        let stored: std::collections::HashSet<String> = c
+            .prepare("SELECT hash FROM attachment_refs WHERE record_id = ?1")?
+            .query_map([&id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some((refs, json)) = reread_photos(&snapshot, &stored) else { continue };
+        for a in refs {
+            c.execute(
+                "INSERT INTO attachment_refs (hash, record_id, by_user, mime, size) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (hash, record_id) DO NOTHING",
+                params![a.hash, id, a.by, a.mime, a.size],
+            )?;
+        }
+        c.execute("UPDATE documents SET json = ?2 WHERE id = ?1", params![id, json])?;
+    }
+    Ok(())
 }
 
 /// A record's stored state, as judged against: read before judging (a
@@ -471,6 +508,9 @@ impl ServerStore for SqliteServerStore {
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
             let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
+            if i + 1 == PHOTO_OWNERS_SCHEMA {
+                rederive_photo_refs(&tx)?;
+            }
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
@@ -1148,6 +1188,10 @@ impl ServerStore for SqliteServerStore {
         std::sync::Arc::new(crate::blobs::disk::DiskBlobStore::new(dir))
     }
 
+    fn photo_ledger(&self) -> &dyn PhotoLedger {
+        self
+    }
+
     fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -1157,6 +1201,143 @@ impl ServerStore for SqliteServerStore {
             let mut out = std::collections::HashSet::new();
             for r in rows {
                 out.insert(r?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl PhotoLedger for SqliteServerStore {
+    fn begin_photo_upload(
+        &self,
+        hash: &str,
+        user_id: &str,
+        size: i64,
+        now: i64,
+        quota: &PhotoQuota,
+    ) -> StoreResult<UploadBegun> {
+        // In the writer's transaction: the budget read and the new row are
+        // one step no other upload can come between.
+        self.group_write(|c| {
+            let going = c
+                .prepare_cached("UPDATE photo_uploads SET written_at = ?3 WHERE hash = ?1 AND user_id = ?2")?
+                .execute(params![hash, user_id, now])?;
+            if going > 0 {
+                return Ok(UploadBegun::Continuing);
+            }
+            let held: i64 = c
+                .prepare_cached("SELECT coalesce(sum(size), 0) FROM photo_uploads WHERE user_id = ?1")?
+                .query_row([user_id], |r| r.get(0))?;
+            if held.saturating_add(size) > quota.unfinished_bytes {
+                return Ok(UploadBegun::OverUnfinished { held });
+            }
+            let since = now.saturating_sub(photo_ledger::DAY_MS);
+            let used: i64 = c
+                .prepare_cached(
+                    "SELECT (SELECT coalesce(sum(size), 0) FROM photo_uploads WHERE user_id = ?1 AND started_at > ?2)
+                          + (SELECT coalesce(sum(size), 0) FROM photo_owners WHERE user_id = ?1 AND at > ?2)",
+                )?
+                .query_row(params![user_id, since], |r| r.get(0))?;
+            if used.saturating_add(size) > quota.daily_bytes {
+                return Ok(UploadBegun::OverDaily { used });
+            }
+            c.prepare_cached(
+                "INSERT INTO photo_uploads (hash, user_id, size, received, started_at, written_at) VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+            )?
+            .execute(params![hash, user_id, size, now])?;
+            Ok(UploadBegun::Started)
+        })
+    }
+
+    fn note_photo_upload(&self, hash: &str, user_id: &str, received: i64, now: i64) -> StoreResult<()> {
+        self.group_write(|c| {
+            c.prepare_cached(
+                "UPDATE photo_uploads SET received = max(received, ?3), written_at = ?4 WHERE hash = ?1 AND user_id = ?2",
+            )?
+            .execute(params![hash, user_id, received, now])?;
+            Ok(())
+        })
+    }
+
+    fn finish_photo_upload(&self, hash: &str, user_id: &str, size: i64, now: i64) -> StoreResult<()> {
+        self.group_write(|c| {
+            c.prepare_cached("DELETE FROM photo_uploads WHERE hash = ?1 AND user_id = ?2")?
+                .execute(params![hash, user_id])?;
+            c.prepare_cached(
+                "INSERT INTO photo_owners (hash, user_id, size, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (hash, user_id) DO NOTHING",
+            )?
+            .execute(params![hash, user_id, size, now])?;
+            Ok(())
+        })
+    }
+
+    fn drop_photo_upload(&self, hash: &str, user_id: &str) -> StoreResult<()> {
+        self.group_write(|c| {
+            c.prepare_cached("DELETE FROM photo_uploads WHERE hash = ?1 AND user_id = ?2")?
+                .execute(params![hash, user_id])?;
+            Ok(())
+        })
+    }
+
+    fn photo_uploads(&self) -> StoreResult<Vec<PhotoUploadRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT hash, user_id, size, received, started_at, written_at FROM photo_uploads ORDER BY hash, user_id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(PhotoUploadRow {
+                    hash: r.get(0)?,
+                    user_id: r.get(1)?,
+                    size: r.get(2)?,
+                    received: r.get(3)?,
+                    started_at: r.get(4)?,
+                    written_at: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn photo_owners(&self, hash: &str) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT user_id FROM photo_owners WHERE hash = ?1 ORDER BY user_id")?;
+            let rows = st.query_map([hash], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn all_photo_owners(&self) -> StoreResult<Vec<PhotoOwner>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT hash, user_id, at FROM photo_owners ORDER BY hash, user_id")?;
+            let rows = st.query_map([], |r| Ok(PhotoOwner { hash: r.get(0)?, user_id: r.get(1)?, at: r.get(2)? }))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn drop_photo_owners(&self, hash: &str, user_id: Option<&str>) -> StoreResult<()> {
+        self.group_write(|c| {
+            c.prepare_cached("DELETE FROM photo_owners WHERE hash = ?1 AND (?2 IS NULL OR user_id = ?2)")?
+                .execute(params![hash, user_id])?;
+            Ok(())
+        })
+    }
+
+    fn photos_wanted(&self, user_id: &str, limit: usize) -> StoreResult<Vec<WantedPhoto>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT a.hash, max(a.size), min(a.record_id) FROM attachment_refs a JOIN documents d ON d.id = a.record_id
+                 WHERE a.by_user = ?1 AND d.deleted = 0
+                   AND NOT EXISTS (SELECT 1 FROM photo_owners o WHERE o.hash = a.hash AND o.user_id = ?1)
+                 GROUP BY a.hash ORDER BY a.hash LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![user_id, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (hash, size, id) = row?;
+                let record_id = Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push(WantedPhoto { hash, size, record_id });
             }
             Ok(out)
         })
@@ -1270,6 +1451,7 @@ mod schema_tests {
         (6, include_str!("../../../migrations/server-sqlite/snapshots/v6.sql")),
         (7, include_str!("../../../migrations/server-sqlite/snapshots/v7.sql")),
         (8, include_str!("../../../migrations/server-sqlite/snapshots/v8.sql")),
+        (9, include_str!("../../../migrations/server-sqlite/snapshots/v9.sql")),
     ];
 
     fn described(conn: &Connection) -> Vec<String> {
@@ -1291,6 +1473,45 @@ mod schema_tests {
             }
         }
         out
+    }
+
+    /// A county server whose record lost a photo's reference to an older
+    /// core (it read only one of the two `attachments` maps two phones made
+    /// at once) gets it back, with the record's JSON, when it upgrades to
+    /// schema 9; the photo whose references all name one user is owned by
+    /// that user, the lost one is asked of its taker's phone.
+    #[test]
+    fn upgrading_to_schema_9_restores_references_an_older_core_lost() {
+        use crate::store::PhotoLedger;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let s = SqliteServerStore::open(&path).unwrap();
+        s.migrate().unwrap();
+        crate::store::conformance::setup(&s);
+        let rec = crate::store::conformance::photos_attached_at_once(&s);
+        let (ha, hb) = ("a".repeat(64), "b".repeat(64));
+        drop(s);
+        {
+            // What an older core stored: only the winning map's photo.
+            let c = Connection::open(&path).unwrap();
+            c.execute("DELETE FROM attachment_refs WHERE hash = ?1", [&hb]).unwrap();
+            let json: String = c.query_row("SELECT json FROM documents", [], |r| r.get(0)).unwrap();
+            let mut json: serde_json::Value = serde_json::from_str(&json).unwrap();
+            json["attachments"].as_object_mut().unwrap().remove(&hb);
+            c.execute("UPDATE documents SET json = ?1", [json.to_string()]).unwrap();
+            c.execute_batch(
+                "DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by; PRAGMA user_version = 8;",
+            )
+            .unwrap();
+        }
+        let s = SqliteServerStore::open(&path).unwrap();
+        s.migrate().unwrap();
+        let holders: Vec<String> = s.photo_holders(&hb).unwrap().into_iter().map(|h| h.attachment.by).collect();
+        assert_eq!(holders, ["vl1"]);
+        let json = s.record(rec.id).unwrap().unwrap().json;
+        assert_eq!(json["attachments"].as_object().unwrap().len(), 2, "{json}");
+        assert_eq!(s.photo_owners(&ha).unwrap(), ["gm1"]);
+        assert_eq!(s.photos_wanted("vl1", 10).unwrap().into_iter().map(|w| w.hash).collect::<Vec<_>>(), [hb]);
     }
 
     /// A county server on any released schema upgrades to exactly what a

@@ -15,6 +15,7 @@ mod evening;
 mod faults;
 mod hostile;
 mod phone;
+mod photo_owners;
 mod photos;
 mod postgres;
 #[cfg(target_os = "linux")]
