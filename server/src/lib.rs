@@ -14,7 +14,7 @@
 //! - [`signatures`]: device signatures checked before judging, relay bundles, bundle import.
 //! - [`provenance`]: who signed each change of a record, and its export for anyone to verify.
 //! - [`cli`]: the `gridsync-server` command line.
-//! - [`demo`]: the demo county.
+//! - [`demo`]: the demo county; [`demo_households`] its household ledgers.
 //! - [`metrics`]: Prometheus counters.
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
@@ -31,6 +31,7 @@ pub mod cli;
 #[path = "web/mod.rs"]
 pub mod dashboard;
 pub mod demo;
+pub mod demo_households;
 pub mod demo_month;
 pub mod merge;
 pub mod metrics;
