@@ -14,7 +14,8 @@
 //! - [`signatures`]: device signatures checked before judging, relay bundles, bundle import.
 //! - [`provenance`]: who signed each change of a record, and its export for anyone to verify.
 //! - [`cli`]: the `gridsync-server` command line.
-//! - [`demo`]: the demo county; [`demo_households`] its household ledgers.
+//! - [`demo`]: the demo county; [`demo_households`] its household ledgers, [`demo_phones`] its
+//!   enrolled phones that sign the demo's records.
 //! - [`metrics`]: Prometheus counters.
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
@@ -33,6 +34,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod demo_households;
 pub mod demo_month;
+pub mod demo_phones;
 pub mod merge;
 pub mod metrics;
 pub mod photos;
