@@ -14,8 +14,8 @@
 //! - [`signatures`]: device signatures checked before judging, relay bundles, bundle import.
 //! - [`provenance`]: who signed each change of a record, and its export for anyone to verify.
 //! - [`cli`]: the `gridsync-server` command line.
-//! - [`demo`]: the demo county; [`demo_households`] its household ledgers, [`demo_phones`] its
-//!   enrolled phones that sign the demo's records.
+//! - [`demo`]: the demo county; [`demo_month`] a month of its records, with [`demo_households`]
+//!   (ledgers), [`demo_phones`] (enrolled phones that sign the records) and [`demo_cases`] (agency counts).
 //! - [`metrics`]: Prometheus counters.
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
@@ -32,6 +32,7 @@ pub mod cli;
 #[path = "web/mod.rs"]
 pub mod dashboard;
 pub mod demo;
+pub mod demo_cases;
 pub mod demo_households;
 pub mod demo_month;
 pub mod demo_phones;
