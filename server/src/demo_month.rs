@@ -18,9 +18,9 @@
 //! same county.
 //!
 //! Last month's reports: each township holds its review on one of the
-//! first working days of this month and then submits its report, most on a
-//! working day before the 20th, a few late (the 20th to the 27th), a few
-//! not at all. A report carries the figures the township's draft gave at
+//! first working days of this month and then submits its report, most
+//! within a week of it and before the 20th, a few late (the 20th to the
+//! 27th), a few not at all. A report carries the figures the township's draft gave at
 //! the moment it was submitted ([`crate::reports::monthly`] over the loaded
 //! records) and is merged at that moment, so the server stamps it with it.
 //! Nothing happens after the demo's `now`: on the first days of a month
@@ -428,8 +428,8 @@ fn working_days(month_start: NaiveDate, from: u32, to: u32) -> Vec<NaiveDate> {
 
 /// The townships' reviews of last month (月研判, on one of the first four
 /// working days of this month) and their reports on it: most submitted on
-/// a working day after the review and before the 20th, about one in seven
-/// late (the 20th to the 27th), about one in seven never. Only what
+/// one of the five working days after the review (before the 20th), about
+/// one in seven late (the 20th to the 27th), about one in seven never. Only what
 /// happened by `now` is made: a review not held yet, or a report not
 /// submitted yet, is not there.
 fn reviews_and_reports(nodes: &[GridPath], people: &People, now: i64, rng: &mut StdRng, made: &mut Made) {
@@ -463,7 +463,8 @@ fn reviews_and_reports(nodes: &[GridPath], people: &People, now: i64, rng: &mut 
             0..=1 => continue,
             // Late.
             2..=3 => working_days(this_month, 20, 27),
-            _ => working_days(this_month, review_day.day() + 1, 19),
+            // Compiled and sent within a week of the review.
+            _ => working_days(this_month, review_day.day() + 1, 19).into_iter().take(5).collect(),
         };
         // On the review's afternoon when no working day is left before the 20th.
         let (day, minutes) = match days.get(rng.gen_range(0..days.len().max(1))) {
