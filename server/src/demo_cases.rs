@@ -1,8 +1,8 @@
 //! The agencies' case counts for the demo county's four-none table (四无创建):
 //! public-security cases (police), criminal cases (procuratorate) and
 //! lawsuits (court) per village, for last year and this year so far, each
-//! entered by the demo's agency account and checked as the agencies' own
-//! entries are ([`crate::reports::check_case_counts`]).
+//! entered by the demo's agency account, checked and audited as the
+//! agencies' own entries are ([`crate::reports::check_case_counts`]).
 //!
 //! Last year is shaped like the seed's 2021 figures: of 121 villages, 90
 //! had no public-security case, 105 no criminal case and 100 no lawsuit.
@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::reports::{CaseCountInput, ReportError, check_case_counts};
-use crate::store::{Agency, CaseKind, ServerStore, StoreError, StoreResult};
+use crate::store::{Agency, AuditEntry, CaseKind, ServerStore, StoreError, StoreResult};
 
 const HOUR: i64 = 3_600_000;
 
@@ -107,6 +107,15 @@ pub fn load_case_counts(store: &dyn ServerStore, now: i64, rng: &mut StdRng) -> 
             let at = (entered + i as i64 * 20 * 60_000).min(now);
             let counts = check_case_counts(store, &user, &inputs, at).map_err(report_error)?;
             store.put_case_counts(&counts)?;
+            // Logged as the dashboard's entry form logs it.
+            store.append_audit(&AuditEntry {
+                seq: 0,
+                at,
+                user_id: user.id.clone(),
+                action: "enter_case_counts".into(),
+                target: format!("{} x{}", kind.as_str(), counts.len()),
+                ip: "127.0.0.1".into(),
+            })?;
             loaded.counts += counts.len();
         }
     }

@@ -832,6 +832,9 @@ mod tests {
         let counts = store.case_counts(2026).unwrap();
         assert!(counts.iter().all(|c| ["police", "procuratorate", "court"].contains(&c.entered_by.as_str())));
         assert!(counts.iter().all(|c| c.entered_at <= DEC_8));
+        let entered =
+            crate::store::AuditQuery { action: Some("enter_case_counts".into()), limit: 1000, ..Default::default() };
+        assert_eq!(store.audit_log(&entered).unwrap().len(), 6, "each entry in the audit log");
     }
 
     /// The village leader's household ledgers: tens of households a group,
