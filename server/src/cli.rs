@@ -312,7 +312,14 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                 let started = std::time::Instant::now();
                 let month = crate::demo_month::load_month(store.as_ref(), crate::api::now_ms(), 2026)?;
                 anyhow::ensure!(month.refused == 0, "{} demo records were refused (see the log)", month.refused);
-                println!("已载入{}条演示记录（{:.0}秒）。", month.records, started.elapsed().as_secs_f64());
+                println!(
+                    "已载入{}条演示记录（{}部演示手机签名）、{}个乡镇的上月月报和{}条案件数（{:.0}秒）。",
+                    month.records,
+                    month.phones,
+                    month.reports_submitted,
+                    month.case_counts,
+                    started.elapsed().as_secs_f64()
+                );
                 for user in ["gm-t01-v01-g1", "vl-t01-v01", "tc-t01-1"] {
                     println!("enrollment code for {user}: {}", issue_code(store.as_ref(), user, 72)?);
                 }

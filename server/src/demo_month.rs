@@ -1,31 +1,61 @@
 //! A month of made-up records for the demo county, so a newcomer's
 //! dashboard shows what a working county looks like: patrols (some
 //! townships keep up better than others), hazards reported and handled,
-//! visits, household ledgers, disputes at every level (some escalated to
-//! the township and the county, some resolved, one conflict waiting),
-//! weekly village meetings, township reviews and last month's reports.
+//! visits, household ledgers ([`crate::demo_households`]: tens of
+//! households a group with their members, ID numbers, categories, guardians
+//! and 十户联防 groups), disputes at every level (some escalated to the
+//! township and the county, some resolved, one conflict waiting), weekly
+//! village meetings, and the townships' review (月研判) and report (月报) on
+//! last month; with the agencies' case counts for last year and this year
+//! ([`crate::demo_cases`]).
 //!
 //! Every record is made as its author would make it and enters through
-//! [`crate::sync::merge_records`] as that user, so the rules judge each one
-//! as they judge a phone's; a record they refused would be a bug here, and
-//! the loader fails on it. Seeded: the same day gives the same county.
+//! the sync service as that user, so the rules judge each one as they judge
+//! a phone's; a record they refused would be a bug here, and the loader
+//! fails on it. Whoever records on a phone sends from an enrolled demo
+//! phone, every batch signed with its key ([`crate::demo_phones`]); the
+//! county centre's steps are web changes. Seeded: the same day gives the
+//! same county.
+//!
+//! Last month's reports: each township holds its review on one of the
+//! first working days of this month and then submits its report, most
+//! within a week of it and before the 20th, a few late (the 20th to the
+//! 27th), a few not at all. A report carries the figures the township's draft gave at
+//! the moment it was submitted ([`crate::reports::monthly`] over the loaded
+//! records) and is merged at that moment, so the server stamps it with it.
+//! Nothing happens after the demo's `now`: on the first days of a month
+//! the reports are still pending, as they would be. The month's figures
+//! count only what the 30 days of records hold: the days of last month
+//! before them have none.
 
 use std::collections::{BTreeMap, HashMap};
 
 use automerge::ActorId;
+use chrono::{Datelike, NaiveDate, Weekday};
 use gridsync_core::doc::RecordDoc;
 use gridsync_core::events::Event;
 use gridsync_core::grid::{GridLevel, GridPath, Role};
 use gridsync_core::model::*;
+use gridsync_core::protocol::DocChanges;
+use gridsync_core::reports::DEFAULT_BACKLOG_DAYS;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::demo::demo_county;
-use crate::store::{IncomingDoc, ServerStore, StoreError, User};
-use crate::sync::{merge_records, web_pusher};
+use crate::demo_households::{Ledgers, mark_township};
+use crate::demo_phones::DemoPhones;
+use crate::merge::Outcome;
+use crate::reports::ReportError;
+use crate::store::{GridNode, ServerStore, StoreError, User};
 
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
+const MINUTE: i64 = 60_000;
+
+/// Households in one village group: tens, as in Liangdang's (about 30).
+pub const HOUSEHOLDS_PER_GROUP: std::ops::RangeInclusive<usize> = 20..=40;
+/// Share of households that are tenants from elsewhere (流动人口).
+const TENANT_SHARE: f64 = 0.03;
 
 /// What was loaded.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +64,21 @@ pub struct MonthLoaded {
     pub records: usize,
     /// Records the rules refused (always 0 unless the generator is wrong).
     pub refused: usize,
+    /// Demo phones enrolled (their changes carry their signatures).
+    pub phones: usize,
+    /// Agency case counts entered (village, year and kind).
+    pub case_counts: usize,
+    /// Townships whose report on last month is submitted.
+    pub reports_submitted: usize,
+}
+
+/// A township's report on last month, to be submitted at `at` with the
+/// figures the records give then.
+struct PlannedReport {
+    township: GridPath,
+    by: String,
+    month: String,
+    at: i64,
 }
 
 /// A later step on a dispute, by someone other than its author.
@@ -55,6 +100,7 @@ struct Later {
 struct Made {
     by_author: BTreeMap<String, Vec<Record>>,
     later: Vec<(uuid::Uuid, Vec<Later>)>,
+    reports: Vec<PlannedReport>,
 }
 
 impl Made {
@@ -128,7 +174,6 @@ fn make(now: i64, rng: &mut StdRng) -> Made {
     let diligence: Vec<f64> = (0..12).map(|_| rng.gen_range(0.55..0.97)).collect();
     let start = day_start(now, 29);
     let days = ((now - start) / DAY + 1).clamp(1, 30);
-    let mut name_no = 0usize;
     for g in &groups {
         let Some(gm) = first(g, Role::GridManager) else { continue };
         let t_index: usize = g.township().and_then(|t| t.trim_start_matches('t').parse().ok()).unwrap_or(1);
@@ -216,38 +261,8 @@ fn make(now: i64, rng: &mut StdRng) -> Made {
                 }),
             ));
         }
-        // Household ledgers.
-        for h in 0..2 {
-            name_no += 1;
-            let head = crate::demo::person_name(10_000 + name_no);
-            let mut members = Members::new();
-            members.insert(
-                "m1".into(),
-                Member {
-                    name: crate::demo::person_name(20_000 + name_no),
-                    relation: "配偶".into(),
-                    category: PersonCategory::Resident,
-                    id_number: String::new(),
-                    guardian: None,
-                },
-            );
-            made.add(Record::new(
-                (*g).clone(),
-                &gm.id,
-                start + h * HOUR,
-                RecordBody::Household(Household {
-                    head_name: head,
-                    address: format!("{}号", 10 + h),
-                    ten_household_group: String::new(),
-                    members,
-                    machinery: Assets::new(),
-                    vehicles: Assets::new(),
-                    facilities: Assets::new(),
-                    notes: String::new(),
-                }),
-            ));
-        }
     }
+    households(&county.nodes, &people, now, start, rng, &mut made);
     let nodes: Vec<GridPath> = county.nodes.iter().map(|n| n.path.clone()).collect();
     disputes_and_meetings(&nodes, &people, now, start, rng, &mut made);
     made
@@ -362,63 +377,152 @@ fn disputes_and_meetings(nodes: &[GridPath], people: &People, now: i64, start: i
             ));
         }
     }
-    // Township reviews (月研判) and last month's reports.
+    reviews_and_reports(nodes, people, now, rng, made);
+}
+
+/// The household ledgers of every group, made by its grid manager in the
+/// month's first two weeks (the ledgers were built when the county started
+/// the month); each township's key persons and people under guardianship
+/// marked among its own.
+fn households(nodes: &[GridNode], people: &People, now: i64, start: i64, rng: &mut StdRng, made: &mut Made) {
+    let mut ledgers = Ledgers::new(beijing_day(now));
+    for t in nodes.iter().filter(|n| n.path.level() == GridLevel::Township) {
+        let mut made_here: Vec<Record> = Vec::new();
+        for g in nodes.iter().filter(|n| n.path.level() == GridLevel::Group && t.path.contains(&n.path)) {
+            let Some(gm) = people.first(&g.path, Role::GridManager) else { continue };
+            for no in 1..=rng.gen_range(HOUSEHOLDS_PER_GROUP) {
+                let tenant = rng.gen_bool(TENANT_SHARE);
+                let h = ledgers.household(&g.name, no, tenant, rng);
+                let at =
+                    start + rng.gen_range(0..14) * DAY + rng.gen_range(8..18) * HOUR + rng.gen_range(0..60) * MINUTE;
+                made_here.push(Record::new(g.path.clone(), &gm.id, at.min(now), RecordBody::Household(h)));
+            }
+        }
+        let mut ledgers_here: Vec<&mut Household> = made_here
+            .iter_mut()
+            .filter_map(|r| match &mut r.body {
+                RecordBody::Household(h) => Some(h),
+                _ => None,
+            })
+            .collect();
+        let (key, guarded) = (rng.gen_range(2..=5), rng.gen_range(2..=4));
+        mark_township(&mut ledgers_here, key, guarded, beijing_day(now), rng);
+        for r in made_here {
+            made.add(r);
+        }
+    }
+}
+
+/// Whether `day` is a working day: not a weekend, New Year's Day, the May
+/// Day holiday or the National Day week (the days swapped around them are
+/// not modelled).
+fn working_day(day: NaiveDate) -> bool {
+    let holiday = matches!((day.month(), day.day()), (1, 1) | (5, 1..=5) | (10, 1..=7));
+    !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) && !holiday
+}
+
+/// The working days of `month_start`'s month from day `from` to day `to`.
+fn working_days(month_start: NaiveDate, from: u32, to: u32) -> Vec<NaiveDate> {
+    (from..=to).filter_map(|d| month_start.with_day(d)).filter(|d| working_day(*d)).collect()
+}
+
+/// The townships' reviews of last month (月研判, on one of the first four
+/// working days of this month) and their reports on it: most submitted on
+/// one of the five working days after the review (before the 20th), about
+/// one in seven late (the 20th to the 27th), about one in seven never. Only what
+/// happened by `now` is made: a review not held yet, or a report not
+/// submitted yet, is not there.
+fn reviews_and_reports(nodes: &[GridPath], people: &People, now: i64, rng: &mut StdRng, made: &mut Made) {
+    let today = beijing_day(now);
+    let this_month = today.with_day(1).unwrap_or(today);
+    let last = this_month.pred_opt().unwrap_or(this_month).format("%Y-%m").to_string();
+    let at = |day: NaiveDate, minutes: i64| beijing_midnight_ms(day) + minutes * MINUTE;
     for t in nodes.iter().filter(|p| p.level() == GridLevel::Township) {
-        let Some(tc) = first(t, Role::TownshipChief) else { continue };
-        let last = beijing_day(start - DAY).format("%Y-%m").to_string();
+        let Some(tc) = people.first(t, Role::TownshipChief) else { continue };
+        let first_days = working_days(this_month, 1, 10);
+        let Some(&review_day) = first_days.get(rng.gen_range(0..4)).or(first_days.first()) else { continue };
+        let held = at(review_day, 9 * 60 + rng.gen_range(0..30));
+        let fate = rng.gen_range(0..14);
+        if held > now {
+            continue;
+        }
         made.add(Record::new(
             t.clone(),
             &tc.id,
-            start + 5 * DAY,
+            held,
             RecordBody::TownshipReview(TownshipReview {
                 month: last.clone(),
-                held_at: Some(start + 5 * DAY),
+                held_at: Some(held),
                 attendees: vec!["镇长".into(), "综治办主任".into()],
                 disputes_reviewed: IdSet::new(),
                 decisions: "土地纠纷由司法所牵头，汛期隐患每周复查。".into(),
             }),
         ));
-        if rng.gen_bool(0.75) {
-            made.add(Record::new(
-                t.clone(),
-                &tc.id,
-                start + 10 * DAY,
-                RecordBody::MonthlyReport(MonthlyReport {
-                    month: last,
-                    figures: Figures::new(),
-                    narrative: "本月各村按要求开展巡查，排查化解矛盾纠纷，隐患整改有序推进。".into(),
-                    submitted_at: Some(start + 10 * DAY),
-                    returned: None,
-                }),
-            ));
+        let days = match fate {
+            // Never submitted.
+            0..=1 => continue,
+            // Late.
+            2..=3 => working_days(this_month, 20, 27),
+            // Compiled and sent within a week of the review.
+            _ => working_days(this_month, review_day.day() + 1, 19).into_iter().take(5).collect(),
+        };
+        // On the review's afternoon when no working day is left before the 20th.
+        let (day, minutes) = match days.get(rng.gen_range(0..days.len().max(1))) {
+            Some(d) => (*d, rng.gen_range(8 * 60 + 30..17 * 60 + 30)),
+            None => (review_day, 16 * 60 + rng.gen_range(0..60)),
+        };
+        let submitted = at(day, minutes);
+        if submitted <= now {
+            made.reports.push(PlannedReport {
+                township: t.clone(),
+                by: tc.id.clone(),
+                month: last.clone(),
+                at: submitted,
+            });
         }
     }
 }
 
+/// Log a refused demo record without its content: a household's
+/// refusal names its members, and ledgers are never logged.
+fn log_refused(by: &str, kind: RecordKind, o: &Outcome) {
+    let Some(r) = o.rejections.first() else { return };
+    if kind == RecordKind::Household {
+        tracing::error!(by = %by, kind = kind.as_str(), reason = ?r.reason, "demo record refused");
+    } else {
+        tracing::error!(by = %by, kind = kind.as_str(), reason = ?r.reason, detail = %r.detail, "demo record refused");
+    }
+}
+
 /// Load a month of records ending at `now` into `store`, each merged as its
-/// author. Fails if the rules refuse any (the generator's bug, not the
-/// county's), so a newcomer never sees a half-loaded county silently.
+/// author (from the author's demo phone, signed, for those who record on
+/// one), then the agencies' case counts and last month's reports with the
+/// figures their drafts gave when they were submitted. Fails if the rules
+/// refuse any record (the generator's bug, not the county's), so a newcomer
+/// never sees a half-loaded county silently.
 pub fn load_month(store: &dyn ServerStore, now: i64, seed: u64) -> Result<MonthLoaded, StoreError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let made = make(now, &mut rng);
-    let users: HashMap<String, User> = store.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
-    let mut loaded = MonthLoaded::default();
+    let user_list = store.users()?;
+    let users: HashMap<String, User> = user_list.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let mut phones = DemoPhones::enroll(store, &user_list, day_start(now, 29), &mut rng)?;
+    let mut loaded = MonthLoaded { phones: phones.len(), ..MonthLoaded::default() };
     for (author, records) in made.by_author {
         let Some(user) = users.get(&author) else { continue };
-        let pusher = web_pusher(user);
         for chunk in records.chunks(200) {
-            let mut incoming = Vec::with_capacity(chunk.len());
+            let mut docs = Vec::with_capacity(chunk.len());
             for r in chunk {
-                let mut doc = RecordDoc::create(r, ActorId::random())
+                let mut doc = RecordDoc::create(r, phones.actor(&author))
                     .map_err(|e| StoreError::Corrupt(format!("demo record: {e}")))?;
                 let changes = doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
-                incoming.push(IncomingDoc::unsigned(r.id, changes));
+                docs.push(DocChanges { doc: *r.id.as_bytes(), changes });
             }
-            for o in merge_records(store, &pusher, &incoming, now)? {
+            let latest = chunk.iter().map(|r| r.updated_at).max().unwrap_or(now);
+            for (o, r) in phones.send(store, user, docs, latest, now)?.iter().zip(chunk) {
                 loaded.records += 1;
                 if !o.rejections.is_empty() {
                     loaded.refused += 1;
-                    tracing::error!(author = %author, reason = ?o.rejections[0].reason, detail = %o.rejections[0].detail, "demo record refused");
+                    log_refused(&author, r.kind(), o);
                 }
             }
         }
@@ -427,12 +531,13 @@ pub fn load_month(store: &dyn ServerStore, now: i64, seed: u64) -> Result<MonthL
         let mut base: Option<(RecordDoc, Vec<automerge::ChangeHash>)> = None;
         for s in steps {
             let Some(user) = users.get(&s.by) else { continue };
+            let actor = phones.actor(&s.by);
             let mut doc = match (&mut base, s.concurrent_with_previous) {
                 // The same state the previous step started from.
-                (Some((doc, _)), true) => doc.fork_as(ActorId::random()),
+                (Some((doc, _)), true) => doc.fork_as(actor),
                 _ => {
                     let stored = store.snapshot(id)?.ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-                    RecordDoc::load(&stored.snapshot, ActorId::random())
+                    RecordDoc::load(&stored.snapshot, actor)
                         .map_err(|e| StoreError::Corrupt(format!("demo record: {e}")))?
                 }
             };
@@ -448,16 +553,77 @@ pub fn load_month(store: &dyn ServerStore, now: i64, seed: u64) -> Result<MonthL
             }
             doc.update(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let changes = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-            let incoming = IncomingDoc::unsigned(id, changes);
-            for o in merge_records(store, &web_pusher(user), std::slice::from_ref(&incoming), now)? {
+            let docs = vec![DocChanges { doc: *id.as_bytes(), changes }];
+            for o in phones.send(store, user, docs, s.at, now)? {
                 if !o.rejections.is_empty() {
                     loaded.refused += 1;
-                    tracing::error!(by = %s.by, reason = ?o.rejections[0].reason, detail = %o.rejections[0].detail, "demo step refused");
+                    log_refused(&s.by, RecordKind::Dispute, &o);
                 }
             }
         }
     }
+    loaded.case_counts = crate::demo_cases::load_case_counts(store, now, &mut rng)?.counts;
+    // Each report is drafted from the records as they stood when it was
+    // submitted, and merged at that moment: the server stamps a report's
+    // submission with the time of the merge that submits it.
+    let mut reports = made.reports;
+    reports.sort_by_key(|r| r.at);
+    for p in reports {
+        let Some(user) = users.get(&p.by) else { continue };
+        let draft = crate::reports::monthly(store, &p.township, &p.month, DEFAULT_BACKLOG_DAYS, p.at)
+            .map_err(|e| match e {
+                ReportError::Store(e) => e,
+                other => StoreError::Corrupt(format!("demo report on {}: {other}", p.month)),
+            })?
+            .draft_figures;
+        let narrative = narrative(&p.month, &draft);
+        let report = Record::new(
+            p.township.clone(),
+            &p.by,
+            p.at,
+            RecordBody::MonthlyReport(MonthlyReport {
+                month: p.month.clone(),
+                figures: draft,
+                narrative,
+                submitted_at: Some(p.at),
+                returned: None,
+            }),
+        );
+        let mut doc = RecordDoc::create(&report, phones.actor(&p.by))
+            .map_err(|e| StoreError::Corrupt(format!("demo record: {e}")))?;
+        let changes = doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect();
+        let docs = vec![DocChanges { doc: *report.id.as_bytes(), changes }];
+        for o in phones.send(store, user, docs, p.at, p.at)? {
+            loaded.records += 1;
+            if o.rejections.is_empty() {
+                loaded.reports_submitted += 1;
+            } else {
+                loaded.refused += 1;
+                log_refused(&p.by, RecordKind::MonthlyReport, &o);
+            }
+        }
+    }
+    phones.record_last_syncs(store, now, &mut rng)?;
     Ok(loaded)
+}
+
+/// The written part of a township's report, from its figures.
+fn narrative(month: &str, f: &Figures) -> String {
+    let get = |k: &str| f.get(k).copied().unwrap_or(0);
+    let patrols = get("patrols.morning") + get("patrols.midday") + get("patrols.evening");
+    let visits = get("visits.floating_population") + get("visits.key_person") + get("visits.special_place");
+    let m = month.get(5..).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+    format!(
+        "{m}月，全镇各网格开展巡查{patrols}次、走访{visits}次；发现隐患{}处，已消除{}处，月末仍有{}处未消除，均已落实专人跟进。\
+         排查矛盾纠纷{}件，化解{}件，上报{}件，积案{}件。下月继续按“一巡、二报、三查、四清”要求抓好网格日常工作。",
+        get("hazards.found"),
+        get("hazards.handled"),
+        get("hazards.open"),
+        get("disputes.found"),
+        get("disputes.resolved"),
+        get("disputes.escalated"),
+        get("disputes.backlog"),
+    )
 }
 
 #[cfg(test)]
@@ -465,6 +631,9 @@ mod tests {
     use super::*;
     use crate::store::ViewQuery;
     use crate::store::sqlite::SqliteServerStore;
+
+    /// 2026-12-08 10:00, Beijing.
+    const DEC_8: i64 = 1_796_695_200_000;
 
     fn fresh() -> (tempfile::TempDir, SqliteServerStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -474,14 +643,38 @@ mod tests {
         (dir, store)
     }
 
+    /// The demo county loaded once at [`DEC_8`], for every test that reads it.
+    struct Loaded {
+        _dir: tempfile::TempDir,
+        store: SqliteServerStore,
+        loaded: MonthLoaded,
+    }
+
+    fn county() -> &'static Loaded {
+        static COUNTY: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
+        COUNTY.get_or_init(|| {
+            let (dir, store) = fresh();
+            let loaded = load_month(&store, DEC_8, 7).unwrap();
+            Loaded { _dir: dir, store, loaded }
+        })
+    }
+
+    fn records_of(store: &SqliteServerStore, kind: &str) -> Vec<Record> {
+        store
+            .records(&ViewQuery { sensitive: true, limit: Some(1_000_000), ..Default::default() })
+            .unwrap()
+            .into_iter()
+            .filter(|v| v.kind == kind)
+            .map(|v| Record::from_json(&v.json).unwrap())
+            .collect()
+    }
+
     /// The month loads with nothing refused, and holds what the dashboard
     /// is meant to show: every kind, disputes at all three levels, one
     /// conflict waiting, hazards removed and open, last month's reports.
     #[test]
     fn a_month_loads_with_nothing_refused_and_every_kind_and_level() {
-        let (_dir, store) = fresh();
-        let now = 1_793_577_600_000; // 2026-11-02 08:00, Beijing
-        let loaded = load_month(&store, now, 7).unwrap();
+        let Loaded { store, loaded, .. } = county();
         assert_eq!(loaded.refused, 0);
         let all = store.records(&ViewQuery { sensitive: true, limit: Some(1_000_000), ..Default::default() }).unwrap();
         assert_eq!(all.len(), loaded.records);
@@ -528,5 +721,206 @@ mod tests {
         };
         assert_eq!(shape(7), shape(7));
         assert_ne!(shape(7), shape(8));
+    }
+
+    /// The county centre's submissions page for November, seen on 8
+    /// December: the townships that submitted did so on a working day
+    /// between the 1st and now, after their review, and each report carries
+    /// the figures its draft gave at that moment, which the county's view
+    /// shows as submitted; the others are still pending (not due yet).
+    #[test]
+    fn last_months_reports_carry_their_figures_and_honest_submission_times() {
+        let Loaded { store, loaded, .. } = county();
+        let county_root = GridPath::county();
+        let subs = crate::reports::submissions(store, &county_root, "2026-11", DEC_8).unwrap();
+        assert_eq!(subs.townships.len(), 12);
+        let dec_1 = beijing_midnight_ms(NaiveDate::from_ymd_opt(2026, 12, 1).unwrap());
+        let submitted: Vec<_> = subs.townships.iter().filter(|t| t.submitted_at.is_some()).collect();
+        assert_eq!(submitted.len(), loaded.reports_submitted);
+        assert!(!submitted.is_empty(), "no township has submitted by the 8th");
+        for t in &subs.townships {
+            let Some(at) = t.submitted_at else {
+                assert_eq!(t.status, crate::reports::SubmissionStatus::Pending, "{}", t.name);
+                continue;
+            };
+            assert_eq!(t.status, crate::reports::SubmissionStatus::OnTime, "{}", t.name);
+            assert!((dec_1..=DEC_8).contains(&at), "{} submitted at {at}", t.name);
+            assert!(working_day(beijing_day(at)), "{} submitted on a holiday", t.name);
+            let minutes = (at - beijing_midnight_ms(beijing_day(at))) / MINUTE;
+            assert!((8 * 60..18 * 60).contains(&minutes), "{} submitted at minute {minutes}", t.name);
+            let data = crate::reports::monthly(store, &t.township, "2026-11", DEFAULT_BACKLOG_DAYS, DEC_8).unwrap();
+            let figures = data.submitted_figures.expect("the county sees the submitted figures");
+            let then = crate::reports::monthly(store, &t.township, "2026-11", DEFAULT_BACKLOG_DAYS, at).unwrap();
+            assert_eq!(figures, then.draft_figures, "{}: not the draft at its submission", t.name);
+            assert!(figures["patrols.morning"] > 100, "{}: {figures:?}", t.name);
+            assert!(figures.contains_key("disputes.backlog") && figures.len() >= 13, "{figures:?}");
+            // Its review came first.
+            let reviewed = records_of(store, "township_review")
+                .into_iter()
+                .filter(|r| r.grid == t.township)
+                .any(|r| matches!(r.body, RecordBody::TownshipReview(ref v) if v.month == "2026-11" && v.held_at.is_some_and(|h| h < at)));
+            assert!(reviewed, "{} reported before its review", t.name);
+        }
+        assert!(submitted.len() < 12, "every township submitted within a week: not how a county runs");
+        // Each at its own moment, none when the demo was loaded.
+        let mut minutes: Vec<i64> = submitted.iter().filter_map(|t| t.submitted_at).map(|at| at / MINUTE).collect();
+        minutes.sort_unstable();
+        minutes.dedup();
+        assert_eq!(minutes.len(), submitted.len(), "two townships submitted in the same minute");
+        assert!(submitted.iter().all(|t| t.submitted_at != Some(DEC_8)), "submitted when the demo was loaded");
+    }
+
+    /// On the 1st of a month no report on the last one is submitted yet;
+    /// at the month's end some are late; none is ever after now.
+    #[test]
+    fn reports_are_never_submitted_after_now() {
+        let dec_1_10am = 1_796_090_400_000;
+        assert!(make(dec_1_10am, &mut StdRng::seed_from_u64(7)).reports.is_empty());
+        let dec_31 = DEC_8 + 23 * DAY;
+        let late = beijing_midnight_ms(NaiveDate::from_ymd_opt(2026, 12, 20).unwrap());
+        let mut seen_late = false;
+        for seed in 1..=4 {
+            let reports = make(dec_31, &mut StdRng::seed_from_u64(seed)).reports;
+            assert!(reports.iter().all(|r| r.at <= dec_31 && r.month == "2026-11"));
+            seen_late |= reports.iter().any(|r| r.at >= late);
+        }
+        assert!(seen_late, "no township is ever late");
+    }
+
+    /// The four-none page of the demo: every village has the three
+    /// agencies' counts for last year and this year; last year's shares
+    /// are the seed's 2021 ones, this year's so far are alike.
+    #[test]
+    fn the_four_none_table_has_counts_for_both_years() {
+        use crate::reports::FourNoneTarget;
+        let Loaded { store, loaded, .. } = county();
+        assert_eq!(loaded.case_counts, 121 * 3 * 2);
+        let root = GridPath::county();
+        let last = crate::reports::four_none(store, &root, 2025, DEFAULT_BACKLOG_DAYS, DEC_8).unwrap();
+        let this = crate::reports::four_none(store, &root, 2026, DEFAULT_BACKLOG_DAYS, DEC_8).unwrap();
+        for table in [&last, &this] {
+            assert_eq!(table.villages.len(), 121);
+            for v in &table.villages {
+                assert!(v.public_security_cases.is_some() && v.criminal_cases.is_some() && v.lawsuits.is_some());
+            }
+        }
+        let meeting = |t: &crate::reports::FourNoneTable, target: FourNoneTarget| {
+            t.totals.iter().find(|x| x.target == target).map(|x| x.villages).unwrap()
+        };
+        assert_eq!(meeting(&last, FourNoneTarget::NoPublicSecurityCase), 90);
+        assert_eq!(meeting(&last, FourNoneTarget::NoCriminalCase), 105);
+        assert_eq!(meeting(&last, FourNoneTarget::NoLawsuit), 100);
+        for (target, last_year) in [
+            (FourNoneTarget::NoPublicSecurityCase, 90),
+            (FourNoneTarget::NoCriminalCase, 105),
+            (FourNoneTarget::NoLawsuit, 100),
+        ] {
+            let so_far = meeting(&this, target);
+            // Eleven months in, about as many villages with cases as last year.
+            assert!(so_far >= last_year - 8 && so_far <= 121, "{target:?}: {so_far}");
+            assert!(so_far < 121, "{target:?}: no village had a case all year");
+        }
+        // The entries are the agencies' own.
+        let counts = store.case_counts(2026).unwrap();
+        assert!(counts.iter().all(|c| ["police", "procuratorate", "court"].contains(&c.entered_by.as_str())));
+        assert!(counts.iter().all(|c| c.entered_at <= DEC_8));
+        let entered =
+            crate::store::AuditQuery { action: Some("enter_case_counts".into()), limit: 1000, ..Default::default() };
+        assert_eq!(store.audit_log(&entered).unwrap().len(), 6, "each entry in the audit log");
+    }
+
+    /// The village leader's household ledgers: tens of households a group,
+    /// each with two to six members with relations and valid, unique ID
+    /// numbers, in 十户联防 groups; a few percent tenants (流动人口); in every
+    /// township some key persons and some people under guardianship, each
+    /// of those with a guardian of the household.
+    #[test]
+    fn households_have_members_with_id_numbers_categories_and_guardians() {
+        let Loaded { store, .. } = county();
+        let households = records_of(store, "household");
+        let mut per_group: HashMap<GridPath, usize> = HashMap::new();
+        let mut ids = std::collections::HashSet::new();
+        let mut by_category: HashMap<(String, &str), usize> = HashMap::new();
+        let mut people = 0;
+        for r in &households {
+            let RecordBody::Household(h) = &r.body else { unreachable!() };
+            *per_group.entry(r.grid.clone()).or_default() += 1;
+            assert!((2..=6).contains(&h.members.len()), "{} members", h.members.len());
+            assert!(h.ten_household_group.ends_with("联防组"));
+            assert!(h.members.values().any(|m| m.relation == "户主" && m.name == h.head_name));
+            for m in h.members.values() {
+                people += 1;
+                assert!(valid_id_number(&m.id_number), "an invalid ID number");
+                assert!(ids.insert(m.id_number.clone()), "an ID number given twice");
+                assert!(!m.relation.is_empty());
+                let t = r.grid.township().unwrap_or_default().to_owned();
+                *by_category.entry((t, m.category.label_zh())).or_default() += 1;
+                if m.category == PersonCategory::UnderGuardianship {
+                    let g = m.guardian.as_deref().expect("a guardian");
+                    assert!(h.members.values().any(|o| o.name == g && o.id_number != m.id_number));
+                }
+            }
+        }
+        assert_eq!(per_group.len(), 406);
+        assert!(per_group.values().all(|n| HOUSEHOLDS_PER_GROUP.contains(n)));
+        let total = |c: PersonCategory| {
+            by_category.iter().filter(|((_, k), _)| *k == c.label_zh()).map(|(_, n)| n).sum::<usize>()
+        };
+        let floating = total(PersonCategory::Floating) * 1000 / people;
+        assert!((5..=60).contains(&floating), "流动人口 {floating}‰");
+        assert!(total(PersonCategory::Resident) * 100 / people >= 90);
+        for t in 1..=12 {
+            let t = format!("t{t:02}");
+            let of = |c: PersonCategory| by_category.get(&(t.clone(), c.label_zh())).copied().unwrap_or(0);
+            assert!((2..=5).contains(&of(PersonCategory::KeyPerson)), "{t}: {}", of(PersonCategory::KeyPerson));
+            assert!((2..=4).contains(&of(PersonCategory::UnderGuardianship)), "{t}");
+        }
+    }
+
+    /// A demo record's provenance page: each change a phone made carries a
+    /// valid signature of that person's enrolled phone, dated when it was
+    /// made; the county centre's step on the web is a web change. The
+    /// devices page lists the demo phones, each synced after its last
+    /// change and never after now.
+    #[test]
+    fn demo_records_carry_their_phones_signatures() {
+        use crate::provenance::{Verification, record_provenance};
+        let Loaded { store, loaded, .. } = county();
+        assert_eq!(loaded.phones, 406 + 121 + 121 + 28);
+        let devices = store.devices().unwrap();
+        assert_eq!(devices.len(), loaded.phones);
+        for d in &devices {
+            assert!(d.name.ends_with("（演示）"));
+            let last = d.last_sync_at.expect("a demo phone has synced");
+            assert!(d.created_at < last && last <= DEC_8);
+        }
+        let by_id: HashMap<&str, &crate::store::Device> = devices.iter().map(|d| (d.id.as_str(), d)).collect();
+        let patrol = &records_of(store, "patrol")[0];
+        let rows = record_provenance(store, patrol.id).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].verification, Verification::Valid);
+        assert_eq!(rows[0].user_id, patrol.author);
+        assert_eq!(rows[0].time, patrol.created_at / 1000 * 1000);
+        let device = by_id[rows[0].device_id.as_str()];
+        assert!(device.last_sync_at.unwrap() >= patrol.created_at);
+        for kind in ["household", "monthly_report", "township_review", "village_meeting", "hazard"] {
+            let r = &records_of(store, kind)[0];
+            let rows = record_provenance(store, r.id).unwrap();
+            assert!(rows.iter().all(|c| c.verification == Verification::Valid), "{kind}");
+        }
+        // A dispute the county resolved: the phones' steps signed, the
+        // county centre's a web change.
+        let by_county = records_of(store, "dispute")
+            .into_iter()
+            .find(|r| matches!(&r.body, RecordBody::Dispute(d) if d.events.iter().any(|e| e.by == "county-admin")))
+            .expect("a dispute the county resolved");
+        let rows = record_provenance(store, by_county.id).unwrap();
+        assert!(rows.len() >= 4);
+        for c in &rows {
+            let expected = if c.user_id == "county-admin" { Verification::Web } else { Verification::Valid };
+            assert_eq!(c.verification, expected, "{}", c.user_id);
+            assert!(c.time >= DEC_8 - 40 * DAY && c.time <= DEC_8, "a change dated {}", c.time);
+        }
+        assert!(rows.iter().any(|c| c.verification == Verification::Web));
     }
 }

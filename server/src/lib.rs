@@ -14,7 +14,8 @@
 //! - [`signatures`]: device signatures checked before judging, relay bundles, bundle import.
 //! - [`provenance`]: who signed each change of a record, and its export for anyone to verify.
 //! - [`cli`]: the `gridsync-server` command line.
-//! - [`demo`]: the demo county.
+//! - [`demo`]: the demo county; [`demo_month`] a month of its records, with [`demo_households`]
+//!   (ledgers), [`demo_phones`] (enrolled phones that sign the records) and [`demo_cases`] (agency counts).
 //! - [`metrics`]: Prometheus counters.
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
@@ -30,7 +31,10 @@ pub mod blobs;
 pub mod cli;
 pub mod dashboard;
 pub mod demo;
+pub mod demo_cases;
+pub mod demo_households;
 pub mod demo_month;
+pub mod demo_phones;
 pub mod merge;
 pub mod metrics;
 pub mod photos;
