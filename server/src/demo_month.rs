@@ -664,7 +664,7 @@ mod tests {
             .records(&ViewQuery { sensitive: true, limit: Some(1_000_000), ..Default::default() })
             .unwrap()
             .into_iter()
-            .filter(|v| v.kind == kind)
+            .filter(|v| v.kind.as_str() == kind)
             .map(|v| Record::from_json(&v.json).unwrap())
             .collect()
     }
