@@ -92,11 +92,7 @@ fn merge_and_touch(
         }
         decision
     };
-    if touch {
-        store.merge_batch_and_touch(&pusher.device_id, now, incoming, &mut merge)?;
-    } else {
-        store.merge_batch(&pusher.device_id, incoming, &mut merge)?;
-    }
+    store.merge_batch(&pusher.device_id, touch.then_some(now), incoming, &mut merge)?;
     Ok(outcomes)
 }
 

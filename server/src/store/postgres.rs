@@ -587,7 +587,7 @@ impl PostgresServerStore {
     }
 }
 
-impl ServerStore for PostgresServerStore {
+impl SchemaStore for PostgresServerStore {
     fn migrate(&self) -> StoreResult<()> {
         self.with(|c| {
             let mut tx = c.transaction()?;
@@ -611,6 +611,36 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn ping(&self) -> StoreResult<()> {
+        self.with(|c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+
+    fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE health_probe SET at = $1 WHERE id = 1", &[&now])?;
+            Ok(())
+        })
+    }
+
+    fn change_count(&self) -> StoreResult<u64> {
+        self.with(|c| Ok(c.query_one("SELECT count(*) FROM changes", &[])?.get::<_, i64>(0) as u64))
+    }
+
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh, &now],
+            )?;
+            Ok(c.query_one("SELECT secret FROM server_keys WHERE name = $1", &[&name])?.try_get(0)?)
+        })
+    }
+}
+
+impl AccountStore for PostgresServerStore {
     fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()> {
         self.tx(|tx| {
             let st = tx.prepare(
@@ -736,7 +766,9 @@ impl ServerStore for PostgresServerStore {
             Ok(())
         })
     }
+}
 
+impl DeviceStore for PostgresServerStore {
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         self.with(|c| {
             if c.query_opt("SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL", &[&user_id])?.is_none() {
@@ -851,46 +883,15 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                &[&name, &fresh, &now],
-            )?;
-            Ok(c.query_one("SELECT secret FROM server_keys WHERE name = $1", &[&name])?.try_get(0)?)
-        })
-    }
-
-    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
-        self.with(|c| {
-            c.query("SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = $1 ORDER BY seq", &[&doc])?
-                .iter()
-                .map(|r| {
-                    let hash: Vec<u8> = r.try_get(1)?;
-                    stored_change(r.try_get(0)?, &hash, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
-                })
-                .collect()
-        })
-    }
-
-    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
-        self.with(|c| {
-            let row = c.query_opt("SELECT manifest FROM signed_batches WHERE signature = $1", &[&&signature.0[..]])?;
-            row.map(|r| {
-                let b: Vec<u8> = r.try_get(0)?;
-                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
-            })
-            .transpose()
-        })
-    }
-
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
         self.with(|c| {
             c.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
             Ok(())
         })
     }
+}
 
+impl RecordStore for PostgresServerStore {
     fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>> {
         self.with(|c| {
             let rows = c.query("SELECT id, snapshot, sensitive FROM documents WHERE id = ANY($1)", &[&ids])?;
@@ -905,22 +906,13 @@ impl ServerStore for PostgresServerStore {
     fn merge_batch(
         &self,
         device_id: &str,
-        docs: &[IncomingDoc],
-        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
-    ) -> StoreResult<Vec<DocDecision>> {
-        self.merge_in_parts(device_id, None, docs, merge)
-    }
-
-    fn merge_batch_and_touch(
-        &self,
-        device_id: &str,
-        now: i64,
+        synced_at: Option<i64>,
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
         // The touch in the merge's (last) transaction: one commit, one WAL
         // flush, not two.
-        self.merge_in_parts(device_id, Some(now), docs, merge)
+        self.merge_in_parts(device_id, synced_at, docs, merge)
     }
 
     fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude: &str, max_bytes: usize) -> StoreResult<FeedPage> {
@@ -1055,6 +1047,31 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
+        self.with(|c| {
+            c.query("SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = $1 ORDER BY seq", &[&doc])?
+                .iter()
+                .map(|r| {
+                    let hash: Vec<u8> = r.try_get(1)?;
+                    stored_change(r.try_get(0)?, &hash, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
+                })
+                .collect()
+        })
+    }
+
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
+        self.with(|c| {
+            let row = c.query_opt("SELECT manifest FROM signed_batches WHERE signature = $1", &[&&signature.0[..]])?;
+            row.map(|r| {
+                let b: Vec<u8> = r.try_get(0)?;
+                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
+            })
+            .transpose()
+        })
+    }
+}
+
+impl CaseCountStore for PostgresServerStore {
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
         self.tx(|tx| {
             let st = tx.prepare(
@@ -1099,18 +1116,9 @@ impl ServerStore for PostgresServerStore {
             .collect()
         })
     }
+}
 
-    fn change_count(&self) -> StoreResult<u64> {
-        self.with(|c| Ok(c.query_one("SELECT count(*) FROM changes", &[])?.get::<_, i64>(0) as u64))
-    }
-
-    fn ping(&self) -> StoreResult<()> {
-        self.with(|c| {
-            c.query_one("SELECT 1", &[])?;
-            Ok(())
-        })
-    }
-
+impl SessionStore for PostgresServerStore {
     fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
         self.with(|c| {
             if c.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])?.is_none() {
@@ -1203,7 +1211,9 @@ impl ServerStore for PostgresServerStore {
             Ok(())
         })
     }
+}
 
+impl AuditStore for PostgresServerStore {
     fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
@@ -1238,14 +1248,9 @@ impl ServerStore for PostgresServerStore {
                 .collect())
         })
     }
+}
 
-    fn probe_write(&self, now: i64) -> StoreResult<()> {
-        self.with(|c| {
-            c.execute("UPDATE health_probe SET at = $1 WHERE id = 1", &[&now])?;
-            Ok(())
-        })
-    }
-
+impl PhotoStore for PostgresServerStore {
     fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>> {
         self.with(|c| {
             let rows = c.query(
@@ -1272,10 +1277,6 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
-        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(self.pool.clone()))
-    }
-
     fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
         self.with(|c| {
             let rows = c.query(
@@ -1284,6 +1285,10 @@ impl ServerStore for PostgresServerStore {
             )?;
             rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
+    }
+
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
+        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(self.pool.clone()))
     }
 
     fn photo_ledger(&self) -> &dyn PhotoLedger {
@@ -1483,7 +1488,8 @@ pub fn fresh_schema_url(base: &str, prefix: &str) -> StoreResult<String> {
 mod schema_tests {
     use ::postgres::{Client, NoTls};
 
-    use super::{MIGRATIONS, PostgresServerStore, ServerStore, test_database_url};
+    use super::{MIGRATIONS, PostgresServerStore, test_database_url};
+    use crate::store::prelude::*;
 
     /// Every released schema, as the migrations up to it were released.
     const RELEASED: &[(i64, &str)] = &[
