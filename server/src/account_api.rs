@@ -13,7 +13,7 @@ use gridsync_core::grid::GridPath;
 use gridsync_core::protocol::{Directory, DirectoryEntry};
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppState, authenticate, blocking_error, error, now_ms, store_error};
+use crate::api::{AppState, authenticate, blocking_error, error, store_error};
 use crate::store::{AuditEntry, ServerStore, User};
 
 /// Whether `node` is in `scope` or above it.
@@ -82,7 +82,7 @@ pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());
     let store = state.store.clone();
-    let now = now_ms();
+    let now = state.clock.now();
     let (device, user) = (auth.device.id.clone(), auth.user.id.clone());
     let done = web::block(move || {
         store.revoke_device(&device, now)?;

@@ -32,7 +32,7 @@ struct Cli {
     /// Most connections this node opens to PostgreSQL (merges, feeds, the
     /// dashboard and photos share them). Every node of a province opens up
     /// to this many: keep nodes × this under the database's max_connections.
-    #[arg(long, env = "GRIDSYNC_DB_CONNECTIONS", default_value_t = crate::store::postgres::ClientPool::DEFAULT_MAX_OPEN, global = true)]
+    #[arg(long, env = "GRIDSYNC_DB_CONNECTIONS", default_value_t = crate::pg_pool::ClientPool::DEFAULT_MAX_OPEN, global = true)]
     db_connections: usize,
     /// Log as JSON lines.
     #[arg(long, env = "GRIDSYNC_LOG_JSON", global = true)]
@@ -277,7 +277,7 @@ fn seed_demo(store: &dyn ServerStore) -> anyhow::Result<bool> {
 
 fn issue_code(store: &dyn ServerStore, user: &str, hours: i64) -> anyhow::Result<String> {
     let code = auth::new_enrollment_code();
-    let expires = crate::api::now_ms() + hours * 3_600_000;
+    let expires = crate::clock::now_ms() + hours * 3_600_000;
     store.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), user, expires)?;
     Ok(code)
 }
@@ -310,7 +310,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                 println!("已载入演示县（12个乡镇、121个村、406个村民小组）。Demo county loaded.");
                 println!("正在生成近一个月的演示记录… Loading a month of demo records…");
                 let started = std::time::Instant::now();
-                let month = crate::demo_month::load_month(store.as_ref(), crate::api::now_ms(), 2026)?;
+                let month = crate::demo_month::load_month(store.as_ref(), crate::clock::now_ms(), 2026)?;
                 anyhow::ensure!(month.refused == 0, "{} demo records were refused (see the log)", month.refused);
                 println!(
                     "已载入{}条演示记录（{}部演示手机签名）、{}个乡镇的上月月报和{}条案件数（{:.0}秒）。",
@@ -386,7 +386,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             print_lines(lines);
         }
         Command::RevokeDevice { id } => {
-            if !store.revoke_device(&id, crate::api::now_ms())? {
+            if !store.revoke_device(&id, crate::clock::now_ms())? {
                 bail!("no device with id {id}");
             }
             println!("revoked {id}; it will be told to wipe its data at its next sync");
@@ -403,24 +403,24 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let password = line.trim_end_matches(['\r', '\n']);
             crate::dashboard::password::check_new_for(password, &user).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = crate::dashboard::password::hash(password)?;
-            store.set_web_password(&user, &hash, crate::api::now_ms())?;
+            store.set_web_password(&user, &hash, crate::clock::now_ms())?;
             println!("password set for {user}");
         }
         Command::ImportBundle { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let report = crate::import_bundle(store.as_ref(), &bytes)?;
+            let report = crate::import_bundle(store.as_ref(), &bytes, crate::clock::now_ms())?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::GcPhotos { grace_days } => {
             let blobs = store.blob_store();
             let grace = grace_days.max(0).saturating_mul(86_400_000);
-            let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::api::now_ms(), grace)?;
+            let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::clock::now_ms(), grace)?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::ExportProvenance { record, out } => {
             let id =
                 uuid::Uuid::parse_str(&record).map_err(|_| anyhow::anyhow!("--record must be a record id (UUID)"))?;
-            let doc = crate::provenance::export(store.as_ref(), id, crate::api::now_ms())?
+            let doc = crate::provenance::export(store.as_ref(), id, crate::clock::now_ms())?
                 .ok_or_else(|| anyhow::anyhow!("no record {id}"))?;
             let text = serde_json::to_string_pretty(&doc)?;
             match out {

@@ -268,12 +268,12 @@ pub enum ImportError {
 /// signature of the device the bundle names, and is judged with that
 /// device's user's scope and rules, exactly as if the phone had synced; a
 /// revoked or unknown device is refused.
-pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
+pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<BundleImport, ImportError> {
     // The same reader and limits as a sync request (the defaults of
     // `serve`): a file from a phone is as untrusted as a request.
     let limits = DecodeLimits::default();
     let bundle = if is_sealed(bytes) {
-        let key = relay_key(store, crate::sync::now_ms())?;
+        let key = relay_key(store, now)?;
         open_sealed(&key, bytes, &limits, &mut |_| true).map_err(|e| match e {
             RelayError::Decode(e) => ImportError::NotABundle(e.to_string()),
             _ => ImportError::NotABundle("a relay bundle not sealed to this server".into()),
@@ -289,7 +289,7 @@ pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImpo
     if signer.device.revoked_at.is_some() {
         return Err(ImportError::Revoked(signer.device.id));
     }
-    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, crate::sync::now_ms())?;
+    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, now)?;
     // A record can have changes refused for several reasons: list it once,
     // with the first (the change that broke a rule).
     let mut records_rejected: Vec<(String, String)> = Vec::new();

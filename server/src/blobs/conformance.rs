@@ -199,7 +199,7 @@ mod postgres_tests {
         crate::store::postgres::test_database_url().map(|url| {
             use crate::store::prelude::*;
             crate::store::postgres::PostgresServerStore::connect(&url).unwrap().migrate().unwrap();
-            Box::new(postgres::PgBlobStore::new(std::sync::Arc::new(crate::store::postgres::ClientPool::new(&url, None)))) as Box<dyn BlobStore>
+            Box::new(postgres::PgBlobStore::new(std::sync::Arc::new(crate::pg_pool::ClientPool::new(&url, None)))) as Box<dyn BlobStore>
         })
     });
 }

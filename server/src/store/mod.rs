@@ -401,6 +401,17 @@ pub struct AttachmentRef {
     pub size: i64,
 }
 
+impl AttachmentRef {
+    /// Every photo reference of `record`, as `attachment_refs` keeps them.
+    pub fn all_of(record: &gridsync_core::model::Record) -> Vec<AttachmentRef> {
+        record
+            .attachments
+            .iter()
+            .map(|(hash, a)| AttachmentRef { hash: hash.clone(), by: a.by.clone(), mime: a.mime.clone(), size: a.size })
+            .collect()
+    }
+}
+
 /// A record referencing a photo, with what access to the photo is judged on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhotoHolder {
@@ -1015,7 +1026,7 @@ pub(crate) fn reread_photos(
         gridsync_core::doc::RecordDoc::load(snapshot, automerge::ActorId::from([0u8; 16]))?.record()
     })
     .ok()?;
-    let refs = crate::merge::attachment_refs(&rec);
+    let refs = AttachmentRef::all_of(&rec);
     if refs.iter().all(|a| stored.contains(&a.hash)) {
         return None;
     }

@@ -19,11 +19,11 @@ use gridsync_core::model::{
 };
 use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SyncRequest, SyncResponse};
 use gridsync_core::signing::DeviceKey;
+use gridsync_server::clock::Clock;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::store::prelude::*;
 use gridsync_server::store::sqlite::SqliteServerStore;
 use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, User};
-use gridsync_server::sync::Clock;
 use gridsync_server::{AppState, Limits, auth};
 use uuid::Uuid;
 
@@ -341,7 +341,7 @@ impl Device {
 
 /// Wall clock, ms.
 pub fn now_ms() -> i64 {
-    gridsync_server::api::now_ms()
+    gridsync_server::clock::now_ms()
 }
 
 pub fn grid(s: &str) -> GridPath {

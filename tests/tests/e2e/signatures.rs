@@ -190,7 +190,7 @@ async fn a_revoked_devices_later_signatures_are_refused_and_earlier_ones_verify(
     gm.create(&later).unwrap();
     let sealed = gm.phone.export_relay_bundle().unwrap();
     let gm_device = device_id(&gm);
-    assert!(bed.admin.revoke_device(&gm_device, gridsync_server::api::now_ms()).unwrap());
+    assert!(bed.admin.revoke_device(&gm_device, gridsync_server::clock::now_ms()).unwrap());
 
     let mut sv = bed.phone(CARRIER).await;
     sv.phone.carry_relay_bundle(&sealed).unwrap();
