@@ -25,6 +25,7 @@
 
 pub mod access;
 pub mod account_api;
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod blobs;
