@@ -80,17 +80,14 @@ pub type ReportResult<T> = Result<T, ReportError>;
 /// own scope; refused outside the caller's scope. Agency staff see no
 /// records, so no record-based report.
 pub fn target(user: &User, requested: Option<&str>) -> ReportResult<GridPath> {
-    if user.role == Role::AgencyStaff {
-        return Err(ReportError::Forbidden("县直部门账号只能录入和查看“四无”案件数".into()));
-    }
     let g = match requested {
         Some(s) => GridPath::parse(s).map_err(|_| ReportError::bad("bad_grid", "网格路径格式错误"))?,
         None => user.scope(),
     };
-    if !user.scope().contains(&g) {
-        return Err(ReportError::OutOfScope);
-    }
-    Ok(g)
+    crate::access::within(user, g).map_err(|d| match d {
+        crate::access::Denied::NoRecords => ReportError::Forbidden("县直部门账号只能录入和查看“四无”案件数".into()),
+        crate::access::Denied::OutOfScope => ReportError::OutOfScope,
+    })
 }
 
 /// Parse `YYYY-MM-DD`.

@@ -9,7 +9,7 @@ use gridsync_core::protocol::{DocAck, DocChanges, Signature, SyncResponse};
 use crate::merge::{Outcome, Pusher, PusherActor, merge_doc};
 use crate::metrics::Metrics;
 use crate::store::{
-    Cursor, DeviceAuth, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError, StoreResult, StoredDoc, User,
+    Cursor, DeviceAuth, DocDecision, IncomingDoc, ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
 
 /// Merge `incoming` as `pusher` in one transaction; one outcome per record,
@@ -192,7 +192,7 @@ pub fn process_sync(
             }
         }
     }
-    let scope = ReadScope::of(&auth.user);
+    let scope = crate::access::read_scope(&auth.user);
     let page = store.read_feed(cursor, &scope, &auth.device.id, page_bytes)?;
     Metrics::add(&metrics.changes_sent, page.changes.len() as u64);
     for (doc, bytes) in page.changes {

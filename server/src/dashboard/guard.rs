@@ -2,12 +2,12 @@
 //! for a node ([`visible`]) and one for a record ([`readable`]), both on
 //! the server's one read rule ([`crate::access::may_read`]).
 
-use gridsync_core::grid::{GridPath, Role};
+use gridsync_core::grid::GridPath;
 use gridsync_core::model::{Record, RecordKind};
 use uuid::Uuid;
 
 use super::{Ctx, WebError};
-use crate::access::may_read;
+use crate::access::{Denied, may_read};
 use crate::store::{RecordView, ServerStore};
 
 /// A node outside the signed-in user's grid.
@@ -20,20 +20,13 @@ pub fn parse_grid(s: &str) -> Result<GridPath, WebError> {
     GridPath::parse(s).map_err(|_| WebError::NotFound)
 }
 
-/// The part of `node` the user may see: the node itself when it is inside
-/// their scope, their own scope when it is inside the node; otherwise 403.
+/// The part of `node` the user may see ([`crate::access::narrowed`]);
+/// otherwise 403.
 pub fn visible(user: &crate::store::User, node: &GridPath) -> Result<GridPath, WebError> {
-    if user.role == Role::AgencyStaff {
-        return Err(WebError::Forbidden("县直部门账号只能录入“四无”案件数，不能查看网格记录".into()));
-    }
-    let scope = user.scope();
-    if scope.contains(node) {
-        Ok(node.clone())
-    } else if node.contains(&scope) {
-        Ok(scope)
-    } else {
-        Err(WebError::Forbidden(OUT_OF_SCOPE.into()))
-    }
+    crate::access::narrowed(user, node).map_err(|d| match d {
+        Denied::NoRecords => WebError::Forbidden("县直部门账号只能录入“四无”案件数，不能查看网格记录".into()),
+        Denied::OutOfScope => WebError::Forbidden(OUT_OF_SCOPE.into()),
+    })
 }
 
 /// The node a list page is about: `?grid=` (or the user's own grid), cut to

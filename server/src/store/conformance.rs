@@ -546,7 +546,7 @@ macro_rules! record_store_conformance {
             assert_eq!((view.kind, view.author.as_str()), (RecordKind::Patrol, "gm1"));
             assert_eq!(view.json["data"]["findings"], "一切正常");
             let county = s.user("county").unwrap().unwrap();
-            assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", 1).len(), inc.changes.len());
+            assert_eq!(drain(s.as_ref(), &$crate::access::read_scope(&county), "other", 1).len(), inc.changes.len());
         }
 
         /// One request holding an edit chain of a stored record, new
@@ -595,7 +595,7 @@ macro_rules! record_store_conformance {
             assert!(s.snapshot(hh.id).unwrap().unwrap().sensitive);
             assert!(s.record(elsewhere.id).unwrap().is_none());
             let county = s.user("county").unwrap().unwrap();
-            let feed = drain(s.as_ref(), &ReadScope::of(&county), "other", 4);
+            let feed = drain(s.as_ref(), &$crate::access::read_scope(&county), "other", 4);
             let hashes: Vec<automerge::ChangeHash> =
                 feed.iter().map(|(_, bytes)| gridsync_core::doc::parse_change(bytes).unwrap().hash()).collect();
             let at = |h: automerge::ChangeHash| hashes.iter().position(|x| *x == h).expect("in the feed");
@@ -641,7 +641,7 @@ macro_rules! record_store_conformance {
                 assert!(s.record(r.id).unwrap().is_some());
             }
             let county = s.user("county").unwrap().unwrap();
-            assert_eq!(drain(s.as_ref(), &ReadScope::of(&county), "other", n).len(), n);
+            assert_eq!(drain(s.as_ref(), &$crate::access::read_scope(&county), "other", n).len(), n);
         }
 
         #[test]
@@ -675,7 +675,7 @@ macro_rules! record_store_conformance {
             assert!(push(s.as_ref(), "d2", &u("gm2"), std::slice::from_ref(&p2)).iter().all(acked));
             assert!(push(s.as_ref(), "d3", &u("gm3"), std::slice::from_ref(&p3)).iter().all(acked));
             let docs = |user: &str, exclude: &str, n: usize| -> HashSet<uuid::Uuid> {
-                drain(s.as_ref(), &ReadScope::of(&u(user)), exclude, n).into_iter().map(|(d, _)| d).collect()
+                drain(s.as_ref(), &$crate::access::read_scope(&u(user)), exclude, n).into_iter().map(|(d, _)| d).collect()
             };
             assert_eq!(docs("gm1", "x", 2), HashSet::from([p1.doc_id, h1.doc_id]));
             assert_eq!(docs("gm1", "d1", 0), HashSet::new(), "own changes are not echoed back");
@@ -694,7 +694,7 @@ macro_rules! record_store_conformance {
             let docs: Vec<IncomingDoc> = (0..40).map(|_| incoming(&patrol("t01/v01/g1", "gm1"))).collect();
             assert!(push(s.as_ref(), "d1", &gm1, &docs).iter().all(acked));
             let total: usize = docs.iter().flat_map(|d| &d.changes).map(Vec::len).sum();
-            let scope = ReadScope::of(&gm1);
+            let scope = $crate::access::read_scope(&gm1);
             drain(s.as_ref(), &scope, "x", 40);
             let mut cursor = Cursor::default();
             let mut seen = Vec::new();

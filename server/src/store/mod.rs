@@ -469,14 +469,6 @@ pub struct ReadScope {
 }
 
 impl ReadScope {
-    /// The read scope of a user.
-    pub fn of(user: &User) -> ReadScope {
-        match user.role {
-            Role::AgencyStaff => ReadScope { node: None, sensitive: false },
-            r => ReadScope { node: Some(user.scope()), sensitive: r.reads_sensitive() },
-        }
-    }
-
     /// (township, village, group) equality filters for SQL.
     pub fn filters(&self) -> [Option<String>; 3] {
         let Some(n) = &self.node else { return [None, None, None] };

@@ -10,7 +10,7 @@ use gridsync_core::doc::RecordDoc;
 use gridsync_core::grid::{GridPath, Role};
 use gridsync_core::model::{PatrolSlot, RecordKind};
 use gridsync_server::store::postgres::PostgresServerStore;
-use gridsync_server::store::{Cursor, IncomingDoc, ReadScope, ServerStore, User, ViewQuery};
+use gridsync_server::store::{Cursor, IncomingDoc, ServerStore, User, ViewQuery};
 use gridsync_tests::device::Device;
 use gridsync_tests::records::{DAY0, hazard, hazard_step, patrol};
 use gridsync_tests::server::{Admin, Db, ServerProc, issue_code, postgres_db, seed_demo};
@@ -114,7 +114,7 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
         .map(|r| {
             let node = if r == 0 { node_a.clone() } else { node_b.clone() };
             let done = writers_done.clone();
-            let scope = ReadScope::of(&county);
+            let scope = gridsync_server::access::read_scope(&county);
             std::thread::spawn(move || {
                 let mut cursor = Cursor::default();
                 let mut seen: HashMap<[u8; 32], u32> = HashMap::new();
