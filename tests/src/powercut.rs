@@ -9,7 +9,7 @@
 //! every write that was not synced is lost, as after a power cut.
 //!
 //! Linux with glibc only (`LD_PRELOAD`, `/proc/self/fd`). This file is also
-//! compiled into `client-core/tests/powercut.rs` (by `#[path]`), so it uses
+//! compiled into `client-core/tests/core/powercut.rs` (by `#[path]`), so it uses
 //! the standard library and `tempfile` only.
 
 use std::ffi::OsString;

@@ -2,23 +2,16 @@
 //! `actix_web::test` (no sockets) over a fresh SQLite store, and driven with
 //! real protocol messages and Automerge changes.
 
-#![allow(clippy::unwrap_used)]
-
-// Shared with the reports tests, which use helpers this binary does not.
-#[allow(dead_code)]
-#[path = "http/support.rs"]
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use crate::support::*;
 use actix_web::http::StatusCode;
 use gridsync_core::grid::Role;
 use gridsync_core::model::{DisputeAction, DisputeCategory, DisputeLevel, Record, RecordBody, next_event};
 use gridsync_core::protocol::{self, DocChanges, RejectReason, SyncRequest};
 use gridsync_server::Limits;
 use gridsync_server::store::User;
-use support::*;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
@@ -547,7 +540,7 @@ async fn enrollment_codes_tokens_and_revocation() {
 fn auth_code_expired(srv: &Server, user_id: &str) -> String {
     let code = gridsync_server::auth::new_enrollment_code();
     let hash = gridsync_server::auth::hash_secret(&gridsync_server::auth::normalize_code(&code));
-    srv.store.create_enrollment(&hash, user_id, now_ms() - 1).unwrap();
+    srv.store.create_enrollment(&hash, user_id, srv.clock.now() - 1).unwrap();
     code
 }
 

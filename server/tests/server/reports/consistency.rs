@@ -24,8 +24,8 @@ use gridsync_server::store::{CaseCount, CaseKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::support::{Resp, Server, off_runtime};
 use super::{DAY, HOUR, day, xlsx_parts};
+use crate::support::{Resp, Server, off_runtime};
 
 /// The backlog threshold the pages use.
 const DAYS: i64 = 30;

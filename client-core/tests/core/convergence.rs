@@ -4,10 +4,6 @@
 //! photo is lost (the first photo on each phone makes the record's
 //! `attachments` map, so the maps are made concurrently).
 
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, ChangeHash};

@@ -4,12 +4,9 @@
 
 // The shim is an `LD_PRELOAD` library reading `/proc/self/fd`.
 #![cfg(target_os = "linux")]
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "../../tests/src/powercut.rs"]
+use crate::common;
+#[path = "../../../tests/src/powercut.rs"]
 mod powercut;
 
 use std::collections::BTreeMap;
@@ -167,7 +164,7 @@ fn missing_rows(path: &Path, lines: &[String]) -> Vec<u64> {
 #[test]
 fn the_shim_loses_exactly_the_writes_that_were_not_synced() {
     be_child_if_asked();
-    const TEST: &str = "the_shim_loses_exactly_the_writes_that_were_not_synced";
+    const TEST: &str = "powercut::the_shim_loses_exactly_the_writes_that_were_not_synced";
     let mut rng = StdRng::seed_from_u64(7);
     for sync in ["OFF", "FULL"] {
         let dir = tempfile::tempdir().unwrap();
@@ -258,7 +255,7 @@ fn lost_writes(path: &Path, acked: &Acked) -> Vec<String> {
 #[test]
 fn a_phone_whose_battery_dies_loses_no_write_it_reported_saved() {
     be_child_if_asked();
-    const TEST: &str = "a_phone_whose_battery_dies_loses_no_write_it_reported_saved";
+    const TEST: &str = "powercut::a_phone_whose_battery_dies_loses_no_write_it_reported_saved";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.db");
     drop(Store::open(&path).unwrap());
@@ -281,7 +278,7 @@ fn a_phone_whose_battery_dies_loses_no_write_it_reported_saved() {
 #[test]
 fn a_phone_on_a_disk_that_ignores_fsync_loses_writes() {
     be_child_if_asked();
-    const TEST: &str = "a_phone_on_a_disk_that_ignores_fsync_loses_writes";
+    const TEST: &str = "powercut::a_phone_on_a_disk_that_ignores_fsync_loses_writes";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("phone.db");
     drop(Store::open(&path).unwrap());

@@ -1,11 +1,7 @@
 //! The phone's record store: what a grid manager saves is what the app
 //! reads back, lists and sends, including after the app is restarted.
 
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -2,18 +2,12 @@
 //! through `/v1/sync` as the phones would send them, case counts through
 //! `/v1/case-counts`, and the reports come out of `/v1/reports/...`.
 
-#![allow(clippy::unwrap_used)]
-
-#[allow(dead_code)]
-#[path = "http/support.rs"]
-mod support;
-
-#[path = "reports/consistency.rs"]
 mod consistency;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 
+use crate::support::*;
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use chrono::NaiveDate;
@@ -26,7 +20,6 @@ use gridsync_core::protocol::RejectReason;
 use gridsync_server::Limits;
 use gridsync_server::demo::demo_county;
 use gridsync_server::store::User;
-use support::*;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;

@@ -4,11 +4,7 @@
 //! writer makes them, and on random changes of any shape a hostile phone
 //! could encode.
 
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
 use automerge::{ActorId, Change, ExpandedChange, ObjType, ScalarValue};

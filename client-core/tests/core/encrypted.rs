@@ -2,9 +2,6 @@
 //! stderr (Android sends stderr to logcat, which other apps' bug reports
 //! collect), and re-keying moves the store to a new key.
 #![cfg(feature = "sqlcipher")]
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 
@@ -42,7 +39,7 @@ fn a_wrong_key_leaves_nothing_on_stderr() {
     let path = dir.path().join("store.db");
     Store::open_encrypted(&path, &[7u8; 32]).unwrap().create(&dispute()).unwrap();
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_opens_with_a_wrong_key", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "encrypted::child_opens_with_a_wrong_key", "--nocapture", "--test-threads=1"])
         .env("GRIDSYNC_WRONG_KEY_CHILD", &path)
         .output()
         .unwrap();

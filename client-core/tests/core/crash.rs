@@ -1,11 +1,7 @@
 //! A phone killed in the middle of writing (battery pulled, app killed by
 //! the OS) keeps every record the app was told had been saved.
 
-// `allow-unwrap-in-tests` covers `#[test]` functions only, not the helpers
-// of a test crate; a failed unwrap in a helper is a failed test all the same.
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -19,7 +15,7 @@ use gridsync_core::store::Store;
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "GRIDSYNC_CRASH_CHILD";
-const TEST_NAME: &str = "a_killed_writer_loses_no_acknowledged_write";
+const TEST_NAME: &str = "crash::a_killed_writer_loses_no_acknowledged_write";
 const ACKS_BEFORE_KILL: usize = 200;
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
 
