@@ -7,7 +7,7 @@
 
 use crate::common;
 #[path = "../../../tests/src/powercut.rs"]
-mod powercut;
+mod cut;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{T0, sample};
 use gridsync_core::model::{RecordBody, RecordKind};
 use gridsync_core::store::Store;
-use powercut::Powercut;
+use cut::Powercut;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
