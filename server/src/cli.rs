@@ -295,7 +295,10 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
     if cli.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        // Colours only on a terminal: a log file or journald gets plain
+        // lines, with no escape sequence of ours beside the escaped ones.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt().with_ansi(ansi).with_env_filter(filter).with_writer(std::io::stderr).init();
     }
     let db = database(&cli)?;
     let store = crate::open_store_with(&db, cli.db_connections).with_context(|| "cannot open the database")?;
@@ -357,9 +360,10 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             if grid.level() != role.grid_level() {
                 bail!("a {} is assigned to a {:?} path, got `{grid}`", role.as_str(), role.grid_level());
             }
-            if id.trim().is_empty() || id.len() > 64 {
-                bail!("user id must be 1 to 64 characters");
+            if id.is_empty() || id.len() > 64 || id.chars().any(char::is_whitespace) {
+                bail!("user id must be 1 to 64 characters, without spaces");
             }
+            let name = name.trim().to_owned();
             store.add_user(&User { id: id.clone(), display_name: name, role, grid })?;
             println!("added user {id}");
         }
