@@ -175,6 +175,19 @@ async fn a_phone_cannot_flood_the_log_forge_a_line_or_inflate_the_alarm(db: Db, 
     assert_eq!((stored[0].doc_id, stored[0].count as u64), (hz.id, 1 + taken));
     assert_eq!(stored[0].reason, forged);
     assert!(stored[0].last_seen >= stored[0].first_seen);
+
+    // County staff see it on the devices page, the reason escaped.
+    let page = blocking(|| {
+        let (cookie, _) = gridsync_tests::bed::web_session(t.admin.as_ref(), "county-admin");
+        gridsync_tests::http1::http("GET", &format!("{url}/web/devices"), &[("Cookie", &cookie)], b"")
+    });
+    assert_eq!(page.status, 200);
+    let page = String::from_utf8(page.body).unwrap();
+    let table = &page[page.find("id=\"set-aside\"").expect("the set-aside table")..];
+    assert!(table.contains(&hz.id.to_string()) && table.contains("bad heads\\n2026"), "{table}");
+    assert!(!table.contains("bad heads\n") && !table.contains('\x1b'), "unescaped on the page");
+    assert!(table.contains(&format!("<td>{}</td></tr>", 1 + taken)), "the count: {table}");
+    assert!(!table.contains(&theirs.id.to_string()), "an ignored record is listed");
     if std::env::var_os("SHOW_LOG").is_some() {
         eprintln!("{log}");
     }
