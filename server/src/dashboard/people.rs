@@ -68,7 +68,13 @@ fn role_grid_agency(
 ) -> Result<(Role, GridPath, Option<Agency>), WebError> {
     let role: Role = form.get("role").and_then(|r| r.parse().ok()).ok_or_else(|| WebError::Bad("请选择角色".into()))?;
     let raw = edit::text(form, "grid", "网格", 64)?;
-    let grid = GridPath::parse(&raw).map_err(|_| WebError::Bad(format!("网格编码“{raw}”格式错误，例如 t01/v03/g2")))?;
+    let grid = GridPath::parse(&raw).map_err(|e| {
+        WebError::Bad(match e {
+            // The core's sentence says what is wrong (an empty level, a bad code).
+            gridsync_core::CoreError::Invalid(errs) if !errs.is_empty() => errs[0].message_zh.clone(),
+            _ => format!("网格编码“{raw}”格式错误，例如 t01/v03/g2"),
+        })
+    })?;
     if grid.level() != role.grid_level() {
         return Err(WebError::Bad(format!(
             "{}应分配到{}一级的网格（例如{}）",

@@ -38,6 +38,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     a_phone_cannot_flood_the_log_forge_a_line_or_inflate_the_alarm,
     an_agency_directory_names_no_grid_manager,
+    grid_paths_are_normalised_at_every_door,
 );
 
 /// The demo county on a real server logging to `dir/server.log`.
@@ -224,4 +225,52 @@ async fn an_agency_directory_names_no_grid_manager(db: Db, dir: &std::path::Path
     let ids: Vec<&str> = mine.users.iter().map(|u| u.id.as_str()).collect();
     assert!(ids.contains(&"vl-t01-v01") && ids.contains(&"county-admin"), "{ids:?}");
     assert!(!ids.contains(&"gm-t01-v01-g2") && !ids.contains(&"gm-t02-v01-g1"), "{ids:?}");
+}
+
+/// A grid path typed with spaces around it and its codes (a full-width
+/// one too) is stored normalised, through the command line and the
+/// dashboard's user form alike; an empty level is refused in Chinese.
+async fn grid_paths_are_normalised_at_every_door(db: Db, dir: &std::path::Path) {
+    let t = Town::start(db.clone(), dir).await;
+    let out = blocking(|| {
+        gridsync_tests::server::admin_command(
+            &db,
+            &[
+                "add-user",
+                "--id",
+                "gm-cli",
+                "--name",
+                " 新来的 ",
+                "--role",
+                "grid_manager",
+                "--grid",
+                " t01 / v01 /g1\u{3000}",
+            ],
+        )
+    });
+    assert!(out.is_ok(), "{out:?}");
+    let u = blocking(|| t.admin.user("gm-cli").unwrap().unwrap());
+    assert_eq!((u.grid.to_string(), u.display_name.as_str()), ("t01/v01/g1".to_owned(), "新来的"));
+
+    let url = t.server.url();
+    let post = |grid: &str| {
+        let (cookie, csrf) = gridsync_tests::bed::web_session(t.admin.as_ref(), "county-admin");
+        let form = format!(
+            "csrf={csrf}&id=gm-web&name=%E6%96%B0%E4%BA%BA&role=grid_manager&grid={}&agency=&password=",
+            grid.replace(' ', "+").replace('/', "%2F")
+        );
+        gridsync_tests::http1::http(
+            "POST",
+            &format!("{url}/web/users"),
+            &[("Cookie", &cookie), ("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+    };
+    let refused = blocking(|| post("t01//g1"));
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("空的一级"), "{}", String::from_utf8_lossy(&refused.body));
+    let taken = blocking(|| post(" t01 / v01 / g1 "));
+    assert_eq!(taken.status, 303, "{}", String::from_utf8_lossy(&taken.body));
+    let u = blocking(|| t.admin.user("gm-web").unwrap().unwrap());
+    assert_eq!(u.grid.to_string(), "t01/v01/g1");
 }
