@@ -231,7 +231,9 @@ pub(crate) fn check(kind: super::RecordKind, photos: &Attachments, events: &[Str
         }
         let (max, what) =
             if a.thumb_of.is_some() { (MAX_THUMB_BYTES, "缩略图") } else { (MAX_PHOTO_BYTES, "照片") };
-        if a.size <= 0 || a.size > max {
+        if a.size <= 0 {
+            errs.push(FieldError::new(&field, "bad_size", format!("{what}大小无效：应为1字节到{}", size_zh(max))));
+        } else if a.size > max {
             errs.push(FieldError::new(&field, "too_large", format!("每张{what}不能超过{}", size_zh(max))));
         }
         if a.by.is_empty() || a.by.chars().count() > 64 {
