@@ -301,6 +301,39 @@ mod tests {
         b
     }
 
+    /// The size messages give the real limit: a photo too large is told
+    /// 8MB (a thumbnail 64KB), a zero size is invalid, never "上限0KB".
+    #[test]
+    fn size_messages_give_the_real_limit() {
+        let photo = |size: i64, thumb_of: Option<String>| Attachment {
+            mime: "image/jpeg".into(),
+            size,
+            at: 0,
+            by: "gm1".into(),
+            event: None,
+            thumb_of,
+        };
+        let big = "a".repeat(64);
+        let messages = |a: Attachment, hash: &str| {
+            let mut errs = Vec::new();
+            let photos: Attachments = [(big.clone(), photo(1, None)), (hash.to_owned(), a)].into_iter().collect();
+            check(super::super::RecordKind::Hazard, &photos, &[], &mut errs);
+            errs.into_iter().map(|e| (e.reason, e.message_zh)).collect::<Vec<_>>()
+        };
+        let b = "b".repeat(64);
+        assert_eq!(
+            messages(photo(MAX_PHOTO_BYTES + 1, None), &b),
+            [("too_large".to_owned(), "每张照片不能超过8MB".to_owned())]
+        );
+        assert_eq!(
+            messages(photo(MAX_THUMB_BYTES + 1, Some(big.clone())), &b),
+            [("too_large".to_owned(), "每张缩略图不能超过64KB".to_owned())]
+        );
+        assert_eq!(messages(photo(0, None), &b), [("bad_size".to_owned(), "照片大小无效：应为1字节到8MB".to_owned())]);
+        assert_eq!(size_zh(0), "0字节");
+        assert_eq!(size_zh(600), "600字节");
+    }
+
     #[test]
     fn location_is_stripped_from_a_jpeg_and_nothing_else() {
         let b = jpeg_with_exif();
