@@ -850,7 +850,7 @@ macro_rules! conformance_tests {
             let theirs = patrol("t01/v02/g1", "gm3");
             assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&mine)]).iter().all(acked));
             assert!(push(s.as_ref(), "d3", &gm3, &[incoming(&theirs)]).iter().all(acked));
-            let may = |g: &GridPath, sensitive: bool| crate::access::may_read(&gm1, g, sensitive);
+            let may = |g: &GridPath, sensitive: bool| $crate::access::may_read(&gm1, g, sensitive);
             let first =
                 vec![(mine.id, "bad\nline".to_owned()), (theirs.id, "x".to_owned()), (Uuid::new_v4(), "y".to_owned())];
             assert_eq!(s.note_problems("d1", &first, &may, 10).unwrap(), vec![New, Ignored, Ignored]);
