@@ -412,11 +412,13 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
     let req: EnrollRequest = serde_json::from_slice(body)
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 code 和 device_name"))?;
     let name = req.device_name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
+    // A name is shown on the dashboard and printed by `devices`: no line
+    // breaks or escape sequences of the phone's in an operator's terminal.
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_device_name",
-            "设备名称不能为空，且不超过100个字",
+            "设备名称不能为空，不超过100个字，且不能包含换行等控制字符",
         ));
     }
     let code = auth::normalize_code(&req.code);
@@ -912,6 +914,19 @@ pub async fn not_found() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A device name with a line break or an escape sequence is refused,
+    /// naming the problem; spaces around it are dropped.
+    #[test]
+    fn a_device_name_carries_no_control_character() {
+        let body = |name: &str| serde_json::json!({"code": "ABCD-EFGH-JKLM", "device_name": name}).to_string();
+        for bad in ["手机\n2026-12-08T04:00:00Z ERROR FORGED", "手机\u{1b}[2K", "\r", ""] {
+            let r = parse_enroll(body(bad).as_bytes()).unwrap_err();
+            assert_eq!(r.code, "invalid_device_name", "{bad:?}");
+            assert!(r.message_zh.contains("控制字符"));
+        }
+        assert_eq!(parse_enroll(body("  王建国的手机 ").as_bytes()).unwrap().name, "王建国的手机");
+    }
 
     /// A declared length is digits with spaces or tabs around them, as HTTP
     /// writes it; a sign or other white space (found by the `photo_chunk`

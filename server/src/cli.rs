@@ -385,7 +385,9 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let lines = store.devices()?.into_iter().map(|d| {
                 let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
                 let last = d.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
-                format!("{}\t{}\t{}\t{state}\tlast_sync_ms={last}", d.id, d.user_id, d.name)
+                // The name is the phone's: escaped, as in a log line.
+                let name = crate::logtext::logged(&d.name);
+                format!("{}\t{}\t{name}\t{state}\tlast_sync_ms={last}", d.id, d.user_id)
             });
             print_lines(lines);
         }
