@@ -59,14 +59,27 @@ impl GridPath {
     }
 
     /// Parse `t01/v03/g2` (or `t01`, `t01/v03`, or `""` for the county).
+    ///
+    /// White space around the path and around each code (`" t01 / v03 "`,
+    /// a full-width space from a Chinese keyboard too) is dropped: every
+    /// door a path comes in by (the command line, the dashboard's forms, a
+    /// tree file, a record) gets the same normalised path. An empty level
+    /// (`t01//g2`, `t01/`) is refused, saying so.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
         let s = s.trim();
         if s.is_empty() {
             return Ok(Self::county());
         }
-        let segments: Vec<String> = s.split('/').map(str::to_owned).collect();
+        let segments: Vec<String> = s.split('/').map(|seg| seg.trim().to_owned()).collect();
         if segments.len() > 3 {
             return Err(CoreError::invalid("grid", "too_deep", "网格路径最多三级（乡镇/村/组）"));
+        }
+        if segments.iter().any(String::is_empty) {
+            return Err(CoreError::invalid(
+                "grid",
+                "empty_level",
+                format!("网格路径“{s}”中有空的一级：各级编码之间只用一个“/”分隔，例如 t01/v03/g2"),
+            ));
         }
         if let Some(bad) = segments.iter().find(|s| !valid_segment(s)) {
             return Err(CoreError::invalid(
@@ -267,6 +280,18 @@ mod tests {
                 Err(CoreError::Invalid(errs)) => assert_eq!(errs[0].field, "grid", "{bad}"),
                 other => panic!("{bad}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn white_space_around_the_path_and_its_codes_is_dropped() {
+        for given in [" t01/v03/g2 ", "t01 / v03 / g2", "\tt01/v03/g2\n", "\u{3000}t01/v03\u{3000}/g2"] {
+            assert_eq!(GridPath::parse(given).unwrap().to_string(), "t01/v03/g2", "{given:?}");
+        }
+        assert_eq!(GridPath::parse("  ").unwrap(), GridPath::county());
+        for empty in ["t01/", "/t01", "t01/ /g2"] {
+            let Err(CoreError::Invalid(errs)) = GridPath::parse(empty) else { panic!("{empty:?} taken") };
+            assert!(errs[0].message_zh.contains("空的一级"), "{empty:?}: {}", errs[0].message_zh);
         }
     }
 }

@@ -1,15 +1,14 @@
 //! `GET /v1/directory` and `POST /v1/sign-out`: what a phone needs of its
 //! account besides sync.
 //!
-//! The directory is the names an app shows for the ids in records: the
-//! grid nodes in the device user's scope and above it, and the users whose
-//! grid is there (the colleagues and supervisors who appear in `author`
-//! and `by`). It carries a version (a hash of its content), also its
-//! ETag, so a phone checking an unchanged directory gets an empty 304.
+//! The directory is the names an app shows for the ids in what its user
+//! reads, and no more ([`directory_for`]). It carries a version (a hash of
+//! its content), also its ETag, so a phone checking an unchanged directory
+//! gets an empty 304.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use gridsync_core::grid::GridPath;
+use gridsync_core::grid::{GridPath, Role};
 use gridsync_core::protocol::{Directory, DirectoryEntry};
 use sha2::{Digest, Sha256};
 
@@ -21,9 +20,27 @@ fn visible(scope: &GridPath, node: &GridPath) -> bool {
     scope.contains(node) || node.contains(scope)
 }
 
-/// The directory for `user`, from the store.
+/// Whether `user`'s directory names `other`.
+///
+/// A role that reads records gets the people who can appear in them: those
+/// whose grid is in the user's scope or above it (the colleagues who write
+/// there, the leaders, supervisors and chiefs who step in, the county
+/// staff and county agencies, whose counts its reports show). Agency staff
+/// read no records (`access::may_read`), only the county's four-none
+/// counts by village: they get the county staff and the agencies' own
+/// accounts, and no grid manager, village leader, supervisor or chief.
+fn names(user: &User, other: &User) -> bool {
+    if user.role == Role::AgencyStaff {
+        return matches!(other.role, Role::CountyStaff | Role::AgencyStaff);
+    }
+    visible(&user.scope(), &other.grid)
+}
+
+/// The directory for `user`, from the store: the grid nodes in the user's
+/// scope and above it (agency staff: every node, for the county's counts
+/// by village), and the users [`names`] allows.
 pub fn directory_for(store: &dyn ServerStore, user: &User) -> Result<Directory, crate::store::StoreError> {
-    let scope = user.scope();
+    let scope = if user.role == Role::AgencyStaff { GridPath::county() } else { user.scope() };
     let mut grids: Vec<DirectoryEntry> = store
         .grid_nodes()?
         .into_iter()
@@ -34,7 +51,7 @@ pub fn directory_for(store: &dyn ServerStore, user: &User) -> Result<Directory, 
     let mut users: Vec<DirectoryEntry> = store
         .users()?
         .into_iter()
-        .filter(|u| visible(&scope, &u.grid))
+        .filter(|u| names(user, u))
         .map(|u| DirectoryEntry {
             id: u.id,
             name: u.display_name,

@@ -26,8 +26,8 @@ pub enum AccountError {
     /// The display name is empty or too long.
     #[error("姓名须为1至50个字")]
     Name,
-    /// The grid path is not a path.
-    #[error("网格编码“{0}”格式错误，例如 t01/v03/g2")]
+    /// The grid path is not a path: what is wrong with it.
+    #[error("{0}")]
     GridFormat(String),
     /// The grid path is not in the tree.
     #[error("没有网格“{0}”")]
@@ -55,9 +55,15 @@ fn example(level: GridLevel) -> &'static str {
     }
 }
 
-/// A grid path as typed (surrounding spaces ignored).
+/// A grid path as typed (spaces around it and its codes ignored); a
+/// malformed one is refused with the core's sentence for what is wrong.
 pub fn parse_grid(raw: &str) -> Result<GridPath, AccountError> {
-    GridPath::parse(raw.trim()).map_err(|_| AccountError::GridFormat(raw.trim().to_owned()))
+    GridPath::parse(raw).map_err(|e| {
+        AccountError::GridFormat(match e {
+            gridsync_core::CoreError::Invalid(errs) if !errs.is_empty() => errs[0].message_zh.clone(),
+            _ => format!("网格编码“{}”格式错误，例如 t01/v03/g2", raw.trim()),
+        })
+    })
 }
 
 /// An account id: 1 to [`MAX_ID_CHARS`] letters, digits or `- _ .`.
@@ -166,7 +172,14 @@ mod tests {
     #[test]
     fn a_typed_grid_path_is_trimmed_and_a_malformed_one_named() {
         assert_eq!(parse_grid("  t01/v01 ").unwrap(), GridPath::parse("t01/v01").unwrap());
-        assert_eq!(parse_grid(" t01//v01").unwrap_err().to_string(), "网格编码“t01//v01”格式错误，例如 t01/v03/g2");
+        assert_eq!(
+            parse_grid(" t01//v01").unwrap_err().to_string(),
+            "网格路径“t01//v01”中有空的一级：各级编码之间只用一个“/”分隔，例如 t01/v03/g2"
+        );
+        assert_eq!(
+            parse_grid("t01/村").unwrap_err().to_string(),
+            "网格编码“村”无效：只能使用小写字母、数字和连字符，最长24个字符"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::auth;
 use crate::metrics::Metrics;
-use crate::store::{Cursor, Device, DeviceAuth, KeyRegistered, Redeemed, ServerStore, StoreError};
+use crate::store::{Cursor, Device, DeviceAuth, KeyRegistered, ProblemNoted, Redeemed, ServerStore, StoreError};
 use crate::sync::process_signed_sync;
 
 /// Limits on what one request may carry and take. Each is checked before
@@ -49,6 +49,8 @@ pub struct Limits {
     pub enroll_rate: crate::ratelimit::Rate,
     /// Dashboard sign-in attempts per client address.
     pub sign_in_rate: crate::ratelimit::Rate,
+    /// Problem reports (`POST /v1/problems`) per device.
+    pub problem_rate: crate::ratelimit::Rate,
     /// Header carrying the client address, set by a reverse proxy in front
     /// (`X-Real-IP`); without it, the TCP peer's address.
     pub client_ip_header: Option<String>,
@@ -76,6 +78,7 @@ impl Default for Limits {
             body_grace: Duration::from_secs(20),
             enroll_rate: crate::ratelimit::Rate { burst: 60, per_minute: 60 },
             sign_in_rate: crate::ratelimit::Rate { burst: 20, per_minute: 20 },
+            problem_rate: crate::ratelimit::Rate { burst: 10, per_minute: 6 },
             client_ip_header: None,
             data_dir: None,
             min_free_disk_bytes: 64 * 1024 * 1024,
@@ -184,6 +187,8 @@ pub struct AppState {
     pub enroll_limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Sign-in attempts by address.
     pub sign_in_limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// Problem reports by device id.
+    pub problem_limiter: Arc<crate::ratelimit::RateLimiter<String>>,
     /// Photo bytes.
     pub blobs: Arc<dyn crate::blobs::BlobStore>,
     /// The deployment's relay key, read from the database on first use.
@@ -211,6 +216,7 @@ impl AppState {
             health: Arc::default(),
             enroll_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.enroll_rate)),
             sign_in_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.sign_in_rate)),
+            problem_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.problem_rate)),
             limits,
             relay_key: Arc::default(),
         }
@@ -265,7 +271,7 @@ pub async fn count_errors(
 }
 
 pub(crate) fn store_error(e: &StoreError) -> HttpResponse {
-    tracing::error!(error = %e, "storage failure");
+    tracing::error!(error = %crate::logtext::logged(&e.to_string()), "storage failure");
     error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "服务器存储暂时不可用，请稍后重试")
 }
 
@@ -361,7 +367,11 @@ pub(crate) async fn read_body_limited(
 
 /// 429 `too_many_attempts`, with when to try again.
 pub fn too_many(wait: Duration) -> HttpResponse {
-    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "尝试次数过多，请稍后再试");
+    retry_after(error(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "尝试次数过多，请稍后再试"), wait)
+}
+
+/// `r` with a `Retry-After` of `wait` (at least a second).
+fn retry_after(mut r: HttpResponse, wait: Duration) -> HttpResponse {
     let secs = wait.as_secs().max(1).to_string();
     if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {
         r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
@@ -400,11 +410,13 @@ pub fn parse_enroll(body: &[u8]) -> Result<EnrollInput, BodyRefused> {
     let req: EnrollRequest = serde_json::from_slice(body)
         .map_err(|_| refuse(StatusCode::BAD_REQUEST, "malformed_body", "请求格式错误：需要 code 和 device_name"))?;
     let name = req.device_name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 100 {
+    // A name is shown on the dashboard and printed by `devices`: no line
+    // breaks or escape sequences of the phone's in an operator's terminal.
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_device_name",
-            "设备名称不能为空，且不超过100个字",
+            "设备名称不能为空，不超过100个字，且不能包含换行等控制字符",
         ));
     }
     let code = auth::normalize_code(&req.code);
@@ -655,7 +667,7 @@ fn decode_refused(auth: &DeviceAuth, e: &DecodeError, what: &str) -> HttpRespons
         }
         DecodeError::Busy => busy(),
         e => {
-            tracing::info!(device = %auth.device.id, error = %e, "{what}");
+            tracing::info!(device = %auth.device.id, error = %crate::logtext::logged(&e.to_string()), "{what}");
             error(StatusCode::BAD_REQUEST, "malformed_body", "同步数据格式错误")
         }
     }
@@ -763,28 +775,78 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
 }
 
 /// `POST /v1/problems`: a phone reports records it received but could not
-/// apply and set aside (JSON [`ProblemReport`]). The server counts them in
-/// `gridsync_phone_records_set_aside_total` and logs the record ids (never
-/// their content), so an operator sees a record that cannot reach phones.
+/// apply and set aside (JSON [`ProblemReport`]). Each is kept once per
+/// (record, device) with first and last seen and a count
+/// ([`ServerStore::note_problems`]); only records the device may read are
+/// taken, the others are `ignored`. A pair is counted in
+/// `gridsync_phone_records_set_aside_total` and logged (record id and the
+/// reason, escaped and bounded by [`crate::logtext`]) once, when it is
+/// new. A device may report [`Limits::problem_rate`] times: beyond it, 429
+/// `too_many_reports` with `Retry-After` (the phone keeps its reports for
+/// its next sync). The answer: `{"received", "new", "ignored"}`.
 pub async fn problems(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let auth = match authenticate(&req, &state).await {
         Ok(a) => a,
         Err(r) => return r,
     };
+    if let Err(wait) = state.problem_limiter.take(auth.device.id.clone(), Instant::now()) {
+        return too_many_reports(wait);
+    }
     let mut held = Held::new(&state.inflight);
     let body = match read_body(&req, payload, 64 * 1024, &state.limits, &mut held).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let set_aside = match parse_problem_report(&body) {
+    let mut set_aside = match parse_problem_report(&body) {
         Ok(r) => r,
         Err(r) => return error(r.status, r.code, r.message_zh),
     };
-    for (doc, reason) in &set_aside {
-        tracing::warn!(device = %auth.device.id, doc = %doc, reason = %reason, "a phone set a record aside");
+    drop(body);
+    // A record named twice in one report is one report.
+    let mut seen = std::collections::HashSet::new();
+    set_aside.retain(|(doc, _)| seen.insert(*doc));
+    let received = set_aside.len();
+    let store = state.store.clone();
+    let (device, user) = (auth.device.id.clone(), auth.user.clone());
+    let now = state.clock.now();
+    let noted = web::block(move || {
+        let may_read =
+            |grid: &gridsync_core::grid::GridPath, sensitive: bool| crate::access::may_read(&user, grid, sensitive);
+        store.note_problems(&device, &set_aside, &may_read, now).map(|n| (n, set_aside))
+    })
+    .await;
+    let (noted, set_aside) = match noted {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => return store_error(&e),
+        Err(_) => return blocking_error(),
+    };
+    let mut new = 0usize;
+    let mut ignored = 0usize;
+    for (outcome, (doc, reason)) in noted.iter().zip(&set_aside) {
+        match outcome {
+            ProblemNoted::New => {
+                new += 1;
+                tracing::warn!(
+                    device = %auth.device.id,
+                    doc = %doc,
+                    reason = %crate::logtext::logged(reason),
+                    "a phone set a record aside"
+                );
+            }
+            ProblemNoted::Repeat => {}
+            ProblemNoted::Ignored => ignored += 1,
+        }
     }
-    Metrics::add(&state.metrics.phone_set_aside, set_aside.len() as u64);
-    HttpResponse::Ok().json(serde_json::json!({"received": set_aside.len()}))
+    if ignored > 0 {
+        tracing::info!(device = %auth.device.id, ignored, "problem report named records the device may not read");
+    }
+    Metrics::add(&state.metrics.phone_set_aside, new as u64);
+    HttpResponse::Ok().json(serde_json::json!({"received": received, "new": new, "ignored": ignored}))
+}
+
+/// 429 `too_many_reports`, with when to try again.
+fn too_many_reports(wait: Duration) -> HttpResponse {
+    retry_after(error(StatusCode::TOO_MANY_REQUESTS, "too_many_reports", "问题报告过于频繁，请稍后再试"), wait)
 }
 
 /// `GET /healthz`: 200 when the database answers.
@@ -815,7 +877,7 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
             Some("disk_full".into())
         }
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "health probe failed");
+            tracing::error!(error = %crate::logtext::logged(&e.to_string()), "health probe failed");
             Some("storage_unavailable".into())
         }
         Err(_) => Some("overloaded".into()),
@@ -850,6 +912,19 @@ pub async fn not_found() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A device name with a line break or an escape sequence is refused,
+    /// naming the problem; spaces around it are dropped.
+    #[test]
+    fn a_device_name_carries_no_control_character() {
+        let body = |name: &str| serde_json::json!({"code": "ABCD-EFGH-JKLM", "device_name": name}).to_string();
+        for bad in ["手机\n2026-12-08T04:00:00Z ERROR FORGED", "手机\u{1b}[2K", "\r", ""] {
+            let r = parse_enroll(body(bad).as_bytes()).unwrap_err();
+            assert_eq!(r.code, "invalid_device_name", "{bad:?}");
+            assert!(r.message_zh.contains("控制字符"));
+        }
+        assert_eq!(parse_enroll(body("  王建国的手机 ").as_bytes()).unwrap().name, "王建国的手机");
+    }
 
     /// A declared length is digits with spaces or tabs around them, as HTTP
     /// writes it; a sign or other white space (found by the `photo_chunk`

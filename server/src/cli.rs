@@ -295,7 +295,10 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
     if cli.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
+        // Colours only on a terminal: a log file or journald gets plain
+        // lines, with no escape sequence of ours beside the escaped ones.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt().with_ansi(ansi).with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
     }
     let db = database(&cli)?;
     let store = crate::open_store_with(&db, cli.db_connections).with_context(|| "cannot open the database")?;
@@ -383,7 +386,9 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let lines = store.devices()?.into_iter().map(|d| {
                 let state = if d.revoked_at.is_some() { "revoked" } else { "active" };
                 let last = d.last_sync_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into());
-                format!("{}\t{}\t{}\t{state}\tlast_sync_ms={last}", d.id, d.user_id, d.name)
+                // The name is the phone's: escaped, as in a log line.
+                let name = crate::logtext::logged(&d.name);
+                format!("{}\t{}\t{name}\t{state}\tlast_sync_ms={last}", d.id, d.user_id)
             });
             print_lines(lines);
         }

@@ -16,6 +16,7 @@
 //! - [`cli`]: the `gridsync-server` command line.
 //! - [`demo`]: the demo county; [`demo_month`] a month of its records, with [`demo_households`]
 //!   (ledgers), [`demo_phones`] (enrolled phones that sign the records) and [`demo_cases`] (agency counts).
+//! - [`logtext`]: text from requests made safe for a log line (escaped, bounded).
 //! - [`metrics`]: Prometheus counters.
 //! - [`ratelimit`]: per-address limits for enrollment and sign-in.
 //! - [`reports`]: supervision aggregates (weekly, monthly, coverage, backlog, four-none, sync health, submissions).
@@ -37,6 +38,7 @@ pub mod demo_cases;
 pub mod demo_households;
 pub mod demo_month;
 pub mod demo_phones;
+pub mod logtext;
 pub mod merge;
 pub mod metrics;
 pub mod pg_pool;

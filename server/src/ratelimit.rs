@@ -1,12 +1,15 @@
 //! Per-address rate limits for the endpoints anyone can call without a
 //! token (`/v1/enroll`, the dashboard's sign-in): a token bucket per client
 //! address, so one address cannot try enrollment codes or passwords fast,
-//! or tie up the server with attempts.
+//! or tie up the server with attempts. The same buckets keyed by device
+//! id bound what one phone may ask the server to store and log
+//! (`/v1/problems`).
 //!
 //! The client address is the TCP peer's, or, behind a reverse proxy, the
 //! last value of the header the operator names (`--client-ip-header`).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,25 +31,25 @@ struct Bucket {
     at: Instant,
 }
 
-/// Token buckets by client address.
+/// Token buckets by client address (or by another key: a device id).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     rate: Rate,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 /// Most addresses remembered; beyond it, full buckets are forgotten first.
 const MAX_ADDRESSES: usize = 100_000;
 
-impl RateLimiter {
-    /// A limiter at `rate` per address.
-    pub fn new(rate: Rate) -> RateLimiter {
+impl<K: Hash + Eq> RateLimiter<K> {
+    /// A limiter at `rate` per key.
+    pub fn new(rate: Rate) -> RateLimiter<K> {
         RateLimiter { rate, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// Take one attempt for `ip` at `now`: `Err(wait)` if it has none left,
-    /// with how long until it has one.
-    pub fn take(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// Take one attempt for `ip` (the key) at `now`: `Err(wait)` if it has
+    /// none left, with how long until it has one.
+    pub fn take(&self, ip: K, now: Instant) -> Result<(), Duration> {
         let burst = f64::from(self.rate.burst.max(1));
         let per_s = f64::from(self.rate.per_minute.max(1)) / 60.0;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -100,5 +103,15 @@ mod tests {
         assert!(l.take(b, t0).is_ok());
         assert!(l.take(a, t0 + Duration::from_secs(10)).is_ok(), "one attempt regained after 10 s");
         assert!(l.take(a, t0 + Duration::from_secs(10)).is_err());
+    }
+
+    #[test]
+    fn devices_have_buckets_of_their_own() {
+        let l: RateLimiter<String> = RateLimiter::new(Rate { burst: 2, per_minute: 6 });
+        let t0 = Instant::now();
+        assert!(l.take("d1".into(), t0).is_ok());
+        assert!(l.take("d1".into(), t0).is_ok());
+        assert!(l.take("d1".into(), t0).is_err());
+        assert!(l.take("d2".into(), t0).is_ok());
     }
 }

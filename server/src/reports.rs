@@ -137,7 +137,7 @@ fn load(
         .filter_map(|v| match Record::from_json(&v.json) {
             Ok(r) => Some(r),
             Err(e) => {
-                tracing::error!(id = %v.id, error = %e, "materialized record unreadable");
+                tracing::error!(id = %v.id, error = %crate::logtext::logged(&e.to_string()), "materialized record unreadable");
                 None
             }
         })

@@ -79,7 +79,7 @@ fn report_error(e: ReportError) -> HttpResponse {
             &format!("统计范围内的记录超过{limit}条，请缩小统计范围（按乡镇或村统计）"),
         ),
         ReportError::Store(e) => {
-            tracing::error!(error = %e, "storage failure");
+            tracing::error!(error = %crate::logtext::logged(&e.to_string()), "storage failure");
             error(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "服务器存储暂时不可用，请稍后重试")
         }
     }

@@ -73,6 +73,7 @@ pub struct ServerProc {
     prefix: Vec<String>,
     extra: Vec<String>,
     env: Vec<(String, OsString)>,
+    log: Option<PathBuf>,
 }
 
 impl ServerProc {
@@ -85,6 +86,15 @@ impl ServerProc {
     pub fn start_serving(db: Db, extra: &[&str]) -> Result<ServerProc> {
         let extra = extra.iter().map(|s| (*s).to_owned()).collect();
         Self::start_on(server_binary()?, vec![], vec![], db, "127.0.0.1:0", extra)
+    }
+
+    /// Start a server that logs as in production (`RUST_LOG` at its
+    /// default, `info,actix_server=warn`) to the file `log` (appended), so
+    /// a test can read and measure what it writes.
+    pub fn start_logging_to(db: Db, log: &Path) -> Result<ServerProc> {
+        let mut p = Self::start_inner(server_binary()?, vec![], vec![], db, "127.0.0.1:0", vec![], Some(log))?;
+        p.log = Some(log.to_path_buf());
+        Ok(p)
     }
 
     /// Start `bin` with `prefix` arguments before the server's own (the
@@ -107,6 +117,25 @@ impl ServerProc {
         listen: &str,
         extra: Vec<String>,
     ) -> Result<ServerProc> {
+        Self::start_inner(bin, prefix, env, db, listen, extra, None)
+    }
+
+    fn start_inner(
+        bin: PathBuf,
+        prefix: Vec<String>,
+        env: Vec<(String, OsString)>,
+        db: Db,
+        listen: &str,
+        extra: Vec<String>,
+        log: Option<&Path>,
+    ) -> Result<ServerProc> {
+        let (stderr, filter) = match log {
+            Some(path) => (
+                Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+                "info,actix_server=warn",
+            ),
+            None => (Stdio::inherit(), "warn"),
+        };
         let mut child = Command::new(&bin)
             .args(&prefix)
             .args(db.args())
@@ -119,10 +148,10 @@ impl ServerProc {
                 vec!["--enroll-per-minute", "100000"]
             })
             .args(&extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", filter)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .context("cannot start gridsync-server")?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -138,7 +167,7 @@ impl ServerProc {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, extra, env })
+        Ok(ServerProc { child: Some(child), db, addr, bin, prefix, extra, env, log: None })
     }
 
     /// The server process's peak resident memory so far (VmHWM), MiB.
@@ -204,13 +233,14 @@ impl ServerProc {
         self.kill();
         let mut last = None;
         for _ in 0..50 {
-            match Self::start_on(
+            match Self::start_inner(
                 self.bin.clone(),
                 self.prefix.clone(),
                 self.env.clone(),
                 self.db.clone(),
                 &self.addr.clone(),
                 self.extra.clone(),
+                self.log.as_deref(),
             ) {
                 Ok(mut p) => {
                     self.child = p.child.take();

@@ -231,7 +231,9 @@ pub(crate) fn check(kind: super::RecordKind, photos: &Attachments, events: &[Str
         }
         let (max, what) =
             if a.thumb_of.is_some() { (MAX_THUMB_BYTES, "缩略图") } else { (MAX_PHOTO_BYTES, "照片") };
-        if a.size <= 0 || a.size > max {
+        if a.size <= 0 {
+            errs.push(FieldError::new(&field, "bad_size", format!("{what}大小无效：应为1字节到{}", size_zh(max))));
+        } else if a.size > max {
             errs.push(FieldError::new(&field, "too_large", format!("每张{what}不能超过{}", size_zh(max))));
         }
         if a.by.is_empty() || a.by.chars().count() > 64 {
@@ -297,6 +299,39 @@ mod tests {
         // SOS and data
         b.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 1, 2, 3, 0xFF, 0xD9]);
         b
+    }
+
+    /// The size messages give the real limit: a photo too large is told
+    /// 8MB (a thumbnail 64KB), a zero size is invalid, never "上限0KB".
+    #[test]
+    fn size_messages_give_the_real_limit() {
+        let photo = |size: i64, thumb_of: Option<String>| Attachment {
+            mime: "image/jpeg".into(),
+            size,
+            at: 0,
+            by: "gm1".into(),
+            event: None,
+            thumb_of,
+        };
+        let big = "a".repeat(64);
+        let messages = |a: Attachment, hash: &str| {
+            let mut errs = Vec::new();
+            let photos: Attachments = [(big.clone(), photo(1, None)), (hash.to_owned(), a)].into_iter().collect();
+            check(super::super::RecordKind::Hazard, &photos, &[], &mut errs);
+            errs.into_iter().map(|e| (e.reason, e.message_zh)).collect::<Vec<_>>()
+        };
+        let b = "b".repeat(64);
+        assert_eq!(
+            messages(photo(MAX_PHOTO_BYTES + 1, None), &b),
+            [("too_large".to_owned(), "每张照片不能超过8MB".to_owned())]
+        );
+        assert_eq!(
+            messages(photo(MAX_THUMB_BYTES + 1, Some(big.clone())), &b),
+            [("too_large".to_owned(), "每张缩略图不能超过64KB".to_owned())]
+        );
+        assert_eq!(messages(photo(0, None), &b), [("bad_size".to_owned(), "照片大小无效：应为1字节到8MB".to_owned())]);
+        assert_eq!(size_zh(0), "0字节");
+        assert_eq!(size_zh(600), "600字节");
     }
 
     #[test]

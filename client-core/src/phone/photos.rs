@@ -98,7 +98,10 @@ fn prepare(bytes: Vec<u8>, field: &str, max: i64, strip: bool) -> Result<(PhotoT
     } else {
         bytes
     };
-    if bytes.is_empty() || bytes.len() as i64 > max {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(field, "empty", format!("{what}是空的，请重新拍摄")));
+    }
+    if bytes.len() as i64 > max {
         return Err(ApiError::invalid(field, "too_large", format!("每张{what}不能超过{}", size_zh(max))));
     }
     Ok((kind, bytes))

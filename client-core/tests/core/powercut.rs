@@ -18,9 +18,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{T0, sample};
+use cut::Powercut;
 use gridsync_core::model::{RecordBody, RecordKind};
 use gridsync_core::store::Store;
-use cut::Powercut;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;

@@ -68,7 +68,56 @@ pub fn devices(s: &dyn ServerStore, ctx: &Ctx, _: &Req) -> Result<Out, WebError>
         body.push_str("</tr>");
     }
     body.push_str("</table></div>");
+    set_aside(s, ctx, &users, &mut body)?;
     Ok(out(ctx, "设备", &body))
+}
+
+/// Most records phones set aside shown on the devices page.
+const SET_ASIDE_SHOWN: u32 = 100;
+
+/// The records the devices of `users` set aside (`POST /v1/problems`),
+/// last reported first: the record (its title where the viewer may read
+/// it), the device, the phone's reason (escaped: it is the phone's text),
+/// first and last reported and how often.
+fn set_aside(
+    s: &dyn ServerStore,
+    ctx: &Ctx,
+    users: &HashMap<String, crate::store::User>,
+    body: &mut String,
+) -> Result<(), WebError> {
+    let devices: HashMap<String, crate::store::Device> =
+        s.devices()?.into_iter().filter(|d| users.contains_key(&d.user_id)).map(|d| (d.id.clone(), d)).collect();
+    let rows: Vec<_> =
+        s.problem_reports(SET_ASIDE_SHOWN)?.into_iter().filter(|p| devices.contains_key(&p.device_id)).collect();
+    body.push_str("<h2>手机无法处理的记录</h2><div class=\"card\">");
+    if rows.is_empty() {
+        body.push_str("<p id=\"set-aside-none\">没有手机报告无法处理的记录。</p></div>");
+        return Ok(());
+    }
+    body.push_str(
+        "<table id=\"set-aside\"><tr><th>记录</th><th>设备</th><th>使用人</th><th>原因</th><th>首次报告</th><th>最近报告</th><th>次数</th></tr>",
+    );
+    for p in rows {
+        let d = &devices[&p.device_id];
+        let record = match s.record(p.doc_id)? {
+            Some(v) if crate::access::may_read(&ctx.user, &v.grid, v.sensitive) => {
+                format!("{}（{}）", esc(&v.title), p.doc_id)
+            }
+            _ => p.doc_id.to_string(),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{record}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&d.name),
+            esc(&users[&d.user_id].display_name),
+            esc(&crate::logtext::escaped(&p.reason, crate::api::MAX_PROBLEM_REASON_CHARS)),
+            esc(&time(p.first_seen)),
+            esc(&time(p.last_seen)),
+            p.count
+        );
+    }
+    body.push_str("</table></div>");
+    Ok(())
 }
 
 /// `POST /web/devices/{id}/revoke`: county staff only.

@@ -119,7 +119,7 @@ impl ResponseError for WebError {
             WebError::Bad(why) => ("请求有误", why.clone()),
             WebError::TooLarge(why) => ("内容过长", why.clone()),
             WebError::Store(e) => {
-                tracing::error!(error = %e, "web page failed");
+                tracing::error!(error = %crate::logtext::logged(&e.to_string()), "web page failed");
                 ("服务暂时不可用", "服务器存储暂时不可用，请稍后重试".to_owned())
             }
         };

@@ -249,6 +249,11 @@ macro_rules! conformance_tests {
             use super::*;
             $crate::photo_store_conformance!($(#[$meta])*);
         }
+
+        mod problems {
+            use super::*;
+            $crate::problem_store_conformance!($(#[$meta])*);
+        }
     };
 }
 
@@ -1214,6 +1219,44 @@ macro_rules! photo_store_conformance {
             let b = s.photo_holders(&hb).unwrap();
             assert_eq!(b.len(), 1);
             assert!(b[0].deleted, "the deleted record still holds its reference (a restore brings it back)");
+        }
+    };
+}
+
+/// The [`ProblemStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! problem_store_conformance {
+    ($(#[$meta:meta])*) => {
+        #[test]
+        $(#[$meta])*
+        fn problem_reports_are_kept_once_per_record_and_device_and_only_where_it_reads() {
+            use ProblemNoted::{Ignored, New, Repeat};
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let gm3 = s.user("gm3").unwrap().unwrap();
+            let mine = patrol("t01/v01/g1", "gm1");
+            let theirs = patrol("t01/v02/g1", "gm3");
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&mine)]).iter().all(acked));
+            assert!(push(s.as_ref(), "d3", &gm3, &[incoming(&theirs)]).iter().all(acked));
+            let may = |g: &GridPath, sensitive: bool| $crate::access::may_read(&gm1, g, sensitive);
+            let first =
+                vec![(mine.id, "bad\nline".to_owned()), (theirs.id, "x".to_owned()), (Uuid::new_v4(), "y".to_owned())];
+            assert_eq!(s.note_problems("d1", &first, &may, 10).unwrap(), vec![New, Ignored, Ignored]);
+            let again = vec![(mine.id, "again".to_owned())];
+            assert_eq!(s.note_problems("d1", &again, &may, 20).unwrap(), vec![Repeat]);
+            assert_eq!(s.note_problems("d2", &again, &may, 30).unwrap(), vec![New], "another device's report is its own");
+            let rows = s.problem_reports(10).unwrap();
+            assert_eq!(rows.len(), 2, "{rows:?}");
+            assert_eq!((rows[0].device_id.as_str(), rows[0].count), ("d2", 1), "newest first");
+            let d1 = &rows[1];
+            assert_eq!(
+                (d1.doc_id, d1.device_id.as_str(), d1.reason.as_str(), d1.first_seen, d1.last_seen, d1.count),
+                (mine.id, "d1", "again", 10, 20, 2)
+            );
+            assert_eq!(s.problem_reports(1).unwrap().len(), 1);
         }
     };
 }

@@ -983,12 +983,61 @@ pub trait PhotoStore: Send + Sync {
     fn photo_ledger(&self) -> &dyn PhotoLedger;
 }
 
+/// The records phones report they set aside (`POST /v1/problems`).
+pub trait ProblemStore: Send + Sync {
+    /// Note the records `device_id` reports it set aside (`POST
+    /// /v1/problems`), in one transaction: one row per (record, device),
+    /// its first report [`ProblemNoted::New`], a later one moving
+    /// `last_seen`, the reason and the count ([`ProblemNoted::Repeat`]). A
+    /// record not stored, or whose (grid, sensitive) `may_read` refuses, is
+    /// [`ProblemNoted::Ignored`] and nothing is written for it.
+    fn note_problems(
+        &self,
+        device_id: &str,
+        reports: &[(Uuid, String)],
+        may_read: &dyn Fn(&GridPath, bool) -> bool,
+        now: i64,
+    ) -> StoreResult<Vec<ProblemNoted>>;
+
+    /// The `limit` problem reports last seen most recently, newest first.
+    fn problem_reports(&self, limit: u32) -> StoreResult<Vec<ProblemReportRow>>;
+}
+
+/// What [`ServerStore::note_problems`] did with one reported record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemNoted {
+    /// The first report of this record from this device.
+    New,
+    /// Reported by this device before: counted, not new.
+    Repeat,
+    /// Not a record the device may read (or not stored): not kept.
+    Ignored,
+}
+
+/// A record a phone set aside, as stored: one per (record, device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemReportRow {
+    /// The record.
+    pub doc_id: Uuid,
+    /// The device that reported it.
+    pub device_id: String,
+    /// Its latest reason, as the phone sent it (cut to 200 characters):
+    /// escape it wherever it is shown or logged.
+    pub reason: String,
+    /// First reported, ms.
+    pub first_seen: i64,
+    /// Last reported, ms.
+    pub last_seen: i64,
+    /// Times reported.
+    pub count: i64,
+}
+
 /// Every store trait, for code that calls a backend's methods on its
 /// concrete type (`use gridsync_server::store::prelude::*`).
 pub mod prelude {
     pub use super::{
-        AccountStore, AuditStore, CaseCountStore, DeviceStore, PhotoLedger, PhotoStore, RecordStore, SchemaStore,
-        ServerStore, SessionStore,
+        AccountStore, AuditStore, CaseCountStore, DeviceStore, PhotoLedger, PhotoStore, ProblemStore, RecordStore,
+        SchemaStore, ServerStore, SessionStore,
     };
 }
 
@@ -996,12 +1045,28 @@ pub mod prelude {
 /// concern has its own conformance tests (`conformance.rs`), which every
 /// backend runs.
 pub trait ServerStore:
-    SchemaStore + AccountStore + DeviceStore + RecordStore + CaseCountStore + SessionStore + AuditStore + PhotoStore
+    SchemaStore
+    + AccountStore
+    + DeviceStore
+    + RecordStore
+    + CaseCountStore
+    + SessionStore
+    + AuditStore
+    + PhotoStore
+    + ProblemStore
 {
 }
 
 impl<T> ServerStore for T where
-    T: SchemaStore + AccountStore + DeviceStore + RecordStore + CaseCountStore + SessionStore + AuditStore + PhotoStore
+    T: SchemaStore
+        + AccountStore
+        + DeviceStore
+        + RecordStore
+        + CaseCountStore
+        + SessionStore
+        + AuditStore
+        + PhotoStore
+        + ProblemStore
 {
 }
 

@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/007_attachments.sql"),
     include_str!("../../../migrations/server-postgres/008_signatures.sql"),
     include_str!("../../../migrations/server-postgres/009_photo_owners.sql"),
+    include_str!("../../../migrations/server-postgres/010_problem_reports.sql"),
 ];
 
 /// The schema whose migration also re-reads stored records' photos
@@ -1181,6 +1182,69 @@ impl PhotoStore for PostgresServerStore {
     }
 }
 
+impl ProblemStore for PostgresServerStore {
+    fn note_problems(
+        &self,
+        device_id: &str,
+        reports: &[(Uuid, String)],
+        may_read: &dyn Fn(&GridPath, bool) -> bool,
+        now: i64,
+    ) -> StoreResult<Vec<ProblemNoted>> {
+        self.tx(|tx| {
+            let place = tx.prepare("SELECT grid, sensitive FROM documents WHERE id = $1")?;
+            let insert = tx.prepare(
+                "INSERT INTO problem_reports (doc_id, device_id, reason, first_seen, last_seen, count)
+                 VALUES ($1, $2, $3, $4, $4, 1) ON CONFLICT (doc_id, device_id) DO NOTHING",
+            )?;
+            let again = tx.prepare(
+                "UPDATE problem_reports SET reason = $3, last_seen = greatest(last_seen, $4), count = count + 1
+                 WHERE doc_id = $1 AND device_id = $2",
+            )?;
+            let mut out = Vec::with_capacity(reports.len());
+            for (doc, reason) in reports {
+                let readable = match tx.query_opt(&place, &[doc])? {
+                    Some(r) => {
+                        let (grid, sensitive): (String, bool) = (r.try_get(0)?, r.try_get(1)?);
+                        GridPath::parse(&grid).is_ok_and(|g| may_read(&g, sensitive))
+                    }
+                    None => false,
+                };
+                if !readable {
+                    out.push(ProblemNoted::Ignored);
+                } else if tx.execute(&insert, &[doc, &device_id, reason, &now])? == 1 {
+                    out.push(ProblemNoted::New);
+                } else {
+                    tx.execute(&again, &[doc, &device_id, reason, &now])?;
+                    out.push(ProblemNoted::Repeat);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn problem_reports(&self, limit: u32) -> StoreResult<Vec<ProblemReportRow>> {
+        self.with(|c| {
+            c.query(
+                "SELECT doc_id, device_id, reason, first_seen, last_seen, count FROM problem_reports
+                 ORDER BY last_seen DESC, doc_id, device_id LIMIT $1",
+                &[&i64::from(limit)],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(ProblemReportRow {
+                    doc_id: r.try_get(0)?,
+                    device_id: r.try_get(1)?,
+                    reason: r.try_get(2)?,
+                    first_seen: r.try_get(3)?,
+                    last_seen: r.try_get(4)?,
+                    count: r.try_get(5)?,
+                })
+            })
+            .collect()
+        })
+    }
+}
+
 impl PhotoLedger for PostgresServerStore {
     fn begin_photo_upload(
         &self,
@@ -1387,6 +1451,7 @@ mod schema_tests {
         (7, include_str!("../../../migrations/server-postgres/snapshots/v7.sql")),
         (8, include_str!("../../../migrations/server-postgres/snapshots/v8.sql")),
         (9, include_str!("../../../migrations/server-postgres/snapshots/v9.sql")),
+        (10, include_str!("../../../migrations/server-postgres/snapshots/v10.sql")),
     ];
 
     /// The current schema's tables, columns, indexes and triggers as text
@@ -1447,8 +1512,8 @@ mod schema_tests {
         c.execute("DELETE FROM attachment_refs WHERE hash = $1", &[&hb]).unwrap();
         c.execute("UPDATE documents SET json = json #- ARRAY['attachments', $1::text]", &[&hb]).unwrap();
         c.batch_execute(
-            "DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by;
-             DROP TABLE blob_upload_chunks; DROP TABLE blob_uploads; DELETE FROM schema_version WHERE version = 9;",
+            "DROP TABLE problem_reports; DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by;
+             DROP TABLE blob_upload_chunks; DROP TABLE blob_uploads; DELETE FROM schema_version WHERE version >= 9;",
         )
         .unwrap();
         let s = PostgresServerStore::connect(&url).unwrap();

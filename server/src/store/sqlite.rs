@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/007_attachments.sql"),
     include_str!("../../../migrations/server-sqlite/008_signatures.sql"),
     include_str!("../../../migrations/server-sqlite/009_photo_owners.sql"),
+    include_str!("../../../migrations/server-sqlite/010_problem_reports.sql"),
 ];
 
 /// The schema whose migration also re-reads stored records' photos
@@ -1214,6 +1215,73 @@ impl PhotoStore for SqliteServerStore {
     }
 }
 
+impl ProblemStore for SqliteServerStore {
+    fn note_problems(
+        &self,
+        device_id: &str,
+        reports: &[(Uuid, String)],
+        may_read: &dyn Fn(&GridPath, bool) -> bool,
+        now: i64,
+    ) -> StoreResult<Vec<ProblemNoted>> {
+        let mut conn = self.exclusive();
+        let tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(reports.len());
+        {
+            let mut place = tx.prepare_cached("SELECT grid, sensitive FROM documents WHERE id = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO problem_reports (doc_id, device_id, reason, first_seen, last_seen, count)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 1) ON CONFLICT (doc_id, device_id) DO NOTHING",
+            )?;
+            let mut again = tx.prepare_cached(
+                "UPDATE problem_reports SET reason = ?3, last_seen = max(last_seen, ?4), count = count + 1
+                 WHERE doc_id = ?1 AND device_id = ?2",
+            )?;
+            for (doc, reason) in reports {
+                let id = doc.to_string();
+                let found: Option<(String, bool)> =
+                    place.query_row([&id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                let readable = found
+                    .is_some_and(|(grid, sensitive)| GridPath::parse(&grid).is_ok_and(|g| may_read(&g, sensitive)));
+                if !readable {
+                    out.push(ProblemNoted::Ignored);
+                } else if insert.execute(params![id, device_id, reason, now])? == 1 {
+                    out.push(ProblemNoted::New);
+                } else {
+                    again.execute(params![id, device_id, reason, now])?;
+                    out.push(ProblemNoted::Repeat);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn problem_reports(&self, limit: u32) -> StoreResult<Vec<ProblemReportRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT doc_id, device_id, reason, first_seen, last_seen, count FROM problem_reports
+                 ORDER BY last_seen DESC, doc_id, device_id LIMIT ?1",
+            )?;
+            let rows = st.query_map([i64::from(limit)], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (doc, device_id, reason, first_seen, last_seen, count) = row?;
+                let doc_id = Uuid::parse_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(ProblemReportRow { doc_id, device_id, reason, first_seen, last_seen, count })
+            })
+            .collect()
+        })
+    }
+}
+
 impl PhotoLedger for SqliteServerStore {
     fn begin_photo_upload(
         &self,
@@ -1460,6 +1528,7 @@ mod schema_tests {
         (7, include_str!("../../../migrations/server-sqlite/snapshots/v7.sql")),
         (8, include_str!("../../../migrations/server-sqlite/snapshots/v8.sql")),
         (9, include_str!("../../../migrations/server-sqlite/snapshots/v9.sql")),
+        (10, include_str!("../../../migrations/server-sqlite/snapshots/v10.sql")),
     ];
 
     fn described(conn: &Connection) -> Vec<String> {
@@ -1508,7 +1577,8 @@ mod schema_tests {
             json["attachments"].as_object_mut().unwrap().remove(&hb);
             c.execute("UPDATE documents SET json = ?1", [json.to_string()]).unwrap();
             c.execute_batch(
-                "DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by; PRAGMA user_version = 8;",
+                "DROP TABLE problem_reports; DROP TABLE photo_uploads; DROP TABLE photo_owners; DROP INDEX attachment_refs_by;
+                 PRAGMA user_version = 8;",
             )
             .unwrap();
         }

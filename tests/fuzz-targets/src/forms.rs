@@ -45,6 +45,7 @@ pub fn enroll_json(data: &[u8]) {
     assert!(input.code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()), "{}", input.code);
     assert_eq!(input.name.trim(), input.name);
     assert!((1..=100).contains(&input.name.chars().count()));
+    assert!(!input.name.chars().any(char::is_control), "{:?}", input.name);
     assert!(input.actor.as_ref().is_none_or(|a| (1..=32).contains(&a.len())));
     assert!(input.public_key.as_ref().is_none_or(|k| valid_public_key(k)));
     let again = EnrollRequest {

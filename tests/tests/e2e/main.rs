@@ -20,6 +20,7 @@ mod photos;
 mod postgres;
 #[cfg(target_os = "linux")]
 mod powercut;
+mod problems;
 mod relay_limits;
 mod revoke;
 mod signatures;
