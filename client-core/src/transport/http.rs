@@ -392,13 +392,23 @@ impl HttpClient {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| SyncError::Network(format!("bad directory: {e}")))
     }
 
-    /// Tell the server this device signs out (`POST /v1/sign-out`): its
-    /// token stops working at once.
-    pub async fn sign_out(&self, enrollment: &Enrollment) -> Result<(), SyncError> {
+    /// Tell the server this device signs out (`POST /v1/sign-out`, a
+    /// [`crate::protocol::SignOutRequest`] signed with the device's key):
+    /// its token stops working at once.
+    pub async fn sign_out(&self, enrollment: &Enrollment, key: &DeviceKey) -> Result<(), SyncError> {
+        let device = enrollment.device_uuid()?;
+        let at = chrono::Utc::now().timestamp_millis();
+        let body = crate::protocol::SignOutRequest {
+            device_id: enrollment.device_id.clone(),
+            at,
+            signature: crate::signing::hex_of(&key.sign_sign_out(&device, at).0),
+        };
         let resp = self
             .client
             .post(format!("{}/v1/sign-out", enrollment.server_url))
             .header("authorization", format!("Bearer {}", enrollment.token))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).map_err(|e| SyncError::Network(e.to_string()))?)
             .send()
             .await
             .map_err(|e| SyncError::Network(e.to_string()))?;
