@@ -366,6 +366,21 @@ impl GridCore {
         self.blocking(|p| p.export_relay_bundle()).await
     }
 
+    /// The unsynced work the last wipe saved (a revoked phone, a sign-out
+    /// with wipe), to offer the user: a sealed relay bundle a colleague's
+    /// phone carries (`carry_relay_bundle`), or a plain signed bundle for
+    /// the township office when the phone never learnt the server's key.
+    /// This phone also hands a sealed one over itself once enrolled again.
+    /// `None`: nothing unsynced was ever wiped.
+    pub async fn rescued_bundle(&self) -> Result<Option<Vec<u8>>, ApiError> {
+        self.blocking(|p| p.rescued_bundle()).await
+    }
+
+    /// Forget the rescued bundle, once exported or handed on.
+    pub async fn forget_rescued_bundle(&self) -> Result<(), ApiError> {
+        self.blocking(|p| p.forget_rescued_bundle()).await
+    }
+
     /// Carry another device's relay bundle to the server at the next sync,
     /// where it is judged as its maker's. False if already carried;
     /// `InvalidInput` on `bundle` if the bytes are not a relay bundle.
