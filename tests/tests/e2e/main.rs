@@ -22,6 +22,7 @@ mod postgres;
 mod powercut;
 mod relay_limits;
 mod revoke;
+mod sign_out;
 mod signatures;
 mod simulation;
 mod starve;
