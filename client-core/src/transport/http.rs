@@ -602,7 +602,7 @@ mod tests {
         let client = HttpClient::new(RetryPolicy::default()).unwrap();
         let enrollment = Enrollment {
             server_url: url,
-            device_id: "d1".into(),
+            device_id: "00000000-0000-4000-8000-000000000001".into(),
             token: "t".into(),
             user_id: "gm1".into(),
             display_name: String::new(),
@@ -610,11 +610,12 @@ mod tests {
             grid: "t01/v01/g1".into(),
             server_key: String::new(),
         };
-        client.sign_out(&enrollment).await.unwrap();
-        client.sign_out(&enrollment).await.unwrap();
+        let key = DeviceKey::from_secret(&[1; 32]);
+        client.sign_out(&enrollment, &key).await.unwrap();
+        client.sign_out(&enrollment, &key).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "back to back on one connection");
         tokio::time::sleep(IDLE_CONNECTION + Duration::from_millis(300)).await;
-        client.sign_out(&enrollment).await.unwrap();
+        client.sign_out(&enrollment, &key).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the pause");
     }
 }
