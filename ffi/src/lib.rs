@@ -328,15 +328,17 @@ impl GridCore {
         self.blocking(move |p| p.monthly_figures(grid.as_deref(), &month)).await
     }
 
-    /// Sign out: the server stops accepting this device, and the phone
-    /// forgets it; with `wipe` every record goes too. `Unsynced` while
-    /// changes wait for a server (sync first).
+    /// Sign out: the server stops accepting this device (the request is
+    /// signed with the device's key), and the phone forgets it; with `wipe`
+    /// every record goes too. `Unsynced` while changes wait for a server
+    /// (sync first).
     pub async fn sign_out(&self, wipe: bool) -> Result<(), ApiError> {
         self.on_runtime(move |p| async move { p.sign_out(wipe).await }).await
     }
 
-    /// Remove every record, unsynced changes included, and the enrollment.
-    /// Cannot be undone: ask the user twice.
+    /// Remove every record and the enrollment. Unsynced changes are first
+    /// sealed into the rescued bundle (`rescued_bundle`), never deleted
+    /// unoffered. Cannot be undone: ask the user twice.
     pub async fn wipe_local_data(&self) -> Result<(), ApiError> {
         self.blocking(|p| p.wipe_local_data()).await
     }

@@ -116,9 +116,10 @@ impl Phone {
         Ok(())
     }
 
-    /// Remove every record, unsynced changes included, the enrollment and
-    /// the directory: for a phone handed on or lost-and-found. Cannot be
-    /// undone; an app asks twice.
+    /// Remove every record, the enrollment and the directory: for a phone
+    /// handed on or lost-and-found. Unsynced changes are first sealed into
+    /// the rescued bundle ([`Phone::rescued_bundle`], see `Store::wipe`),
+    /// never deleted unoffered. Cannot be undone; an app asks twice.
     pub fn wipe_local_data(&self) -> Result<(), ApiError> {
         self.store().wipe()?;
         self.notify([], ChangeSource::Wipe);
