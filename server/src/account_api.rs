@@ -14,7 +14,7 @@ use gridsync_core::protocol::{Directory, DirectoryEntry, SignOutRequest, Signatu
 use gridsync_core::signing::verify_sign_out;
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppState, Held, authenticate, blocking_error, error, now_ms, read_body, store_error};
+use crate::api::{AppState, Held, authenticate, blocking_error, error, read_body, store_error};
 use crate::store::{AuditEntry, Device, ServerStore, User};
 
 /// Whether `node` is in `scope` or above it.
@@ -149,7 +149,7 @@ pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>, payload: web
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());
     let store = state.store.clone();
-    let now = now_ms();
+    let now = state.clock.now();
     let (device, user) = (auth.device.id.clone(), auth.user.id.clone());
     let done = web::block(move || {
         store.revoke_device(&device, now)?;

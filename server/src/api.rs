@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::metrics::Metrics;
 use crate::store::{Cursor, Device, DeviceAuth, KeyRegistered, Redeemed, ServerStore, StoreError};
-use crate::sync::process_signed_sync_at;
+use crate::sync::process_signed_sync;
 
 /// Limits on what one request may carry and take. Each is checked before
 /// the work it bounds; `docs/operations.md` lists them with their flags.
@@ -179,7 +179,7 @@ pub struct AppState {
     /// Request limits.
     pub limits: Limits,
     /// The server's clock.
-    pub clock: crate::sync::Clock,
+    pub clock: crate::clock::Clock,
     /// Memory budget for bodies in flight.
     pub inflight: Arc<InFlight>,
     /// The last health probe: when, and its failure code if it failed.
@@ -212,7 +212,7 @@ impl AppState {
             blobs: store.blob_store(),
             store,
             metrics: Arc::default(),
-            clock: crate::sync::Clock::system(),
+            clock: crate::clock::Clock::system(),
             inflight,
             health: Arc::default(),
             enroll_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.enroll_rate)),
@@ -228,16 +228,14 @@ impl AppState {
         if let Some(k) = self.relay_key.get() {
             return Ok(k.clone());
         }
-        let store = self.store.clone();
-        match web::block(move || crate::signatures::relay_key(store.as_ref(), now_ms())).await {
+        let (store, now) = (self.store.clone(), self.clock.now());
+        match web::block(move || crate::signatures::relay_key(store.as_ref(), now)).await {
             Ok(Ok(k)) => Ok(self.relay_key.get_or_init(|| k).clone()),
             Ok(Err(e)) => Err(store_error(&e)),
             Err(_) => Err(blocking_error()),
         }
     }
 }
-
-pub use crate::sync::now_ms;
 
 /// The machine-readable code of an error response, kept in the response's
 /// extensions so the error counter can label 5xx answers by reason.
@@ -497,7 +495,7 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
         id: Uuid::new_v4().to_string(),
         user_id: String::new(),
         name,
-        created_at: now_ms(),
+        created_at: state.clock.now(),
         last_sync_at: None,
         revoked_at: None,
         actor,
@@ -509,7 +507,8 @@ pub async fn enroll(req: HttpRequest, state: web::Data<AppState>, payload: web::
     };
     let store = state.store.clone();
     let (code_hash, token_hash, dev) = (auth::hash_secret(&code), auth::hash_secret(&token), device.clone());
-    let res = web::block(move || store.redeem_enrollment(&code_hash, &dev, &token_hash, now_ms())).await;
+    let now = state.clock.now();
+    let res = web::block(move || store.redeem_enrollment(&code_hash, &dev, &token_hash, now)).await;
     match res {
         Ok(Ok(Redeemed::Enrolled(user))) => {
             Metrics::add(&state.metrics.enrollments, 1);
@@ -625,8 +624,7 @@ async fn sync_inner(req: HttpRequest, state: &web::Data<AppState>, payload: web:
     };
     // Signatures are checked on the blocking pool too, before judging.
     let result =
-        web::block(move || process_signed_sync_at(store.as_ref(), &metrics, &auth, signed, cursor, page_bytes, now))
-            .await;
+        web::block(move || process_signed_sync(store.as_ref(), &metrics, &auth, signed, cursor, page_bytes, now)).await;
     let resp = match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return store_error(&e),

@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::store::{GridNode, ServerStore, User};
-use crate::{AppState, Limits, auth, demo};
+use crate::{AppState, Limits, demo};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use gridsync_core::grid::{GridPath, Role};
+use gridsync_core::grid::Role;
 
 #[derive(Parser)]
 #[command(name = "gridsync-server", version, about = "Gridsync sync server")]
@@ -32,7 +32,7 @@ struct Cli {
     /// Most connections this node opens to PostgreSQL (merges, feeds, the
     /// dashboard and photos share them). Every node of a province opens up
     /// to this many: keep nodes × this under the database's max_connections.
-    #[arg(long, env = "GRIDSYNC_DB_CONNECTIONS", default_value_t = crate::store::postgres::ClientPool::DEFAULT_MAX_OPEN, global = true)]
+    #[arg(long, env = "GRIDSYNC_DB_CONNECTIONS", default_value_t = crate::pg_pool::ClientPool::DEFAULT_MAX_OPEN, global = true)]
     db_connections: usize,
     /// Log as JSON lines.
     #[arg(long, env = "GRIDSYNC_LOG_JSON", global = true)]
@@ -205,6 +205,9 @@ enum Command {
         /// Grid path (t01/v03/g2 for a grid manager, t01/v03 for a village leader...).
         #[arg(long, default_value = "")]
         grid: String,
+        /// For agency_staff: police, procuratorate, court or justice.
+        #[arg(long)]
+        agency: Option<String>,
     },
     /// List users.
     Users,
@@ -294,10 +297,7 @@ fn seed_demo(store: &dyn ServerStore) -> anyhow::Result<bool> {
 }
 
 fn issue_code(store: &dyn ServerStore, user: &str, hours: i64) -> anyhow::Result<String> {
-    let code = auth::new_enrollment_code();
-    let expires = crate::api::now_ms() + hours * 3_600_000;
-    store.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), user, expires)?;
-    Ok(code)
+    Ok(crate::accounts::issue_enrollment_code(store, user, crate::clock::now_ms(), hours)?)
 }
 
 /// Parse the process's command line and run the command.
@@ -311,9 +311,9 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
     if cli.log_json {
-        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init().ok();
     }
     let db = database(&cli)?;
     let store = crate::open_store_with(&db, cli.db_connections).with_context(|| "cannot open the database")?;
@@ -328,7 +328,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                 println!("已载入演示县（12个乡镇、121个村、406个村民小组）。Demo county loaded.");
                 println!("正在生成近一个月的演示记录… Loading a month of demo records…");
                 let started = std::time::Instant::now();
-                let month = crate::demo_month::load_month(store.as_ref(), crate::api::now_ms(), 2026)?;
+                let month = crate::demo_month::load_month(store.as_ref(), crate::clock::now_ms(), 2026)?;
                 anyhow::ensure!(month.refused == 0, "{} demo records were refused (see the log)", month.refused);
                 println!(
                     "已载入{}条演示记录（{}部演示手机签名）、{}个乡镇的上月月报和{}条案件数（{:.0}秒）。",
@@ -369,16 +369,18 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
                 bail!("give --file PATH or --demo");
             }
         }
-        Command::AddUser { id, name, role, grid } => {
+        Command::AddUser { id, name, role, grid, agency } => {
             let role: Role = role.parse().map_err(|e: gridsync_core::CoreError| anyhow::anyhow!("{e}"))?;
-            let grid = GridPath::parse(&grid).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if grid.level() != role.grid_level() {
-                bail!("a {} is assigned to a {:?} path, got `{grid}`", role.as_str(), role.grid_level());
-            }
-            if id.trim().is_empty() || id.len() > 64 {
-                bail!("user id must be 1 to 64 characters");
-            }
-            store.add_user(&User { id: id.clone(), display_name: name, role, grid })?;
+            let grid = crate::accounts::parse_grid(&grid)?;
+            let agency =
+                match agency.as_deref() {
+                    None => None,
+                    Some(a) => Some(crate::store::Agency::parse(a).ok_or_else(|| {
+                        anyhow::anyhow!("未知的县直部门“{a}”：police、procuratorate、court 或 justice")
+                    })?),
+                };
+            let user = User { id: id.clone(), display_name: name, role, grid };
+            crate::accounts::add_user(store.as_ref(), &user, agency)?;
             println!("added user {id}");
         }
         Command::Users => {
@@ -404,7 +406,7 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             print_lines(lines);
         }
         Command::RevokeDevice { id } => {
-            if !store.revoke_device(&id, crate::api::now_ms())? {
+            if !store.revoke_device(&id, crate::clock::now_ms())? {
                 bail!("no device with id {id}");
             }
             println!("revoked {id}; it will be told to wipe its data at its next sync");
@@ -421,24 +423,24 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
             let password = line.trim_end_matches(['\r', '\n']);
             crate::dashboard::password::check_new_for(password, &user).map_err(|e| anyhow::anyhow!("{e}"))?;
             let hash = crate::dashboard::password::hash(password)?;
-            store.set_web_password(&user, &hash, crate::api::now_ms())?;
+            store.set_web_password(&user, &hash, crate::clock::now_ms())?;
             println!("password set for {user}");
         }
         Command::ImportBundle { file } => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let report = crate::import_bundle(store.as_ref(), &bytes)?;
+            let report = crate::import_bundle(store.as_ref(), &bytes, crate::clock::now_ms())?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::GcPhotos { grace_days } => {
             let blobs = store.blob_store();
             let grace = grace_days.max(0).saturating_mul(86_400_000);
-            let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::api::now_ms(), grace)?;
+            let report = crate::photos::collect_garbage(store.as_ref(), blobs.as_ref(), crate::clock::now_ms(), grace)?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::ExportProvenance { record, out } => {
             let id =
                 uuid::Uuid::parse_str(&record).map_err(|_| anyhow::anyhow!("--record must be a record id (UUID)"))?;
-            let doc = crate::provenance::export(store.as_ref(), id, crate::api::now_ms())?
+            let doc = crate::provenance::export(store.as_ref(), id, crate::clock::now_ms())?
                 .ok_or_else(|| anyhow::anyhow!("no record {id}"))?;
             let text = serde_json::to_string_pretty(&doc)?;
             match out {
@@ -451,4 +453,42 @@ pub fn main_from<I: IntoIterator<Item = String>>(args: I) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::main_from;
+
+    fn run(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+        let data = dir.to_str().expect("utf-8 temp dir");
+        main_from(["gridsync-server", "--data-dir", data].iter().chain(args).map(|s| s.to_string()))
+    }
+
+    /// `add-user` runs the dashboard's checks: a grid not in the tree, a
+    /// grid at another level and an agency account without its agency are
+    /// refused with the dashboard's message; spaces around a grid are not
+    /// kept.
+    #[test]
+    fn add_user_places_people_only_on_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        run(dir.path(), &["load-tree", "--demo"]).unwrap();
+        let add = |id: &str, role: &str, grid: &str| {
+            run(dir.path(), &["add-user", "--id", id, "--name", "王芳", "--role", role, "--grid", grid])
+        };
+        let err = add("vl-x", "village_leader", "t01/v99").unwrap_err();
+        assert_eq!(err.to_string(), "没有网格“t01/v99”");
+        let err = add("vl-x", "village_leader", "t01").unwrap_err();
+        assert_eq!(err.to_string(), "网格长应分配到村一级的网格（例如t01/v03）");
+        let err = add("police-1", "agency_staff", "").unwrap_err();
+        assert_eq!(err.to_string(), "县直部门账号请选择所属部门");
+        add("vl-x", "village_leader", " t01/v01 ").unwrap();
+        let store = crate::open_store(&dir.path().join("gridsync.sqlite3").to_string_lossy()).unwrap();
+        let u = store.user("vl-x").unwrap().unwrap();
+        assert_eq!(u.grid.to_string(), "t01/v01");
+        run(
+            dir.path(),
+            &["add-user", "--id", "police-1", "--name", "李警官", "--role", "agency_staff", "--agency", "police"],
+        )
+        .unwrap();
+    }
 }

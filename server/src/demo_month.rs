@@ -630,6 +630,7 @@ fn narrative(month: &str, f: &Figures) -> String {
 mod tests {
     use super::*;
     use crate::store::ViewQuery;
+    use crate::store::prelude::*;
     use crate::store::sqlite::SqliteServerStore;
 
     /// 2026-12-08 10:00, Beijing.

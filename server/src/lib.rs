@@ -25,10 +25,12 @@
 
 pub mod access;
 pub mod account_api;
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod cli;
+pub mod clock;
 pub mod dashboard;
 pub mod demo;
 pub mod demo_cases;
@@ -37,6 +39,7 @@ pub mod demo_month;
 pub mod demo_phones;
 pub mod merge;
 pub mod metrics;
+pub mod pg_pool;
 pub mod photos;
 pub mod provenance;
 pub mod ratelimit;
@@ -102,7 +105,7 @@ pub fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// The command line passes SQLite paths only from `--data-dir`; see
 /// [`check_database_url`] for `--database-url`.
 pub fn open_store(database: &str) -> Result<Arc<dyn store::ServerStore>, store::StoreError> {
-    open_store_with(database, store::postgres::ClientPool::DEFAULT_MAX_OPEN)
+    open_store_with(database, pg_pool::ClientPool::DEFAULT_MAX_OPEN)
 }
 
 /// [`open_store`], opening at most `db_connections` connections to

@@ -137,18 +137,9 @@ pub fn merge_doc(
         created_at: after.created_at,
         updated_at: after.updated_at,
         history_turns_sensitive: stored.is_some() && sensitive && !was_sensitive,
-        attachments: attachment_refs(&after),
+        attachments: AttachmentRef::all_of(&after),
     };
     (DocDecision::Accept(Box::new(merged)), outcome)
-}
-
-/// The photo references of a record, as `attachment_refs` keeps them.
-pub fn attachment_refs(record: &gridsync_core::model::Record) -> Vec<AttachmentRef> {
-    record
-        .attachments
-        .iter()
-        .map(|(hash, a)| AttachmentRef { hash: hash.clone(), by: a.by.clone(), mime: a.mime.clone(), size: a.size })
-        .collect()
 }
 
 /// A stable order of reasons within one record's rejections.

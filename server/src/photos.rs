@@ -154,7 +154,7 @@ pub async fn upload(
     // Photos stop well before the disk is full (at four times the free
     // space /healthz asks for), so they never take the room records need.
     let (dir, min_free) = (state.limits.data_dir.clone(), state.limits.min_free_disk_bytes.saturating_mul(4));
-    let quota = state.limits.photo_quota;
+    let (quota, now) = (state.limits.photo_quota, state.clock.now());
     let (h, u) = (hash.clone(), user.clone());
     let judged = web::block(move || -> Result<Judged, StoreError> {
         if let Some(dir) = dir {
@@ -176,7 +176,7 @@ pub async fn upload(
         if blob.is_some() && ledger.photo_owners(&h)?.contains(&u) {
             return Ok(Judged::Done(size));
         }
-        let begun = ledger.begin_photo_upload(&h, &u, mine.attachment.size, crate::api::now_ms(), &quota)?;
+        let begun = ledger.begin_photo_upload(&h, &u, mine.attachment.size, now, &quota)?;
         Ok(Judged::Take { size, begun })
     })
     .await;
@@ -234,10 +234,10 @@ pub async fn upload(
     };
     let (store, blobs) = (state.store.clone(), state.blobs.clone());
     let (h, u) = (hash.clone(), user.clone());
+    let now = state.clock.now();
     let done = web::block(move || {
         let appended = blobs.append(&h, &u, size, offset, &body);
         let ledger = store.photo_ledger();
-        let now = crate::api::now_ms();
         let noted = match &appended {
             Ok(p) if p.complete => ledger.finish_photo_upload(&h, &u, i64::try_from(size).unwrap_or(i64::MAX), now),
             Ok(p) => ledger.note_photo_upload(&h, &u, i64::try_from(p.received).unwrap_or(0), now),

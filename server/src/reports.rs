@@ -28,6 +28,11 @@ const MAX_RECORDS: u32 = 500_000;
 pub const MAX_COVERAGE_DAYS: i64 = 62;
 /// Day of the following month before which a monthly report is due.
 pub const REPORT_DUE_DAY: u32 = 20;
+
+/// Default number of days without a sync after which a person is listed
+/// as not syncing (the sync-health report, the devices page): a week, the
+/// cadence of the village meeting that needs everyone's week.
+pub const DEFAULT_SYNC_DAYS: u32 = 7;
 /// The county's 2023 goals for the four targets, percent of villages, in
 /// the order public security, criminal, lawsuit, backlog.
 pub const FOUR_NONE_GOALS: [u32; 4] = [60, 70, 80, 90];

@@ -24,16 +24,13 @@ use serde::Serialize;
 
 use crate::api::AppState;
 use crate::auth;
+use crate::reports::DEFAULT_SYNC_DAYS;
 use crate::reports::{self, ReportError};
 use crate::reports_files::{self, Table};
 use crate::store::{DeviceAuth, User};
 
 /// The OpenAPI 3 document of these endpoints, written by hand.
 pub const OPENAPI_JSON: &str = include_str!("reports_openapi.json");
-
-/// Default number of days without a sync after which a person is listed:
-/// a week, the cadence of the village meeting that needs everyone's week.
-pub const DEFAULT_SYNC_DAYS: u32 = 7;
 
 /// One table for what is mounted and what [`MOUNTED`] lists, so the
 /// OpenAPI document can be checked against the routes that really exist.

@@ -311,12 +311,12 @@ pub enum ImportError {
 /// device's user's scope and rules, exactly as if the phone had synced; an
 /// unknown device is refused, and a revoked device's changes are taken
 /// only when made before its revocation ([`merge_bundle`]).
-pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImport, ImportError> {
+pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<BundleImport, ImportError> {
     // The same reader and limits as a sync request (the defaults of
     // `serve`): a file from a phone is as untrusted as a request.
     let limits = DecodeLimits::default();
     let bundle = if is_sealed(bytes) {
-        let key = relay_key(store, crate::sync::now_ms())?;
+        let key = relay_key(store, now)?;
         open_sealed(&key, bytes, &limits, &mut |_| true).map_err(|e| match e {
             RelayError::Decode(e) => ImportError::NotABundle(e.to_string()),
             _ => ImportError::NotABundle("a relay bundle not sealed to this server".into()),
@@ -329,7 +329,7 @@ pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8]) -> Result<BundleImpo
         Err(RelayError::Store(e)) => return Err(e.into()),
         Err(_) => return Err(ImportError::UnknownDevice(bundle.device_id.clone())),
     };
-    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, crate::sync::now_ms())?;
+    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, now)?;
     // A record can have changes refused for several reasons: list it once,
     // with the first (the change that broke a rule).
     let mut records_rejected: Vec<(String, String)> = Vec::new();

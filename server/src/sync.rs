@@ -3,9 +3,6 @@
 //! dashboard's forms all call [`merge_records`], so every change is judged
 //! by the same rules ([`crate::merge::merge_doc`]) whoever brought it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use automerge::Change;
 use gridsync_core::protocol::{DocAck, DocChanges, Signature, SyncResponse};
 
@@ -14,43 +11,6 @@ use crate::metrics::Metrics;
 use crate::store::{
     Cursor, DeviceAuth, DocDecision, IncomingDoc, ReadScope, ServerStore, StoreError, StoreResult, StoredDoc, User,
 };
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// The server's clock: the system clock, or a fixed time tests set. It
-/// decides what only the server may decide (when a report was submitted).
-#[derive(Debug, Clone, Default)]
-pub struct Clock(Option<Arc<AtomicI64>>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Clock {
-        Clock(None)
-    }
-
-    /// A clock that says `ms` until [`Clock::set`] moves it.
-    pub fn fixed(ms: i64) -> Clock {
-        Clock(Some(Arc::new(AtomicI64::new(ms))))
-    }
-
-    /// Move a fixed clock (no effect on the system clock).
-    pub fn set(&self, ms: i64) {
-        if let Some(c) = &self.0 {
-            c.store(ms, Ordering::SeqCst);
-        }
-    }
-
-    /// Now, ms since the Unix epoch.
-    pub fn now(&self) -> i64 {
-        match &self.0 {
-            Some(c) => c.load(Ordering::SeqCst),
-            None => now_ms(),
-        }
-    }
-}
 
 /// Merge `incoming` as `pusher` in one transaction; one outcome per record,
 /// in request order.
@@ -92,11 +52,7 @@ fn merge_and_touch(
         }
         decision
     };
-    if touch {
-        store.merge_batch_and_touch(&pusher.device_id, now, incoming, &mut merge)?;
-    } else {
-        store.merge_batch(&pusher.device_id, incoming, &mut merge)?;
-    }
+    store.merge_batch(&pusher.device_id, touch.then_some(now), incoming, &mut merge)?;
     Ok(outcomes)
 }
 
@@ -165,8 +121,8 @@ pub struct SignedDocs {
 /// One sync round of signed changes at server time `now`: the request's
 /// signature is checked against the device's key before anything is
 /// judged ([`crate::signatures::verify_docs`]); if it is not the device's,
-/// every record is refused, else they merge as in [`process_sync_at`].
-pub fn process_signed_sync_at(
+/// every record is refused, else they merge as in [`process_sync`].
+pub fn process_signed_sync(
     store: &dyn ServerStore,
     metrics: &Metrics,
     auth: &DeviceAuth,
@@ -186,27 +142,16 @@ pub fn process_signed_sync_at(
             "changes refused: bad signature"
         );
     }
-    let mut resp = process_sync_at(store, metrics, auth, verified.incoming, cursor, page_bytes, now)?;
+    let mut resp = process_sync(store, metrics, auth, verified.incoming, cursor, page_bytes, now)?;
     resp.rejected.extend(verified.refused);
     Ok(resp)
 }
 
-/// One sync round on the server at the system clock's time: merge the
-/// device's records in one transaction, then read its next feed page. Used
-/// by the bundle import and the deterministic simulation.
+/// One sync round on the server at server time `now` (the HTTP handler
+/// passes its clock's): merge the device's records in one transaction,
+/// then read its next feed page. Used by the signed sync below, the bundle
+/// import and the PostgreSQL tests.
 pub fn process_sync(
-    store: &dyn ServerStore,
-    metrics: &Metrics,
-    auth: &DeviceAuth,
-    incoming: Vec<IncomingDoc>,
-    cursor: Cursor,
-    page_bytes: usize,
-) -> Result<SyncResponse, StoreError> {
-    process_sync_at(store, metrics, auth, incoming, cursor, page_bytes, now_ms())
-}
-
-/// [`process_sync`] at server time `now` (the HTTP handler passes its clock's).
-pub fn process_sync_at(
     store: &dyn ServerStore,
     metrics: &Metrics,
     auth: &DeviceAuth,

@@ -58,7 +58,7 @@ impl Bed {
 pub fn web_session(admin: &dyn ServerStore, user: &str) -> (String, String) {
     let token = auth::new_token();
     let csrf = auth::new_token();
-    let now = gridsync_server::sync::now_ms();
+    let now = gridsync_server::clock::now_ms();
     admin
         .create_web_session(&WebSession {
             token_hash: auth::hash_secret(&token),

@@ -85,7 +85,7 @@ pub fn acked(resp: &SyncResponse, id: Uuid) -> bool {
 pub fn inject_unjudged(store: &dyn ServerStore, id: Uuid, changes: &[Change]) -> Result<()> {
     let incoming = IncomingDoc::unsigned(id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect());
     let mut failure = None;
-    store.merge_batch("unjudged", &[incoming], &mut |_, stored, _| {
+    store.merge_batch("unjudged", None, &[incoming], &mut |_, stored, _| {
         let built = (|| -> Result<MergedDoc> {
             let snapshot = stored.as_ref().context("no stored record")?;
             let mut doc = RecordDoc::load(&snapshot.snapshot, automerge::ActorId::from([0u8; 16]))?;

@@ -234,10 +234,7 @@ impl Drop for ServerProc {
 
 /// Issue an enrollment code for `user` directly in the database.
 pub fn issue_code(store: &dyn ServerStore, user: &str) -> Result<String> {
-    let code = gridsync_server::auth::new_enrollment_code();
-    let hash = gridsync_server::auth::hash_secret(&gridsync_server::auth::normalize_code(&code));
-    store.create_enrollment(&hash, user, gridsync_server::api::now_ms() + 3_600_000)?;
-    Ok(code)
+    Ok(gridsync_server::accounts::issue_enrollment_code(store, user, gridsync_server::clock::now_ms(), 1)?)
 }
 
 /// Load the demo county's tree and users.

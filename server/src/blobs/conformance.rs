@@ -197,9 +197,9 @@ mod disk_tests {
 mod postgres_tests {
     super::blob_conformance!(#[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"] make: {
         crate::store::postgres::test_database_url().map(|url| {
-            use crate::store::ServerStore;
+            use crate::store::prelude::*;
             crate::store::postgres::PostgresServerStore::connect(&url).unwrap().migrate().unwrap();
-            Box::new(postgres::PgBlobStore::new(std::sync::Arc::new(crate::store::postgres::ClientPool::new(&url, None)))) as Box<dyn BlobStore>
+            Box::new(postgres::PgBlobStore::new(std::sync::Arc::new(crate::pg_pool::ClientPool::new(&url, None)))) as Box<dyn BlobStore>
         })
     });
 }

@@ -87,8 +87,8 @@ impl From<std::io::Error> for BlobError {
     }
 }
 
-impl From<crate::store::postgres::PoolBusy> for BlobError {
-    fn from(e: crate::store::postgres::PoolBusy) -> Self {
+impl From<crate::pg_pool::PoolBusy> for BlobError {
+    fn from(e: crate::pg_pool::PoolBusy) -> Self {
         BlobError::Io(e.to_string())
     }
 }
@@ -151,8 +151,4 @@ pub fn new_part(size: u64, received: u64, offset: u64, bytes: &[u8]) -> BlobResu
     }
     let skip = usize::try_from(received - offset).unwrap_or(usize::MAX).min(bytes.len());
     Ok(&bytes[skip..])
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

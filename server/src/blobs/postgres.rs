@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use ::postgres::Client;
 
-use super::{BlobError, BlobInfo, BlobResult, BlobStore, Progress, new_part, now_ms, upload_key};
-use crate::store::postgres::ClientPool;
+use super::{BlobError, BlobInfo, BlobResult, BlobStore, Progress, new_part, upload_key};
+use crate::pg_pool::ClientPool;
 
 /// Blobs in the database of a store, over the store's connections.
 pub struct PgBlobStore {
@@ -67,7 +67,7 @@ impl BlobStore for PgBlobStore {
                 tx.execute(
                     "INSERT INTO blob_uploads (hash, upload_key, size, received, written_at) VALUES ($1, $2, $3, 0, $4)
                      ON CONFLICT (hash, upload_key) DO NOTHING",
-                    &[&hash, &key, &i(size), &now_ms()],
+                    &[&hash, &key, &i(size), &crate::clock::now_ms()],
                 )?;
                 locked = tx.query_opt(
                     "SELECT received FROM blob_uploads WHERE hash = $1 AND upload_key = $2 FOR UPDATE",
@@ -90,7 +90,7 @@ impl BlobStore for PgBlobStore {
             if received < size {
                 tx.execute(
                     "UPDATE blob_uploads SET received = $3, written_at = $4 WHERE hash = $1 AND upload_key = $2",
-                    &[&hash, &key, &i(received), &now_ms()],
+                    &[&hash, &key, &i(received), &crate::clock::now_ms()],
                 )?;
                 tx.commit()?;
                 return Ok(Progress { received, complete: false });
@@ -109,7 +109,7 @@ impl BlobStore for PgBlobStore {
                 let made = tx.execute(
                     "INSERT INTO blobs (hash, size, received, complete, written_at) VALUES ($1, $2, $2, true, $3)
                      ON CONFLICT (hash) DO NOTHING",
-                    &[&hash, &i(size), &now_ms()],
+                    &[&hash, &i(size), &crate::clock::now_ms()],
                 )?;
                 if made == 1 {
                     tx.execute(

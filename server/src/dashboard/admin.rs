@@ -31,7 +31,7 @@ pub fn devices(s: &dyn ServerStore, ctx: &Ctx, _: &Req) -> Result<Out, WebError>
         // Stale only after a first sync and then silence past the same
         // threshold as the sync-health report: a phone enrolled this
         // morning that has not synced yet is new, not stale.
-        let days = i64::from(crate::reports_api::DEFAULT_SYNC_DAYS);
+        let days = i64::from(crate::reports::DEFAULT_SYNC_DAYS);
         let stale = d.last_sync_at.is_some_and(|t| now - t >= days * 86_400_000);
         let last = d.last_sync_at.map(time).unwrap_or_else(|| "尚未同步".into());
         let state = if d.revoked_at.is_some() {

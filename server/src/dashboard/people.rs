@@ -12,11 +12,10 @@ use gridsync_core::grid::{GridLevel, GridPath, Role};
 use super::html::{esc, names, out, time};
 use super::{Ctx, Out, Req, WebError, edit, password};
 
-use crate::auth;
-use crate::store::{Account, Agency, ServerStore, StoreError, User};
+use crate::accounts::{self, CODE_VALID_HOURS};
+use crate::store::{Account, Agency, ServerStore, User};
 
 /// Hours an enrollment code issued on the web stays valid (as the CLI's default).
-pub const CODE_VALID_HOURS: i64 = 72;
 /// Most users listed on one page.
 const LIST_MAX: usize = 300;
 
@@ -67,32 +66,13 @@ fn role_grid_agency(
     form: &HashMap<String, String>,
 ) -> Result<(Role, GridPath, Option<Agency>), WebError> {
     let role: Role = form.get("role").and_then(|r| r.parse().ok()).ok_or_else(|| WebError::Bad("请选择角色".into()))?;
-    let raw = edit::text(form, "grid", "网格", 64)?;
-    let grid = GridPath::parse(&raw).map_err(|_| WebError::Bad(format!("网格编码“{raw}”格式错误，例如 t01/v03/g2")))?;
-    if grid.level() != role.grid_level() {
-        return Err(WebError::Bad(format!(
-            "{}应分配到{}一级的网格（例如{}）",
-            role.label_zh(),
-            role.grid_level().label_zh(),
-            match role.grid_level() {
-                GridLevel::Group => "t01/v03/g2",
-                GridLevel::Village => "t01/v03",
-                GridLevel::Township => "t01",
-                GridLevel::County => "留空",
-            }
-        )));
-    }
-    if grid.level() != GridLevel::County && !s.grid_nodes()?.iter().any(|n| n.path == grid) {
-        return Err(WebError::Bad(format!("没有网格“{grid}”")));
-    }
+    let grid = accounts::parse_grid(&edit::text(form, "grid", "网格", 64)?)?;
     let agency = match form.get("agency").map(String::as_str).unwrap_or_default() {
         "" => None,
         a => Some(Agency::parse(a).ok_or_else(|| WebError::Bad("未知的县直部门".into()))?),
     };
-    if role == Role::AgencyStaff && agency.is_none() {
-        return Err(WebError::Bad("县直部门账号请选择所属部门".into()));
-    }
-    Ok((role, grid, if role == Role::AgencyStaff { agency } else { None }))
+    let agency = accounts::check_assignment(s, role, &grid, agency)?;
+    Ok((role, grid, agency))
 }
 
 /// `GET /web/users?q=`: every account (filtered), and the form for a new one.
@@ -156,9 +136,7 @@ pub fn create(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> 
     county_only(ctx)?;
     let form = r.form();
     let id = edit::required(form, "id", "账号", 64)?;
-    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') {
-        return Err(WebError::Bad("账号只能由字母、数字和 - _ . 组成".into()));
-    }
+    accounts::check_id(&id)?;
     let name = edit::required(form, "name", "姓名", 50)?;
     let (role, grid, agency) = role_grid_agency(s, form)?;
     let password = form.get("password").map(String::as_str).unwrap_or_default();
@@ -168,15 +146,8 @@ pub fn create(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> 
         password::check_new_for(password, &id).map_err(WebError::Bad)?;
         Some(password::hash(password).map_err(|e| WebError::Store(e.to_string()))?)
     };
-    match s.add_user(&User { id: id.clone(), display_name: name, role, grid }) {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => return Err(WebError::Bad(format!("账号“{id}”已存在"))),
-        Err(e) => return Err(e.into()),
-    }
+    accounts::add_user(s, &User { id: id.clone(), display_name: name, role, grid }, agency)?;
     let now = ctx.now;
-    if agency.is_some() {
-        s.set_agency(&id, agency)?;
-    }
     ctx.audit(s, "create_user", &id)?;
     if let Some(h) = hash {
         s.set_web_password(&id, &h, now)?;
@@ -386,9 +357,7 @@ pub fn enroll(s: &dyn ServerStore, ctx: &Ctx, r: &Req) -> Result<Out, WebError> 
     if a.deactivated_at.is_some() {
         return Err(WebError::Bad("该账号已停用，请先重新启用".into()));
     }
-    let code = auth::new_enrollment_code();
-    let expires = ctx.now + CODE_VALID_HOURS * 3_600_000;
-    s.create_enrollment(&auth::hash_secret(&auth::normalize_code(&code)), &a.user.id, expires)?;
+    let code = accounts::issue_enrollment_code(s, &a.user.id, ctx.now, CODE_VALID_HOURS)?;
     ctx.audit(s, "issue_enrollment_code", &a.user.id)?;
     let payload = enrollment_payload(r.origin(), &code);
     user_page(s, ctx, id, Some((&code, &payload)), None)

@@ -20,7 +20,7 @@ pub struct Ctx {
     pub session: WebSession,
     /// Client address, for the audit log.
     pub ip: String,
-    /// Now, by the server's clock ([`crate::sync::Clock`]) when the request
+    /// Now, by the server's clock ([`crate::clock::Clock`]) when the request
     /// came: every page and figure of one request is taken at this instant.
     pub now: i64,
     /// Photo bytes.

@@ -69,6 +69,15 @@ pub enum WebError {
     Store(String),
 }
 
+impl From<crate::accounts::AccountError> for WebError {
+    fn from(e: crate::accounts::AccountError) -> Self {
+        match e {
+            crate::accounts::AccountError::Store(e) => e.into(),
+            e => WebError::Bad(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
         WebError::Store(e.to_string())

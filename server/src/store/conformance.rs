@@ -1,6 +1,8 @@
-//! One conformance suite every [`ServerStore`] backend must pass. A backend
-//! runs it with `conformance_tests!(make: expr)`, where `expr` builds a fresh,
-//! migrated, empty store.
+//! One conformance suite every [`ServerStore`] backend must pass, a macro
+//! per concern (store trait: `record_store_conformance!` tests
+//! [`RecordStore`], and so on). A backend runs them all with
+//! `conformance_tests!(make: expr)`, where `expr` builds a fresh, migrated,
+//! empty store.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -185,6 +187,9 @@ pub fn photos_attached_at_once(s: &dyn ServerStore) -> Record {
     rec
 }
 
+/// Every concern's conformance tests for one backend: `make` builds a
+/// fresh, migrated, empty store (or `None` when the backend's database is
+/// not configured); each concern's tests run in a module of their own.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! conformance_tests {
@@ -205,6 +210,80 @@ macro_rules! conformance_tests {
             make_opt().expect("this backend's tests need GRIDSYNC_TEST_POSTGRES_URL (see README)")
         }
 
+        mod schema {
+            use super::*;
+            $crate::schema_store_conformance!($(#[$meta])*);
+        }
+
+        mod accounts {
+            use super::*;
+            $crate::account_store_conformance!($(#[$meta])*);
+        }
+
+        mod devices {
+            use super::*;
+            $crate::device_store_conformance!($(#[$meta])*);
+        }
+
+        mod records {
+            use super::*;
+            $crate::record_store_conformance!($(#[$meta])*);
+        }
+
+        mod case_counts {
+            use super::*;
+            $crate::case_count_store_conformance!($(#[$meta])*);
+        }
+
+        mod sessions {
+            use super::*;
+            $crate::session_store_conformance!($(#[$meta])*);
+        }
+
+        mod audit {
+            use super::*;
+            $crate::audit_store_conformance!($(#[$meta])*);
+        }
+
+        mod photos {
+            use super::*;
+            $crate::photo_store_conformance!($(#[$meta])*);
+        }
+    };
+}
+
+/// The [`SchemaStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! schema_store_conformance {
+    ($(#[$meta:meta])*) => {
+        #[test]
+        $(#[$meta])*
+        fn the_database_answers_commits_a_probe_and_migrates_again_harmlessly() {
+            let s = make();
+            s.ping().unwrap();
+            s.probe_write(1).unwrap();
+            s.probe_write(2).unwrap();
+            s.migrate().unwrap();
+            assert_eq!(s.change_count().unwrap(), 0, "a fresh store holds no change");
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&patrol("t01/v01/g1", "gm1"))]).iter().all(acked));
+            assert_eq!(s.change_count().unwrap(), 1);
+            s.migrate().unwrap();
+            assert_eq!(s.change_count().unwrap(), 1, "migrating a current schema keeps what it holds");
+            s.ping().unwrap();
+        }
+    };
+}
+
+/// The [`AccountStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! account_store_conformance {
+    ($(#[$meta:meta])*) => {
         #[test]
         $(#[$meta])*
         fn users_and_grid_nodes() {
@@ -223,64 +302,71 @@ macro_rules! conformance_tests {
         /// Records are judged before the writer is taken: a record another
         /// request changed meanwhile must be judged again, or its stored
         /// state would lose that request's acknowledged changes.
+
         #[test]
         $(#[$meta])*
-        fn concurrent_edits_of_one_record_all_reach_its_stored_state() {
-            use gridsync_core::doc::RecordDoc;
+        fn accounts_change_role_grid_agency_and_deactivate() {
             let s = make();
-            setup(s.as_ref());
-            let gm = user("gm1", Role::GridManager, "t01/v01/g1");
-            for round in 0..4 {
-                let rec = household("t01/v01/g1", "gm1");
-                let mut base = RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
-                let first = IncomingDoc::unsigned(
-                    rec.id,
-                    base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
-                );
-                assert!(acked(&push(s.as_ref(), "d0", &gm, &[first])[0]));
-                let heads = base.heads();
-                let edits: Vec<IncomingDoc> = (0..8)
-                    .map(|i| {
-                        let mut d = base.fork_as(automerge::ActorId::random());
-                        let mut r = rec.clone();
-                        if let gridsync_core::model::RecordBody::Household(h) = &mut r.body {
-                            h.notes = format!("第{round}轮第{i}次走访");
-                        }
-                        r.updated_at += 1 + i;
-                        d.update(&r).unwrap();
-                        IncomingDoc::unsigned(
-                            rec.id,
-                            d.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect(),
-                        )
-                    })
-                    .collect();
-                let store = s.as_ref();
-                let acks: Vec<Vec<[u8; 32]>> = std::thread::scope(|sc| {
-                    let threads: Vec<_> = edits
-                        .iter()
-                        .enumerate()
-                        .map(|(i, e)| {
-                            let gm = gm.clone();
-                            sc.spawn(move || push(store, &format!("d{i}"), &gm, std::slice::from_ref(e)))
-                        })
-                        .collect();
-                    threads.into_iter().map(|t| t.join().unwrap().remove(0).acked).collect()
-                });
-                let stored = s.snapshot(rec.id).unwrap().unwrap();
-                let mut doc = RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
-                for (i, hashes) in acks.iter().enumerate() {
-                    assert!(!hashes.is_empty(), "round {round}: edit {i} was refused");
-                    for h in hashes {
-                        let h = automerge::ChangeHash(*h);
-                        assert!(
-                            doc.automerge().get_change_by_hash(&h).is_some(),
-                            "round {round}: edit {i} was acknowledged but is not in the stored record"
-                        );
-                    }
-                }
-            }
+            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
+            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
+            let a = s.account("gm1").unwrap().unwrap();
+            assert_eq!((a.agency, a.deactivated_at), (None, None));
+            assert_eq!(s.accounts().unwrap().len(), 2);
+            assert!(s.account("nobody").unwrap().is_none());
+            s.set_agency("police", Some(Agency::Police)).unwrap();
+            assert_eq!(s.account("police").unwrap().unwrap().agency, Some(Agency::Police));
+            assert!(matches!(s.set_agency("nobody", None), Err(StoreError::NotFound(_))));
+            let session = |h: &[u8]| WebSession {
+                token_hash: h.to_vec(),
+                user_id: "gm1".into(),
+                csrf: "c".into(),
+                created_at: 0,
+                expires_at: i64::MAX,
+            };
+            s.create_enrollment(b"c1", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.redeem_enrollment(b"c1", &device("d1", "gm1"), b"t1", 1).unwrap(), Redeemed::Enrolled(_)));
+            s.create_web_session(&session(b"s1")).unwrap();
+            // A new name alone keeps the phone and the session.
+            let mut u = s.user("gm1").unwrap().unwrap();
+            u.display_name = "王秀英".into();
+            s.update_user(&u, 5).unwrap();
+            assert_eq!(s.user("gm1").unwrap().unwrap().display_name, "王秀英");
+            assert!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at.is_none());
+            assert!(s.web_session(b"s1", 10).unwrap().is_some());
+            // A new grid revokes the phone and ends the session.
+            u.grid = GridPath::parse("t01/v01/g2").unwrap();
+            s.update_user(&u, 6).unwrap();
+            assert_eq!(s.user("gm1").unwrap().unwrap().grid.to_string(), "t01/v01/g2");
+            assert_eq!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at, Some(6));
+            assert!(s.web_session(b"s1", 10).unwrap().is_none());
+            assert!(matches!(s.update_user(&user("nobody", Role::GridManager, "t01/v01/g1"), 1), Err(StoreError::NotFound(_))));
+            // Deactivating ends sessions, revokes devices and voids codes.
+            s.create_enrollment(b"c2", "gm1", i64::MAX).unwrap();
+            s.create_enrollment(b"c3", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.redeem_enrollment(b"c2", &device("d2", "gm1"), b"t2", 1).unwrap(), Redeemed::Enrolled(_)));
+            s.create_web_session(&session(b"s2")).unwrap();
+            s.set_active("gm1", false, 20).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20));
+            assert!(s.web_session(b"s2", 30).unwrap().is_none());
+            assert_eq!(s.device_by_token(b"t2").unwrap().unwrap().device.revoked_at, Some(20));
+            assert_eq!(s.redeem_enrollment(b"c3", &device("d3", "gm1"), b"t3", 30).unwrap(), Redeemed::InvalidCode);
+            assert!(matches!(s.create_enrollment(b"c4", "gm1", i64::MAX), Err(StoreError::NotFound(_))));
+            s.set_active("gm1", false, 40).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20), "the first deactivation stays");
+            s.set_active("gm1", true, 50).unwrap();
+            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, None);
+            s.create_enrollment(b"c5", "gm1", i64::MAX).unwrap();
+            assert!(matches!(s.set_active("nobody", false, 1), Err(StoreError::NotFound(_))));
         }
+    };
+}
 
+/// The [`DeviceStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! device_store_conformance {
+    ($(#[$meta:meta])*) => {
         #[test]
         $(#[$meta])*
         fn enrollment_codes_work_once_and_expire() {
@@ -375,6 +461,72 @@ macro_rules! conformance_tests {
             assert!(!s.claim_actor("nobody", b"E").unwrap());
             assert_eq!(actor_of(b"t4"), Some(b"C".to_vec()));
         }
+    };
+}
+
+/// The [`RecordStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! record_store_conformance {
+    ($(#[$meta:meta])*) => {
+        #[test]
+        $(#[$meta])*
+        fn concurrent_edits_of_one_record_all_reach_its_stored_state() {
+            use gridsync_core::doc::RecordDoc;
+            let s = make();
+            setup(s.as_ref());
+            let gm = user("gm1", Role::GridManager, "t01/v01/g1");
+            for round in 0..4 {
+                let rec = household("t01/v01/g1", "gm1");
+                let mut base = RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
+                let first = IncomingDoc::unsigned(
+                    rec.id,
+                    base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                );
+                assert!(acked(&push(s.as_ref(), "d0", &gm, &[first])[0]));
+                let heads = base.heads();
+                let edits: Vec<IncomingDoc> = (0..8)
+                    .map(|i| {
+                        let mut d = base.fork_as(automerge::ActorId::random());
+                        let mut r = rec.clone();
+                        if let gridsync_core::model::RecordBody::Household(h) = &mut r.body {
+                            h.notes = format!("第{round}轮第{i}次走访");
+                        }
+                        r.updated_at += 1 + i;
+                        d.update(&r).unwrap();
+                        IncomingDoc::unsigned(
+                            rec.id,
+                            d.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect(),
+                        )
+                    })
+                    .collect();
+                let store = s.as_ref();
+                let acks: Vec<Vec<[u8; 32]>> = std::thread::scope(|sc| {
+                    let threads: Vec<_> = edits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| {
+                            let gm = gm.clone();
+                            sc.spawn(move || push(store, &format!("d{i}"), &gm, std::slice::from_ref(e)))
+                        })
+                        .collect();
+                    threads.into_iter().map(|t| t.join().unwrap().remove(0).acked).collect()
+                });
+                let stored = s.snapshot(rec.id).unwrap().unwrap();
+                let mut doc = RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
+                for (i, hashes) in acks.iter().enumerate() {
+                    assert!(!hashes.is_empty(), "round {round}: edit {i} was refused");
+                    for h in hashes {
+                        let h = automerge::ChangeHash(*h);
+                        assert!(
+                            doc.automerge().get_change_by_hash(&h).is_some(),
+                            "round {round}: edit {i} was acknowledged but is not in the stored record"
+                        );
+                    }
+                }
+            }
+        }
 
         #[test]
         $(#[$meta])*
@@ -402,6 +554,7 @@ macro_rules! conformance_tests {
         /// scope: each accepted record is stored, the refused one is not,
         /// and the feed gives each record's changes in the order they
         /// were made.
+
         #[test]
         $(#[$meta])*
         fn a_request_of_many_records_stores_each_and_feeds_changes_in_order() {
@@ -472,6 +625,7 @@ macro_rules! conformance_tests {
         /// at its defaults (6,400 slots, about 12,000 in practice), is
         /// stored whole: it is merged in parts, not in one transaction
         /// that runs out of shared memory and takes other merges with it.
+
         #[test]
         $(#[$meta])*
         fn a_request_of_thousands_of_records_is_stored_whole() {
@@ -592,6 +746,7 @@ macro_rules! conformance_tests {
         /// A list's total and the dashboard's counts come from the
         /// database, whatever a page shows: paging gives every record once,
         /// and the open filter is the figures' own definition of open.
+
         #[test]
         $(#[$meta])*
         fn records_are_counted_paged_and_tallied() {
@@ -639,6 +794,166 @@ macro_rules! conformance_tests {
 
         #[test]
         $(#[$meta])*
+        fn snapshots_are_what_the_next_merge_starts_from() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            assert!(s.snapshot(rec.id).unwrap().is_none());
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&rec)]).iter().all(acked));
+            let stored = s.snapshot(rec.id).unwrap().unwrap();
+            assert!(!stored.sensitive);
+            let mut doc = gridsync_core::doc::RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
+            assert_eq!(doc.record().unwrap(), rec);
+            // An edit built on the snapshot merges as a diff.
+            let heads = doc.heads();
+            let mut edited = rec.clone();
+            if let gridsync_core::model::RecordBody::Patrol(p) = &mut edited.body {
+                p.findings = "发现一处隐患".into();
+            }
+            assert!(doc.update(&edited).unwrap());
+            let ch = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
+            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc::unsigned(rec.id, ch)]).iter().all(acked));
+            assert_eq!(s.record(rec.id).unwrap().unwrap().json["data"]["findings"], "发现一处隐患");
+            let hh = household("t01/v01/g1", "gm1");
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&hh)]).iter().all(acked));
+            assert!(s.snapshot(hh.id).unwrap().unwrap().sensitive);
+        }
+
+        #[test]
+        $(#[$meta])*
+        fn concurrent_merges_of_one_record_lose_nothing() {
+            let s = make();
+            let s: std::sync::Arc<dyn ServerStore> = s.into();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            let mut base = gridsync_core::doc::RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
+            let first = IncomingDoc::unsigned(rec.id, base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect());
+            assert!(push(s.as_ref(), "d0", &gm1, &[first]).iter().all(acked));
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let s = s.clone();
+                    let gm1 = gm1.clone();
+                    let mut fork = base.fork_as(automerge::ActorId::random());
+                    let mut rec = rec.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..5 {
+                            let heads = fork.heads();
+                            if let gridsync_core::model::RecordBody::Patrol(p) = &mut rec.body {
+                                p.findings = format!("线程{t}第{i}次");
+                                p.hazard_ids.insert(uuid::Uuid::new_v4().to_string(), true);
+                            }
+                            fork.update(&rec).unwrap();
+                            let ch = fork.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
+                            let out = push(s.as_ref(), &format!("d{t}"), &gm1, &[IncomingDoc::unsigned(rec.id, ch)]);
+                            assert!(acked(&out[0]), "{out:?}");
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert_eq!(s.change_count().unwrap(), 1 + 4 * 5);
+            let view = s.record(rec.id).unwrap().unwrap();
+            assert_eq!(view.json["data"]["hazard_ids"].as_object().unwrap().len(), 20, "every linked hazard kept");
+        }
+
+        /// Uploads begin only within the user's budgets: the declared bytes
+        /// under way, and those begun in a day (finished ones count until
+        /// the day has passed); another user's budget is their own.
+
+        #[test]
+        $(#[$meta])*
+        fn stored_docs_are_the_committed_state_and_a_merge_may_record_the_sync() {
+            let s = make();
+            setup(s.as_ref());
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let rec = patrol("t01/v01/g1", "gm1");
+            let missing = uuid::Uuid::new_v4();
+            assert_eq!(s.stored_docs(&[rec.id, missing]).unwrap(), vec![None, None]);
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&rec)]).iter().all(acked));
+            let got = s.stored_docs(&[missing, rec.id]).unwrap();
+            assert_eq!(got.len(), 2, "one answer per id, in order");
+            assert!(got[0].is_none());
+            assert_eq!(got[1], s.snapshot(rec.id).unwrap(), "what the next merge starts from");
+
+            s.create_enrollment(b"code-1", "gm1", i64::MAX).unwrap();
+            assert!(matches!(
+                s.redeem_enrollment(b"code-1", &device("dev1", "gm1"), b"token-1", 1).unwrap(),
+                Redeemed::Enrolled(_)
+            ));
+            let synced = |s: &dyn ServerStore| s.device("dev1").unwrap().unwrap().device.last_sync_at;
+            s.merge_batch("dev1", None, &[], &mut |_, _, _| DocDecision::Reject).unwrap();
+            assert_eq!(synced(s.as_ref()), None, "a merge without synced_at records no sync");
+            s.merge_batch("dev1", Some(42), &[], &mut |_, _, _| DocDecision::Reject).unwrap();
+            assert_eq!(synced(s.as_ref()), Some(42), "synced_at is recorded with the merge");
+            let again = incoming(&patrol("t01/v01/g1", "gm1"));
+            let out = s.merge_batch("dev1", Some(43), &[again], &mut |_, _, _| DocDecision::Reject).unwrap();
+            assert!(matches!(out.as_slice(), [DocDecision::Reject]));
+            assert_eq!(synced(s.as_ref()), Some(43));
+            assert_eq!(s.change_count().unwrap(), 1, "a refused record writes nothing");
+        }
+    };
+}
+
+/// The [`CaseCountStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! case_count_store_conformance {
+    ($(#[$meta:meta])*) => {
+        #[test]
+        $(#[$meta])*
+        fn case_counts_are_replaced_and_read_by_year() {
+            let s = make();
+            setup(s.as_ref());
+            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
+            let c = |v: &str, year: i32, kind: CaseKind, count: u32, at: i64| CaseCount {
+                village: GridPath::parse(v).unwrap(),
+                year,
+                kind,
+                count,
+                entered_by: "police".into(),
+                entered_at: at,
+            };
+            s.put_case_counts(&[
+                c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
+                c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
+                c("t01/v01", 2021, CaseKind::Lawsuit, 1, 1),
+                c("t01/v01", 2022, CaseKind::Criminal, 4, 1),
+            ])
+            .unwrap();
+            s.put_case_counts(&[c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2)]).unwrap();
+            let got = s.case_counts(2021).unwrap();
+            assert_eq!(
+                got,
+                vec![
+                    c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2),
+                    c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
+                    c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
+                ]
+            );
+            assert_eq!(s.case_counts(2022).unwrap().len(), 1);
+            assert!(s.case_counts(2020).unwrap().is_empty());
+            // All or nothing: an unknown user fails the whole batch.
+            let mut bad = c("t01/v02", 2020, CaseKind::Criminal, 1, 3);
+            bad.entered_by = "nobody".into();
+            assert!(s.put_case_counts(&[c("t01/v02", 2020, CaseKind::Lawsuit, 1, 3), bad]).is_err());
+            assert!(s.case_counts(2020).unwrap().is_empty());
+        }
+    };
+}
+
+/// The [`SessionStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! session_store_conformance {
+    ($(#[$meta:meta])*) => {
+        #[test]
+        $(#[$meta])*
         fn web_passwords_lock_out_and_reset() {
             let s = make();
             s.add_user(&user("tc1", Role::TownshipChief, "t01")).unwrap();
@@ -680,6 +995,7 @@ macro_rules! conformance_tests {
 
         /// Forty sign-ins of one account at once: no more than the limit
         /// are let through to a password check.
+
         #[test]
         $(#[$meta])*
         fn parallel_sign_ins_cannot_all_get_through() {
@@ -720,7 +1036,15 @@ macro_rules! conformance_tests {
             assert_eq!(s.web_session(b"a", 10).unwrap(), None);
             assert_eq!(s.web_session(b"b", 10).unwrap(), None, "expired sessions are dropped");
         }
+    };
+}
 
+/// The [`AuditStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! audit_store_conformance {
+    ($(#[$meta:meta])*) => {
         #[test]
         $(#[$meta])*
         fn audit_log_appends_newest_first_and_pages_with_filters() {
@@ -769,174 +1093,15 @@ macro_rules! conformance_tests {
                 q.until = Some(3);
             })), vec![(2, "sign_out".into()), (2, "view_household".into())]);
         }
+    };
+}
 
-        #[test]
-        $(#[$meta])*
-        fn case_counts_are_replaced_and_read_by_year() {
-            let s = make();
-            setup(s.as_ref());
-            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
-            let c = |v: &str, year: i32, kind: CaseKind, count: u32, at: i64| CaseCount {
-                village: GridPath::parse(v).unwrap(),
-                year,
-                kind,
-                count,
-                entered_by: "police".into(),
-                entered_at: at,
-            };
-            s.put_case_counts(&[
-                c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
-                c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
-                c("t01/v01", 2021, CaseKind::Lawsuit, 1, 1),
-                c("t01/v01", 2022, CaseKind::Criminal, 4, 1),
-            ])
-            .unwrap();
-            s.put_case_counts(&[c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2)]).unwrap();
-            let got = s.case_counts(2021).unwrap();
-            assert_eq!(
-                got,
-                vec![
-                    c("t01/v01", 2021, CaseKind::Lawsuit, 3, 2),
-                    c("t01/v01", 2021, CaseKind::PublicSecurity, 0, 1),
-                    c("t01/v02", 2021, CaseKind::PublicSecurity, 2, 1),
-                ]
-            );
-            assert_eq!(s.case_counts(2022).unwrap().len(), 1);
-            assert!(s.case_counts(2020).unwrap().is_empty());
-            // All or nothing: an unknown user fails the whole batch.
-            let mut bad = c("t01/v02", 2020, CaseKind::Criminal, 1, 3);
-            bad.entered_by = "nobody".into();
-            assert!(s.put_case_counts(&[c("t01/v02", 2020, CaseKind::Lawsuit, 1, 3), bad]).is_err());
-            assert!(s.case_counts(2020).unwrap().is_empty());
-        }
-
-        #[test]
-        $(#[$meta])*
-        fn snapshots_are_what_the_next_merge_starts_from() {
-            let s = make();
-            setup(s.as_ref());
-            let gm1 = s.user("gm1").unwrap().unwrap();
-            let rec = patrol("t01/v01/g1", "gm1");
-            assert!(s.snapshot(rec.id).unwrap().is_none());
-            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&rec)]).iter().all(acked));
-            let stored = s.snapshot(rec.id).unwrap().unwrap();
-            assert!(!stored.sensitive);
-            let mut doc = gridsync_core::doc::RecordDoc::load(&stored.snapshot, automerge::ActorId::random()).unwrap();
-            assert_eq!(doc.record().unwrap(), rec);
-            // An edit built on the snapshot merges as a diff.
-            let heads = doc.heads();
-            let mut edited = rec.clone();
-            if let gridsync_core::model::RecordBody::Patrol(p) = &mut edited.body {
-                p.findings = "发现一处隐患".into();
-            }
-            assert!(doc.update(&edited).unwrap());
-            let ch = doc.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-            assert!(push(s.as_ref(), "d1", &gm1, &[IncomingDoc::unsigned(rec.id, ch)]).iter().all(acked));
-            assert_eq!(s.record(rec.id).unwrap().unwrap().json["data"]["findings"], "发现一处隐患");
-            let hh = household("t01/v01/g1", "gm1");
-            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&hh)]).iter().all(acked));
-            assert!(s.snapshot(hh.id).unwrap().unwrap().sensitive);
-        }
-
-        #[test]
-        $(#[$meta])*
-        fn accounts_change_role_grid_agency_and_deactivate() {
-            let s = make();
-            s.add_user(&user("gm1", Role::GridManager, "t01/v01/g1")).unwrap();
-            s.add_user(&user("police", Role::AgencyStaff, "")).unwrap();
-            let a = s.account("gm1").unwrap().unwrap();
-            assert_eq!((a.agency, a.deactivated_at), (None, None));
-            assert_eq!(s.accounts().unwrap().len(), 2);
-            assert!(s.account("nobody").unwrap().is_none());
-            s.set_agency("police", Some(Agency::Police)).unwrap();
-            assert_eq!(s.account("police").unwrap().unwrap().agency, Some(Agency::Police));
-            assert!(matches!(s.set_agency("nobody", None), Err(StoreError::NotFound(_))));
-            let session = |h: &[u8]| WebSession {
-                token_hash: h.to_vec(),
-                user_id: "gm1".into(),
-                csrf: "c".into(),
-                created_at: 0,
-                expires_at: i64::MAX,
-            };
-            s.create_enrollment(b"c1", "gm1", i64::MAX).unwrap();
-            assert!(matches!(s.redeem_enrollment(b"c1", &device("d1", "gm1"), b"t1", 1).unwrap(), Redeemed::Enrolled(_)));
-            s.create_web_session(&session(b"s1")).unwrap();
-            // A new name alone keeps the phone and the session.
-            let mut u = s.user("gm1").unwrap().unwrap();
-            u.display_name = "王秀英".into();
-            s.update_user(&u, 5).unwrap();
-            assert_eq!(s.user("gm1").unwrap().unwrap().display_name, "王秀英");
-            assert!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at.is_none());
-            assert!(s.web_session(b"s1", 10).unwrap().is_some());
-            // A new grid revokes the phone and ends the session.
-            u.grid = GridPath::parse("t01/v01/g2").unwrap();
-            s.update_user(&u, 6).unwrap();
-            assert_eq!(s.user("gm1").unwrap().unwrap().grid.to_string(), "t01/v01/g2");
-            assert_eq!(s.device_by_token(b"t1").unwrap().unwrap().device.revoked_at, Some(6));
-            assert!(s.web_session(b"s1", 10).unwrap().is_none());
-            assert!(matches!(s.update_user(&user("nobody", Role::GridManager, "t01/v01/g1"), 1), Err(StoreError::NotFound(_))));
-            // Deactivating ends sessions, revokes devices and voids codes.
-            s.create_enrollment(b"c2", "gm1", i64::MAX).unwrap();
-            s.create_enrollment(b"c3", "gm1", i64::MAX).unwrap();
-            assert!(matches!(s.redeem_enrollment(b"c2", &device("d2", "gm1"), b"t2", 1).unwrap(), Redeemed::Enrolled(_)));
-            s.create_web_session(&session(b"s2")).unwrap();
-            s.set_active("gm1", false, 20).unwrap();
-            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20));
-            assert!(s.web_session(b"s2", 30).unwrap().is_none());
-            assert_eq!(s.device_by_token(b"t2").unwrap().unwrap().device.revoked_at, Some(20));
-            assert_eq!(s.redeem_enrollment(b"c3", &device("d3", "gm1"), b"t3", 30).unwrap(), Redeemed::InvalidCode);
-            assert!(matches!(s.create_enrollment(b"c4", "gm1", i64::MAX), Err(StoreError::NotFound(_))));
-            s.set_active("gm1", false, 40).unwrap();
-            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, Some(20), "the first deactivation stays");
-            s.set_active("gm1", true, 50).unwrap();
-            assert_eq!(s.account("gm1").unwrap().unwrap().deactivated_at, None);
-            s.create_enrollment(b"c5", "gm1", i64::MAX).unwrap();
-            assert!(matches!(s.set_active("nobody", false, 1), Err(StoreError::NotFound(_))));
-        }
-
-        #[test]
-        $(#[$meta])*
-        fn concurrent_merges_of_one_record_lose_nothing() {
-            let s = make();
-            let s: std::sync::Arc<dyn ServerStore> = s.into();
-            setup(s.as_ref());
-            let gm1 = s.user("gm1").unwrap().unwrap();
-            let rec = patrol("t01/v01/g1", "gm1");
-            let mut base = gridsync_core::doc::RecordDoc::create(&rec, automerge::ActorId::random()).unwrap();
-            let first = IncomingDoc::unsigned(rec.id, base.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect());
-            assert!(push(s.as_ref(), "d0", &gm1, &[first]).iter().all(acked));
-            let threads: Vec<_> = (0..4)
-                .map(|t| {
-                    let s = s.clone();
-                    let gm1 = gm1.clone();
-                    let mut fork = base.fork_as(automerge::ActorId::random());
-                    let mut rec = rec.clone();
-                    std::thread::spawn(move || {
-                        for i in 0..5 {
-                            let heads = fork.heads();
-                            if let gridsync_core::model::RecordBody::Patrol(p) = &mut rec.body {
-                                p.findings = format!("线程{t}第{i}次");
-                                p.hazard_ids.insert(uuid::Uuid::new_v4().to_string(), true);
-                            }
-                            fork.update(&rec).unwrap();
-                            let ch = fork.changes_since(&heads).iter().map(|c| c.raw_bytes().to_vec()).collect();
-                            let out = push(s.as_ref(), &format!("d{t}"), &gm1, &[IncomingDoc::unsigned(rec.id, ch)]);
-                            assert!(acked(&out[0]), "{out:?}");
-                        }
-                    })
-                })
-                .collect();
-            for t in threads {
-                t.join().unwrap();
-            }
-            assert_eq!(s.change_count().unwrap(), 1 + 4 * 5);
-            let view = s.record(rec.id).unwrap().unwrap();
-            assert_eq!(view.json["data"]["hazard_ids"].as_object().unwrap().len(), 20, "every linked hazard kept");
-        }
-
-        /// Uploads begin only within the user's budgets: the declared bytes
-        /// under way, and those begun in a day (finished ones count until
-        /// the day has passed); another user's budget is their own.
+/// The [`PhotoStore`] tests, run by [`conformance_tests!`] in a module
+/// that has `make()`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! photo_store_conformance {
+    ($(#[$meta:meta])*) => {
         #[test]
         $(#[$meta])*
         fn photo_uploads_are_held_to_each_users_budgets() {
@@ -977,6 +1142,7 @@ macro_rules! conformance_tests {
         /// A phone is asked for the photos live records say its user took
         /// and the user has not uploaded: not another's, not a deleted
         /// record's, not one the user owns.
+
         #[test]
         $(#[$meta])*
         fn the_photos_wanted_from_a_user_are_theirs_on_live_records_not_uploaded() {
@@ -1007,6 +1173,47 @@ macro_rules! conformance_tests {
             assert_eq!(wanted("gm1"), [("b".to_owned(), 5000)]);
             assert_eq!(wanted("gm2"), [("a".to_owned(), 5000)], "gm1's upload is not gm2's");
             assert_eq!(s.photo_ledger().photos_wanted("gm1", 10).unwrap()[0].record_id, mine.id);
+        }
+
+        #[test]
+        $(#[$meta])*
+        fn photo_holders_and_live_photos_follow_the_records_that_name_them() {
+            let s = make();
+            setup(s.as_ref());
+            let (ha, hb) = ("a".repeat(64), "b".repeat(64));
+            let gm1 = s.user("gm1").unwrap().unwrap();
+            let gm3 = s.user("gm3").unwrap().unwrap();
+            let mine = hazard_with_photos("t01/v01/g1", "gm1", &[(&ha, "gm1")]);
+            let other = hazard_with_photos("t01/v02/g1", "gm3", &[(&ha, "gm3"), (&hb, "gm3")]);
+            assert!(push(s.as_ref(), "d1", &gm1, &[incoming(&mine)]).iter().all(acked));
+            let mut doc = gridsync_core::doc::RecordDoc::create(&other, automerge::ActorId::random()).unwrap();
+            let all = |doc: &mut gridsync_core::doc::RecordDoc| {
+                IncomingDoc::unsigned(other.id, doc.changes_since(&[]).iter().map(|c| c.raw_bytes().to_vec()).collect())
+            };
+            assert!(push(s.as_ref(), "d3", &gm3, &[all(&mut doc)]).iter().all(acked));
+
+            let mut holders = s.photo_holders(&ha).unwrap();
+            holders.sort_by_key(|h| h.attachment.by.clone());
+            let seen: Vec<_> = holders
+                .iter()
+                .map(|h| (h.record_id, h.attachment.by.as_str(), h.grid.to_string(), h.attachment.size, h.deleted))
+                .collect();
+            assert_eq!(
+                seen,
+                [(mine.id, "gm1", "t01/v01/g1".to_owned(), 5000, false), (other.id, "gm3", "t01/v02/g1".to_owned(), 5000, false)]
+            );
+            assert_eq!(s.live_photos().unwrap(), HashSet::from([ha.clone(), hb.clone()]));
+            assert!(s.photo_holders(&"c".repeat(64)).unwrap().is_empty());
+
+            let mut deleted = other.clone();
+            deleted.deleted = true;
+            deleted.updated_at += 1;
+            doc.update(&deleted).unwrap();
+            assert!(push(s.as_ref(), "d3", &gm3, &[all(&mut doc)]).iter().all(acked));
+            assert_eq!(s.live_photos().unwrap(), HashSet::from([ha.clone()]), "a deleted record keeps no photo alive");
+            let b = s.photo_holders(&hb).unwrap();
+            assert_eq!(b.len(), 1);
+            assert!(b[0].deleted, "the deleted record still holds its reference (a restore brings it back)");
         }
     };
 }

@@ -10,12 +10,12 @@
 //! `docs/decisions/002-change-feed-cursor.md`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use ::postgres::{Client, NoTls, Transaction};
 use uuid::Uuid;
 
 use super::*;
+use crate::pg_pool::{ClientPool, PoolBusy};
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-postgres/001_init.sql"),
@@ -65,124 +65,9 @@ pub struct PostgresServerStore {
     pool: std::sync::Arc<ClientPool>,
 }
 
-/// Connections to one database, shared by the store and its blob store:
-/// at most [`ClientPool::max_open`] open at once, of which up to
-/// [`ClientPool::MAX_IDLE`] are kept between uses. A connection is made
-/// when none is idle and the cap allows; past the cap a caller waits for
-/// one to come back, for [`ClientPool::WAIT`] at most, then fails
-/// ([`PoolBusy`], answered 503 so the phone tries again). Every node of a
-/// province holds at most its cap, so the nodes together stay within the
-/// database's `max_connections`. A connection that broke is dropped, not
-/// returned.
-pub struct ClientPool {
-    url: String,
-    max_open: usize,
-    wait: std::time::Duration,
-    state: Mutex<PoolState>,
-    returned: std::sync::Condvar,
-}
-
-struct PoolState {
-    idle: Vec<Client>,
-    /// Connections open: in use or idle.
-    open: usize,
-}
-
-/// Every connection of the pool stayed in use for [`ClientPool::WAIT`].
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("all {0} database connections stayed busy")]
-pub struct PoolBusy(pub usize);
-
 impl From<PoolBusy> for StoreError {
     fn from(e: PoolBusy) -> Self {
         StoreError::Open(e.to_string())
-    }
-}
-
-impl ClientPool {
-    /// Most idle connections kept.
-    pub const MAX_IDLE: usize = 16;
-    /// Connections a node opens at most unless told (`--db-connections`):
-    /// its merge turns (8) and as many again for feeds, the dashboard and
-    /// photos; four nodes stay within PostgreSQL's default 100.
-    pub const DEFAULT_MAX_OPEN: usize = 24;
-    /// Longest wait for a connection when all are in use.
-    pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-    /// A pool for `url`, holding `first` already, opening at most
-    /// [`ClientPool::DEFAULT_MAX_OPEN`] connections.
-    pub fn new(url: &str, first: Option<Client>) -> ClientPool {
-        ClientPool::with_max(url, first, Self::DEFAULT_MAX_OPEN)
-    }
-
-    /// A pool for `url`, holding `first` already, opening at most
-    /// `max_open` connections (at least 1).
-    pub fn with_max(url: &str, first: Option<Client>, max_open: usize) -> ClientPool {
-        let open = usize::from(first.is_some());
-        ClientPool {
-            url: url.to_owned(),
-            max_open: max_open.max(1),
-            wait: Self::WAIT,
-            state: Mutex::new(PoolState { idle: first.into_iter().collect(), open }),
-            returned: std::sync::Condvar::new(),
-        }
-    }
-
-    /// The cap on open connections.
-    pub fn max_open(&self) -> usize {
-        self.max_open
-    }
-
-    /// Connections open now (in use or idle).
-    pub fn open(&self) -> usize {
-        lock(&self.state).open
-    }
-
-    /// Run `f` on a connection (reused, or new), waiting for one while all
-    /// the pool may open are in use.
-    pub fn with<T, E: From<::postgres::Error> + From<PoolBusy>>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let mut client = self.take::<E>()?;
-        let out = f(&mut client);
-        let mut st = lock(&self.state);
-        if client.is_closed() || st.idle.len() >= Self::MAX_IDLE {
-            st.open -= 1;
-        } else {
-            st.idle.push(client);
-        }
-        drop(st);
-        self.returned.notify_one();
-        out
-    }
-
-    fn take<E: From<::postgres::Error> + From<PoolBusy>>(&self) -> Result<Client, E> {
-        let deadline = std::time::Instant::now() + self.wait;
-        let mut st = lock(&self.state);
-        loop {
-            if let Some(c) = st.idle.pop() {
-                if !c.is_closed() {
-                    return Ok(c);
-                }
-                st.open -= 1;
-                continue;
-            }
-            if st.open < self.max_open {
-                st.open += 1;
-                drop(st);
-                return Client::connect(&self.url, NoTls).map_err(|e| {
-                    lock(&self.state).open -= 1;
-                    self.returned.notify_one();
-                    E::from(e)
-                });
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return Err(PoolBusy(self.max_open).into());
-            }
-            st = self.returned.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
     }
 }
 
@@ -587,7 +472,7 @@ impl PostgresServerStore {
     }
 }
 
-impl ServerStore for PostgresServerStore {
+impl SchemaStore for PostgresServerStore {
     fn migrate(&self) -> StoreResult<()> {
         self.with(|c| {
             let mut tx = c.transaction()?;
@@ -611,6 +496,36 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn ping(&self) -> StoreResult<()> {
+        self.with(|c| {
+            c.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+
+    fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute("UPDATE health_probe SET at = $1 WHERE id = 1", &[&now])?;
+            Ok(())
+        })
+    }
+
+    fn change_count(&self) -> StoreResult<u64> {
+        self.with(|c| Ok(c.query_one("SELECT count(*) FROM changes", &[])?.get::<_, i64>(0) as u64))
+    }
+
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &[&name, &fresh, &now],
+            )?;
+            Ok(c.query_one("SELECT secret FROM server_keys WHERE name = $1", &[&name])?.try_get(0)?)
+        })
+    }
+}
+
+impl AccountStore for PostgresServerStore {
     fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()> {
         self.tx(|tx| {
             let st = tx.prepare(
@@ -736,7 +651,9 @@ impl ServerStore for PostgresServerStore {
             Ok(())
         })
     }
+}
 
+impl DeviceStore for PostgresServerStore {
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         self.with(|c| {
             if c.query_opt("SELECT 1 FROM users WHERE id = $1 AND deactivated_at IS NULL", &[&user_id])?.is_none() {
@@ -851,46 +768,15 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                &[&name, &fresh, &now],
-            )?;
-            Ok(c.query_one("SELECT secret FROM server_keys WHERE name = $1", &[&name])?.try_get(0)?)
-        })
-    }
-
-    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
-        self.with(|c| {
-            c.query("SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = $1 ORDER BY seq", &[&doc])?
-                .iter()
-                .map(|r| {
-                    let hash: Vec<u8> = r.try_get(1)?;
-                    stored_change(r.try_get(0)?, &hash, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
-                })
-                .collect()
-        })
-    }
-
-    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
-        self.with(|c| {
-            let row = c.query_opt("SELECT manifest FROM signed_batches WHERE signature = $1", &[&&signature.0[..]])?;
-            row.map(|r| {
-                let b: Vec<u8> = r.try_get(0)?;
-                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
-            })
-            .transpose()
-        })
-    }
-
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
         self.with(|c| {
             c.execute("UPDATE devices SET last_sync_at = $2 WHERE id = $1", &[&device_id, &now])?;
             Ok(())
         })
     }
+}
 
+impl RecordStore for PostgresServerStore {
     fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>> {
         self.with(|c| {
             let rows = c.query("SELECT id, snapshot, sensitive FROM documents WHERE id = ANY($1)", &[&ids])?;
@@ -905,22 +791,13 @@ impl ServerStore for PostgresServerStore {
     fn merge_batch(
         &self,
         device_id: &str,
-        docs: &[IncomingDoc],
-        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
-    ) -> StoreResult<Vec<DocDecision>> {
-        self.merge_in_parts(device_id, None, docs, merge)
-    }
-
-    fn merge_batch_and_touch(
-        &self,
-        device_id: &str,
-        now: i64,
+        synced_at: Option<i64>,
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
         // The touch in the merge's (last) transaction: one commit, one WAL
         // flush, not two.
-        self.merge_in_parts(device_id, Some(now), docs, merge)
+        self.merge_in_parts(device_id, synced_at, docs, merge)
     }
 
     fn read_feed(&self, cursor: Cursor, scope: &ReadScope, exclude: &str, max_bytes: usize) -> StoreResult<FeedPage> {
@@ -1055,6 +932,31 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
+        self.with(|c| {
+            c.query("SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = $1 ORDER BY seq", &[&doc])?
+                .iter()
+                .map(|r| {
+                    let hash: Vec<u8> = r.try_get(1)?;
+                    stored_change(r.try_get(0)?, &hash, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
+                })
+                .collect()
+        })
+    }
+
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
+        self.with(|c| {
+            let row = c.query_opt("SELECT manifest FROM signed_batches WHERE signature = $1", &[&&signature.0[..]])?;
+            row.map(|r| {
+                let b: Vec<u8> = r.try_get(0)?;
+                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
+            })
+            .transpose()
+        })
+    }
+}
+
+impl CaseCountStore for PostgresServerStore {
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
         self.tx(|tx| {
             let st = tx.prepare(
@@ -1099,18 +1001,9 @@ impl ServerStore for PostgresServerStore {
             .collect()
         })
     }
+}
 
-    fn change_count(&self) -> StoreResult<u64> {
-        self.with(|c| Ok(c.query_one("SELECT count(*) FROM changes", &[])?.get::<_, i64>(0) as u64))
-    }
-
-    fn ping(&self) -> StoreResult<()> {
-        self.with(|c| {
-            c.query_one("SELECT 1", &[])?;
-            Ok(())
-        })
-    }
-
+impl SessionStore for PostgresServerStore {
     fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
         self.with(|c| {
             if c.query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])?.is_none() {
@@ -1203,7 +1096,9 @@ impl ServerStore for PostgresServerStore {
             Ok(())
         })
     }
+}
 
+impl AuditStore for PostgresServerStore {
     fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
@@ -1238,14 +1133,9 @@ impl ServerStore for PostgresServerStore {
                 .collect())
         })
     }
+}
 
-    fn probe_write(&self, now: i64) -> StoreResult<()> {
-        self.with(|c| {
-            c.execute("UPDATE health_probe SET at = $1 WHERE id = 1", &[&now])?;
-            Ok(())
-        })
-    }
-
+impl PhotoStore for PostgresServerStore {
     fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>> {
         self.with(|c| {
             let rows = c.query(
@@ -1272,10 +1162,6 @@ impl ServerStore for PostgresServerStore {
         })
     }
 
-    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
-        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(self.pool.clone()))
-    }
-
     fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
         self.with(|c| {
             let rows = c.query(
@@ -1284,6 +1170,10 @@ impl ServerStore for PostgresServerStore {
             )?;
             rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
         })
+    }
+
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
+        std::sync::Arc::new(crate::blobs::postgres::PgBlobStore::new(self.pool.clone()))
     }
 
     fn photo_ledger(&self) -> &dyn PhotoLedger {
@@ -1457,7 +1347,7 @@ const FEED_HORIZON_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 /// run never lasts that long, and the test database would otherwise grow
 /// with every run.
 pub fn fresh_schema_url(base: &str, prefix: &str) -> StoreResult<String> {
-    let now = crate::sync::now_ms() / 1000;
+    let now = crate::clock::now_ms() / 1000;
     let schema = format!("{prefix}_{now}_{}", Uuid::new_v4().simple());
     let mut c = Client::connect(base, NoTls).map_err(|e| StoreError::Open(e.to_string()))?;
     let like = format!("{prefix}\\_%");
@@ -1483,7 +1373,8 @@ pub fn fresh_schema_url(base: &str, prefix: &str) -> StoreResult<String> {
 mod schema_tests {
     use ::postgres::{Client, NoTls};
 
-    use super::{MIGRATIONS, PostgresServerStore, ServerStore, test_database_url};
+    use super::{MIGRATIONS, PostgresServerStore, test_database_url};
+    use crate::store::prelude::*;
 
     /// Every released schema, as the migrations up to it were released.
     const RELEASED: &[(i64, &str)] = &[
@@ -1617,7 +1508,7 @@ mod fresh_schema_tests {
     fn old_test_schemas_are_dropped_and_recent_ones_kept() {
         let base = std::env::var("GRIDSYNC_TEST_POSTGRES_URL").expect("GRIDSYNC_TEST_POSTGRES_URL (see README)");
         let mut c = Client::connect(&base, NoTls).unwrap();
-        let now = crate::sync::now_ms() / 1000;
+        let now = crate::clock::now_ms() / 1000;
         let old = format!("gs_cleanup_{}_a", now - 7 * 3600);
         let legacy = "gs_cleanup_0123abcd".to_owned();
         let recent = format!("gs_cleanup_{}_b", now - 3600);
@@ -1633,71 +1524,5 @@ mod fresh_schema_tests {
         let made = url.rsplit("search_path%3D").next().unwrap().to_owned();
         assert!(exists(&mut c, &made));
         c.batch_execute(&format!("DROP SCHEMA {recent} CASCADE; DROP SCHEMA {made} CASCADE")).unwrap();
-    }
-}
-
-#[cfg(test)]
-mod pool_tests {
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
-    use super::{ClientPool, PoolBusy, StoreError, test_database_url};
-
-    fn url() -> String {
-        test_database_url().expect("this test needs GRIDSYNC_TEST_POSTGRES_URL (see README)")
-    }
-
-    /// Past its cap the pool opens no more connections: a caller waits
-    /// for one to come back and then runs; one that waits too long is
-    /// told the database is busy, and nothing is left held.
-    #[test]
-    #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
-    fn the_pool_never_opens_more_than_its_cap() {
-        let pool = Arc::new(ClientPool::with_max(&url(), None, 2));
-        let (held_tx, held_rx) = std::sync::mpsc::channel();
-        let holders: Vec<_> = (0..2)
-            .map(|_| {
-                let pool = pool.clone();
-                let held = held_tx.clone();
-                std::thread::spawn(move || {
-                    pool.with(|c| {
-                        held.send(()).unwrap();
-                        std::thread::sleep(Duration::from_millis(400));
-                        c.simple_query("SELECT 1").map(drop).map_err(StoreError::from)
-                    })
-                })
-            })
-            .collect();
-        held_rx.recv().unwrap();
-        held_rx.recv().unwrap();
-        assert_eq!(pool.open(), 2);
-        let started = Instant::now();
-        pool.with(|c| c.simple_query("SELECT 1").map(drop).map_err(StoreError::from)).unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(200), "waited for a connection to come back");
-        assert!(pool.open() <= 2);
-        for h in holders {
-            h.join().unwrap().unwrap();
-        }
-
-        let mut short = ClientPool::with_max(&url(), None, 1);
-        short.wait = Duration::from_millis(100);
-        let short = Arc::new(short);
-        let holder = {
-            let short = short.clone();
-            let held = held_tx.clone();
-            std::thread::spawn(move || {
-                short.with(|_| {
-                    held.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(600));
-                    Ok::<_, StoreError>(())
-                })
-            })
-        };
-        held_rx.recv().unwrap();
-        let busy = short.with(|_| Ok::<_, StoreError>(()));
-        assert!(matches!(busy, Err(StoreError::Open(ref m)) if m == &PoolBusy(1).to_string()), "{busy:?}");
-        holder.join().unwrap().unwrap();
-        short.with(|_| Ok::<_, StoreError>(())).unwrap();
-        assert_eq!(short.open(), 1);
     }
 }

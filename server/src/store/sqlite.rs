@@ -498,7 +498,7 @@ impl SqliteServerStore {
     }
 }
 
-impl ServerStore for SqliteServerStore {
+impl SchemaStore for SqliteServerStore {
     fn migrate(&self) -> StoreResult<()> {
         let mut conn = self.exclusive();
         let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -517,6 +517,32 @@ impl ServerStore for SqliteServerStore {
         Ok(())
     }
 
+    fn ping(&self) -> StoreResult<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.group_write(|conn| {
+            conn.execute("UPDATE health_probe SET at = ?1 WHERE id = 1", [now])?;
+            Ok(())
+        })
+    }
+
+    fn change_count(&self) -> StoreResult<u64> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
+        let conn = self.exclusive();
+        conn.execute(
+            "INSERT INTO server_keys (name, secret, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+            params![name, fresh, now],
+        )?;
+        Ok(conn.query_row("SELECT secret FROM server_keys WHERE name = ?1", [name], |r| r.get(0))?)
+    }
+}
+
+impl AccountStore for SqliteServerStore {
     fn put_grid_nodes(&self, nodes: &[GridNode]) -> StoreResult<()> {
         let mut conn = self.exclusive();
         let tx = conn.transaction()?;
@@ -642,7 +668,9 @@ impl ServerStore for SqliteServerStore {
         tx.commit()?;
         Ok(())
     }
+}
 
+impl DeviceStore for SqliteServerStore {
     fn create_enrollment(&self, code_hash: &[u8], user_id: &str, expires_at: i64) -> StoreResult<()> {
         let conn = self.exclusive();
         let exists: bool = conn
@@ -769,50 +797,12 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
-    fn server_secret(&self, name: &str, fresh: &[u8], now: i64) -> StoreResult<Vec<u8>> {
-        let conn = self.exclusive();
-        conn.execute(
-            "INSERT INTO server_keys (name, secret, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
-            params![name, fresh, now],
-        )?;
-        Ok(conn.query_row("SELECT secret FROM server_keys WHERE name = ?1", [name], |r| r.get(0))?)
-    }
-
-    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = ?1 ORDER BY seq",
-            )?;
-            let rows = st.query_map([doc.to_string()], |r| {
-                let hash: Vec<u8> = r.get(1)?;
-                let sig: Option<Vec<u8>> = r.get(4)?;
-                Ok((r.get(0)?, hash, r.get(2)?, r.get(3)?, sig))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (seq, hash, bytes, origin, sig) = row?;
-                out.push(stored_change(seq, &hash, bytes, origin, sig)?);
-            }
-            Ok(out)
-        })
-    }
-
-    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
-        self.read(|c| {
-            let m: Option<Vec<u8>> = c
-                .query_row("SELECT manifest FROM signed_batches WHERE signature = ?1", [&signature.0[..]], |r| r.get(0))
-                .optional()?;
-            m.map(|b| {
-                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
-            })
-            .transpose()
-        })
-    }
-
     fn touch_device(&self, device_id: &str, now: i64) -> StoreResult<()> {
         self.group_write(|conn| touch(conn, device_id, now))
     }
+}
 
+impl RecordStore for SqliteServerStore {
     fn stored_docs(&self, ids: &[Uuid]) -> StoreResult<Vec<Option<StoredDoc>>> {
         self.read(|c| ids.iter().map(|id| stored_doc(c, &id.to_string())).collect())
     }
@@ -820,22 +810,15 @@ impl ServerStore for SqliteServerStore {
     fn merge_batch(
         &self,
         device_id: &str,
-        docs: &[IncomingDoc],
-        merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
-    ) -> StoreResult<Vec<DocDecision>> {
-        self.group_write(|tx| merge_in(tx, device_id, docs, merge))
-    }
-
-    fn merge_batch_and_touch(
-        &self,
-        device_id: &str,
-        now: i64,
+        synced_at: Option<i64>,
         docs: &[IncomingDoc],
         merge: &mut dyn FnMut(usize, Option<StoredDoc>, &IncomingDoc) -> DocDecision,
     ) -> StoreResult<Vec<DocDecision>> {
         self.group_write(|tx| {
             let out = merge_in(tx, device_id, docs, merge)?;
-            touch(tx, device_id, now)?;
+            if let Some(now) = synced_at {
+                touch(tx, device_id, now)?;
+            }
             Ok(out)
         })
     }
@@ -956,6 +939,39 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
+    fn change_log(&self, doc: Uuid) -> StoreResult<Vec<StoredChange>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, hash, bytes, origin, signature FROM changes WHERE doc_id = ?1 ORDER BY seq",
+            )?;
+            let rows = st.query_map([doc.to_string()], |r| {
+                let hash: Vec<u8> = r.get(1)?;
+                let sig: Option<Vec<u8>> = r.get(4)?;
+                Ok((r.get(0)?, hash, r.get(2)?, r.get(3)?, sig))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, hash, bytes, origin, sig) = row?;
+                out.push(stored_change(seq, &hash, bytes, origin, sig)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn signed_batch(&self, signature: &Signature) -> StoreResult<Option<gridsync_core::signing::Manifest>> {
+        self.read(|c| {
+            let m: Option<Vec<u8>> = c
+                .query_row("SELECT manifest FROM signed_batches WHERE signature = ?1", [&signature.0[..]], |r| r.get(0))
+                .optional()?;
+            m.map(|b| {
+                gridsync_core::signing::Manifest::from_bytes(b).ok_or_else(|| StoreError::Corrupt("manifest".into()))
+            })
+            .transpose()
+        })
+    }
+}
+
+impl CaseCountStore for SqliteServerStore {
     fn put_case_counts(&self, counts: &[CaseCount]) -> StoreResult<()> {
         let mut conn = self.exclusive();
         let tx = conn.transaction()?;
@@ -1002,15 +1018,9 @@ impl ServerStore for SqliteServerStore {
             .collect()
         })
     }
+}
 
-    fn change_count(&self) -> StoreResult<u64> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM changes", [], |r| r.get::<_, i64>(0))? as u64))
-    }
-
-    fn ping(&self) -> StoreResult<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-    }
-
+impl SessionStore for SqliteServerStore {
     fn set_web_password(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
         let conn = self.exclusive();
         let known: Option<i64> =
@@ -1110,7 +1120,9 @@ impl ServerStore for SqliteServerStore {
         conn.execute("DELETE FROM web_sessions WHERE token_hash = ?1 OR expires_at <= ?2", params![token_hash, now])?;
         Ok(())
     }
+}
 
+impl AuditStore for SqliteServerStore {
     fn append_audit(&self, e: &AuditEntry) -> StoreResult<()> {
         let conn = self.exclusive();
         let _ = e.seq; // assigned by the table
@@ -1138,14 +1150,9 @@ impl ServerStore for SqliteServerStore {
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
+}
 
-    fn probe_write(&self, now: i64) -> StoreResult<()> {
-        self.group_write(|conn| {
-            conn.execute("UPDATE health_probe SET at = ?1 WHERE id = 1", [now])?;
-            Ok(())
-        })
-    }
-
+impl PhotoStore for SqliteServerStore {
     fn photo_holders(&self, hash: &str) -> StoreResult<Vec<PhotoHolder>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -1178,20 +1185,6 @@ impl ServerStore for SqliteServerStore {
         })
     }
 
-    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
-        // Next to the database file; an in-memory database (tests) gets a
-        // directory of its own under the temporary directory.
-        let dir = match self.path.as_ref().and_then(|p| p.parent()) {
-            Some(parent) => parent.join("blobs"),
-            None => std::env::temp_dir().join(format!("gridsync-blobs-{}", Uuid::new_v4().simple())),
-        };
-        std::sync::Arc::new(crate::blobs::disk::DiskBlobStore::new(dir))
-    }
-
-    fn photo_ledger(&self) -> &dyn PhotoLedger {
-        self
-    }
-
     fn live_photos(&self) -> StoreResult<std::collections::HashSet<String>> {
         self.read(|c| {
             let mut st = c.prepare_cached(
@@ -1204,6 +1197,20 @@ impl ServerStore for SqliteServerStore {
             }
             Ok(out)
         })
+    }
+
+    fn blob_store(&self) -> std::sync::Arc<dyn crate::blobs::BlobStore> {
+        // Next to the database file; an in-memory database (tests) gets a
+        // directory of its own under the temporary directory.
+        let dir = match self.path.as_ref().and_then(|p| p.parent()) {
+            Some(parent) => parent.join("blobs"),
+            None => std::env::temp_dir().join(format!("gridsync-blobs-{}", Uuid::new_v4().simple())),
+        };
+        std::sync::Arc::new(crate::blobs::disk::DiskBlobStore::new(dir))
+    }
+
+    fn photo_ledger(&self) -> &dyn PhotoLedger {
+        self
     }
 }
 
@@ -1439,7 +1446,8 @@ mod group_commit_tests {
 mod schema_tests {
     use rusqlite::Connection;
 
-    use super::{MIGRATIONS, ServerStore, SqliteServerStore};
+    use super::{MIGRATIONS, SqliteServerStore};
+    use crate::store::prelude::*;
 
     /// Every released schema, as it was released (frozen; add one per version).
     const RELEASED: &[(i64, &str)] = &[

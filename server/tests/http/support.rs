@@ -19,10 +19,11 @@ use gridsync_core::model::{
 };
 use gridsync_core::protocol::{self, DocChanges, EnrollResponse, SyncRequest, SyncResponse};
 use gridsync_core::signing::DeviceKey;
+use gridsync_server::clock::Clock;
 use gridsync_server::metrics::Metrics;
+use gridsync_server::store::prelude::*;
 use gridsync_server::store::sqlite::SqliteServerStore;
-use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, ServerStore, User};
-use gridsync_server::sync::Clock;
+use gridsync_server::store::{DocDecision, IncomingDoc, MergedDoc, User};
 use gridsync_server::{AppState, Limits, auth};
 use uuid::Uuid;
 
@@ -340,7 +341,7 @@ impl Device {
 
 /// Wall clock, ms.
 pub fn now_ms() -> i64 {
-    gridsync_server::api::now_ms()
+    gridsync_server::clock::now_ms()
 }
 
 pub fn grid(s: &str) -> GridPath {
@@ -537,7 +538,9 @@ fn seed_many_into(store: &dyn ServerStore, recs: &[Record]) {
             incoming.push(IncomingDoc::unsigned(rec.id, changes.iter().map(|c| c.raw_bytes().to_vec()).collect()));
         }
         let d = store
-            .merge_batch("seed-directly", &incoming, &mut |i, _, _| DocDecision::Accept(Box::new(merged[i].clone())))
+            .merge_batch("seed-directly", None, &incoming, &mut |i, _, _| {
+                DocDecision::Accept(Box::new(merged[i].clone()))
+            })
             .unwrap();
         assert!(d.iter().all(|d| matches!(d, DocDecision::Accept(_))));
     }

@@ -415,7 +415,7 @@ fn browse(
         admin,
         &gridsync_core::grid::GridPath::parse("t01").unwrap(),
         month,
-        gridsync_server::api::now_ms(),
+        gridsync_server::clock::now_ms(),
     )
     .unwrap();
     assert!(subs.townships[0].submitted_at.is_some(), "the server holds the submitted report");

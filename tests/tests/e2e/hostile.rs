@@ -447,7 +447,7 @@ async fn deletes_and_edits_follow_role_and_level(db: Db) {
 async fn the_server_decides_when_a_report_was_submitted(db: Db) {
     let t = Town::start(db).await;
     let mut tc = t.phone("tc-t01-1").await;
-    let before = gridsync_server::sync::now_ms();
+    let before = gridsync_server::clock::now_ms();
     let claimed = before - 365 * 86_400_000;
     let r = Record::new(
         GridPath::parse("t01").unwrap(),

@@ -328,7 +328,7 @@ async fn the_listener_hears_local_saves_what_a_sync_brings_and_a_wipe() {
     assert_eq!(synced, [(ChangeSource::Sync, vec![id])]);
 
     let device = vl.store().enrollment().unwrap().unwrap().device_id;
-    assert!(bed.admin.revoke_device(&device, gridsync_server::api::now_ms()).unwrap());
+    assert!(bed.admin.revoke_device(&device, gridsync_server::clock::now_ms()).unwrap());
     assert!(matches!(vl.sync().await, Err(SyncError::Revoked)));
     let wiped: Vec<_> = on_vl.take().into_iter().map(|c| (c.source, c.ids)).collect();
     assert_eq!(wiped, [(ChangeSource::Wipe, vec![])]);

@@ -126,7 +126,7 @@ fn reference(by: &str, size: usize) -> Attachment {
     Attachment {
         mime: "image/jpeg".into(),
         size: size as i64,
-        at: gridsync_server::sync::now_ms(),
+        at: gridsync_server::clock::now_ms(),
         by: by.into(),
         event: None,
         thumb_of: None,
@@ -200,13 +200,13 @@ async fn naming_a_photos_hash_neither_reaches_nor_hides_it(db: Db) {
     let visit = RecordInput::Visit(Visit {
         target: VisitTarget::KeyPerson,
         subject: "社区矫正对象李某".into(),
-        visited_at: gridsync_server::sync::now_ms(),
+        visited_at: gridsync_server::clock::now_ms(),
         household_id: None,
         findings: "按时报到。".into(),
         follow_up_needed: false,
     });
     let vid = vl.phone.create_record(Some("t01/v01/g1"), visit).unwrap().id;
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     vl.store()
         .edit(vid.parse().unwrap(), at, |r| {
             r.attachments.insert(hash.clone(), reference("vl-t01-v01", photo.len()));
@@ -255,7 +255,7 @@ async fn a_colleague_cannot_stall_a_photographers_upload(db: Db) {
 
     let mut g2 = c.phone("gm-t01-v01-g2").await;
     let own = g2.phone.create_record(None, hazard()).unwrap().id;
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     g2.store()
         .edit(own.parse().unwrap(), at, |r| {
             r.attachments.insert(hash.clone(), reference("gm-t01-v01-g2", 10 * photo.len()));
@@ -285,7 +285,7 @@ async fn unfinished_uploads_are_bounded_per_user_and_expired_by_gc(db: Db) {
     let mut bad = c.phone("gm-t01-v01-g2").await;
     let own = bad.phone.create_record(None, hazard()).unwrap().id;
     let names: Vec<String> = (0..20).map(|i| sha256_hex(format!("never sent {i}").as_bytes())).collect();
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     bad.store()
         .edit(own.parse().unwrap(), at, |r| {
             for h in &names {
@@ -443,7 +443,7 @@ async fn a_deleted_record_restored_after_gc_gets_its_photo_back(db: Db) {
     assert_eq!(report["removed"], 1, "{report}");
     assert_eq!(c.stored(&hash), None);
 
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     gm.store().edit(id.parse().unwrap(), at, |r| r.deleted = false).unwrap();
     sync_clean(&mut gm).await;
     sync_clean(&mut vl).await;
@@ -478,7 +478,7 @@ async fn a_photo_is_not_given_up_while_its_record_references_it(db: Db) {
     let run = gm.phone.upload_photos(0).await.unwrap();
     assert_eq!((run.completed, run.remaining), (0, 0), "a deleted record's photo is not sent");
 
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     vl.store().edit(id.parse().unwrap(), at, |r| r.deleted = false).unwrap();
     sync_clean(&mut vl).await;
     let run = gm.phone.upload_photos(0).await.unwrap();

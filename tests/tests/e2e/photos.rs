@@ -146,7 +146,7 @@ async fn a_sensitive_records_photo_is_stripped_and_refused_to_a_township_chief()
     // the server takes the record, but the photo stays the visit's.
     let mut g2 = bed.phone("gm-t01-v01-g2").await;
     let own = g2.phone.create_record(None, hazard()).unwrap().id;
-    let at = gridsync_server::sync::now_ms();
+    let at = gridsync_server::clock::now_ms();
     g2.store()
         .edit(own.parse().unwrap(), at, |r| {
             r.attachments.insert(
@@ -318,7 +318,7 @@ async fn garbage_collection_removes_only_photos_no_live_record_references() {
     gm.sync().await.unwrap();
 
     let blobs = bed.admin.blob_store();
-    let now = gridsync_server::sync::now_ms();
+    let now = gridsync_server::clock::now_ms();
     let within = gridsync_server::photos::collect_garbage(bed.admin.as_ref(), blobs.as_ref(), now, 3_600_000).unwrap();
     assert_eq!((within.removed, within.kept), (0, 2), "within the grace period nothing goes");
     let after =

@@ -173,6 +173,7 @@ fn feed_never_skips_a_change_with_two_nodes_committing_concurrently() {
                         vec![inc],
                         Cursor { xid: u64::MAX, seq: u64::MAX },
                         1,
+                        gridsync_server::clock::now_ms(),
                     )
                     .unwrap();
                     assert_eq!(out.acked.len(), 1, "{out:?}");

@@ -22,7 +22,7 @@ async fn revoked_device_is_refused_and_wipes_its_data() {
     assert_eq!(d.store().count().unwrap(), 2);
 
     let device_id = d.store().enrollment().unwrap().unwrap().device_id;
-    assert!(admin.revoke_device(&device_id, gridsync_server::api::now_ms()).unwrap());
+    assert!(admin.revoke_device(&device_id, gridsync_server::clock::now_ms()).unwrap());
     match d.sync().await {
         Err(SyncError::Revoked) => {}
         other => panic!("expected Revoked, got {other:?}"),

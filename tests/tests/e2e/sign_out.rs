@@ -135,7 +135,7 @@ async fn a_token_alone_signs_no_phone_out(db: Db) {
     gm.create(&hz).unwrap();
     let tok = token(&gm);
     let gm_id = device_id(&gm);
-    let now = gridsync_server::api::now_ms();
+    let now = gridsync_server::clock::now_ms();
 
     let (status, code, text) = t.post("/v1/sign-out", &tok, vec![]).await;
     assert_eq!((status, code.as_str()), (400, "signature_required"), "{text}");
@@ -165,7 +165,7 @@ async fn a_signed_sign_out_is_taken_once(db: Db) {
     let mut colleague = t.phone("gm-t01-v01-g2").await;
     gm.create(&patrol(&gm.grid, &gm.user, 0, PatrolSlot::Morning)).unwrap();
     gm.sync().await.unwrap();
-    let captured = signed_sign_out(&gm, &gm, gridsync_server::api::now_ms());
+    let captured = signed_sign_out(&gm, &gm, gridsync_server::clock::now_ms());
     let (gm_token, colleague_token) = (token(&gm), token(&colleague));
     let gm_id = device_id(&gm);
 

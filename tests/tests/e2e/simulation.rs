@@ -38,10 +38,12 @@ use gridsync_core::protocol::{self, SyncRequest};
 use gridsync_core::store::{ListFilter, RecordSummary, Store};
 use gridsync_core::sync::{SyncOptions, SyncReport, SyncSession};
 use gridsync_core::transport::Enrollment;
+use gridsync_server::clock::now_ms;
 use gridsync_server::metrics::Metrics;
+use gridsync_server::store::prelude::*;
 use gridsync_server::store::sqlite::SqliteServerStore;
-use gridsync_server::store::{Cursor, Device, DeviceAuth, ReadScope, ServerStore, User, ViewQuery};
-use gridsync_server::sync::{SignedDocs, now_ms, process_signed_sync_at};
+use gridsync_server::store::{Cursor, Device, DeviceAuth, ReadScope, User, ViewQuery};
+use gridsync_server::sync::{SignedDocs, process_signed_sync};
 use gridsync_tests::records::{self, DAY0};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -215,7 +217,7 @@ fn serve(
 ) -> Vec<u8> {
     let req: SyncRequest = protocol::decode(body).unwrap();
     let cursor = Cursor::from_bytes(&req.cursor).unwrap();
-    let resp = process_signed_sync_at(
+    let resp = process_signed_sync(
         server,
         metrics,
         auth,

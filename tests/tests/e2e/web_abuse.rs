@@ -156,7 +156,7 @@ fn resets_end_sessions_and_forged_sign_outs_change_nothing() {
 #[test]
 fn the_audit_trail_cannot_be_flushed_out_of_sight() {
     let s = site(&[]);
-    let now = gridsync_server::sync::now_ms();
+    let now = gridsync_server::clock::now_ms();
     let line = |at: i64, user: &str, action: &str| AuditEntry {
         seq: 0,
         at,
@@ -218,7 +218,7 @@ fn a_final_report_posted_twice_at_once_is_one_report() {
     let (cookie, csrf) = s.session("tc-t01-1");
     // A month that has ended: 40 days ago, as `YYYY-MM` in Beijing time.
     let month = {
-        let d = gridsync_core::model::beijing_day(gridsync_server::sync::now_ms() - 40 * 86_400_000);
+        let d = gridsync_core::model::beijing_day(gridsync_server::clock::now_ms() - 40 * 86_400_000);
         d.format("%Y-%m").to_string()
     };
     // The confirmation page carries the figures it showed.

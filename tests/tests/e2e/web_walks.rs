@@ -150,7 +150,7 @@ fn a_township_chief_handles_an_escalated_dispute_reviews_and_reports() {
     // Offline, the chief's phone records a stabilisation, while on the web
     // the chief records the resolution: a conflict.
     let tc_user = tc.user.clone();
-    let now = gridsync_server::api::now_ms();
+    let now = gridsync_server::clock::now_ms();
     tc.store()
         .edit(rec.id, now, |r| dispute_act(r, &tc_user, now, DisputeAction::Stabilized { note: "安排专人稳控".into() }))
         .unwrap();
@@ -284,7 +284,7 @@ fn escalate_to_county(rt: &tokio::runtime::Runtime, gm: &mut Device, vl: &mut De
     rt.block_on(gm.sync()).unwrap();
     for (d, to) in [(vl, DisputeLevel::Township), (tc, DisputeLevel::County)] {
         rt.block_on(d.sync()).unwrap();
-        let (user, at) = (d.user.clone(), gridsync_server::api::now_ms());
+        let (user, at) = (d.user.clone(), gridsync_server::clock::now_ms());
         d.store()
             .edit(rec.id, at, |r| {
                 dispute_act(r, &user, at, DisputeAction::Escalated { to, note: "本级无法化解".into() })
@@ -412,7 +412,7 @@ fn an_agency_enters_its_counts_and_sees_the_four_none_page() {
     let (dir, admin, server) = start(&["police"]);
     let base = server.url();
     let vl = rt.block_on(Device::enroll(&base, &issue_code(admin.as_ref(), "vl-t01-v01").unwrap())).unwrap();
-    let year = gridsync_core::model::beijing_day(gridsync_server::api::now_ms()).to_string()[..4].to_owned();
+    let year = gridsync_core::model::beijing_day(gridsync_server::clock::now_ms()).to_string()[..4].to_owned();
 
     let d = Driver::start();
     sign_in(&d, &base, "police");
@@ -565,7 +565,7 @@ fn a_township_chief_follows_hazards_on_their_page_and_the_map() {
     let mut gm = rt.block_on(Device::enroll(&base, &issue_code(admin.as_ref(), "gm-t01-v01-g1").unwrap())).unwrap();
 
     // Two hazards with GPS and today's morning patrol with its route.
-    let now = gridsync_server::api::now_ms();
+    let now = gridsync_server::clock::now_ms();
     let slide = gridsync_tests::records::hazard(&gm.grid, &gm.user, 0);
     let mut fire = gridsync_tests::records::hazard(&gm.grid, &gm.user, 1);
     if let RecordBody::Hazard(h) = &mut fire.body {
