@@ -533,8 +533,9 @@ impl Store {
     /// app offers to export or hand to a colleague's phone, and carried by
     /// this phone too (it hands the bundle over at its next sync once
     /// enrolled again). Relay bundles carried for other devices are kept.
-    /// Without the server's key (never synced) the signed bundle is kept
-    /// unsealed, for the township office's `import-bundle`. If the outbox
+    /// Without the server's key (never synced), or past the 8 MiB of a
+    /// relay bundle, the signed bundle is kept unsealed, for the township
+    /// office's `import-bundle` or another phone's import. If the outbox
     /// cannot be put in a bundle at all (past the bundle limits), nothing
     /// is deleted and the error says so.
     pub fn wipe(&mut self) -> Result<()> {
@@ -565,15 +566,18 @@ impl Store {
     }
 
     /// The outbox as a bundle, before a wipe: sealed for relay when the
-    /// server's key is known, else signed and plain; `None` when nothing
-    /// waits.
+    /// server's key is known (and it fits a relay bundle), else signed and
+    /// plain; `None` when nothing waits.
     fn rescue_unsynced(&mut self) -> Result<Option<Vec<u8>>> {
         if self.outbox_len()? == 0 {
             return Ok(None);
         }
         let sealable =
             self.enrollment()?.is_some_and(|e| crate::signing::from_hex(&e.server_key).is_some_and(|k| !k.is_empty()));
-        if sealable { self.export_relay_bundle().map(Some) } else { Ok(Some(self.export_bundle()?.encode()?)) }
+        if sealable && let Ok(sealed) = self.export_relay_bundle() {
+            return Ok(Some(sealed));
+        }
+        Ok(Some(self.export_bundle()?.encode()?))
     }
 
     /// The bundle of unsynced changes the last wipe saved
