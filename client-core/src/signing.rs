@@ -256,6 +256,11 @@ impl DeviceKey {
         hex_of(&self.public())
     }
 
+    /// Sign device `device`'s sign-out at `at_ms` ([`sign_out_message`]).
+    pub fn sign_sign_out(&self, device: &Uuid, at_ms: i64) -> Signature {
+        Signature(self.key.sign(&sign_out_message(device, at_ms)).to_bytes())
+    }
+
     /// Sign the changes `manifest` names as device `device`.
     pub fn sign_batch(&self, device: &Uuid, manifest: &Manifest) -> Signature {
         Signature(self.key.sign(&batch_message(device, manifest)).to_bytes())
@@ -266,10 +271,36 @@ impl DeviceKey {
 /// the changes `manifest` names. Strict verification: no malleable or
 /// small-order forms are accepted.
 pub fn verify_batch(public: &[u8], device: &Uuid, manifest: &Manifest, sig: &Signature) -> bool {
+    verify_message(public, &batch_message(device, manifest), sig)
+}
+
+/// Domain separation prefix of a sign-out's signed message.
+pub const SIGN_OUT_DOMAIN: &[u8] = b"gridsync-sign-out-v1";
+
+/// The message a sign-out signature covers: the domain, the device id (16
+/// bytes) and the phone's time of signing (ms since the epoch, i64
+/// big-endian). The device is named so a sign-out cannot be posted for
+/// another device; the time, so a captured one is refused once it is
+/// older than the server's window (and a used one names a revoked device).
+pub fn sign_out_message(device: &Uuid, at_ms: i64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(SIGN_OUT_DOMAIN.len() + 16 + 8);
+    m.extend_from_slice(SIGN_OUT_DOMAIN);
+    m.extend_from_slice(device.as_bytes());
+    m.extend_from_slice(&at_ms.to_be_bytes());
+    m
+}
+
+/// Whether `sig` is device `device`'s (public key `public`) signature of a
+/// sign-out at `at_ms`. Strict verification, as [`verify_batch`].
+pub fn verify_sign_out(public: &[u8], device: &Uuid, at_ms: i64, sig: &Signature) -> bool {
+    verify_message(public, &sign_out_message(device, at_ms), sig)
+}
+
+fn verify_message(public: &[u8], message: &[u8], sig: &Signature) -> bool {
     let Ok(bytes) = <[u8; PUBLIC_KEY_LEN]>::try_from(public) else { return false };
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&bytes) else { return false };
     let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-    key.verify_strict(&batch_message(device, manifest), &sig).is_ok()
+    key.verify_strict(message, &sig).is_ok()
 }
 
 /// Whether `bytes` is a usable Ed25519 public key (a point on the curve,
@@ -402,6 +433,20 @@ mod tests {
         let mut m = Manifest::new();
         m.push(&Uuid::from_bytes([doc; 16]), hashes);
         m
+    }
+
+    #[test]
+    fn a_sign_out_signature_names_its_device_and_time_and_is_no_batch_signature() {
+        let key = DeviceKey::from_secret(&[7; 32]);
+        let dev = Uuid::from_bytes([2; 16]);
+        let sig = key.sign_sign_out(&dev, 1_000);
+        assert!(verify_sign_out(&key.public(), &dev, 1_000, &sig));
+        assert!(!verify_sign_out(&key.public(), &dev, 1_001, &sig), "another time");
+        assert!(!verify_sign_out(&key.public(), &Uuid::from_bytes([9; 16]), 1_000, &sig), "another device");
+        assert!(!verify_sign_out(&DeviceKey::from_secret(&[8; 32]).public(), &dev, 1_000, &sig), "another key");
+        // A batch signature over an empty manifest is not a sign-out.
+        let batch = key.sign_batch(&dev, &Manifest::new());
+        assert!(!verify_sign_out(&key.public(), &dev, 0, &batch));
     }
 
     #[test]

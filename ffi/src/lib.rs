@@ -328,15 +328,17 @@ impl GridCore {
         self.blocking(move |p| p.monthly_figures(grid.as_deref(), &month)).await
     }
 
-    /// Sign out: the server stops accepting this device, and the phone
-    /// forgets it; with `wipe` every record goes too. `Unsynced` while
-    /// changes wait for a server (sync first).
+    /// Sign out: the server stops accepting this device (the request is
+    /// signed with the device's key), and the phone forgets it; with `wipe`
+    /// every record goes too. `Unsynced` while changes wait for a server
+    /// (sync first).
     pub async fn sign_out(&self, wipe: bool) -> Result<(), ApiError> {
         self.on_runtime(move |p| async move { p.sign_out(wipe).await }).await
     }
 
-    /// Remove every record, unsynced changes included, and the enrollment.
-    /// Cannot be undone: ask the user twice.
+    /// Remove every record and the enrollment. Unsynced changes are first
+    /// sealed into the rescued bundle (`rescued_bundle`), never deleted
+    /// unoffered. Cannot be undone: ask the user twice.
     pub async fn wipe_local_data(&self) -> Result<(), ApiError> {
         self.blocking(|p| p.wipe_local_data()).await
     }
@@ -364,6 +366,21 @@ impl GridCore {
     /// the server's key (`InvalidInput` on `server_key` before).
     pub async fn export_relay_bundle(&self) -> Result<Vec<u8>, ApiError> {
         self.blocking(|p| p.export_relay_bundle()).await
+    }
+
+    /// The unsynced work the last wipe saved (a revoked phone, a sign-out
+    /// with wipe), to offer the user: a sealed relay bundle a colleague's
+    /// phone carries (`carry_relay_bundle`), or a plain signed bundle for
+    /// the township office when the phone never learnt the server's key.
+    /// This phone also hands a sealed one over itself once enrolled again.
+    /// `None`: nothing unsynced was ever wiped.
+    pub async fn rescued_bundle(&self) -> Result<Option<Vec<u8>>, ApiError> {
+        self.blocking(|p| p.rescued_bundle()).await
+    }
+
+    /// Forget the rescued bundle, once exported or handed on.
+    pub async fn forget_rescued_bundle(&self) -> Result<(), ApiError> {
+        self.blocking(|p| p.forget_rescued_bundle()).await
     }
 
     /// Carry another device's relay bundle to the server at the next sync,

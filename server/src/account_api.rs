@@ -9,11 +9,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use gridsync_core::grid::{GridPath, Role};
-use gridsync_core::protocol::{Directory, DirectoryEntry};
+use gridsync_core::protocol::{Directory, DirectoryEntry, SignOutRequest, Signature};
+use gridsync_core::signing::verify_sign_out;
 use sha2::{Digest, Sha256};
 
-use crate::api::{AppState, authenticate, blocking_error, error, store_error};
-use crate::store::{AuditEntry, ServerStore, User};
+use crate::api::{AppState, Held, authenticate, blocking_error, error, read_body, store_error};
+use crate::store::{AuditEntry, Device, ServerStore, User};
 
 /// Whether `node` is in `scope` or above it.
 fn visible(scope: &GridPath, node: &GridPath) -> bool {
@@ -87,14 +88,80 @@ pub async fn directory(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
     HttpResponse::Ok().insert_header(("etag", etag)).json(d)
 }
 
-/// `POST /v1/sign-out`: the device's user signs out on it; its token stops
-/// working at once (the device is revoked, as from the dashboard) and the
-/// audit log says who signed out where.
-pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+/// How far a signed sign-out's time may be from the server's clock, ms.
+pub const SIGN_OUT_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// Why a sign-out body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignOutRefused {
+    /// No body, not JSON, or no signature: `400 signature_required`.
+    Missing,
+    /// Signed for another device, by another key, or altered: `403 bad_signature`.
+    BadSignature,
+    /// Signed too long ago (or ahead): `400 signature_expired`.
+    Expired,
+}
+
+/// Check a `POST /v1/sign-out` body ([`SignOutRequest`]) from `device` at
+/// server time `now`: it must name the device, be signed with the
+/// device's registered key, and have been signed within
+/// [`SIGN_OUT_WINDOW_MS`] of now. A sign-out, once taken, revokes the
+/// device, so the same body posted again meets a revoked device (401).
+pub fn check_sign_out(device: &Device, body: &[u8], now: i64) -> Result<(), SignOutRefused> {
+    let r: SignOutRequest = serde_json::from_slice(body).map_err(|_| SignOutRefused::Missing)?;
+    let sig = gridsync_core::signing::from_hex(&r.signature)
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        .map(Signature)
+        .ok_or(SignOutRefused::Missing)?;
+    let (Some(key), Ok(id)) = (&device.public_key, uuid::Uuid::parse_str(&device.id)) else {
+        return Err(SignOutRefused::Missing);
+    };
+    if r.device_id != device.id || !verify_sign_out(key, &id, r.at, &sig) {
+        return Err(SignOutRefused::BadSignature);
+    }
+    if r.at.abs_diff(now) > SIGN_OUT_WINDOW_MS.unsigned_abs() {
+        return Err(SignOutRefused::Expired);
+    }
+    Ok(())
+}
+
+/// `POST /v1/sign-out`: the device's user signs out on it. The body is the
+/// device's signed [`SignOutRequest`] ([`check_sign_out`]): a token alone
+/// signs no phone out (`400 signature_required`, `403 bad_signature`,
+/// `400 signature_expired`). Once taken, the device's token stops working
+/// at once (the device is revoked, as from the dashboard) and the audit
+/// log says who signed out where.
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let auth = match authenticate(&req, &state).await {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let mut held = Held::new(&state.inflight);
+    let body = match read_body(&req, payload, 4 * 1024, &state.limits, &mut held).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match check_sign_out(&auth.device, &body, state.clock.now()) {
+        Ok(()) => {}
+        Err(SignOutRefused::Missing) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "signature_required",
+                "退出登录需要本机的设备签名，请升级应用后重试",
+            );
+        }
+        Err(SignOutRefused::BadSignature) => {
+            tracing::warn!(device = %auth.device.id, "sign-out with a bad signature refused");
+            return error(StatusCode::FORBIDDEN, "bad_signature", "退出登录的设备签名无效，服务器未执行");
+        }
+        Err(SignOutRefused::Expired) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "signature_expired",
+                "退出登录请求已过期（或手机时间不准），请校准时间后重试",
+            );
+        }
+    }
     let ip = crate::ratelimit::client_ip(&req, state.limits.client_ip_header.as_deref())
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into());

@@ -63,6 +63,9 @@ pub struct Limits {
     pub map_tiles: Option<crate::web_map::TileSource>,
     /// What one user's photo uploads may hold on the server.
     pub photo_quota: crate::store::PhotoQuota,
+    /// What relayed bundles one device may bring per hour, as carrier and
+    /// as signer.
+    pub relay_quota: crate::ratelimit::RelayQuota,
 }
 
 impl Default for Limits {
@@ -84,6 +87,7 @@ impl Default for Limits {
             min_free_disk_bytes: 64 * 1024 * 1024,
             map_tiles: None,
             photo_quota: crate::store::PhotoQuota::default(),
+            relay_quota: crate::ratelimit::RelayQuota::default(),
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct AppState {
     pub relay_key: Arc<std::sync::OnceLock<Arc<gridsync_core::signing::ServerKey>>>,
     /// Turns to judge and merge a sync request ([`Limits::merge_concurrency`]).
     pub merges: Arc<tokio::sync::Semaphore>,
+    /// Relay budgets by carrier and by signer ([`Limits::relay_quota`]).
+    pub relay_budget: Arc<crate::ratelimit::RelayBudget>,
 }
 
 impl AppState {
@@ -217,6 +223,7 @@ impl AppState {
             enroll_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.enroll_rate)),
             sign_in_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.sign_in_rate)),
             problem_limiter: Arc::new(crate::ratelimit::RateLimiter::new(limits.problem_rate)),
+            relay_budget: Arc::new(crate::ratelimit::RelayBudget::new(limits.relay_quota)),
             limits,
             relay_key: Arc::default(),
         }
@@ -722,7 +729,10 @@ pub async fn device_key(req: HttpRequest, state: web::Data<AppState>, payload: w
 /// to this server or changed on the way; `422 unknown_signer`: its device
 /// is not enrolled here. The opened bundle is decoded by the sync path's
 /// reader under its limits and budget, and refused as a sync body would be
-/// (400 `malformed_body`, 413 `too_many_changes`, 503 `overloaded`).
+/// (400 `malformed_body`, 413 `too_many_changes`, 503 `overloaded`). Each
+/// bundle is charged to its carrier's and its signer's hourly relay budget
+/// (`--relay-*-per-hour`): `429 relay_quota` with Retry-After when either
+/// is spent, `413 relay_too_large` for a bundle larger than a full budget.
 /// Handing the same bundle over twice is harmless.
 pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let auth = match authenticate(&req, &state).await {
@@ -750,9 +760,10 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
     // bundle are held of the in-flight budget on top of the sealed bytes,
     // and the request's memory is given back once the bundle is merged.
     let carrier = auth.clone();
+    let budget = state.relay_budget.clone();
     let result = web::block(move || {
         let sent = body.len();
-        let req = crate::signatures::RelayRequest { carrier: &carrier, sealed: &body, limits };
+        let req = crate::signatures::RelayRequest { carrier: &carrier, sealed: &body, limits, budget: &budget };
         let r = crate::signatures::relay(store.as_ref(), &metrics, &key, req, &mut |n| held.grow_to(sent + n), now);
         drop(held);
         r
@@ -769,6 +780,20 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
         Ok(Err(crate::signatures::RelayError::UnknownSigner)) => {
             error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_signer", "转交文件来自未在本服务器注册的设备")
         }
+        Ok(Err(crate::signatures::RelayError::Quota(crate::ratelimit::RelayRefusal::Wait(wait)))) => {
+            let mut r =
+                error(StatusCode::TOO_MANY_REQUESTS, "relay_quota", "转交的修改过多，已超过每小时限额，请稍后再交");
+            let secs = wait.as_secs().max(1).to_string();
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&secs) {
+                r.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+            }
+            r
+        }
+        Ok(Err(crate::signatures::RelayError::Quota(crate::ratelimit::RelayRefusal::TooLarge))) => error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "relay_too_large",
+            "转交文件的修改超过每小时转交限额，无法转交，请让原手机自行联网同步",
+        ),
         Ok(Err(crate::signatures::RelayError::Store(e))) => store_error(&e),
         Err(_) => blocking_error(),
     }

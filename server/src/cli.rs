@@ -89,6 +89,18 @@ struct LimitArgs {
     /// Declared bytes of the photo uploads one user may begin in 24 hours, MiB.
     #[arg(long, env = "GRIDSYNC_PHOTO_MIB_PER_DAY", default_value_t = 1024)]
     photo_mib_per_day: i64,
+    /// Changes one device may hand over by relay per hour, as carrier (and at once).
+    #[arg(long, env = "GRIDSYNC_RELAY_CARRIER_CHANGES_PER_HOUR", default_value_t = 40_000)]
+    relay_carrier_changes_per_hour: u64,
+    /// Records one device's relayed bundles may name per hour, as carrier.
+    #[arg(long, env = "GRIDSYNC_RELAY_CARRIER_RECORDS_PER_HOUR", default_value_t = 10_000)]
+    relay_carrier_records_per_hour: u64,
+    /// Changes signed by one device that may arrive by relay per hour.
+    #[arg(long, env = "GRIDSYNC_RELAY_SIGNER_CHANGES_PER_HOUR", default_value_t = 20_000)]
+    relay_signer_changes_per_hour: u64,
+    /// Records one signer's relayed bundles may name per hour.
+    #[arg(long, env = "GRIDSYNC_RELAY_SIGNER_RECORDS_PER_HOUR", default_value_t = 5_000)]
+    relay_signer_records_per_hour: u64,
     /// Tile URL template for the dashboard's map, with {z}, {x} and {y}
     /// (e.g. 天地图's with its key); without it the map is drawn over a
     /// latitude and longitude grid and asks no outside host for anything.
@@ -134,6 +146,12 @@ impl LimitArgs {
             photo_quota: crate::store::PhotoQuota {
                 unfinished_bytes: self.photo_unfinished_mib.saturating_mul(1 << 20),
                 daily_bytes: self.photo_mib_per_day.saturating_mul(1 << 20),
+            },
+            relay_quota: crate::ratelimit::RelayQuota {
+                carrier_changes: self.relay_carrier_changes_per_hour.max(1),
+                carrier_records: self.relay_carrier_records_per_hour.max(1),
+                signer_changes: self.relay_signer_changes_per_hour.max(1),
+                signer_records: self.relay_signer_records_per_hour.max(1),
             },
             map_tiles: match &self.map_tiles {
                 Some(t) => {

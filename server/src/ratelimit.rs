@@ -72,6 +72,105 @@ impl<K: Hash + Eq> RateLimiter<K> {
     }
 }
 
+/// What relayed bundles one device may bring to this node in an hour, as
+/// their carrier and as their signer: changes and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayQuota {
+    /// Changes a carrier may hand over per hour (and at once).
+    pub carrier_changes: u64,
+    /// Records a carrier's bundles may name per hour (and at once).
+    pub carrier_records: u64,
+    /// Changes signed by one device that may arrive by relay per hour.
+    pub signer_changes: u64,
+    /// Records one signer's relayed bundles may name per hour.
+    pub signer_records: u64,
+}
+
+impl Default for RelayQuota {
+    /// A full budget takes the largest bundle a phone writes (20,000
+    /// changes); records are fewer: a month offline is a few hundred.
+    fn default() -> Self {
+        RelayQuota { carrier_changes: 40_000, carrier_records: 10_000, signer_changes: 20_000, signer_records: 5_000 }
+    }
+}
+
+/// Why a relayed bundle is not taken now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayRefusal {
+    /// The carrier's or the signer's budget is spent for now: wait this long.
+    Wait(Duration),
+    /// The bundle is larger than a full budget: it can never be taken by relay.
+    TooLarge,
+}
+
+/// Per-device relay budgets on this node ([`RelayQuota`]): token buckets
+/// that refill continuously over an hour, one per carrier and one per
+/// signer, each counting changes and records.
+#[derive(Debug)]
+pub struct RelayBudget {
+    quota: RelayQuota,
+    buckets: Mutex<HashMap<(bool, String), [Bucket; 2]>>,
+}
+
+impl RelayBudget {
+    /// Budgets at `quota`.
+    pub fn new(quota: RelayQuota) -> RelayBudget {
+        RelayBudget { quota, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Take `changes` and `records` from `carrier`'s and `signer`'s budgets
+    /// at `now`, all or nothing.
+    pub fn take(
+        &self,
+        carrier: &str,
+        signer: &str,
+        changes: u64,
+        records: u64,
+        now: Instant,
+    ) -> Result<(), RelayRefusal> {
+        let q = self.quota;
+        let sides = [
+            ((true, carrier.to_owned()), [q.carrier_changes, q.carrier_records]),
+            ((false, signer.to_owned()), [q.signer_changes, q.signer_records]),
+        ];
+        let want = [changes, records];
+        if sides.iter().any(|(_, caps)| caps.iter().zip(want).any(|(&cap, n)| n > cap.max(1))) {
+            return Err(RelayRefusal::TooLarge);
+        }
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ADDRESSES {
+            map.clear();
+        }
+        let mut wait = Duration::ZERO;
+        let mut filled = Vec::with_capacity(2);
+        for (key, caps) in &sides {
+            let mut b = map.get(key).copied().unwrap_or([Bucket { tokens: f64::MAX, at: now }; 2]);
+            for (i, bucket) in b.iter_mut().enumerate() {
+                let cap = caps[i].max(1) as f64;
+                let per_s = cap / 3600.0;
+                bucket.tokens =
+                    (bucket.tokens.min(cap) + now.saturating_duration_since(bucket.at).as_secs_f64() * per_s).min(cap);
+                bucket.at = now;
+                let short = want[i] as f64 - bucket.tokens;
+                if short > 0.0 {
+                    wait = wait.max(Duration::from_secs_f64(short / per_s));
+                }
+            }
+            filled.push((key.clone(), b));
+        }
+        if !wait.is_zero() {
+            return Err(RelayRefusal::Wait(wait));
+        }
+        for (key, mut b) in filled {
+            for (i, bucket) in b.iter_mut().enumerate() {
+                bucket.tokens -= want[i] as f64;
+            }
+            map.insert(key, b);
+        }
+        Ok(())
+    }
+}
+
 /// The client address of a request: the last value of `header` when one is
 /// configured and parses (set by the reverse proxy in front), else the TCP
 /// peer.
@@ -88,6 +187,26 @@ pub fn client_ip(req: &HttpRequest, header: Option<&str>) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relay_budgets_hold_per_carrier_and_per_signer_and_refill_over_the_hour() {
+        let q = RelayQuota { carrier_changes: 100, carrier_records: 10, signer_changes: 60, signer_records: 10 };
+        let b = RelayBudget::new(q);
+        let t0 = Instant::now();
+        assert_eq!(b.take("c1", "s1", 101, 1, t0), Err(RelayRefusal::TooLarge));
+        assert_eq!(b.take("c1", "s1", 1, 11, t0), Err(RelayRefusal::TooLarge));
+        assert!(b.take("c1", "s1", 60, 5, t0).is_ok());
+        // The signer's changes are spent; the carrier still has 40.
+        let Err(RelayRefusal::Wait(w)) = b.take("c2", "s1", 1, 1, t0) else { panic!("signer budget") };
+        assert!(w > Duration::from_secs(59) && w <= Duration::from_secs(60), "{w:?}");
+        assert!(b.take("c1", "s2", 40, 5, t0).is_ok());
+        // The carrier's records are spent, for any signer.
+        assert!(matches!(b.take("c1", "s3", 1, 1, t0), Err(RelayRefusal::Wait(_))));
+        // Nothing was taken by a refusal: another carrier brings s2's changes.
+        assert!(b.take("c3", "s2", 20, 5, t0).is_ok());
+        // An hour refills every budget.
+        assert!(b.take("c1", "s1", 60, 10, t0 + Duration::from_secs(3600)).is_ok());
+    }
 
     #[test]
     fn an_address_gets_its_burst_then_waits_and_others_are_not_affected() {

@@ -102,6 +102,10 @@ pub enum RelayError {
     /// The signing device is not enrolled here.
     #[error("the bundle's device is not enrolled here")]
     UnknownSigner,
+    /// The carrier's or the signer's relay budget is spent for now, or
+    /// the bundle is larger than a full budget.
+    #[error("relay budget spent: {0:?}")]
+    Quota(crate::ratelimit::RelayRefusal),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -140,9 +144,31 @@ pub struct BundleOutcome {
     pub records_acked: usize,
 }
 
+/// Keep of `incoming` the changes made before `revoked_at` (ms) by their
+/// own time (Automerge's, in seconds, signed with the change); return how
+/// many were dropped and the records they were in.
+fn made_before(incoming: &mut Vec<IncomingDoc>, revoked_at: i64) -> (u64, Vec<Uuid>) {
+    let (mut late, mut records) = (0, Vec::new());
+    for d in incoming.iter_mut() {
+        let before = d.changes.len();
+        d.changes.retain(|c| {
+            gridsync_core::doc::parse_change(c).is_ok_and(|c| c.timestamp().saturating_mul(1000) <= revoked_at)
+        });
+        if d.changes.len() < before {
+            late += (before - d.changes.len()) as u64;
+            records.push(d.doc_id);
+        }
+    }
+    incoming.retain(|d| !d.changes.is_empty());
+    (late, records)
+}
+
 /// Merge a bundle as its signing device: signatures checked, then every
-/// change judged by the signer's rights. A revoked signer's changes are
-/// all refused (`signer_revoked`): its key signs nothing new.
+/// change judged by the signer's rights. A revoked signer's changes made
+/// before its revocation (by the change's own signed time) are honest
+/// work, judged as any other (a phone revoked while offline seals its
+/// unsynced work into a bundle a colleague carries); its changes dated
+/// after are refused (`signer_revoked`): its key signs nothing new.
 pub fn merge_bundle(
     store: &dyn ServerStore,
     metrics: &Metrics,
@@ -154,20 +180,22 @@ pub fn merge_bundle(
     let mut report = RelayReport { records: bundle.docs.len() as u64, ..RelayReport::default() };
     let mut reasons = BTreeSet::new();
     let mut by_record = Vec::new();
-    if signer.device.revoked_at.is_some() {
-        report.changes_refused = bundle.docs.iter().map(|d| d.changes.len() as u64).sum();
-        reasons.insert("signer_revoked".to_owned());
-        by_record = bundle.docs.iter().map(|d| (Uuid::from_bytes(d.doc), "signer_revoked".to_owned())).collect();
-        report.reasons = reasons.into_iter().collect();
-        return Ok(BundleOutcome { report, refused_records: by_record, records_acked: 0 });
-    }
-    let verified = verify_docs(&signer.device, bundle.docs, &bundle.signature);
+    let mut verified = verify_docs(&signer.device, bundle.docs, &bundle.signature);
     report.changes_refused += verified.refused_changes;
     for r in &verified.refused {
         reasons.insert(r.reason.as_str().to_owned());
         by_record.push((Uuid::from_bytes(r.doc), r.reason.as_str().to_owned()));
     }
     Metrics::add(&metrics.changes_refused, verified.refused_changes);
+    if let Some(revoked_at) = signer.device.revoked_at {
+        let (late, records) = made_before(&mut verified.incoming, revoked_at);
+        if late > 0 {
+            report.changes_refused += late;
+            Metrics::add(&metrics.changes_refused, late);
+            reasons.insert("signer_revoked".to_owned());
+            by_record.extend(records.into_iter().map(|d| (d, "signer_revoked".to_owned())));
+        }
+    }
     if !verified.incoming.is_empty() {
         let outcomes = crate::sync::merge_as_device(store, signer, &verified.incoming, now)?;
         for (outcome, doc) in outcomes.iter().zip(&verified.incoming) {
@@ -206,11 +234,15 @@ pub struct RelayRequest<'a> {
     pub sealed: &'a [u8],
     /// The sync path's decode limits (`--max-changes`, the inflated size).
     pub limits: DecodeLimits,
+    /// The per-carrier and per-signer relay budgets, charged with the
+    /// bundle's changes and records before it is merged.
+    pub budget: &'a crate::ratelimit::RelayBudget,
 }
 
 /// `POST /v1/relay`'s work: open a bundle `carrier` brought, decode it under
 /// the sync path's limits (asking `grow` before the plaintext and the
-/// inflate buffer take memory), and merge it as its signer's.
+/// inflate buffer take memory), charge the carrier's and the signer's relay
+/// budgets with its changes and records, and merge it as its signer's.
 pub fn relay(
     store: &dyn ServerStore,
     metrics: &Metrics,
@@ -219,9 +251,22 @@ pub fn relay(
     grow: &mut dyn FnMut(usize) -> bool,
     now: i64,
 ) -> Result<RelayReport, RelayError> {
-    let RelayRequest { carrier, sealed, limits } = req;
+    let RelayRequest { carrier, sealed, limits, budget } = req;
     let bundle = open_sealed(key, sealed, &limits, grow)?;
     let signer = signer_of(store, &bundle)?;
+    let (changes, records) = (bundle.change_count() as u64, bundle.docs.len() as u64);
+    if let Err(refusal) =
+        budget.take(&carrier.device.id, &signer.device.id, changes, records, std::time::Instant::now())
+    {
+        tracing::warn!(
+            carrier = %carrier.device.id,
+            signer = %signer.device.id,
+            changes,
+            records,
+            "relay bundle over budget"
+        );
+        return Err(RelayError::Quota(refusal));
+    }
     let report = merge_bundle(store, metrics, &signer, bundle, now)?.report;
     tracing::info!(
         carrier = %carrier.device.id,
@@ -255,9 +300,6 @@ pub enum ImportError {
     /// The bundle's device is not enrolled on this server.
     #[error("the bundle's device {0} is not enrolled here")]
     UnknownDevice(String),
-    /// The bundle's device has been revoked.
-    #[error("the bundle's device {0} has been revoked")]
-    Revoked(String),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -266,8 +308,9 @@ pub enum ImportError {
 /// Import a bundle file a phone wrote offline, plain or sealed for relay
 /// (see `gridsync_core::transport::bundle`). Each change must carry the
 /// signature of the device the bundle names, and is judged with that
-/// device's user's scope and rules, exactly as if the phone had synced; a
-/// revoked or unknown device is refused.
+/// device's user's scope and rules, exactly as if the phone had synced; an
+/// unknown device is refused, and a revoked device's changes are taken
+/// only when made before its revocation ([`merge_bundle`]).
 pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<BundleImport, ImportError> {
     // The same reader and limits as a sync request (the defaults of
     // `serve`): a file from a phone is as untrusted as a request.
@@ -286,9 +329,6 @@ pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<
         Err(RelayError::Store(e)) => return Err(e.into()),
         Err(_) => return Err(ImportError::UnknownDevice(bundle.device_id.clone())),
     };
-    if signer.device.revoked_at.is_some() {
-        return Err(ImportError::Revoked(signer.device.id));
-    }
     let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, now)?;
     // A record can have changes refused for several reasons: list it once,
     // with the first (the change that broke a rule).

@@ -28,6 +28,7 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
         "attachments",
         "merge_throughput",
         "attack",
+        "hostile_mix",
         "client_create",
         "client_update",
         "client_list",
@@ -37,6 +38,9 @@ pub fn run(bin: &str, extra: &[&str]) -> serde_json::Value {
         get(s);
     }
     assert_eq!(get("evening")["max_requests_per_device"], 1);
+    let mix = get("hostile_mix");
+    assert_eq!(mix["honest_failed"], 0, "{mix}");
+    assert!(mix["statuses"]["relay 429"].as_u64().unwrap_or(0) > 0, "the relay budget refused nothing: {mix}");
     assert!(get("backlog_30_days")["requests"].as_u64().unwrap() <= 3);
     assert_eq!(get("weak_link_backlog")["outbox_left"], 0);
     assert_eq!(get("merge_throughput")["failed_syncs"], 0);

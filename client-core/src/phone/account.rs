@@ -84,16 +84,16 @@ impl Phone {
         Ok(())
     }
 
-    /// Sign out: the server stops accepting this device's token, and the
-    /// phone forgets it. With `wipe`, every record goes too; without, they
+    /// Sign out: the server stops accepting this device's token (the
+    /// request is signed with the device's key), and the phone forgets it. With `wipe`, every record goes too; without, they
     /// stay for the same user's next sign-in (another user's enrollment
     /// removes them first). Refused with `Unsynced` while changes wait for
     /// a server: sync first, so nobody's work is lost by signing out.
     /// A server that cannot be reached does not stop the sign-out (the
     /// administrator can revoke the device from the dashboard).
     pub async fn sign_out(&self, wipe: bool) -> Result<(), ApiError> {
-        let enrollment = {
-            let store = self.store();
+        let (enrollment, key) = {
+            let mut store = self.store();
             let waiting = store.outbox_len()?;
             if waiting > 0 {
                 return Err(ApiError::Unsynced {
@@ -101,9 +101,13 @@ impl Phone {
                     message_zh: format!("还有{waiting}条修改未同步，请先同步再退出登录"),
                 });
             }
-            store.enrollment()?.ok_or_else(not_enrolled)?
+            let e = store.enrollment()?.ok_or_else(not_enrolled)?;
+            let (_, key) = store.signer()?;
+            (e, key)
         };
-        let _ = self.http.sign_out(&enrollment).await;
+        // Signed with the device's key: the server takes a sign-out only
+        // from the device itself, never from its token alone.
+        let _ = self.http.sign_out(&enrollment, &key).await;
         if wipe {
             self.wipe_local_data()?;
         } else {
@@ -112,9 +116,10 @@ impl Phone {
         Ok(())
     }
 
-    /// Remove every record, unsynced changes included, the enrollment and
-    /// the directory: for a phone handed on or lost-and-found. Cannot be
-    /// undone; an app asks twice.
+    /// Remove every record, the enrollment and the directory: for a phone
+    /// handed on or lost-and-found. Unsynced changes are first sealed into
+    /// the rescued bundle ([`Phone::rescued_bundle`], see `Store::wipe`),
+    /// never deleted unoffered. Cannot be undone; an app asks twice.
     pub fn wipe_local_data(&self) -> Result<(), ApiError> {
         self.store().wipe()?;
         self.notify([], ChangeSource::Wipe);

@@ -244,7 +244,7 @@ impl Phone {
         };
         if let Err(refused) = self.take_over(&e) {
             // The new device must not stay enrolled on the server either.
-            let _ = self.http.sign_out(&e).await;
+            let _ = self.http.sign_out(&e, &key).await;
             return Err(refused);
         }
         let wiped = {

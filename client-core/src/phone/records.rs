@@ -398,6 +398,22 @@ impl Phone {
         Ok(self.store().export_relay_bundle()?)
     }
 
+    /// The unsynced work the last wipe saved (a revoked phone, a sign-out
+    /// with wipe): a sealed relay bundle the app offers the user to hand
+    /// to a colleague's phone ([`Phone::carry_relay_bundle`] there) or to
+    /// keep as a file; this phone also hands it to the server itself once
+    /// enrolled again. A plain signed bundle instead when the phone never
+    /// learnt the server's key (for the township office's `import-bundle`).
+    /// `None`: no wipe ever had unsynced work to save.
+    pub fn rescued_bundle(&self) -> Result<Option<Vec<u8>>, ApiError> {
+        Ok(self.store().rescued_bundle()?)
+    }
+
+    /// Forget the rescued bundle, once the user has exported or handed it on.
+    pub fn forget_rescued_bundle(&self) -> Result<(), ApiError> {
+        Ok(self.store().forget_rescued_bundle()?)
+    }
+
     /// Carry a relay bundle another device made: it goes to the server at
     /// this phone's next sync, judged as its maker's. False if this phone
     /// carries it already. `InvalidInput` on `bundle` if it is not one.

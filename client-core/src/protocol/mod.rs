@@ -657,6 +657,19 @@ pub struct DeviceKeyRequest {
     pub public_key: String,
 }
 
+/// `POST /v1/sign-out` request (JSON): the device signs its own sign-out
+/// ([`crate::signing::sign_out_message`]), so a token alone cannot sign a
+/// phone out and have it wipe what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOutRequest {
+    /// The device signing out (its id, as enrollment gave it).
+    pub device_id: String,
+    /// The phone's time of signing, ms since the epoch.
+    pub at: i64,
+    /// Ed25519 signature of the sign-out message, hex (128 digits).
+    pub signature: String,
+}
+
 /// `POST /v1/device-key` response (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceKeyResponse {

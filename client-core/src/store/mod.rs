@@ -28,6 +28,9 @@ use crate::grid::{GridPath, Role};
 use crate::model::{DisputeLevel, Record, RecordKind};
 use crate::rules::{Writer, check_write};
 
+/// `meta` key of the bundle of unsynced changes the last wipe saved.
+const RESCUED_BUNDLE: &str = "rescued_bundle";
+
 /// A line in a record list: index columns only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordSummary {
@@ -520,17 +523,74 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete every record, the outbox and cursors (a revoked device).
+    /// Delete every record, the outbox and cursors (a revoked device, a
+    /// sign-out with wipe, another user taking the phone).
+    ///
+    /// Unsynced work is never deleted without being offered first: changes
+    /// still in the outbox are sealed into a relay bundle (signed with the
+    /// device's key, sealed to the server's relay key, so whoever holds
+    /// the phone cannot read it), kept as the [`Store::rescued_bundle`] the
+    /// app offers to export or hand to a colleague's phone, and carried by
+    /// this phone too (it hands the bundle over at its next sync once
+    /// enrolled again). Relay bundles carried for other devices are kept.
+    /// Without the server's key (never synced), or past the 8 MiB of a
+    /// relay bundle, the signed bundle is kept unsealed, for the township
+    /// office's `import-bundle` or another phone's import. If the outbox
+    /// cannot be put in a bundle at all (past the bundle limits), nothing
+    /// is deleted and the error says so.
     pub fn wipe(&mut self) -> Result<()> {
+        let rescued = self.rescue_unsynced()?;
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM relay_outbox;
-             DELETE FROM meta WHERE key <> 'actor';",
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments;
+             DELETE FROM meta WHERE key NOT IN ('actor', 'rescued_bundle');",
         )?;
+        if let Some(bytes) = &rescued {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![RESCUED_BUNDLE, bytes],
+            )?;
+            if crate::signing::is_sealed(bytes) {
+                use sha2::Digest;
+                let id = sha2::Sha256::digest(bytes).to_vec();
+                tx.execute(
+                    "INSERT OR IGNORE INTO relay_outbox (id, bytes, received_at) VALUES (?1, ?2, ?3)",
+                    params![id, bytes, chrono::Utc::now().timestamp_millis()],
+                )?;
+            }
+        }
         tx.commit()?;
         self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
         Ok(())
+    }
+
+    /// The outbox as a bundle, before a wipe: sealed for relay when the
+    /// server's key is known (and it fits a relay bundle), else signed and
+    /// plain; `None` when nothing waits.
+    fn rescue_unsynced(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.outbox_len()? == 0 {
+            return Ok(None);
+        }
+        let sealable =
+            self.enrollment()?.is_some_and(|e| crate::signing::from_hex(&e.server_key).is_some_and(|k| !k.is_empty()));
+        if sealable && let Ok(sealed) = self.export_relay_bundle() {
+            return Ok(Some(sealed));
+        }
+        Ok(Some(self.export_bundle()?.encode()?))
+    }
+
+    /// The bundle of unsynced changes the last wipe saved
+    /// ([`Store::wipe`]): a sealed relay bundle another phone can carry
+    /// (`carry_relay`), or a plain signed bundle for `import-bundle`.
+    pub fn rescued_bundle(&self) -> Result<Option<Vec<u8>>> {
+        self.meta(RESCUED_BUNDLE)
+    }
+
+    /// Forget the rescued bundle (the user exported it, or the server has
+    /// its changes).
+    pub fn forget_rescued_bundle(&mut self) -> Result<()> {
+        self.delete_meta(RESCUED_BUNDLE)
     }
 
     /// Run SQLite's integrity check; `Ok(true)` when the file is sound.

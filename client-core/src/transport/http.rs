@@ -392,13 +392,23 @@ impl HttpClient {
         serde_json::from_slice(&bytes).map(Some).map_err(|e| SyncError::Network(format!("bad directory: {e}")))
     }
 
-    /// Tell the server this device signs out (`POST /v1/sign-out`): its
-    /// token stops working at once.
-    pub async fn sign_out(&self, enrollment: &Enrollment) -> Result<(), SyncError> {
+    /// Tell the server this device signs out (`POST /v1/sign-out`, a
+    /// [`crate::protocol::SignOutRequest`] signed with the device's key):
+    /// its token stops working at once.
+    pub async fn sign_out(&self, enrollment: &Enrollment, key: &DeviceKey) -> Result<(), SyncError> {
+        let device = enrollment.device_uuid()?;
+        let at = chrono::Utc::now().timestamp_millis();
+        let body = crate::protocol::SignOutRequest {
+            device_id: enrollment.device_id.clone(),
+            at,
+            signature: crate::signing::hex_of(&key.sign_sign_out(&device, at).0),
+        };
         let resp = self
             .client
             .post(format!("{}/v1/sign-out", enrollment.server_url))
             .header("authorization", format!("Bearer {}", enrollment.token))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).map_err(|e| SyncError::Network(e.to_string()))?)
             .send()
             .await
             .map_err(|e| SyncError::Network(e.to_string()))?;
@@ -592,7 +602,7 @@ mod tests {
         let client = HttpClient::new(RetryPolicy::default()).unwrap();
         let enrollment = Enrollment {
             server_url: url,
-            device_id: "d1".into(),
+            device_id: "00000000-0000-4000-8000-000000000001".into(),
             token: "t".into(),
             user_id: "gm1".into(),
             display_name: String::new(),
@@ -600,11 +610,12 @@ mod tests {
             grid: "t01/v01/g1".into(),
             server_key: String::new(),
         };
-        client.sign_out(&enrollment).await.unwrap();
-        client.sign_out(&enrollment).await.unwrap();
+        let key = DeviceKey::from_secret(&[1; 32]);
+        client.sign_out(&enrollment, &key).await.unwrap();
+        client.sign_out(&enrollment, &key).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "back to back on one connection");
         tokio::time::sleep(IDLE_CONNECTION + Duration::from_millis(300)).await;
-        client.sign_out(&enrollment).await.unwrap();
+        client.sign_out(&enrollment, &key).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the pause");
     }
 }

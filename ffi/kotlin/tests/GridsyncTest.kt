@@ -753,6 +753,17 @@ suspend fun Ctx.aRevokedPhoneIsWiped() {
     assertNull(core.enrollment())
     assertFailsWith<ApiException.NotFound> { core.getRecord(rec.id) }
     assertFailsWith<ApiException.NotEnrolled> { core.sync(Progress()) }
+    // The unsynced visit was not deleted unoffered: it is sealed for a
+    // colleague's phone to carry, and the server takes it (made before the
+    // revocation).
+    val rescued = assertNotNull(core.rescuedBundle(), "the unsynced visit is offered")
+    val carrier = phone("carrier-of-lost", "vl-t01-v02")
+    assertTrue(carrier.carryRelayBundle(rescued))
+    val stats = carrier.sync(Progress())
+    assertEquals(1uL, stats.relayedBundles, "$stats")
+    assertEquals(0uL, stats.relayRefusedChanges, "$stats")
+    core.forgetRescuedBundle()
+    assertNull(core.rescuedBundle())
 }
 
 /**

@@ -44,7 +44,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--scenario" => c.only.push(it.next().context("--scenario needs a name")?.clone()),
             "-h" | "--help" => {
                 println!(
-                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|attachments|attack|client|signatures]..."
+                    "gridsync-bench [--smoke] [--postgres URL] [--scenario evening|backlog|supervisor|throughput|weak_link|attachments|attack|hostile_mix|client|signatures]..."
                 );
                 std::process::exit(0);
             }
@@ -542,6 +542,10 @@ async fn run(cfg: Config) -> Result<()> {
         attack(&cfg).await?;
     }
 
+    if want(&cfg, "hostile_mix") {
+        hostile_mix(&cfg).await?;
+    }
+
     if want(&cfg, "client") {
         client_figures(cfg.smoke)?;
     }
@@ -761,6 +765,182 @@ async fn attack(cfg: &Config) -> Result<()> {
         "longest_honest_sync_s": longest,
         "wall_s": started.elapsed().as_secs_f64(),
         "note": "default limits: 256 MiB for bodies in flight",
+    }));
+    Ok(())
+}
+
+/// Honest phones syncing while hostile phones send the worst the limits
+/// let through, for a bounded time: relay bundles of as many new records
+/// as a signer's budget takes (each hostile signer's, carried by hostile
+/// carriers, then again and again past the budget), problem floods of
+/// 800 records a report (under the 64 KiB body limit), 8 MiB sync bodies and bodies past the limit,
+/// and photo floods (20 photos of 4 MB on each of a hostile phone's
+/// records, uploaded while the others go on). Prints the honest syncs'
+/// p50, p99 and longest latency (the worst honest-sync stall) and the
+/// server's peak RSS from /proc.
+async fn hostile_mix(cfg: &Config) -> Result<()> {
+    let bed = bed(cfg).await?;
+    let url = bed.server.url();
+    let (honest_n, secs, bundle_records, photo_size) =
+        if cfg.smoke { (4, 6u64, 200usize, 200_000usize) } else { (16, 30, 5_000, 4_000_000) };
+    let users: Vec<String> = tokio::task::block_in_place(|| bed.admin.users())?
+        .into_iter()
+        .filter(|u| u.role == gridsync_core::grid::Role::GridManager)
+        .map(|u| u.id)
+        .collect();
+    anyhow::ensure!(users.len() >= honest_n + 4, "not enough grid managers");
+    let mut honest = Vec::new();
+    for u in &users[..honest_n] {
+        let mut d = enroll(&bed, u, test_retry()).await?;
+        d.sync().await?;
+        honest.push(d);
+    }
+    // Hostile signers: each writes a bundle of as many new records as a
+    // signer's hourly budget takes, sealed for relay.
+    let mut hostile = Vec::new();
+    for u in &users[honest_n..honest_n + 4] {
+        let mut d = enroll(&bed, u, test_retry()).await?;
+        d.sync().await?;
+        hostile.push(d);
+    }
+    let prep = Instant::now();
+    let mut bombs = Vec::new();
+    for d in hostile.iter_mut().take(2) {
+        for i in 0..bundle_records {
+            d.create(&patrol(&d.grid, &d.user, (i % 30) as i64, PatrolSlot::Midday))?;
+        }
+        bombs.push(d.phone.export_relay_bundle()?);
+    }
+    // The photo flooder: hazards full of large photos, records synced.
+    let flooder = &mut hostile[2];
+    for h in 0..2 {
+        let hz = gridsync_tests::records::hazard(&flooder.grid, &flooder.user, h);
+        flooder.create(&hz)?;
+        for i in 0..20u32 {
+            let photo = gridsync_tests::records::photo_jpeg(photo_size, h as u32 * 100 + i, false);
+            flooder.phone.attach_photo(&hz.id.to_string(), photo, None, None)?;
+        }
+    }
+    flooder.sync().await?;
+    let prep_s = prep.elapsed().as_secs_f64();
+    let tokens: Vec<String> = hostile
+        .iter()
+        .map(|d| d.store().enrollment().map(|e| e.map(|e| e.token).unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    let problem_body = serde_json::to_vec(&json!({
+        "set_aside": (0..800).map(|i| json!({"doc": uuid::Uuid::from_u128(i).to_string(), "reason": "无法应用"})).collect::<Vec<_>>()
+    }))?;
+    let mut big = b"GS\x00\x02\x00".to_vec();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    big.extend((0..8 * 1024 * 1024 - 1024).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    let (_, rss0) = server_usage(bed.server.pid());
+    let until = Instant::now() + Duration::from_secs(secs);
+    let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
+    let count = |statuses: &Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>, kind: &str, s: u16| {
+        *statuses.lock().unwrap_or_else(|p| p.into_inner()).entry(format!("{kind} {s}")).or_insert(0) += 1;
+    };
+    let mut tasks = Vec::new();
+    // Relay bombs: each carrier posts every bomb, again and again.
+    for carrier in [0usize, 1, 3] {
+        let (url, token, bombs, st) = (url.clone(), tokens[carrier].clone(), bombs.clone(), statuses.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                for b in &bombs {
+                    let s = post_raw(&url, "/v1/relay", &token, b.clone()).await;
+                    count(&st, "relay", s);
+                }
+            }
+        }));
+    }
+    // Problem floods.
+    {
+        let (url, token, body, st) = (url.clone(), tokens[3].clone(), problem_body.clone(), statuses.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let s = post_raw(&url, "/v1/problems", &token, body.clone()).await;
+                count(&st, "problems", s);
+            }
+        }));
+    }
+    // Oversized and 8 MiB sync bodies, four at a time.
+    for k in 0..4 {
+        let (url, token, body, st) = (url.clone(), tokens[k % 2].clone(), big.clone(), statuses.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                let mut b = body.clone();
+                if k == 3 {
+                    b.resize(9 * 1024 * 1024, 0);
+                }
+                let s = post_raw(&url, "/v1/sync", &token, b).await;
+                count(&st, if k == 3 { "sync_9mib" } else { "sync_8mib" }, s);
+            }
+        }));
+    }
+    // The photo flood runs on the flooder phone itself.
+    let flooder = hostile.remove(2);
+    let st = statuses.clone();
+    let photos = tokio::spawn(async move {
+        let mut bytes = 0u64;
+        while Instant::now() < until {
+            match flooder.phone.upload_photos(0).await {
+                Ok(u) => {
+                    bytes += u.bytes_sent;
+                    count(&st, "photos_run", 200);
+                    if u.remaining == 0 {
+                        break;
+                    }
+                }
+                Err(_) => count(&st, "photos_run", 0),
+            }
+        }
+        bytes
+    });
+    // The honest phones sync throughout, each with a new patrol a round.
+    let mut lat = Vec::new();
+    let mut failed = 0u64;
+    let mut round = 0i64;
+    while Instant::now() < until {
+        for d in honest.iter_mut() {
+            d.create(&patrol(&d.grid, &d.user, 40 + round, PatrolSlot::Evening))?;
+            let t = Instant::now();
+            match d.sync().await {
+                Ok(_) => lat.push(t.elapsed().as_secs_f64()),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("hostile_mix: an honest sync failed: {e}");
+                }
+            }
+        }
+        round += 1;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let photo_bytes = photos.await.unwrap_or(0);
+    let (_, rss) = server_usage(bed.server.pid());
+    anyhow::ensure!(!lat.is_empty(), "no honest sync finished");
+    let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    emit(json!({
+        "scenario": "hostile_mix",
+        "seconds": secs,
+        "honest_phones": honest_n,
+        "honest_syncs": lat.len(),
+        "honest_failed": failed,
+        "honest_p50_s": percentile(&mut lat, 0.50),
+        "honest_p99_s": percentile(&mut lat, 0.99),
+        "honest_max_s": percentile(&mut lat, 1.0),
+        "relay_bomb_records": bundle_records,
+        "photo_flood_bytes_sent": photo_bytes,
+        "statuses": statuses,
+        "server_peak_rss_mib_before": rss0,
+        "server_peak_rss_mib": rss,
+        "prep_s": prep_s,
+        "note": "default limits; relay budgets per carrier and signer",
     }));
     Ok(())
 }

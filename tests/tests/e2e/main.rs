@@ -23,6 +23,7 @@ mod powercut;
 mod problems;
 mod relay_limits;
 mod revoke;
+mod sign_out;
 mod signatures;
 mod simulation;
 mod starve;

@@ -6,7 +6,8 @@ use gridsync_tests::records::patrol;
 use gridsync_tests::server::{Db, ServerProc, issue_code, seed_demo};
 
 /// An administrator revokes a lost phone: its next sync is refused, and the
-/// phone deletes every record it held, including unsent ones.
+/// phone deletes every record it held, unsent ones after sealing them into
+/// its rescued bundle (`sign_out::a_revoked_phone_offers_its_unsynced_work`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_device_is_refused_and_wipes_its_data() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,6 +31,7 @@ async fn revoked_device_is_refused_and_wipes_its_data() {
     assert_eq!(d.store().count().unwrap(), 0, "records wiped");
     assert_eq!(d.store().outbox_len().unwrap(), 0, "outbox wiped");
     assert!(d.store().enrollment().unwrap().is_none(), "credentials wiped");
+    assert!(d.store().rescued_bundle().unwrap().is_some(), "the unsent patrol was sealed first");
     assert!(matches!(d.sync().await, Err(SyncError::NotEnrolled)));
     // The server kept what was synced before.
     assert!(admin.record(p.id).unwrap().is_some());
