@@ -164,15 +164,20 @@ fn made_before(incoming: &mut Vec<IncomingDoc>, revoked_at: i64) -> (u64, Vec<Uu
 }
 
 /// Merge a bundle as its signing device: signatures checked, then every
-/// change judged by the signer's rights. A revoked signer's changes made
-/// before its revocation (by the change's own signed time) are honest
-/// work, judged as any other (a phone revoked while offline seals its
-/// unsynced work into a bundle a colleague carries); its changes dated
-/// after are refused (`signer_revoked`): its key signs nothing new.
+/// change judged by the signer's rights. A revoked signer's changes are
+/// refused (`signer_revoked`) unless the bundle comes back through its own
+/// user: carried by another phone of the same user (`carrier_user`: the
+/// phone enrolled again hands over what its wipe rescued) or imported by
+/// the township office (`None`). Even then only changes made before the
+/// revocation (by the change's own signed time) are taken: its key signs
+/// nothing new. A phone's clock can lie, so whoever holds a lost phone
+/// could backdate a change; the user's own new enrollment (a code from the
+/// county) or an office clerk must bring it, and a colleague cannot.
 pub fn merge_bundle(
     store: &dyn ServerStore,
     metrics: &Metrics,
     signer: &DeviceAuth,
+    carrier: Option<&DeviceAuth>,
     bundle: Bundle,
     now: i64,
 ) -> StoreResult<BundleOutcome> {
@@ -188,7 +193,10 @@ pub fn merge_bundle(
     }
     Metrics::add(&metrics.changes_refused, verified.refused_changes);
     if let Some(revoked_at) = signer.device.revoked_at {
-        let (late, records) = made_before(&mut verified.incoming, revoked_at);
+        // Not brought back by its own user: nothing of it is taken.
+        let own = carrier.is_none_or(|c| c.user.id == signer.user.id);
+        let cutoff = if own { revoked_at } else { i64::MIN };
+        let (late, records) = made_before(&mut verified.incoming, cutoff);
         if late > 0 {
             report.changes_refused += late;
             Metrics::add(&metrics.changes_refused, late);
@@ -196,6 +204,19 @@ pub fn merge_bundle(
             by_record.extend(records.into_iter().map(|d| (d, "signer_revoked".to_owned())));
         }
     }
+    // The same phone enrolled again holds the revoked device's actor now
+    // (enrollment moves it): its rescued changes are bound to that actor.
+    let moved;
+    let signer = match carrier {
+        Some(c) if signer.device.actor.is_none() && c.user.id == signer.user.id && c.device.actor.is_some() => {
+            moved = DeviceAuth {
+                device: crate::store::Device { actor: c.device.actor.clone(), ..signer.device.clone() },
+                user: signer.user.clone(),
+            };
+            &moved
+        }
+        _ => signer,
+    };
     if !verified.incoming.is_empty() {
         let outcomes = crate::sync::merge_as_device(store, signer, &verified.incoming, now)?;
         for (outcome, doc) in outcomes.iter().zip(&verified.incoming) {
@@ -267,7 +288,7 @@ pub fn relay(
         );
         return Err(RelayError::Quota(refusal));
     }
-    let report = merge_bundle(store, metrics, &signer, bundle, now)?.report;
+    let report = merge_bundle(store, metrics, &signer, Some(carrier), bundle, now)?.report;
     tracing::info!(
         carrier = %carrier.device.id,
         signer = %signer.device.id,
@@ -310,7 +331,8 @@ pub enum ImportError {
 /// signature of the device the bundle names, and is judged with that
 /// device's user's scope and rules, exactly as if the phone had synced; an
 /// unknown device is refused, and a revoked device's changes are taken
-/// only when made before its revocation ([`merge_bundle`]).
+/// only when made before its revocation ([`merge_bundle`]): the office
+/// that imports a file brings it back for its user.
 pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<BundleImport, ImportError> {
     // The same reader and limits as a sync request (the defaults of
     // `serve`): a file from a phone is as untrusted as a request.
@@ -329,7 +351,7 @@ pub fn import_bundle(store: &dyn ServerStore, bytes: &[u8], now: i64) -> Result<
         Err(RelayError::Store(e)) => return Err(e.into()),
         Err(_) => return Err(ImportError::UnknownDevice(bundle.device_id.clone())),
     };
-    let outcome = merge_bundle(store, &Metrics::default(), &signer, bundle, now)?;
+    let outcome = merge_bundle(store, &Metrics::default(), &signer, None, bundle, now)?;
     // A record can have changes refused for several reasons: list it once,
     // with the first (the change that broke a rule).
     let mut records_rejected: Vec<(String, String)> = Vec::new();

@@ -188,9 +188,11 @@ async fn a_signed_sign_out_is_taken_once(db: Db) {
 /// three patrols before an administrator revokes it (a day after the
 /// third), and a fourth dated after the revocation. Its next sync is
 /// refused and it wipes, but first seals the four changes into a relay
-/// bundle it offers; the village leader's phone carries it, and the
-/// server takes the three made before the revocation and refuses the
-/// fourth (`signer_revoked`). Nothing honest is lost.
+/// bundle it offers. The village leader's phone carrying it gets all four
+/// refused (`signer_revoked`: not its user's); the phone enrolled again by
+/// its grid manager hands it over itself, and the server takes the three
+/// made before the revocation and refuses the fourth. Nothing honest is
+/// lost.
 async fn a_revoked_phone_offers_its_unsynced_work(db: Db) {
     let t = Town::start(db, &[]).await;
     let mut gm = t.phone(GM).await;
@@ -212,19 +214,23 @@ async fn a_revoked_phone_offers_its_unsynced_work(db: Db) {
     let rescued = gm.phone.rescued_bundle().unwrap().expect("the unsynced work is offered");
     assert!(is_sealed(&rescued), "sealed to the server: whoever holds the phone cannot read it");
 
+    // A colleague carrying it is not its user: whoever holds a lost phone
+    // could have backdated a change, so nothing of it is taken.
     assert!(carrier.phone.carry_relay_bundle(&rescued).unwrap());
     let r = carrier.sync().await.unwrap();
+    assert_eq!((r.relayed_bundles, r.relayed_changes, r.relay_refused_changes), (1, 0, 4), "{r:?}");
+    assert!(blocking(|| t.admin.record(honest[0].id).unwrap()).is_none());
+
+    // The phone carries its own bundle too: enrolled again by its user (a
+    // new code from the county), it hands over the work made before the
+    // revocation.
+    gm.phone.enroll(&t.server.url(), &blocking(|| issue_code(t.admin.as_ref(), GM).unwrap()), "手机").await.unwrap();
+    let r = gm.sync().await.unwrap();
     assert_eq!((r.relayed_bundles, r.relayed_changes, r.relay_refused_changes), (1, 3, 1), "{r:?}");
     for p in &honest {
         assert!(blocking(|| t.admin.record(p.id).unwrap()).is_some(), "patrol of {} lost", p.created_at);
     }
     assert!(blocking(|| t.admin.record(late.id).unwrap()).is_none(), "dated after the revocation");
-
-    // The phone carries its own bundle too, for when it is enrolled again:
-    // handing it over once more is harmless.
-    gm.phone.enroll(&t.server.url(), &blocking(|| issue_code(t.admin.as_ref(), GM).unwrap()), "手机").await.unwrap();
-    let r = gm.sync().await.unwrap();
-    assert_eq!((r.relayed_bundles, r.relayed_changes), (1, 3), "{r:?}");
     gm.phone.forget_rescued_bundle().unwrap();
     assert_eq!(gm.phone.rescued_bundle().unwrap(), None);
 }
