@@ -905,7 +905,8 @@ mod tests {
         };
         let v = step(gm(), HazardAction::Step { note: "再记一步".into() });
         assert_eq!(v.refused.first().map(|r| r.reason), Some(RejectReason::TooLarge), "{:?}", v.refused);
-        let v = step(writer("tc1", Role::TownshipChief, "t01"), HazardAction::Resolved { note: "乡镇已组织清理".into() });
+        let v =
+            step(writer("tc1", Role::TownshipChief, "t01"), HazardAction::Resolved { note: "乡镇已组织清理".into() });
         assert!(v.refused.is_empty(), "the township chief's resolution was refused: {:?}", v.refused);
         let mut vl_phone = Phone::on(&stored, writer("vl1", Role::VillageLeader, "t01/v01"));
         let delete = vl_phone.edit(|r| r.deleted = true);

@@ -556,7 +556,7 @@ fn a_refused_step_is_kept_aside_and_blocks_no_later_edit() {
     assert_eq!((kept[0].doc_id, kept[0].hash), (rec.id, refused[0].hash));
     assert_eq!((kept[0].reason.as_str(), kept[0].message_zh.as_str()), ("too_large", "记录已超过1024KB"));
     assert!(kept[0].after.to_string().contains("稳控：已设警示"));
-    assert_eq!(store.refusals(rec.id).unwrap(), [why.clone()]);
+    assert_eq!(store.refusals(rec.id).unwrap(), std::slice::from_ref(&why));
     let line = store.list(&ListFilter::default()).unwrap().into_iter().find(|s| s.id == rec.id).unwrap();
     assert_eq!(line.rejection, Some(why));
     // Dismissed by the user: gone, and the record no longer says so.

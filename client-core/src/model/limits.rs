@@ -233,7 +233,8 @@ mod tests {
         // Two phones' notes merged past one author's budget (his two
         // phones, say): what is merged is not refused, more of his is.
         let merged = act(&full, "gm1", DisputeAction::FollowUp { note: "另一台手机".into() });
-        let escalate = act(&merged, "vl1", DisputeAction::Escalated { to: DisputeLevel::Township, note: String::new() });
+        let escalate =
+            act(&merged, "vl1", DisputeAction::Escalated { to: DisputeLevel::Township, note: String::new() });
         assert_eq!(reasons(escalate.validate_step(Some(&merged))), Vec::<String>::new());
     }
 
@@ -257,7 +258,8 @@ mod tests {
                 events,
             }),
         );
-        let resolved = crate::rules::with_hazard_event(&padded, "tc1", 9_999, HazardAction::Resolved { note: "已消除".into() });
+        let resolved =
+            crate::rules::with_hazard_event(&padded, "tc1", 9_999, HazardAction::Resolved { note: "已消除".into() });
         assert_eq!(reasons(resolved.validate_step(Some(&padded))), Vec::<String>::new());
         let step = crate::rules::with_hazard_event(&padded, "gm1", 9_999, HazardAction::Step { note: "又一步".into() });
         assert_eq!(reasons(step.validate_step(Some(&padded))), ["每人在一条记录上最多记录1000条跟进或处置情况"]);

@@ -33,9 +33,9 @@ pub use attachment::*;
 pub use dispute::*;
 pub use hazard::*;
 pub use household::*;
+pub use limits::{MAX_ASSETS, MAX_MEMBERS, MAX_NOTES_PER_AUTHOR};
 pub use patrol::*;
 pub use supervision::*;
-pub use limits::{MAX_ASSETS, MAX_MEMBERS, MAX_NOTES_PER_AUTHOR};
 pub use validate::valid_id_number;
 pub use visit::*;
 

@@ -166,12 +166,12 @@ fn step_json(doc: &crate::doc::RecordDoc, deps: &[ChangeHash], h: ChangeHash) ->
     Ok((before, doc.to_json_at(&[h])?.to_string()))
 }
 
+/// A step kept aside: its hash, reason code, Chinese message, when it was
+/// refused, and the record before and after it (JSON text).
+type KeptStep = (ChangeHash, String, String, i64, Option<String>, String);
+
 /// Keep `steps` of record `id` in `refused_steps`.
-fn keep_steps(
-    tx: &rusqlite::Transaction<'_>,
-    id: Uuid,
-    steps: &[(ChangeHash, String, String, i64, Option<String>, String)],
-) -> Result<()> {
+fn keep_steps(tx: &rusqlite::Transaction<'_>, id: Uuid, steps: &[KeptStep]) -> Result<()> {
     let mut st = tx.prepare_cached(
         "INSERT INTO refused_steps (doc_id, hash, reason, message_zh, refused_at, before, after)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(doc_id, hash) DO NOTHING",
@@ -287,7 +287,7 @@ impl Store {
         let mut report = RepairReport { dropped: roots.len() as u64, ..RepairReport::default() };
         let writer = self.writer()?;
         // What each step of this phone's taken out was, and why: kept.
-        let mut kept: Vec<(ChangeHash, String, String, i64, Option<String>, String)> = Vec::new();
+        let mut kept: Vec<KeptStep> = Vec::new();
         let first = roots.iter().find_map(|h| refused.get(h)).cloned();
         for h in &roots {
             if meta[h].actor != self.actor {
@@ -360,7 +360,8 @@ impl Store {
         push_outbox(&tx, id, base.changes_since(&base_heads))?;
         // The record still says why while a kept step waits to be seen.
         let shown = first.filter(|_| !kept.is_empty()).map(|(code, message_zh, _)| Rejection { code, message_zh });
-        let shown = shown.map(|r| serde_json::to_string(&r)).transpose().map_err(|e| CoreError::Document(e.to_string()))?;
+        let shown =
+            shown.map(|r| serde_json::to_string(&r)).transpose().map_err(|e| CoreError::Document(e.to_string()))?;
         tx.execute("UPDATE records SET rejection = ?2 WHERE id = ?1", params![id.to_string(), shown])?;
         tx.commit()?;
         Ok(report)

@@ -12,7 +12,7 @@
 use gridsync_core::judge::MAX_DOC_BYTES;
 use gridsync_core::model::{
     DisputeAction, DisputeCategory, DisputeLevel, HazardAction, HazardCategory, Location, MAX_NOTES_PER_AUTHOR, Member,
-    PersonCategory, PatrolSlot, RecordBody,
+    PatrolSlot, PersonCategory, RecordBody,
 };
 use gridsync_core::phone::{ApiError, DisputeFields, HazardFields, RecordInput};
 use gridsync_core::protocol::RejectReason;
