@@ -121,9 +121,11 @@ impl RecordDoc {
     /// kind, grid, author and creation time cannot change. Returns whether
     /// anything changed.
     pub fn update(&mut self, new: &Record) -> Result<bool> {
-        new.validate()?;
         let old = self.to_json()?;
         let old_rec = Record::from_json(&old)?;
+        // Judged as a step from the record as it is: what a merge already
+        // brought in is not this step's to answer for.
+        new.validate_step(Some(&old_rec))?;
         if old_rec.id != new.id {
             return Err(CoreError::invalid("id", "immutable", "记录编号不能修改"));
         }

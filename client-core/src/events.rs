@@ -93,7 +93,8 @@ impl Bits {
 /// event the set of its ancestors (indices into the ordered list).
 ///
 /// Everything here is near-linear in the history (a topological sort, then
-/// ancestor bitsets), so a history of [`crate::model::MAX_EVENTS`] events,
+/// ancestor bitsets), so a history of thousands of events (notes are bounded per
+/// author, [`crate::model::MAX_NOTES_PER_AUTHOR`], and a record by its size),
 /// concurrent ones included, folds in milliseconds.
 pub struct Ordered<'a, A> {
     /// Events in deterministic topological order.

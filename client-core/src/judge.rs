@@ -496,7 +496,7 @@ impl Judging<'_> {
         if after.id != self.doc_id {
             return Err((RejectReason::Immutable, "记录编号与文档不符".into()));
         }
-        after.validate().map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
+        after.validate_step(before).map_err(|e| (RejectReason::Invalid, e.message_zh()))?;
         check_write(self.writer, before, &after, self.current.as_ref()).map_err(|r| (r.reason, r.message_zh))?;
         Ok(after)
     }
@@ -866,6 +866,60 @@ mod tests {
         let v = judge(Some(&big), rec.id, &bytes(&classify), &vl, Actors::Device(vl_actor.to_bytes()));
         assert!(v.refused.is_empty(), "{:?}", v.refused);
         assert_eq!(v.accepted.len(), 1);
+    }
+
+    /// A hazard a grid manager filled past the size limit with long
+    /// handling steps: his next step is refused, while the township chief's
+    /// resolution (township chiefs resolve hazards too) and the village
+    /// leader's deletion are taken.
+    #[test]
+    fn past_the_size_limit_a_hazard_still_takes_a_township_resolution_and_a_deletion() {
+        let text = |i: usize| -> String {
+            (0..1990).map(|j| char::from_u32(0x4e00 + ((i * 7919 + j * 31) % 20000) as u32).unwrap()).collect()
+        };
+        let rec = hazard();
+        let mut doc = RecordDoc::create(&rec, ActorId::random()).unwrap();
+        let mut i = 0;
+        while doc.save().len() <= MAX_DOC_BYTES {
+            for _ in 0..20 {
+                let mut r = doc.record().unwrap();
+                if let RecordBody::Hazard(h) = &mut r.body {
+                    let e = next_event(&h.events, "gm1", 2_000, HazardAction::Step { note: text(i) });
+                    h.events.push(e);
+                }
+                doc.update(&r).unwrap();
+                i += 1;
+            }
+        }
+        let stored = doc.save();
+        let step = |who: Writer, action: HazardAction| {
+            let mut phone = Phone::on(&stored, who);
+            let by = phone.who.user_id.clone();
+            let changes = phone.edit(|r| {
+                if let RecordBody::Hazard(h) = &mut r.body {
+                    let e = next_event(&h.events, &by, 3_000, action);
+                    h.events.push(e);
+                }
+            });
+            phone.push(&stored, &changes)
+        };
+        let v = step(gm(), HazardAction::Step { note: "再记一步".into() });
+        assert_eq!(v.refused.first().map(|r| r.reason), Some(RejectReason::TooLarge), "{:?}", v.refused);
+        let v =
+            step(writer("tc1", Role::TownshipChief, "t01"), HazardAction::Resolved { note: "乡镇已组织清理".into() });
+        assert!(v.refused.is_empty(), "the township chief's resolution was refused: {:?}", v.refused);
+        let mut vl_phone = Phone::on(&stored, writer("vl1", Role::VillageLeader, "t01/v01"));
+        let delete = vl_phone.edit(|r| r.deleted = true);
+        let v = vl_phone.push(&stored, &delete);
+        assert!(v.refused.is_empty(), "the village leader's deletion was refused: {:?}", v.refused);
+        // Not a handler: the grid manager's own edit of a field is refused.
+        let mut gm_phone = Phone::on(&stored, gm());
+        let edit = gm_phone.edit(|r| {
+            if let RecordBody::Hazard(h) = &mut r.body {
+                h.description = "山体裂缝扩大".into();
+            }
+        });
+        assert_eq!(gm_phone.push(&stored, &edit).refused.first().map(|r| r.reason), Some(RejectReason::TooLarge));
     }
 
     /// Re-encode `c` with `edit` applied (a hostile encoder can write any header).

@@ -352,19 +352,29 @@ fn changed_fields(b: &Record, a: &Record) -> Vec<String> {
 }
 
 /// Whether `w` may still add to a record past its size limit
-/// ([`crate::judge::MAX_DOC_BYTES`]): only handling steps (events appended,
-/// no field changed) by those who handle the record: for a dispute, the
-/// people of its current level; for a hazard, the village leader and
-/// supervisor. So nobody can fill a record to its limit in a way that
-/// stops its handlers from acting on it.
+/// ([`crate::judge::MAX_DOC_BYTES`]): only the people who handle the
+/// record, and only handling steps (events appended, photos added) or its
+/// deletion or restoration, no field changed. For a dispute, the people of
+/// its current level or a higher one (a higher level settles a lower
+/// one's conflicts), and a settlement by anyone the rules let settle; for
+/// a hazard, the village leader, the supervisor, the township chief (who
+/// also resolves hazards) and the county. So nobody can fill a record to
+/// its limit in a way that stops its handlers from closing, escalating,
+/// settling, resolving or deleting it.
 pub fn may_add_to_a_large_record(w: &Writer, before: Option<&Record>, after: &Record) -> bool {
     let Some(b) = before else { return false };
-    if b.deleted != after.deleted || !changed_fields(b, after).is_empty() {
+    if !changed_fields(b, after).is_empty() {
         return false;
     }
-    match &b.body {
-        RecordBody::Dispute(d) => handles(w.role) == Some(d.state().level),
-        RecordBody::Hazard(_) => w.village_level(),
+    match (&b.body, &after.body) {
+        (RecordBody::Dispute(d), RecordBody::Dispute(a)) => {
+            let level = d.state().level;
+            let old: BTreeSet<&str> = d.events.iter().map(|e| e.id.as_str()).collect();
+            let mut new = a.events.iter().filter(|e| !old.contains(e.id.as_str())).peekable();
+            let settles = new.peek().is_some() && new.all(|e| matches!(e.action, DisputeAction::Settled { .. }));
+            handles(w.role).is_some_and(|h| h >= level || settles)
+        }
+        (RecordBody::Hazard(_), _) => w.village_level() || matches!(w.role, Role::TownshipChief | Role::CountyStaff),
         _ => false,
     }
 }

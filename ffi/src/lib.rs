@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use gridsync_core::model::{DisputeAction, HazardAction};
 use gridsync_core::phone::{
     ApiError, ChangeListener, DirectoryInfo, EnrollmentInfo, Label, Phone, PhotoBacklog, PhotoUpload, RecordInput,
-    RecordPage, RecordQuery, RecordView, RecordsChanged, RelayBacklog, SyncStats,
+    RecordPage, RecordQuery, RecordView, RecordsChanged, RefusedStepView, RelayBacklog, SyncStats,
 };
 use gridsync_core::protocol::ImportReport;
 use gridsync_core::reports::{MonthlyFigures, WeeklySummary};
@@ -264,9 +264,21 @@ impl GridCore {
         self.blocking(move |p| p.settle_conflict(&id, &keep, &note)).await
     }
 
+    /// Steps of this phone's the server refused, kept aside when their
+    /// record was repaired, until the user dismisses each.
+    pub async fn refused_steps(&self) -> Result<Vec<RefusedStepView>, ApiError> {
+        self.blocking(move |p| p.refused_steps()).await
+    }
+
+    /// The user has seen refused step `hash` of record `id` and lets it go.
+    pub async fn dismiss_refused_step(&self, id: String, hash: String) -> Result<bool, ApiError> {
+        self.blocking(move |p| p.dismiss_refused_step(&id, &hash)).await
+    }
+
     /// Repair a record whose changes the server refused (its `rejection`
-    /// says why): the refused steps are dropped, this phone's later steps
-    /// on it are kept as new changes, and they go with the next sync.
+    /// says why): the refused steps are taken out and kept aside
+    /// (`refused_steps`), this phone's later steps on it are kept as new
+    /// changes, and they go with the next sync.
     pub async fn repair_record(&self, id: String) -> Result<RepairReport, ApiError> {
         self.blocking(move |p| p.repair_record(&id)).await
     }

@@ -23,6 +23,7 @@ mod dispute;
 mod ffi;
 mod hazard;
 mod household;
+mod limits;
 mod patrol;
 mod supervision;
 mod validate;
@@ -32,9 +33,10 @@ pub use attachment::*;
 pub use dispute::*;
 pub use hazard::*;
 pub use household::*;
+pub use limits::{MAX_ASSETS, MAX_MEMBERS, MAX_NOTES_PER_AUTHOR};
 pub use patrol::*;
 pub use supervision::*;
-pub use validate::{MAX_EVENTS, valid_id_number};
+pub use validate::valid_id_number;
 pub use visit::*;
 
 use std::collections::BTreeMap;
@@ -561,7 +563,30 @@ impl Record {
     /// Check every field; the error lists each bad field with a Chinese
     /// message. Every text, list and map has a stated limit (see
     /// `docs/records.md`), so no field can carry more than its purpose needs.
+    /// Judged as a new record: every count is added by it.
     pub fn validate(&self) -> Result<(), CoreError> {
+        self.validate_step(None)
+    }
+
+    /// Check the record a step makes from `before` (the record as its
+    /// writer had it; `None` for a new record): only what the step brings
+    /// is refused. A problem `before` already had is not the step's (two
+    /// steps taken at once, each valid, can merge into a record no one of
+    /// them made), and a count is refused only on a step that adds to it
+    /// past its limit ([`limits`]), so no merged record refuses the steps
+    /// that close, escalate, settle or delete it.
+    pub fn validate_step(&self, before: Option<&Record>) -> Result<(), CoreError> {
+        let mut errs = self.field_errors();
+        if let Some(b) = before {
+            let had = b.field_errors();
+            errs.retain(|e| !had.contains(e));
+        }
+        errs.extend(limits::added_past_limits(before, self));
+        if errs.is_empty() { Ok(()) } else { Err(CoreError::Invalid(errs)) }
+    }
+
+    /// Every field's problems, counts apart.
+    fn field_errors(&self) -> Vec<crate::error::FieldError> {
         let mut errs = Vec::new();
         req(&mut errs, "author", &self.author, "记录人", 64);
         if self.schema != SCHEMA_VERSION {
@@ -586,7 +611,7 @@ impl Record {
                 format!("{}必须属于{}一级网格", self.kind().label_zh(), level.label_zh()),
             ));
         }
-        if errs.is_empty() { Ok(()) } else { Err(CoreError::Invalid(errs)) }
+        errs
     }
 
     /// Index columns for lists and reports.

@@ -125,13 +125,9 @@ pub(crate) fn check_events<A: Serialize>(events: &[Event<A>], errs: &mut Vec<Fie
             errs.push(FieldError::new(format!("events[{i}].parents"), "unknown_parent", "事件引用了不存在的前序事件"));
         }
     }
-    if events.len() > MAX_EVENTS {
-        errs.push(FieldError::new("events", "too_long", format!("事件记录不能超过{MAX_EVENTS}条")));
-    }
+    // How many: counted per author on the step that adds a note
+    // (`limits::added_past_limits`), so a merge can freeze nothing.
 }
-
-/// Most events in one record's history.
-pub const MAX_EVENTS: usize = 1000;
 
 /// Whether every string in `v` has at most `max_chars` characters and every
 /// array at most `max_items` items.

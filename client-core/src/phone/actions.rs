@@ -93,9 +93,10 @@ fn with_hazard_step(r: &Record, w: &Writer, action: HazardAction) -> Record {
 }
 
 /// The steps a record of its kind offers, each judged for `w` (`None`: the
-/// phone is not enrolled, and nothing is allowed). `needs_repair`: the
-/// server refused earlier changes, and edits wait for the repair.
-pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<ActionCheck> {
+/// phone is not enrolled, and nothing is allowed). A step the server
+/// refused earlier blocks nothing: the next edit repairs the record and
+/// keeps the refused step aside.
+pub(super) fn checks(w: Option<&Writer>, r: &Record) -> Vec<ActionCheck> {
     let mut steps: Vec<(ActionKind, Option<Record>)> = vec![(ActionKind::Edit, None), (ActionKind::Delete, None)];
     let mut escalate_to = None;
     let mut settle_keeps: Vec<String> = Vec::new();
@@ -151,7 +152,7 @@ pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<
                     steps.push((kind, None));
                 }
             }
-            let out = judge(w, r, steps, needs_repair, |kind| match kind {
+            let out = judge(w, r, steps, |kind| match kind {
                 ActionKind::DisputeEscalate if st.level == DisputeLevel::County => {
                     Some("纠纷已在县级，不能再上报".into())
                 }
@@ -177,20 +178,19 @@ pub(super) fn checks(w: Option<&Writer>, r: &Record, needs_repair: bool) -> Vec<
             ] {
                 steps.push((kind, w.map(|w| with_hazard_step(r, w, action))));
             }
-            return judge(w, r, steps, needs_repair, |_| None);
+            return judge(w, r, steps, |_| None);
         }
         _ => {}
     }
-    judge(w, r, steps, needs_repair, |_| None)
+    judge(w, r, steps, |_| None)
 }
 
-/// Judge each step: the phone's state first (not enrolled, waiting for a
-/// repair, deleted, `not_now`), then the rules.
+/// Judge each step: the phone's state first (not enrolled, deleted,
+/// `not_now`), then the rules.
 fn judge(
     w: Option<&Writer>,
     r: &Record,
     steps: Vec<(ActionKind, Option<Record>)>,
-    needs_repair: bool,
     not_now: impl Fn(ActionKind) -> Option<String>,
 ) -> Vec<ActionCheck> {
     steps
@@ -198,9 +198,6 @@ fn judge(
         .map(|(kind, after)| {
             let verdict = (|| {
                 let Some(w) = w else { return Err("本机尚未注册".to_owned()) };
-                if needs_repair {
-                    return Err("服务器拒绝了该记录此前的修改，请先撤销被拒绝的修改".to_owned());
-                }
                 if r.deleted {
                     return Err("记录已删除".to_owned());
                 }

@@ -47,7 +47,7 @@ pub use error::ApiError;
 pub use labels::{Label, LabelGroup, labels};
 pub use list::{RecordPage, RecordQuery};
 pub use photos::{PHOTO_CHUNK, PhotoBacklog, PhotoUpload, PhotoView};
-pub use records::{DisputeFields, HazardFields, RecordInput, RecordLine, RecordView, RelayBacklog};
+pub use records::{DisputeFields, HazardFields, RecordInput, RecordLine, RecordView, RefusedStepView, RelayBacklog};
 pub use sync::{RejectedRecord, SyncStats};
 pub use timeline::{ConflictView, StepAction, TimelineEntry};
 

@@ -124,6 +124,8 @@ impl Phone {
         let view = {
             let mut store = self.store();
             let writer = store.writer()?.ok_or_else(not_enrolled)?;
+            // A refusal never blocks the next step: its step is kept aside.
+            store.repair(id, now_ms())?;
             let mut record: Record = store.get(id)?;
             if !takes_photos(record.kind()) {
                 return Err(ApiError::invalid("id", "not_allowed", format!("{}不能附照片", record.kind().label_zh())));

@@ -14,6 +14,30 @@ use crate::model::{
 use crate::rules::Writer;
 use crate::store::{RecordSummary, Rejection, RepairReport};
 
+/// A step of this phone's the server refused, kept aside when its record
+/// was repaired, for the user to see (and carry over by hand if it still
+/// matters) until they dismiss it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
+pub struct RefusedStepView {
+    /// The record.
+    pub record_id: String,
+    /// The refused change's hash, hex.
+    pub hash: String,
+    /// The record's title, if it is still on the phone.
+    pub title: String,
+    /// The server's reason code (`too_large`, `invalid`, `forbidden`...).
+    pub code: String,
+    /// Why, in Chinese.
+    pub message_zh: String,
+    /// When it was refused (ms).
+    pub refused_at: i64,
+    /// The record before the step (none for its creation), as JSON.
+    pub before_json: Option<String>,
+    /// The record the step made, as JSON.
+    pub after_json: String,
+}
+
 /// Relay bundles a phone carries for other devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "uniffi", derive(uniffi::Record))]
@@ -241,7 +265,7 @@ pub(super) fn view(store: &Store, r: Record, writer: Option<&Writer>) -> Result<
     let status = status_of(&ix.status);
     let rejection = store.refusals(r.id)?.into_iter().next();
     let (timeline, conflicts) = timeline::of(store, &r.body)?;
-    let actions = actions::checks(writer, &r, rejection.is_some());
+    let actions = actions::checks(writer, &r);
     let photos = photos::views(store, &r)?;
     let grid = r.grid.to_string();
     let kind = r.kind();
@@ -358,9 +382,42 @@ impl Phone {
         self.append_dispute_event(id, DisputeAction::Settled { kept: keep.to_owned(), note: note.to_owned() })
     }
 
+    /// Steps of this phone's the server refused (for a limit, say: the
+    /// record had grown past its size limit), kept aside when their record
+    /// was repaired: the list the app shows until the user dismisses each.
+    pub fn refused_steps(&self) -> Result<Vec<RefusedStepView>, ApiError> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for s in store.refused_steps()? {
+            let title = store.get(s.doc_id).map(|r| r.index().title).unwrap_or_default();
+            out.push(RefusedStepView {
+                record_id: s.doc_id.to_string(),
+                hash: crate::signing::hex_of(&s.hash),
+                title,
+                code: s.reason,
+                message_zh: s.message_zh,
+                refused_at: s.refused_at,
+                before_json: s.before.map(|b| b.to_string()),
+                after_json: s.after.to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The user has seen refused step `hash` of record `id` and lets it go.
+    pub fn dismiss_refused_step(&self, id: &str, hash: &str) -> Result<bool, ApiError> {
+        let id = parse_id(id)?;
+        let hash: [u8; 32] = crate::signing::from_hex(hash)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| ApiError::invalid("hash", "bad_hash", "修改编号格式错误"))?;
+        Ok(self.store().dismiss_refused_step(id, &hash)?)
+    }
+
     /// Repair a record whose changes the server refused (its `rejection`
-    /// says why): the refused steps are dropped, this phone's later steps
-    /// on it are kept as new changes, and they go with the next sync.
+    /// says why): the refused steps are taken out and kept aside
+    /// ([`Phone::refused_steps`]), this phone's later steps on it are kept
+    /// as new changes, and they go with the next sync. Editing the record
+    /// repairs it first on its own.
     pub fn repair_record(&self, id: &str) -> Result<RepairReport, ApiError> {
         let id = parse_id(id)?;
         let report = {
@@ -445,6 +502,10 @@ impl Phone {
         let view = {
             let mut store = self.store();
             let writer = store.writer()?.ok_or_else(not_enrolled)?;
+            // A step the server refused never blocks the next one: the
+            // record is repaired first and the refused step kept aside
+            // (`refused_steps`), not dropped.
+            store.repair(id, now_ms())?;
             let mut record = store.get(id)?;
             change(&mut record)?;
             record.updated_at = now_ms();

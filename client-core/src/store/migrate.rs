@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("004_directory", include_str!("../../../migrations/client/004_directory.sql")),
     ("005_attachments", include_str!("../../../migrations/client/005_attachments.sql")),
     ("006_relay", include_str!("../../../migrations/client/006_relay.sql")),
+    ("007_kept_refused_steps", include_str!("../../../migrations/client/007_kept_refused_steps.sql")),
 ];
 
 /// Newest schema version this build knows.
@@ -68,6 +69,7 @@ mod tests {
         (4, include_str!("../../../migrations/client/snapshots/v4.sql")),
         (5, include_str!("../../../migrations/client/snapshots/v5.sql")),
         (6, include_str!("../../../migrations/client/snapshots/v6.sql")),
+        (7, include_str!("../../../migrations/client/snapshots/v7.sql")),
     ];
 
     /// The schema as comparable text: every object's SQL with whitespace

@@ -13,7 +13,7 @@ pub mod migrate;
 pub use attachments::{BlobState, NewBlob, PendingBlob};
 mod repair;
 
-pub use repair::RepairReport;
+pub use repair::{RefusedStep, RepairReport};
 
 use std::path::Path;
 
@@ -360,11 +360,13 @@ impl Store {
         }
     }
 
-    /// Changes of a record the server refused, with the reasons (empty when
-    /// none are waiting for a repair).
+    /// Changes of a record the server refused, with the reasons: those
+    /// waiting for a repair and the steps a repair kept aside
+    /// ([`Store::refused_steps`]) until the user dismisses them.
     pub fn refusals(&self, id: Uuid) -> Result<Vec<Rejection>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT DISTINCT reason, message_zh FROM refused_changes WHERE doc_id = ?1 ORDER BY reason, message_zh",
+            "SELECT reason, message_zh FROM refused_changes WHERE doc_id = ?1
+             UNION SELECT reason, message_zh FROM refused_steps WHERE doc_id = ?1 ORDER BY 1, 2",
         )?;
         let rows = st.query_map([id.to_string()], |r| Ok(Rejection { code: r.get(0)?, message_zh: r.get(1)? }))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -412,7 +414,11 @@ impl Store {
     }
 
     /// Load a record, let `edit` change it, save the difference.
+    /// A record with refused changes is repaired first ([`Store::repair`]:
+    /// the refused steps are kept aside, listed by [`Store::refused_steps`]),
+    /// so a refusal never blocks the user's next step.
     pub fn edit(&mut self, id: Uuid, now: i64, edit: impl FnOnce(&mut Record)) -> Result<Record> {
+        self.repair(id, now)?;
         let mut rec = self.get(id)?;
         edit(&mut rec);
         rec.updated_at = now;
@@ -543,7 +549,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments;
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM refused_steps;
              DELETE FROM meta WHERE key NOT IN ('actor', 'rescued_bundle');",
         )?;
         if let Some(bytes) = &rescued {
@@ -676,7 +682,8 @@ impl StoreTx<'_> {
     pub fn clear_rejection(&self, doc_id: Uuid) -> Result<()> {
         self.tx.execute(
             "UPDATE records SET rejection = NULL WHERE id = ?1 AND rejection IS NOT NULL
-             AND NOT EXISTS (SELECT 1 FROM refused_changes WHERE doc_id = ?1)",
+             AND NOT EXISTS (SELECT 1 FROM refused_changes WHERE doc_id = ?1)
+             AND NOT EXISTS (SELECT 1 FROM refused_steps WHERE doc_id = ?1)",
             [doc_id.to_string()],
         )?;
         Ok(())

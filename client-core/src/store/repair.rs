@@ -1,14 +1,20 @@
 //! Repairing a record whose changes a server refused: the refused step is
-//! dropped from the record's document and the user's later steps on it are
+//! taken out of the record's document and the user's later steps on it are
 //! replayed as new changes, so the rest of the work reaches the server.
 //!
 //! A refused change stays in the phone's document until then (the field
 //! worker sees the record as they wrote it, with the reason), and changes
-//! that build on it would be refused with it; so edits wait for the repair
-//! (`CoreError::NeedsRepair`). The repair is a rebase: the document is
-//! rebuilt at the changes the server kept, and each later step of this
-//! phone's is applied again as the difference it made, judged again by the
-//! write rules. A step that no longer applies is skipped and counted.
+//! that build on it would be refused with it; so the next edit of the
+//! record repairs it first ([`Store::edit`], and the phone API's edits), and
+//! a bare [`Store::update`] waits for the repair (`CoreError::NeedsRepair`).
+//! The repair is a rebase: the document is rebuilt at the changes the
+//! server kept, and each later step of this phone's is applied again as the
+//! difference it made, judged again by the write rules.
+//!
+//! Nothing is dropped behind the user's back: every refused step of this
+//! phone's, and every later step that could not be applied again, is kept
+//! in `refused_steps` (the record before and after it, and why), listed by
+//! [`Store::refused_steps`] until the user dismisses it.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -18,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Store, push_outbox, write_record};
+use super::{Rejection, Store, push_outbox, write_record};
 use crate::error::{CoreError, Result};
 use crate::events::heads;
 use crate::model::{Record, RecordBody};
@@ -36,8 +42,33 @@ pub struct RepairReport {
     /// refused step, or are themselves not allowed).
     pub skipped: u64,
     /// The record's creation itself was refused: the record is removed
-    /// from this phone.
+    /// from this phone (its steps are kept, see `kept`).
     pub removed: bool,
+    /// Steps of this phone's taken out of the record (the refused ones and
+    /// the skipped ones), kept with why for the user to see
+    /// ([`Store::refused_steps`]).
+    #[serde(default)]
+    pub kept: u64,
+}
+
+/// A step of this phone's that a server refused (or that relied on one),
+/// taken out of its record by a repair and kept for the user to see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedStep {
+    /// The record.
+    pub doc_id: Uuid,
+    /// The change's hash.
+    pub hash: [u8; 32],
+    /// The server's reason code (`too_large`, `invalid`...).
+    pub reason: String,
+    /// Why, in Chinese.
+    pub message_zh: String,
+    /// When it was refused (ms).
+    pub refused_at: i64,
+    /// The record before the step (`None` for its creation), as JSON.
+    pub before: Option<Value>,
+    /// The record the step made, as JSON.
+    pub after: Value,
 }
 
 struct Meta {
@@ -129,19 +160,98 @@ fn rebase_events(rec: &mut Record, base: &Record) {
     }
 }
 
+/// The record before change `h` (at its dependencies `deps`) and after it, as JSON text.
+fn step_json(doc: &crate::doc::RecordDoc, deps: &[ChangeHash], h: ChangeHash) -> Result<(Option<String>, String)> {
+    let before = if deps.is_empty() { None } else { Some(doc.to_json_at(deps)?.to_string()) };
+    Ok((before, doc.to_json_at(&[h])?.to_string()))
+}
+
+/// A step kept aside: its hash, reason code, Chinese message, when it was
+/// refused, and the record before and after it (JSON text).
+type KeptStep = (ChangeHash, String, String, i64, Option<String>, String);
+
+/// Keep `steps` of record `id` in `refused_steps`.
+fn keep_steps(tx: &rusqlite::Transaction<'_>, id: Uuid, steps: &[KeptStep]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO refused_steps (doc_id, hash, reason, message_zh, refused_at, before, after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(doc_id, hash) DO NOTHING",
+    )?;
+    for (h, reason, message, at, before, after) in steps {
+        st.execute(params![id.to_string(), &h.0[..], reason, message, at, before, after])?;
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Steps of this phone's that a server refused and a repair took out of
+    /// their records, oldest first, until the user dismisses them.
+    pub fn refused_steps(&self) -> Result<Vec<RefusedStep>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT doc_id, hash, reason, message_zh, refused_at, before, after FROM refused_steps
+             ORDER BY refused_at, doc_id, hash",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let bad = |e: String| CoreError::Document(e);
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc, hash, reason, message_zh, refused_at, before, after) = row?;
+            out.push(RefusedStep {
+                doc_id: Uuid::parse_str(&doc).map_err(|e| bad(e.to_string()))?,
+                hash: hash.try_into().map_err(|_| bad("bad refused step hash".into()))?,
+                reason,
+                message_zh,
+                refused_at,
+                before: before.map(|b| serde_json::from_str(&b)).transpose().map_err(|e| bad(e.to_string()))?,
+                after: serde_json::from_str(&after).map_err(|e| bad(e.to_string()))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The user has seen a kept refused step and lets it go.
+    pub fn dismiss_refused_step(&mut self, doc_id: Uuid, hash: &[u8; 32]) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "DELETE FROM refused_steps WHERE doc_id = ?1 AND hash = ?2",
+            params![doc_id.to_string(), &hash[..]],
+        )?;
+        tx.execute(
+            "UPDATE records SET rejection = NULL WHERE id = ?1
+             AND NOT EXISTS (SELECT 1 FROM refused_changes WHERE doc_id = ?1)
+             AND NOT EXISTS (SELECT 1 FROM refused_steps WHERE doc_id = ?1)",
+            [doc_id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     /// Repair a record the server refused changes of: drop the refused
     /// steps, replay this phone's later steps as new changes (judged again
     /// by the write rules), and queue them for the next sync. Harmless on a
     /// record with nothing refused.
     pub fn repair(&mut self, id: Uuid, now: i64) -> Result<RepairReport> {
-        let refused: HashSet<ChangeHash> = {
-            let mut st = self.conn.prepare_cached("SELECT hash FROM refused_changes WHERE doc_id = ?1")?;
-            let rows = st.query_map([id.to_string()], |r| r.get::<_, Vec<u8>>(0))?;
-            let mut out = HashSet::new();
-            for h in rows {
-                let h: [u8; 32] = h?.try_into().map_err(|_| CoreError::Document("bad refused hash".into()))?;
-                out.insert(ChangeHash(h));
+        let refused: HashMap<ChangeHash, (String, String, i64)> = {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT hash, reason, message_zh, refused_at FROM refused_changes WHERE doc_id = ?1")?;
+            let rows = st.query_map([id.to_string()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+            })?;
+            let mut out = HashMap::new();
+            for row in rows {
+                let (h, reason, message, at) = row?;
+                let h: [u8; 32] = h.try_into().map_err(|_| CoreError::Document("bad refused hash".into()))?;
+                out.insert(ChangeHash(h), (reason, message, at));
             }
             out
         };
@@ -163,7 +273,7 @@ impl Store {
         let mut replay: Vec<ChangeHash> = Vec::new();
         for h in &order {
             let on_dropped = meta[h].deps.iter().any(|d| dropped.contains(d));
-            if refused.contains(h) && !on_dropped {
+            if refused.contains_key(h) && !on_dropped {
                 roots.push(*h);
                 dropped.insert(*h);
             } else if on_dropped {
@@ -176,6 +286,17 @@ impl Store {
         let keep: Vec<ChangeHash> = order.iter().copied().filter(|h| !dropped.contains(h)).collect();
         let mut report = RepairReport { dropped: roots.len() as u64, ..RepairReport::default() };
         let writer = self.writer()?;
+        // What each step of this phone's taken out was, and why: kept.
+        let mut kept: Vec<KeptStep> = Vec::new();
+        let first = roots.iter().find_map(|h| refused.get(h)).cloned();
+        for h in &roots {
+            if meta[h].actor != self.actor {
+                continue;
+            }
+            let (reason, message, at) = refused[h].clone();
+            let (before, after) = step_json(&doc, &meta[h].deps, *h)?;
+            kept.push((*h, reason, message, at, before, after));
+        }
         let tx = self.conn.transaction()?;
         {
             let mut del = tx.prepare_cached("DELETE FROM outbox WHERE doc_id = ?1 AND hash = ?2")?;
@@ -186,7 +307,14 @@ impl Store {
         tx.execute("DELETE FROM refused_changes WHERE doc_id = ?1", [id.to_string()])?;
         if keep.is_empty() {
             // The record's creation was refused: nothing of it can reach the
-            // server, so it leaves this phone (the user saw why).
+            // server, so it leaves this phone's records; its steps are kept.
+            let (reason, message, at) = first.clone().unwrap_or_default();
+            for h in &replay {
+                let (before, after) = step_json(&doc, &meta[h].deps, *h)?;
+                kept.push((*h, reason.clone(), format!("依赖于被拒绝的修改（{message}）"), at, before, after));
+            }
+            keep_steps(&tx, id, &kept)?;
+            report.kept = kept.len() as u64;
             tx.execute("DELETE FROM records WHERE id = ?1", [id.to_string()])?;
             tx.execute("DELETE FROM outbox WHERE doc_id = ?1", [id.to_string()])?;
             tx.commit()?;
@@ -207,7 +335,7 @@ impl Store {
                 let mut rec = Record::from_json(&target)?;
                 rebase_events(&mut rec, &base_record);
                 rec.updated_at = rec.updated_at.max(now);
-                rec.validate()?;
+                rec.validate_step(Some(&base_record))?;
                 if let Some(w) = &writer {
                     check_write(w, Some(&base_record), &rec, None)?;
                 }
@@ -216,13 +344,25 @@ impl Store {
             match step {
                 Ok(true) => report.replayed += 1,
                 Ok(false) => {}
-                Err(_) => report.skipped += 1,
+                Err(e) => {
+                    report.skipped += 1;
+                    let (reason, message, at) = first.clone().unwrap_or_default();
+                    let why = format!("依赖于被拒绝的修改（{message}）：{}", e.message_zh());
+                    let (before, after) = step_json(&doc, &meta[&h].deps, h)?;
+                    kept.push((h, reason, why, at, before, after));
+                }
             }
         }
+        keep_steps(&tx, id, &kept)?;
+        report.kept = kept.len() as u64;
         let record = base.record()?;
         write_record(&tx, &record, &mut base)?;
         push_outbox(&tx, id, base.changes_since(&base_heads))?;
-        tx.execute("UPDATE records SET rejection = NULL WHERE id = ?1", [id.to_string()])?;
+        // The record still says why while a kept step waits to be seen.
+        let shown = first.filter(|_| !kept.is_empty()).map(|(code, message_zh, _)| Rejection { code, message_zh });
+        let shown =
+            shown.map(|r| serde_json::to_string(&r)).transpose().map_err(|e| CoreError::Document(e.to_string()))?;
+        tx.execute("UPDATE records SET rejection = ?2 WHERE id = ?1", params![id.to_string(), shown])?;
         tx.commit()?;
         Ok(report)
     }

@@ -496,3 +496,69 @@ fn carried_relay_bundles_are_bounded() {
     store.relay_delivered(&carried[0].0).unwrap();
     assert!(store.carry_relay(&one_more, T0 + 600).unwrap());
 }
+
+/// The server refuses a step (for size, say): the phone keeps it. The next
+/// edit of the record is not blocked: the record is repaired first, the
+/// refused step kept aside with its reason and its content, the later step
+/// goes to the outbox; the record still shows the refusal until the user
+/// dismisses the kept step.
+#[test]
+fn a_refused_step_is_kept_aside_and_blocks_no_later_edit() {
+    let mut store = Store::open_in_memory().unwrap();
+    let rec = sample(RecordKind::Hazard, "t01/v03/g2", T0);
+    store.create(&rec).unwrap();
+    let other = sample(RecordKind::Patrol, "t01/v03/g2", T0);
+    store.create(&other).unwrap();
+    let sent = store.outbox(usize::MAX).unwrap();
+    store.transaction(|tx| sent.iter().try_for_each(|e| tx.ack(e.doc_id, &e.hash))).unwrap();
+    let step = |store: &mut Store, at: i64, note: &str| {
+        store
+            .edit(rec.id, at, |r| {
+                if let RecordBody::Hazard(h) = &mut r.body {
+                    let e = next_event(&h.events, "gm1", at, HazardAction::Step { note: note.into() });
+                    h.events.push(e);
+                }
+            })
+            .unwrap()
+    };
+    step(&mut store, T0 + 1, "稳控：已设警示");
+    let refused = store.outbox(usize::MAX).unwrap();
+    assert_eq!(refused.len(), 1);
+    let why = gridsync_core::store::Rejection { code: "too_large".into(), message_zh: "记录已超过1024KB".into() };
+    store.transaction(|tx| tx.reject(rec.id, &why, &[refused[0].hash], T0 + 2, true)).unwrap();
+    assert_eq!(store.outbox_len().unwrap(), 0);
+
+    // Other records and the same record both take the next step.
+    let patrol = store
+        .edit(other.id, T0 + 3, |r| {
+            if let RecordBody::Patrol(p) = &mut r.body {
+                p.findings = "补记：路灯已修".into();
+            }
+        })
+        .unwrap();
+    assert!(format!("{:?}", patrol.body).contains("路灯已修"));
+    let after = step(&mut store, T0 + 4, "再次巡查");
+    let RecordBody::Hazard(h) = &after.body else { panic!() };
+    let notes: Vec<String> = h.events.iter().map(|e| format!("{:?}", e.action)).collect();
+    assert!(notes.iter().any(|n| n.contains("再次巡查")), "{notes:?}");
+    assert!(!notes.iter().any(|n| n.contains("已设警示")), "the refused step is out of the record: {notes:?}");
+    let queued = store.outbox(usize::MAX).unwrap();
+    assert!(queued.iter().all(|e| e.hash != refused[0].hash));
+    assert!(queued.iter().any(|e| e.doc_id == rec.id));
+
+    // Kept, with its reason and its content, and shown on the record.
+    let kept = store.refused_steps().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!((kept[0].doc_id, kept[0].hash), (rec.id, refused[0].hash));
+    assert_eq!((kept[0].reason.as_str(), kept[0].message_zh.as_str()), ("too_large", "记录已超过1024KB"));
+    assert!(kept[0].after.to_string().contains("稳控：已设警示"));
+    assert_eq!(store.refusals(rec.id).unwrap(), std::slice::from_ref(&why));
+    let line = store.list(&ListFilter::default()).unwrap().into_iter().find(|s| s.id == rec.id).unwrap();
+    assert_eq!(line.rejection, Some(why));
+    // Dismissed by the user: gone, and the record no longer says so.
+    assert!(store.dismiss_refused_step(rec.id, &refused[0].hash).unwrap());
+    assert!(store.refused_steps().unwrap().is_empty());
+    assert!(store.refusals(rec.id).unwrap().is_empty());
+    let line = store.list(&ListFilter::default()).unwrap().into_iter().find(|s| s.id == rec.id).unwrap();
+    assert_eq!(line.rejection, None);
+}

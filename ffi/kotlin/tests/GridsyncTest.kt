@@ -946,7 +946,7 @@ suspend fun Ctx.repairWithNothingRefused() {
     val rec = core.createRecord(null, disputeInput(nowMs()))
     core.syncClean()
     assertNull(core.all().single().rejection)
-    assertEquals(RepairReport(dropped = 0uL, replayed = 0uL, skipped = 0uL, removed = false), core.repairRecord(rec.id))
+    assertEquals(RepairReport(dropped = 0uL, replayed = 0uL, skipped = 0uL, removed = false, kept = 0uL), core.repairRecord(rec.id))
     assertEquals(rec.dispute, core.getRecord(rec.id).dispute)
     assertEquals(0uL, core.pendingChanges())
     assertEquals("id", assertFailsWith<ApiException.InvalidInput> { core.repairRecord("x") }.field)

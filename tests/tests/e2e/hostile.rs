@@ -570,15 +570,19 @@ async fn an_honest_record_is_never_lost_to_a_rule_the_phone_did_not_know(db: Db)
     assert_eq!(dispute_of(&gm, d.id).events.len(), 3);
     let shown = gm.store().list(&Default::default()).unwrap().into_iter().find(|s| s.id == d.id).unwrap();
     assert!(shown.rejection.unwrap().message_zh.contains("制定化解方案"));
-    assert!(matches!(
-        gm.store().edit(d.id, at + 2, |r| dispute_act(r, &user, at + 2, DisputeAction::FollowUp { note: "x".into() })),
-        Err(CoreError::NeedsRepair { .. })
-    ));
+    // A bare update (an edit repairs first) waits for the repair.
+    let mut next = gm.store().get(d.id).unwrap();
+    dispute_act(&mut next, &user, at + 2, DisputeAction::FollowUp { note: "x".into() });
+    assert!(matches!(gm.store().update(&next), Err(CoreError::NeedsRepair { .. })));
     e.role = real_role;
     e.grid = "t01/v01/g1".into();
     gm.store().set_enrollment(&e).unwrap();
     let rep = gm.store().repair(d.id, at + 3).unwrap();
-    assert_eq!((rep.dropped, rep.replayed, rep.skipped, rep.removed), (1, 1, 0, false));
+    assert_eq!((rep.dropped, rep.replayed, rep.skipped, rep.removed, rep.kept), (1, 1, 0, false, 1));
+    // The refused plan is kept aside for the user, not dropped.
+    let kept = gm.store().refused_steps().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(kept[0].message_zh.contains("制定化解方案") && kept[0].after.to_string().contains("组织双方调解"));
     let local = dispute_of(&gm, d.id);
     assert_eq!(local.events.len(), 2);
     assert!(!local.events.iter().any(|e| matches!(e.action, DisputeAction::PlanSet { .. })));

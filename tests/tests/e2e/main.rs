@@ -14,6 +14,7 @@ mod disputes;
 mod evening;
 mod faults;
 mod hostile;
+mod limits;
 mod phone;
 mod photo_owners;
 mod photos;
