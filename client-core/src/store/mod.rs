@@ -536,9 +536,12 @@ impl Store {
     /// still in the outbox are sealed into a relay bundle (signed with the
     /// device's key, sealed to the server's relay key, so whoever holds
     /// the phone cannot read it), kept as the [`Store::rescued_bundle`] the
-    /// app offers to export or hand to a colleague's phone, and carried by
-    /// this phone too (it hands the bundle over at its next sync once
-    /// enrolled again). Relay bundles carried for other devices are kept.
+    /// app offers to export or keep, and carried by this phone too (it
+    /// hands the bundle over at its next sync once its user enrolls it
+    /// again). Photos this phone took and has not sent yet are kept (in
+    /// this encrypted store, with nothing that names them) and go up once
+    /// the records naming them are back. Relay bundles carried for other
+    /// devices are kept.
     /// Without the server's key (never synced), or past the 8 MiB of a
     /// relay bundle, the signed bundle is kept unsealed, for the township
     /// office's `import-bundle` or another phone's import. If the outbox
@@ -549,7 +552,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM records; DELETE FROM outbox; DELETE FROM sync_cursor; DELETE FROM refused_changes;
-             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM attachments; DELETE FROM refused_steps;
+             DELETE FROM set_aside; DELETE FROM directory; DELETE FROM refused_steps;
+             DELETE FROM attachments WHERE NOT (upload = 1 AND bytes IS NOT NULL);
              DELETE FROM meta WHERE key NOT IN ('actor', 'rescued_bundle');",
         )?;
         if let Some(bytes) = &rescued {

@@ -13,12 +13,13 @@
 //!   `relay_quota` (413 `relay_too_large` past a full budget) while honest
 //!   phones keep syncing.
 
-use gridsync_core::model::PatrolSlot;
+use gridsync_core::model::{HazardCategory, Location, PatrolSlot};
+use gridsync_core::phone::{HazardFields, RecordInput};
 use gridsync_core::protocol::{RelayReport, SignOutRequest};
 use gridsync_core::signing::{hex_of, is_sealed};
 use gridsync_core::sync::SyncError;
 use gridsync_tests::device::Device;
-use gridsync_tests::records::{DAY0, hazard, patrol};
+use gridsync_tests::records::{DAY0, hazard, patrol, photo_jpeg};
 use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, postgres_db, seed_demo};
 
 /// Run a case on SQLite and on PostgreSQL (the latter ignored unless run
@@ -50,6 +51,7 @@ on_both_backends!(
     a_token_alone_signs_no_phone_out,
     a_signed_sign_out_is_taken_once,
     a_revoked_phone_offers_its_unsynced_work,
+    a_revoked_phone_keeps_the_photos_it_has_not_sent,
     relay_past_its_budget_waits_while_honest_phones_sync,
 );
 
@@ -233,6 +235,47 @@ async fn a_revoked_phone_offers_its_unsynced_work(db: Db) {
     assert!(blocking(|| t.admin.record(late.id).unwrap()).is_none(), "dated after the revocation");
     gm.phone.forget_rescued_bundle().unwrap();
     assert_eq!(gm.phone.rescued_bundle().unwrap(), None);
+}
+
+/// A grid manager reports a hazard with a photo offline, and her phone
+/// is revoked before it syncs. The wipe removes the record but keeps the
+/// photo's bytes with the rescued bundle; enrolled again, the phone hands
+/// over the bundle, gets the record back, and sends the photo, which the
+/// server then serves.
+async fn a_revoked_phone_keeps_the_photos_it_has_not_sent(db: Db) {
+    let t = Town::start(db, &[]).await;
+    let mut gm = t.phone(GM).await;
+    gm.sync().await.unwrap();
+    let input = RecordInput::Hazard(HazardFields {
+        category: HazardCategory::Geological,
+        location: Location { text: "二组后山".into(), gps: None },
+        description: "山体出现裂缝，已设警示。".into(),
+    });
+    let id = gm.phone.create_record(None, input).unwrap().id;
+    let photo = photo_jpeg(20_000, 7, true);
+    let hash = gm.phone.attach_photo(&id, photo.clone(), None, None).unwrap().photos[0].hash.clone();
+
+    let dev = device_id(&gm);
+    let later = gridsync_server::clock::now_ms() + 60_000;
+    assert!(blocking(|| t.admin.revoke_device(&dev, later).unwrap()));
+    assert!(matches!(gm.sync().await, Err(SyncError::Revoked)));
+    assert_eq!(gm.store().count().unwrap(), 0, "the phone wiped its records");
+    assert!(gm.phone.rescued_bundle().unwrap().is_some());
+
+    gm.phone.enroll(&t.server.url(), &blocking(|| issue_code(t.admin.as_ref(), GM).unwrap()), "手机").await.unwrap();
+    let r = gm.sync().await.unwrap();
+    assert_eq!((r.relayed_bundles, r.relay_refused_changes), (1, 0), "{r:?}");
+    let sent = gm.phone.upload_photos(0).await.unwrap();
+    assert_eq!(sent.completed, 1, "the photo taken before the revocation goes up: {sent:?}");
+    let c = reqwest::Client::new();
+    let got = c
+        .get(format!("{}/v1/photos/{hash}", t.server.url()))
+        .header("authorization", format!("Bearer {}", token(&gm)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), photo);
 }
 
 /// With a signer budget of 10 changes an hour and a carrier budget of 12,
