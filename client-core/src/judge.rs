@@ -46,6 +46,11 @@ pub const MAX_CHANGE_OPS: usize = 20_000;
 pub const MAX_DOC_BYTES: usize = 1024 * 1024;
 /// Largest compacted record kept at all.
 pub const HARD_MAX_DOC_BYTES: usize = 2 * 1024 * 1024;
+/// Room past [`HARD_MAX_DOC_BYTES`] for the steps that close a record
+/// ([`crate::rules::closes`]), which no size limit refuses: they can only
+/// happen a few times in a row, so this absolute bound on a stored record
+/// (the memory one merge may need) is never what refuses them.
+pub const CLOSING_ROOM_BYTES: usize = 256 * 1024;
 
 /// Which Automerge actor may have written the changes being judged.
 #[derive(Debug, Clone, Copy)]
@@ -321,7 +326,7 @@ fn judge_with(
             ([only], true) => crate::doc::first_change_snapshot(only),
             _ => j.doc.save_snapshot(),
         };
-        if snapshot.len() > HARD_MAX_DOC_BYTES {
+        if snapshot.len() > HARD_MAX_DOC_BYTES + CLOSING_ROOM_BYTES {
             let detail = format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024);
             v.refused
                 .extend(j.accepted.iter().map(|c| refuse(Some(c.hash().0), RejectReason::TooLarge, detail.clone())));
@@ -470,7 +475,15 @@ impl Judging<'_> {
     /// past [`MAX_DOC_BYTES`] and its writer does not handle the record.
     fn keep(&mut self, c: &Change, after: Record, merged: Option<Record>) -> Verdict1 {
         let size = self.size + c.raw_bytes().len();
-        if size > MAX_DOC_BYTES && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
+        // A step that closes the record is never refused for size: nobody
+        // can pad a record to stop the next level from closing it.
+        let closes = crate::rules::closes(self.current.as_ref(), &after);
+        if size > HARD_MAX_DOC_BYTES && !closes {
+            return Err((RejectReason::TooLarge, format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024)));
+        }
+        if size > MAX_DOC_BYTES
+            && !closes
+            && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
         {
             return Err((
                 RejectReason::TooLarge,
@@ -920,6 +933,52 @@ mod tests {
             }
         });
         assert_eq!(gm_phone.push(&stored, &edit).refused.first().map(|r| r.reason), Some(RejectReason::TooLarge));
+    }
+
+    /// A hazard its village leader filled past the hard maximum (2 MiB)
+    /// with steps of his own (a handler may add past 1 MiB) is not frozen:
+    /// the township chief's resolution is taken, a further note of the
+    /// leader's is refused, and so is a reopening after the resolution.
+    #[test]
+    fn past_the_hard_maximum_a_record_still_takes_the_step_that_closes_it() {
+        let text = |i: usize| -> String {
+            (0..1990).map(|j| char::from_u32(0x4e00 + ((i * 7919 + j * 31) % 20000) as u32).unwrap()).collect()
+        };
+        let mut doc = RecordDoc::create(&hazard(), ActorId::random()).unwrap();
+        let mut i = 0;
+        while doc.save().len() <= HARD_MAX_DOC_BYTES {
+            for _ in 0..40 {
+                let mut r = doc.record().unwrap();
+                if let RecordBody::Hazard(h) = &mut r.body {
+                    let e = next_event(&h.events, "vl1", 2_000, HazardAction::Step { note: text(i) });
+                    h.events.push(e);
+                }
+                doc.update(&r).unwrap();
+                i += 1;
+            }
+        }
+        let stored = doc.save();
+        let step = |stored: &[u8], who: Writer, action: HazardAction| {
+            let mut phone = Phone::on(stored, who);
+            let by = phone.who.user_id.clone();
+            let changes = phone.edit(|r| {
+                if let RecordBody::Hazard(h) = &mut r.body {
+                    let e = next_event(&h.events, &by, 3_000, action);
+                    h.events.push(e);
+                }
+            });
+            phone.push(stored, &changes)
+        };
+        let vl = || writer("vl1", Role::VillageLeader, "t01/v01");
+        let v = step(&stored, vl(), HazardAction::Step { note: "再记一步".into() });
+        assert_eq!(v.refused.first().map(|r| r.reason), Some(RejectReason::TooLarge), "{:?}", v.refused);
+        let tc = || writer("tc1", Role::TownshipChief, "t01");
+        let v = step(&stored, tc(), HazardAction::Resolved { note: "乡镇已组织清理".into() });
+        assert!(v.refused.is_empty(), "the township chief's resolution was refused: {:?}", v.refused);
+        let resolved = v.snapshot.expect("the resolution is stored");
+        assert!(resolved.len() > HARD_MAX_DOC_BYTES);
+        let v = step(&resolved, vl(), HazardAction::Step { note: "重新处置".into() });
+        assert_eq!(v.refused.first().map(|r| r.reason), Some(RejectReason::TooLarge), "a reopening is no closing step");
     }
 
     /// Re-encode `c` with `edit` applied (a hostile encoder can write any header).

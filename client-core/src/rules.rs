@@ -31,8 +31,8 @@ use serde_json::Value;
 use crate::events::{Event, heads};
 use crate::grid::{GridPath, Role};
 use crate::model::{
-    Dispute, DisputeAction, DisputeLevel, DisputeState, DisputeStatus, HazardAction, Record, RecordBody, RecordKind,
-    VisitTarget, next_event,
+    Dispute, DisputeAction, DisputeLevel, DisputeState, DisputeStatus, HazardAction, HazardStatus, Record, RecordBody,
+    RecordKind, VisitTarget, next_event,
 };
 use crate::protocol::RejectReason;
 
@@ -375,6 +375,37 @@ pub fn may_add_to_a_large_record(w: &Writer, before: Option<&Record>, after: &Re
             handles(w.role).is_some_and(|h| h >= level || settles)
         }
         (RecordBody::Hazard(_), _) => w.village_level() || matches!(w.role, Role::TownshipChief | Role::CountyStaff),
+        _ => false,
+    }
+}
+
+/// Whether a step closes its record: deletes it, resolves a dispute or a
+/// hazard, raises a dispute's level or settles one of its conflicts, and
+/// changes nothing else. No size limit refuses such a step
+/// ([`crate::judge::HARD_MAX_DOC_BYTES`] included), so nobody, a handler
+/// included, can pad a record to stop the next level from closing it. The
+/// growth it allows is bounded: a record is deleted once, a level rises at
+/// most twice, a dispute or hazard is resolved again only after a step
+/// that reopens it (which the limits do refuse), and a conflict is only
+/// made by steps taken at once.
+pub fn closes(before: Option<&Record>, after: &Record) -> bool {
+    let Some(b) = before else { return false };
+    if !changed_fields(b, after).is_empty() {
+        return false;
+    }
+    if after.deleted != b.deleted {
+        return after.deleted;
+    }
+    match (&b.body, &after.body) {
+        (RecordBody::Dispute(bd), RecordBody::Dispute(ad)) => {
+            let (s0, s1) = (bd.state(), ad.state());
+            s1.level > s0.level
+                || (s1.status == DisputeStatus::Resolved && s0.status != DisputeStatus::Resolved)
+                || s1.conflicts.len() < s0.conflicts.len()
+        }
+        (RecordBody::Hazard(bh), RecordBody::Hazard(ah)) => {
+            ah.status() == HazardStatus::Resolved && bh.status() != HazardStatus::Resolved
+        }
         _ => false,
     }
 }
