@@ -300,6 +300,23 @@ fn issue_code(store: &dyn ServerStore, user: &str, hours: i64) -> anyhow::Result
     Ok(crate::accounts::issue_enrollment_code(store, user, crate::clock::now_ms(), hours)?)
 }
 
+/// The `serve` command's flags, each with its default (as clap shows it),
+/// and the global ones: what the docs' limits table must agree with
+/// (`server/tests/server/docs.rs`).
+pub fn serve_flags() -> Vec<(String, Option<String>)> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let serve = cmd.find_subcommand("serve").cloned().unwrap_or_default();
+    cmd.get_arguments()
+        .chain(serve.get_arguments())
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let default = a.get_default_values().first().map(|v| v.to_string_lossy().into_owned());
+            Some((format!("--{long}"), default))
+        })
+        .collect()
+}
+
 /// Parse the process's command line and run the command.
 pub fn main() -> anyhow::Result<()> {
     main_from(std::env::args())
