@@ -763,24 +763,24 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
     let budget = state.relay_budget.clone();
     let result = web::block(move || {
         let sent = body.len();
-        let req = crate::signatures::RelayRequest { carrier: &carrier, sealed: &body, limits, budget: &budget };
-        let r = crate::signatures::relay(store.as_ref(), &metrics, &key, req, &mut |n| held.grow_to(sent + n), now);
+        let req = crate::bundles::RelayRequest { carrier: &carrier, sealed: &body, limits, budget: &budget };
+        let r = crate::bundles::relay(store.as_ref(), &metrics, &key, req, &mut |n| held.grow_to(sent + n), now);
         drop(held);
         r
     })
     .await;
     match result {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
-        Ok(Err(crate::signatures::RelayError::Decode(e))) => decode_refused(&auth, &e, "malformed relay bundle"),
-        Ok(Err(crate::signatures::RelayError::Unreadable)) => error(
+        Ok(Err(crate::bundles::RelayError::Decode(e))) => decode_refused(&auth, &e, "malformed relay bundle"),
+        Ok(Err(crate::bundles::RelayError::Unreadable)) => error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "relay_unreadable",
             "转交文件无法打开：不是给本服务器的，或在途中被改动",
         ),
-        Ok(Err(crate::signatures::RelayError::UnknownSigner)) => {
+        Ok(Err(crate::bundles::RelayError::UnknownSigner)) => {
             error(StatusCode::UNPROCESSABLE_ENTITY, "unknown_signer", "转交文件来自未在本服务器注册的设备")
         }
-        Ok(Err(crate::signatures::RelayError::Quota(crate::ratelimit::RelayRefusal::Wait(wait)))) => {
+        Ok(Err(crate::bundles::RelayError::Quota(crate::ratelimit::RelayRefusal::Wait(wait)))) => {
             let mut r =
                 error(StatusCode::TOO_MANY_REQUESTS, "relay_quota", "转交的修改过多，已超过每小时限额，请稍后再交");
             let secs = wait.as_secs().max(1).to_string();
@@ -789,12 +789,12 @@ pub async fn relay(req: HttpRequest, state: web::Data<AppState>, payload: web::P
             }
             r
         }
-        Ok(Err(crate::signatures::RelayError::Quota(crate::ratelimit::RelayRefusal::TooLarge))) => error(
+        Ok(Err(crate::bundles::RelayError::Quota(crate::ratelimit::RelayRefusal::TooLarge))) => error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "relay_too_large",
             "转交文件的修改超过每小时转交限额，无法转交，请让原手机自行联网同步",
         ),
-        Ok(Err(crate::signatures::RelayError::Store(e))) => store_error(&e),
+        Ok(Err(crate::bundles::RelayError::Store(e))) => store_error(&e),
         Err(_) => blocking_error(),
     }
 }

@@ -30,6 +30,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod blobs;
+pub mod bundles;
 pub mod cli;
 pub mod clock;
 pub mod dashboard;
@@ -210,7 +211,7 @@ pub fn default_max_connections() -> usize {
     soft.map_or(1024, |n| n.saturating_sub(256).clamp(64, 25_000))
 }
 
-pub use signatures::{BundleImport, ImportError, import_bundle};
+pub use bundles::{BundleImport, ImportError, import_bundle};
 
 #[cfg(test)]
 mod tests {

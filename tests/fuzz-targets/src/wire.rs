@@ -11,7 +11,7 @@ use gridsync_core::protocol::{
     SyncResponse, decode_bundle, decode_sync_request,
 };
 use gridsync_core::signing::{ServerKey, seal_to_server};
-use gridsync_server::signatures::{RelayError, open_sealed};
+use gridsync_server::bundles::{RelayError, open_sealed};
 
 use crate::alloc::peak_during;
 
@@ -240,7 +240,7 @@ fn relay_key() -> &'static ServerKey {
     KEY.get_or_init(|| ServerKey::from_secret(&[7; 32]).expect("a key"))
 }
 
-/// `POST /v1/relay` after opening (`signatures::open_sealed`): the bytes
+/// `POST /v1/relay` after opening (`bundles::open_sealed`): the bytes
 /// are sealed to the server's key, opened and decoded as a bundle is. The
 /// plaintext's memory is asked of the budget before it is made, a spent
 /// budget refuses before opening, the answer is the bundle decoder's, and
