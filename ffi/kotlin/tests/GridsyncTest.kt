@@ -753,15 +753,24 @@ suspend fun Ctx.aRevokedPhoneIsWiped() {
     assertNull(core.enrollment())
     assertFailsWith<ApiException.NotFound> { core.getRecord(rec.id) }
     assertFailsWith<ApiException.NotEnrolled> { core.sync(Progress()) }
-    // The unsynced visit was not deleted unoffered: it is sealed for a
-    // colleague's phone to carry, and the server takes it (made before the
-    // revocation).
+    // The unsynced visit was not deleted unoffered: it is sealed to the
+    // server. A colleague's phone carrying it is refused (a lost phone's
+    // clock can lie); the phone enrolled again by its own user hands it
+    // over, and the server takes it (made before the revocation).
     val rescued = assertNotNull(core.rescuedBundle(), "the unsynced visit is offered")
     val carrier = phone("carrier-of-lost", "vl-t01-v02")
     assertTrue(carrier.carryRelayBundle(rescued))
-    val stats = carrier.sync(Progress())
+    val refused = carrier.sync(Progress())
+    assertEquals(1uL, refused.relayedBundles, "$refused")
+    assertEquals(1uL, refused.relayRefusedChanges, "$refused")
+    core.enroll(server.url, server.code("gm-t01-v02-g1"), "找回的手机")
+    val stats = core.sync(Progress())
     assertEquals(1uL, stats.relayedBundles, "$stats")
     assertEquals(0uL, stats.relayRefusedChanges, "$stats")
+    // Bundles go up after the records' own round: the next sync brings
+    // the rescued visit back to the phone.
+    core.sync(Progress())
+    assertEquals(2uL, core.countRecords(), "the dispute and the rescued visit are back")
     core.forgetRescuedBundle()
     assertNull(core.rescuedBundle())
 }
