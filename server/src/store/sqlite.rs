@@ -20,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use uuid::Uuid;
 
 use super::*;
+use gridsync_core::grid::Role;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/server-sqlite/001_init.sql"),
