@@ -18,31 +18,6 @@ use gridsync_tests::records::{DAY0, dispute, dispute_act, hazard, hazard_step, p
 use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, postgres_db, seed_demo};
 use uuid::Uuid;
 
-/// Run a case on SQLite and on PostgreSQL (the latter ignored unless run
-/// with `--include-ignored` and a PostgreSQL URL).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Db::Sqlite(dir.path().to_path_buf())).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
-                async fn on_postgres() {
-                    let db = blocking(postgres_db);
-                    super::$name(db).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
     an_invalid_step_hidden_behind_its_repair_stalls_nobody,
     a_phone_cannot_write_under_a_colleagues_actor,

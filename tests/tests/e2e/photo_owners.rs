@@ -20,31 +20,6 @@ use gridsync_tests::records::photo_jpeg as jpeg;
 use gridsync_tests::server::{Admin, Db, ServerProc, admin_command, blocking, issue_code, postgres_db, seed_demo};
 use uuid::Uuid;
 
-/// Run a case on SQLite and on PostgreSQL (the latter ignored unless run
-/// with `--include-ignored` and a PostgreSQL URL).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Db::Sqlite(dir.path().to_path_buf())).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
-                async fn on_postgres() {
-                    let db = blocking(postgres_db);
-                    super::$name(db).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(
     first_photos_attached_at_once_are_both_kept,
     naming_a_photos_hash_neither_reaches_nor_hides_it,

@@ -9,33 +9,7 @@ use gridsync_tests::records::{hazard, patrol};
 use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, postgres_db, seed_demo};
 use uuid::Uuid;
 
-/// Run a case on SQLite and on PostgreSQL (the latter ignored unless run
-/// with `--include-ignored` and a PostgreSQL URL).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Db::Sqlite(dir.path().to_path_buf()), dir.path()).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
-                async fn on_postgres() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = blocking(postgres_db);
-                    super::$name(db, dir.path()).await;
-                }
-            }
-        )*
-    };
-}
-
-on_both_backends!(
+on_both_backends!(with_dir:
     a_phone_cannot_flood_the_log_forge_a_line_or_inflate_the_alarm,
     an_agency_directory_names_no_grid_manager,
     grid_paths_are_normalised_at_every_door,

@@ -16,31 +16,6 @@ use gridsync_tests::records::{hazard, patrol};
 use gridsync_tests::server::{Admin, Db, ServerProc, blocking, issue_code, postgres_db, seed_demo};
 use uuid::Uuid;
 
-/// Run a case on SQLite and on PostgreSQL (the latter ignored unless run
-/// with `--include-ignored` and a PostgreSQL URL).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                use super::*;
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn on_sqlite() {
-                    let dir = tempfile::tempdir().unwrap();
-                    super::$name(Db::Sqlite(dir.path().to_path_buf())).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs PostgreSQL: set GRIDSYNC_TEST_POSTGRES_URL and run with --include-ignored"]
-                async fn on_postgres() {
-                    let db = blocking(postgres_db);
-                    super::$name(db).await;
-                }
-            }
-        )*
-    };
-}
-
 on_both_backends!(a_relay_bomb_is_refused_before_it_takes_memory, relay_bundles_are_refused_as_sync_requests_are);
 
 const GM: &str = "gm-t01-v01-g1";
