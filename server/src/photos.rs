@@ -409,6 +409,17 @@ pub struct GcReport {
     pub owners_forgotten: usize,
 }
 
+/// Why `gc-photos` stopped: the record store or the photo store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// The record store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The photo store failed.
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobError),
+}
+
 /// Remove every complete blob no live record references and nobody wrote
 /// for `grace_ms` (a photo of a deleted record goes, a photo just uploaded
 /// does not), and every upload nobody wrote to for `grace_ms`, finished or
@@ -423,7 +434,7 @@ pub fn collect_garbage(
     blobs: &dyn BlobStore,
     now: i64,
     grace_ms: i64,
-) -> anyhow::Result<GcReport> {
+) -> Result<GcReport, GcError> {
     let live = store.live_photos()?;
     let ledger = store.photo_ledger();
     let old = |written_at: i64| now.saturating_sub(written_at) >= grace_ms;
