@@ -296,7 +296,7 @@ async fn an_offline_step_on_a_padded_dispute_is_kept_and_shown_never_dropped(db:
     let user = gm.user.clone();
     gm.create(&patrol(&grid, &user, 1, PatrolSlot::Evening)).unwrap();
     gm.phone
-        .append_dispute_event(&id, DisputeAction::Resolved { note: "现场调解成功".into() })
+        .append_dispute_event(&id, DisputeAction::FollowUp { note: "现场回访，双方情绪平稳".into() })
         .expect("a refused step must not block the next one");
     // The repair kept the refused step aside, with its reason and content.
     let kept = gm.phone.refused_steps().unwrap();
@@ -307,8 +307,9 @@ async fn an_offline_step_on_a_padded_dispute_is_kept_and_shown_never_dropped(db:
     let view = gm.phone.get_record(&id).unwrap();
     assert_eq!(view.rejection.as_ref().map(|r| r.code.as_str()), Some("too_large"), "still shown");
     let r = gm.sync().await.unwrap();
-    // The patrol reached the server; the resolution, past the size limit
-    // and not the grid manager's to add there, is refused and kept too.
+    // The patrol reached the server; the follow-up, past the size limit
+    // and not the grid manager's to add there, is refused and kept too (a
+    // step that closes the dispute would be taken: `rules::closes`).
     assert_eq!(r.rejected.iter().map(|(_, x)| x.code.as_str()).collect::<Vec<_>>(), ["too_large"]);
     assert!(r.set_aside.is_empty());
     gm.phone.append_dispute_event(&id, DisputeAction::FollowUp { note: "再次回访".into() }).unwrap();
