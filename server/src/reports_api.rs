@@ -159,6 +159,20 @@ async fn run<T: Serialize + Send + 'static>(
     }
 }
 
+/// What every report does first: who asks (a device token or a dashboard
+/// session), the query, then `f` on the blocking pool with the store, the
+/// caller, the query and the server's time.
+async fn answer<T: Serialize + Send + 'static>(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    f: impl FnOnce(&dyn crate::store::ServerStore, &User, &Query, i64) -> Result<T, ReportError> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    let user = caller(req, state).await?;
+    let q = query(req)?;
+    let (store, now) = (state.store.clone(), state.clock.now());
+    run(move || f(store.as_ref(), &user, &q, now)).await
+}
+
 fn json<T: Serialize>(r: Result<T, HttpResponse>) -> HttpResponse {
     match r {
         Ok(v) => HttpResponse::Ok().json(v),
@@ -212,13 +226,9 @@ macro_rules! try_resp {
 
 /// `GET /v1/reports/weekly?grid=&week_start=YYYY-MM-DD`
 async fn weekly(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
-    let store = state.store.clone();
-    let now = state.clock.now();
     json(
-        run(move || {
-            let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
+        answer(&req, &state, |store, user, q, now| {
+            let grid = reports::target(user, q.get("grid").map(String::as_str))?;
             let week = match q.get("week_start") {
                 Some(s) => reports::parse_day(s, "bad_week_start")?,
                 None => {
@@ -227,7 +237,7 @@ async fn weekly(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
                     today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()))
                 }
             };
-            reports::weekly(store.as_ref(), &grid, week, now)
+            reports::weekly(store, &grid, week, now)
         })
         .await,
     )
@@ -235,18 +245,14 @@ async fn weekly(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /v1/reports/monthly/{township}/{YYYY-MM}[.json|.csv|.xlsx]?days=`
 async fn monthly(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
     let (township, month) = path.into_inner();
     let (month, format) = split_format(&month);
     let month = month.to_owned();
-    let store = state.store.clone();
-    let now = state.clock.now();
     let data = try_resp!(
-        run(move || {
-            let grid = reports::target(&user, Some(&township))?;
-            let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::monthly(store.as_ref(), &grid, &month, days, now)
+        answer(&req, &state, move |store, user, q, now| {
+            let grid = reports::target(user, Some(&township))?;
+            let days = days_param(q, DEFAULT_BACKLOG_DAYS)?;
+            reports::monthly(store, &grid, &month, days, now)
         })
         .await
     );
@@ -262,13 +268,9 @@ async fn monthly(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(
 
 /// `GET /v1/reports/coverage?grid=&from=&to=`
 async fn coverage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
-    let store = state.store.clone();
-    let now = state.clock.now();
     json(
-        run(move || {
-            let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
+        answer(&req, &state, |store, user, q, now| {
+            let grid = reports::target(user, q.get("grid").map(String::as_str))?;
             let to = match q.get("to") {
                 Some(s) => reports::parse_day(s, "bad_to")?,
                 None => gridsync_core::model::beijing_day(now),
@@ -277,7 +279,7 @@ async fn coverage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
                 Some(s) => reports::parse_day(s, "bad_from")?,
                 None => to - chrono::Days::new(6),
             };
-            reports::coverage(store.as_ref(), &grid, from, to, now)
+            reports::coverage(store, &grid, from, to, now)
         })
         .await,
     )
@@ -285,15 +287,11 @@ async fn coverage(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse 
 
 /// `GET /v1/reports/backlog?grid=&days=30`
 async fn backlog(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
-    let store = state.store.clone();
-    let now = state.clock.now();
     json(
-        run(move || {
-            let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
-            let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::backlog(store.as_ref(), &user, &grid, days, now)
+        answer(&req, &state, |store, user, q, now| {
+            let grid = reports::target(user, q.get("grid").map(String::as_str))?;
+            let days = days_param(q, DEFAULT_BACKLOG_DAYS)?;
+            reports::backlog(store, user, &grid, days, now)
         })
         .await,
     )
@@ -326,22 +324,18 @@ fn four_none_target(user: &User, requested: Option<&str>) -> Result<GridPath, Re
 
 /// `GET /v1/reports/four-none/{year}[.json|.csv|.xlsx]?grid=&days=`
 async fn four_none(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
     let (year, format) = split_format(&path);
     let year = year.to_owned();
-    let store = state.store.clone();
-    let now = state.clock.now();
     let table = try_resp!(
-        run(move || {
-            let grid = four_none_target(&user, q.get("grid").map(String::as_str))?;
+        answer(&req, &state, move |store, user, q, now| {
+            let grid = four_none_target(user, q.get("grid").map(String::as_str))?;
             let year: i32 = year
                 .parse()
                 .map_err(|_| ReportError::BadInput {
                     code: "bad_year", message_zh: "年份应为四位数字".into()
                 })?;
-            let days = days_param(&q, DEFAULT_BACKLOG_DAYS)?;
-            reports::four_none(store.as_ref(), &grid, year, days, now)
+            let days = days_param(q, DEFAULT_BACKLOG_DAYS)?;
+            reports::four_none(store, &grid, year, days, now)
         })
         .await
     );
@@ -353,18 +347,14 @@ async fn four_none(req: HttpRequest, state: web::Data<AppState>, path: web::Path
 
 /// `GET /v1/reports/sync-health?grid=&days=7`
 async fn sync_health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
-    let store = state.store.clone();
-    let now = state.clock.now();
     json(
-        run(move || {
-            let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
+        answer(&req, &state, |store, user, q, now| {
+            let grid = reports::target(user, q.get("grid").map(String::as_str))?;
             if user.role == Role::GridManager {
                 return Err(ReportError::Forbidden("网格管理员无权查看同步情况".into()));
             }
-            let days = days_param(&q, DEFAULT_SYNC_DAYS)?;
-            reports::sync_health(store.as_ref(), &grid, days, now)
+            let days = days_param(q, DEFAULT_SYNC_DAYS)?;
+            reports::sync_health(store, &grid, days, now)
         })
         .await,
     )
@@ -372,18 +362,14 @@ async fn sync_health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 
 /// `GET /v1/reports/submissions/{YYYY-MM}?grid=`
 async fn submissions(req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let user = try_resp!(caller(&req, &state).await);
-    let q = try_resp!(query(&req));
-    let store = state.store.clone();
-    let now = state.clock.now();
     let month = path.into_inner();
     json(
-        run(move || {
-            let grid = reports::target(&user, q.get("grid").map(String::as_str))?;
+        answer(&req, &state, move |store, user, q, now| {
+            let grid = reports::target(user, q.get("grid").map(String::as_str))?;
             if grid.level() > GridLevel::Township {
                 return Err(ReportError::Forbidden("月度报告由乡镇报送，请以乡镇或县的账号查看".into()));
             }
-            reports::submissions(store.as_ref(), &grid, &month, now)
+            reports::submissions(store, &grid, &month, now)
         })
         .await,
     )
