@@ -76,6 +76,10 @@ pub const LOCK_MS: i64 = 15 * 60_000;
 /// Largest form body the dashboard reads (a monthly report's 20,000
 /// characters, URL-encoded, fit with room to spare).
 pub const MAX_FORM_BYTES: usize = 1024 * 1024;
+/// Most fields in one form (the largest, the agencies' counts of a county,
+/// has 121 villages × 3 kinds): each field costs its strings however short
+/// it is, so this, not the byte limit, bounds a form's memory.
+pub const MAX_FORM_FIELDS: usize = 2_000;
 /// Largest file upload (the agencies' CSV).
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
 
@@ -292,7 +296,7 @@ async fn send(
             }
         }
     } else {
-        r.pairs = serde_urlencoded::from_bytes(&body).map_err(|_| WebError::Bad("表单格式错误".into()))?;
+        r.pairs = request::form_pairs(&body)?;
     }
     r.form = r.pairs.iter().cloned().collect();
     let csrf = r.form.get("csrf").cloned().unwrap_or_default();

@@ -198,3 +198,29 @@ mod tests {
         assert!(multipart("multipart/form-data; boundary=XX", b"").is_none());
     }
 }
+
+/// A URL-encoded form body as the dashboard reads it: at most
+/// [`super::MAX_FORM_FIELDS`] fields (more is refused, in Chinese, before
+/// any is decoded), then `serde_urlencoded`'s pairs in order.
+pub fn form_pairs(body: &[u8]) -> Result<Vec<(String, String)>, WebError> {
+    if body.split(|&b| b == b'&').count() > super::MAX_FORM_FIELDS {
+        return Err(WebError::TooLarge(format!("表单字段过多（上限{}项），请分次提交", super::MAX_FORM_FIELDS)));
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| WebError::Bad("表单格式错误".into()))
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+
+    #[test]
+    fn a_form_of_too_many_fields_is_refused_before_it_is_decoded() {
+        let at_limit = vec!["a=1"; super::super::MAX_FORM_FIELDS].join("&");
+        assert_eq!(form_pairs(at_limit.as_bytes()).unwrap().len(), super::super::MAX_FORM_FIELDS);
+        let past = format!("{at_limit}&b=2");
+        match form_pairs(past.as_bytes()) {
+            Err(WebError::TooLarge(m)) => assert_eq!(m, "表单字段过多（上限2000项），请分次提交"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
