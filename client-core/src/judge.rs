@@ -476,19 +476,18 @@ impl Judging<'_> {
     fn keep(&mut self, c: &Change, after: Record, merged: Option<Record>) -> Verdict1 {
         let size = self.size + c.raw_bytes().len();
         // A step that closes the record is never refused for size: nobody
-        // can pad a record to stop the next level from closing it.
-        let closes = crate::rules::closes(self.current.as_ref(), &after);
-        if size > HARD_MAX_DOC_BYTES && !closes {
-            return Err((RejectReason::TooLarge, format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024)));
-        }
-        if size > MAX_DOC_BYTES
-            && !closes
-            && !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after)
-        {
-            return Err((
-                RejectReason::TooLarge,
-                format!("记录已超过{}KB，只有负责该记录的人员可以继续记录处理步骤", MAX_DOC_BYTES / 1024),
-            ));
+        // can pad a record to stop the next level from closing it. Asked
+        // only past the limit (it derives dispute states), not on every change.
+        if size > MAX_DOC_BYTES && !crate::rules::closes(self.current.as_ref(), &after) {
+            if size > HARD_MAX_DOC_BYTES {
+                return Err((RejectReason::TooLarge, format!("记录超过{}KB上限", HARD_MAX_DOC_BYTES / 1024)));
+            }
+            if !crate::rules::may_add_to_a_large_record(self.writer, self.current.as_ref(), &after) {
+                return Err((
+                    RejectReason::TooLarge,
+                    format!("记录已超过{}KB，只有负责该记录的人员可以继续记录处理步骤", MAX_DOC_BYTES / 1024),
+                ));
+            }
         }
         self.size = size;
         self.graph.add(c);
