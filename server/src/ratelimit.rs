@@ -31,6 +31,14 @@ struct Bucket {
     at: Instant,
 }
 
+impl Bucket {
+    /// Refill at `per_s` tokens a second since it was last seen, up to `cap`.
+    fn refill(&mut self, cap: f64, per_s: f64, now: Instant) {
+        self.tokens = (self.tokens.min(cap) + now.saturating_duration_since(self.at).as_secs_f64() * per_s).min(cap);
+        self.at = now;
+    }
+}
+
 /// Token buckets by client address (or by another key: a device id).
 #[derive(Debug)]
 pub struct RateLimiter<K = IpAddr> {
@@ -61,8 +69,7 @@ impl<K: Hash + Eq> RateLimiter<K> {
             }
         }
         let b = map.entry(ip).or_insert(Bucket { tokens: burst, at: now });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_s).min(burst);
-        b.at = now;
+        b.refill(burst, per_s, now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             Ok(())
@@ -148,9 +155,7 @@ impl RelayBudget {
             for (i, bucket) in b.iter_mut().enumerate() {
                 let cap = caps[i].max(1) as f64;
                 let per_s = cap / 3600.0;
-                bucket.tokens =
-                    (bucket.tokens.min(cap) + now.saturating_duration_since(bucket.at).as_secs_f64() * per_s).min(cap);
-                bucket.at = now;
+                bucket.refill(cap, per_s, now);
                 let short = want[i] as f64 - bucket.tokens;
                 if short > 0.0 {
                     wait = wait.max(Duration::from_secs_f64(short / per_s));
